@@ -1,0 +1,8 @@
+//! smhfs: a FUSE filesystem for Tencent Cloud Smart Media Hosting, and an
+//! SMH-compatible server on local disk (`smhfs serve`).
+//!
+//! Layers: [`smh`] is the API client, [`server`] the local server, and `fs`
+//! the filesystem core with its thin fuser adapter.
+
+pub mod server;
+pub mod smh;

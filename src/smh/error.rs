@@ -1,0 +1,167 @@
+//! `SmhError`: everything the client can fail with, and its one errno mapping.
+
+use super::types::ErrorBody;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SmhError {
+    /// The server answered with an SMH error (JSON `code`/`message`/`requestId`),
+    /// or an object-store XML error, or a bare status.
+    #[error("SMH error {status} {code}: {message}{}", request_id.as_deref().map(|r| format!(" (request id {r})")).unwrap_or_default())]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+        request_id: Option<String>,
+    },
+    /// Could not reach the server or the connection broke (URL redacted).
+    #[error("network error on {url}: {message}")]
+    Network { url: String, message: String },
+    /// The server's reply could not be understood (URL redacted).
+    #[error("malformed reply from {url}: {message}")]
+    Malformed { url: String, message: String },
+    #[error("invalid path: {0}")]
+    InvalidPath(String),
+    #[error("name too long: {0} bytes (at most 255)")]
+    NameTooLong(usize),
+    #[error("configuration error: {0}")]
+    Config(String),
+    /// Local I/O (reading a staged file, for instance).
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The upload cannot continue (plan and server state disagree, etc.).
+    #[error("upload failed: {0}")]
+    Upload(String),
+}
+
+pub type Result<T, E = SmhError> = std::result::Result<T, E>;
+
+impl SmhError {
+    pub fn api(status: u16, body: ErrorBody) -> Self {
+        SmhError::Api {
+            status,
+            code: body.code,
+            message: body.message,
+            request_id: body.request_id,
+        }
+    }
+
+    /// The SMH error code, if the server sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            SmhError::Api { code, .. } if !code.is_empty() => Some(code),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            SmhError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404)
+    }
+
+    /// Worth another try after a pause: throttling, server errors, broken
+    /// connections. Never 4xx logic errors.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            SmhError::Api { status, .. } => *status == 429 || *status >= 500,
+            SmhError::Network { .. } => true,
+            _ => false,
+        }
+    }
+
+    /// The one place SMH errors become errno values (smh-api.md §8.3).
+    pub fn errno(&self) -> i32 {
+        match self {
+            SmhError::Api { status, code, .. } => match code.as_str() {
+                "FileNotFound"
+                | "DirectoryNotFound"
+                | "PathNotFound"
+                | "SourceFileNotFound"
+                | "SourceDirectoryNotFound"
+                | "SpaceNotFound"
+                | "LibraryNotFound"
+                | "FileRemovedByQuota" => libc::ENOENT,
+                "SameNameDirectoryOrFileExists" | "PathConflict" | "RenameTooManyTimes" => {
+                    libc::EEXIST
+                }
+                "SpaceNotEmpty" => libc::ENOTEMPTY,
+                "QuotaLimitReached" | "LibraryQuotaLimitReached" | "NoEnoughRemainingQuota" => {
+                    libc::ENOSPC
+                }
+                "FileNameLengthExceed" | "DirectoryNameLengthExceed" => libc::ENAMETOOLONG,
+                "IllegalFileName"
+                | "EmptyFileName"
+                | "EmptyPath"
+                | "InvalidFilePath"
+                | "SourceDirectoryIsParentOfDestination"
+                | "InvalidDestinationPath"
+                | "InvalidSourceDirectory"
+                | "InvalidSourceFile"
+                | "FileTypeNotMatched" => libc::EINVAL,
+                "NoPermission"
+                | "WriteForbidden"
+                | "ReadForbidden"
+                | "InvalidAccessToken"
+                | "AccessTokenNotMatchSpace"
+                | "AccessTokenNotMatchLibrary"
+                | "SensitiveContentRecognized"
+                | "UploadNotBelongYou" => libc::EACCES,
+                _ => match *status {
+                    404 => libc::ENOENT,
+                    409 => libc::EEXIST,
+                    403 => libc::EACCES,
+                    413 => libc::EFBIG,
+                    414 => libc::ENAMETOOLONG,
+                    _ => libc::EIO,
+                },
+            },
+            SmhError::Network { .. } | SmhError::Malformed { .. } | SmhError::Upload(_) => {
+                libc::EIO
+            }
+            SmhError::InvalidPath(_) | SmhError::Config(_) => libc::EINVAL,
+            SmhError::NameTooLong(_) => libc::ENAMETOOLONG,
+            SmhError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, code: &str) -> SmhError {
+        SmhError::Api {
+            status,
+            code: code.into(),
+            message: String::new(),
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn errno_table() {
+        assert_eq!(api(404, "FileNotFound").errno(), libc::ENOENT);
+        assert_eq!(
+            api(409, "SameNameDirectoryOrFileExists").errno(),
+            libc::EEXIST
+        );
+        assert_eq!(api(400, "QuotaLimitReached").errno(), libc::ENOSPC);
+        assert_eq!(api(400, "FileNameLengthExceed").errno(), libc::ENAMETOOLONG);
+        assert_eq!(api(409, "SpaceNotEmpty").errno(), libc::ENOTEMPTY);
+        assert_eq!(api(503, "ServerOverloaded").errno(), libc::EIO);
+        assert_eq!(api(404, "").errno(), libc::ENOENT);
+    }
+
+    #[test]
+    fn retryable() {
+        assert!(api(429, "RateLimitExceeded").is_retryable());
+        assert!(api(503, "").is_retryable());
+        assert!(!api(409, "SameNameDirectoryOrFileExists").is_retryable());
+        assert!(!api(400, "BadCrc64").is_retryable());
+    }
+}

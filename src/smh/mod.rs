@@ -1,0 +1,19 @@
+//! Async client for the SMH business API.
+//!
+//! `SmhClient` is cheap to clone; it owns the token, retries with backoff and
+//! decodes SMH errors into [`SmhError`]. Uploads live in [`upload`].
+
+pub mod client;
+pub mod error;
+pub mod hash;
+pub mod path;
+pub mod redact;
+pub mod types;
+pub mod upload;
+
+pub use client::{ClientConfig, Credentials, FileHead, RetryPolicy, SmhClient, Usage};
+pub use error::{Result, SmhError};
+pub use hash::{ContentHasher, ContentHashes};
+pub use path::SmhPath;
+pub use types::ConflictStrategy;
+pub use upload::{BeginOutcome, UploadKind, UploadOptions, UploadPlan};
