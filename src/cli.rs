@@ -1,0 +1,1 @@
+//! Mount arguments and `-o` options.

@@ -1,0 +1,1 @@
+//! The filesystem core (FUSE-free) and its thin fuser adapter.
