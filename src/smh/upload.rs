@@ -1,16 +1,27 @@
 //! The SMH upload flow: begin (with instant-upload hashes) -> PUT parts ->
 //! confirm with CRC-64; status, renew and abort for resuming.
 
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use reqwest::{Method, StatusCode};
 
-use super::client::SmhClient;
-use super::error::Result;
-use super::hash::ContentHashes;
+use super::client::{decode_json, error_chain, error_from_response, ApiCall, SmhClient};
+use super::error::{Result, SmhError};
+use super::hash::{ContentHasher, ContentHashes, INSTANT_UPLOAD_MIN_SIZE};
 use super::path::SmhPath;
+use super::redact::redact_url;
 use super::types::*;
+
+/// SMH allows at most this many parts per upload.
+pub const MAX_PARTS: u64 = 10_000;
+const MIB: u64 = 1024 * 1024;
+/// Renew a ticket this long before it expires.
+const RENEW_MARGIN: Duration = Duration::from_secs(30);
 
 /// Simple (one PUT of the whole body) or multipart (numbered part PUTs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +82,53 @@ impl Default for UploadOptions {
     }
 }
 
+/// Part size for a file: at least `min` (and 1 MiB), grown in whole MiB so
+/// the part count stays within [`MAX_PARTS`].
+pub fn part_size_for(size: u64, min: u64) -> u64 {
+    let min = min.max(MIB);
+    let needed = size.div_ceil(MAX_PARTS).div_ceil(MIB) * MIB;
+    min.max(needed)
+}
+
+fn part_count(size: u64, part_size: u64) -> u32 {
+    size.div_ceil(part_size).max(1) as u32
+}
+
+/// Byte range of part `n` (from 1).
+fn part_range(n: u32, part_size: u64, size: u64) -> (u64, u64) {
+    let start = (n as u64 - 1) * part_size;
+    (start, part_size.min(size - start))
+}
+
+fn ticket_expires_soon(t: &UploadTicket) -> bool {
+    let Some(exp) = t.expiration.as_deref() else {
+        return false;
+    };
+    match chrono::DateTime::parse_from_rfc3339(exp) {
+        Ok(when) => {
+            let left = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+            left.to_std().map(|d| d < RENEW_MARGIN).unwrap_or(true)
+        }
+        Err(_) => false,
+    }
+}
+
+async fn read_at(file: Arc<std::fs::File>, offset: u64, len: u64) -> Result<Bytes> {
+    tokio::task::spawn_blocking(move || {
+        let mut buf = vec![0u8; len as usize];
+        file.read_exact_at(&mut buf, offset)?;
+        Ok(Bytes::from(buf))
+    })
+    .await
+    .map_err(|e| SmhError::Upload(format!("read task failed: {e}")))?
+}
+
+/// The ticket shared by concurrent part uploads, with a generation so that
+/// one 403 leads to one renew.
+struct SharedTicket {
+    ticket: tokio::sync::RwLock<(u64, UploadTicket)>,
+}
+
 impl SmhClient {
     pub async fn begin_upload(
         &self,
@@ -80,7 +138,82 @@ impl SmhClient {
         strategy: ConflictStrategy,
         filesize: Option<u64>,
     ) -> Result<BeginOutcome> {
-        todo!()
+        if path.is_root() {
+            return Err(SmhError::InvalidPath(
+                "cannot upload to the root itself".into(),
+            ));
+        }
+        let method = match kind {
+            UploadKind::Simple => Method::PUT,
+            UploadKind::Multipart => Method::POST,
+        };
+        let mut call = ApiCall::new(method, self.space_path("file", path));
+        if kind == UploadKind::Multipart {
+            call = call.flag("multipart");
+        }
+        call = call.query("conflict_resolution_strategy", strategy.as_str());
+        if let Some(size) = filesize {
+            call = call.query("filesize", size.to_string());
+        }
+        let call = call.json(body);
+        let where_ = self.space_path("file", path);
+        let resp = self.call(call).await?;
+        match resp.status() {
+            StatusCode::OK => Ok(BeginOutcome::Done(decode_json(resp, &where_).await?)),
+            StatusCode::ACCEPTED => Ok(BeginOutcome::BeginningHashMatched),
+            StatusCode::CREATED => Ok(BeginOutcome::Ticket(decode_json(resp, &where_).await?)),
+            other => Err(SmhError::Malformed {
+                url: where_,
+                message: format!("unexpected status {other} from upload begin"),
+            }),
+        }
+    }
+
+    /// Object URL of a ticket; the scheme follows the endpoint's.
+    fn object_url(&self, ticket: &UploadTicket, part: Option<u32>) -> String {
+        let mut url = format!("{}://{}{}", self.scheme(), ticket.domain, ticket.path);
+        if let Some(n) = part {
+            let id = ticket.upload_id.as_deref().unwrap_or_default();
+            let id = percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC);
+            url.push_str(&format!("?partNumber={n}&uploadId={id}"));
+        }
+        url
+    }
+
+    /// One PUT to the object store with the ticket's exact headers; retried
+    /// for 5xx/429/connection errors, never for 403 (the caller renews).
+    async fn put_to_object_store(
+        &self,
+        ticket: &UploadTicket,
+        part: Option<u32>,
+        body: Bytes,
+    ) -> Result<()> {
+        let url = self.object_url(ticket, part);
+        let shown = redact_url(&url);
+        let max = self.config().retry.max_retries;
+        let mut attempt = 0;
+        loop {
+            let mut req = self.inner.http.put(&url).body(body.clone());
+            for (k, v) in ticket.header_pairs() {
+                req = req.header(k, v);
+            }
+            let err = match req.send().await {
+                Ok(resp) if resp.status().is_success() => return Ok(()),
+                Ok(resp) => error_from_response(resp).await,
+                Err(e) => SmhError::Network {
+                    url: shown.clone(),
+                    message: error_chain(&e),
+                },
+            };
+            if err.is_retryable() && attempt < max {
+                let d = self.backoff(attempt);
+                tracing::warn!(url = %shown, error = %err, retry_in = ?d, "object PUT failed; retrying");
+                tokio::time::sleep(d).await;
+                attempt += 1;
+                continue;
+            }
+            return Err(err);
+        }
     }
 
     /// PUT one part (`part_number` from 1) with exactly the ticket's headers.
@@ -90,12 +223,28 @@ impl SmhClient {
         part_number: u32,
         body: Bytes,
     ) -> Result<()> {
-        todo!()
+        if part_number == 0 || part_number as u64 > MAX_PARTS {
+            return Err(SmhError::Upload(format!(
+                "part number {part_number} out of range"
+            )));
+        }
+        self.put_to_object_store(ticket, Some(part_number), body)
+            .await
     }
 
     /// PUT the whole body of a simple upload.
     pub async fn put_object(&self, ticket: &UploadTicket, body: Bytes) -> Result<()> {
-        todo!()
+        self.put_to_object_store(ticket, None, body).await
+    }
+
+    fn upload_task_path(&self, confirm_key: &str) -> Result<String> {
+        let key = SmhPath::parse(confirm_key)?;
+        if key.segments().len() != 1 {
+            return Err(SmhError::InvalidPath(format!(
+                "bad confirm key {confirm_key:?}"
+            )));
+        }
+        Ok(self.space_path("file", &key))
     }
 
     pub async fn confirm_upload(
@@ -104,19 +253,29 @@ impl SmhClient {
         body: &ConfirmBody,
         strategy: Option<ConflictStrategy>,
     ) -> Result<FileMeta> {
-        todo!()
+        let mut call =
+            ApiCall::new(Method::POST, self.upload_task_path(confirm_key)?).flag("confirm");
+        if let Some(s) = strategy {
+            call = call.query("conflict_resolution_strategy", s.as_str());
+        }
+        self.call_json(call.json(body)).await
     }
 
     pub async fn upload_status(&self, confirm_key: &str) -> Result<UploadStatus> {
-        todo!()
+        let call = ApiCall::new(Method::GET, self.upload_task_path(confirm_key)?).flag("upload");
+        self.call_json(call).await
     }
 
     pub async fn renew_upload(&self, confirm_key: &str) -> Result<UploadTicket> {
-        todo!()
+        let call = ApiCall::new(Method::POST, self.upload_task_path(confirm_key)?).flag("renew");
+        let t: UploadTicket = self.call_json(call).await?;
+        tracing::debug!(expiration = ?t.expiration, "upload ticket renewed");
+        Ok(t)
     }
 
     pub async fn abort_upload(&self, confirm_key: &str) -> Result<()> {
-        todo!()
+        let call = ApiCall::new(Method::DELETE, self.upload_task_path(confirm_key)?).flag("upload");
+        self.call(call).await.map(drop)
     }
 
     /// The whole flow for a local file. `hashes` may be given when already
@@ -128,7 +287,217 @@ impl SmhClient {
         hashes: Option<ContentHashes>,
         opts: &UploadOptions,
     ) -> Result<FileMeta> {
-        todo!()
+        let file = Arc::new(std::fs::File::open(source)?);
+        let size = file.metadata()?.len();
+        let hashes = match hashes {
+            Some(h) if h.size == size => h,
+            _ => hash_file(file.clone()).await?,
+        };
+        let part_size = part_size_for(size, opts.part_size);
+        let kind = if size <= part_size {
+            UploadKind::Simple
+        } else {
+            UploadKind::Multipart
+        };
+        let mut body = BeginBody {
+            size: Some(size.to_string()),
+            local_modification_time: opts.local_modification_time.clone(),
+            ..Default::default()
+        };
+        // Instant upload (§4.12): beginningHash first; fullHash only after a 202.
+        if size >= INSTANT_UPLOAD_MIN_SIZE {
+            body.beginning_hash = Some(hashes.beginning_hash.clone());
+        }
+        let mut outcome = self
+            .begin_upload(path, kind, &body, opts.strategy, Some(size))
+            .await?;
+        if let BeginOutcome::BeginningHashMatched = outcome {
+            body.full_hash = Some(hashes.full_hash.clone());
+            outcome = self
+                .begin_upload(path, kind, &body, opts.strategy, Some(size))
+                .await?;
+        }
+        let ticket = match outcome {
+            BeginOutcome::Done(meta) => {
+                tracing::info!(path = %path, size, "instant upload: content already stored, no data sent");
+                return Ok(meta);
+            }
+            BeginOutcome::Ticket(t) => t,
+            BeginOutcome::BeginningHashMatched => {
+                return Err(SmhError::Malformed {
+                    url: self.space_path("file", path),
+                    message: "begin answered 202 to a request carrying fullHash".into(),
+                })
+            }
+        };
+        let confirm_key = ticket
+            .confirm_key
+            .clone()
+            .ok_or_else(|| SmhError::Malformed {
+                url: self.space_path("file", path),
+                message: "upload ticket without confirmKey".into(),
+            })?;
+        let plan = UploadPlan {
+            path: path.clone(),
+            kind_multipart: kind == UploadKind::Multipart,
+            confirm_key,
+            size,
+            part_size,
+            part_count: part_count(size, part_size),
+            hashes,
+            strategy: opts.strategy,
+        };
+        if let Some(hook) = &opts.on_plan {
+            hook(&plan).map_err(SmhError::Io)?;
+        }
+        match kind {
+            UploadKind::Simple => {
+                let data = read_at(file, 0, size).await?;
+                if let Err(e) = self.put_object(&ticket, data.clone()).await {
+                    if e.status() != Some(403) {
+                        return Err(e);
+                    }
+                    // Expired signature on a simple upload: begin again (§4.8).
+                    tracing::info!(path = %path, "object PUT refused (403); beginning again");
+                    let body = BeginBody {
+                        size: Some(size.to_string()),
+                        local_modification_time: opts.local_modification_time.clone(),
+                        ..Default::default()
+                    };
+                    let BeginOutcome::Ticket(t) = self
+                        .begin_upload(path, kind, &body, opts.strategy, Some(size))
+                        .await?
+                    else {
+                        return Err(SmhError::Upload(
+                            "second begin did not return a ticket".into(),
+                        ));
+                    };
+                    self.put_object(&t, data).await?;
+                    let key = t.confirm_key.clone().unwrap_or_default();
+                    return self.finish(&key, &plan, opts).await;
+                }
+            }
+            UploadKind::Multipart => {
+                let parts: Vec<u32> = (1..=plan.part_count).collect();
+                self.send_parts(&plan, ticket, file, parts, opts).await?;
+            }
+        }
+        self.finish(&plan.confirm_key, &plan, opts).await
+    }
+
+    /// Sends `parts` in parallel, renewing the ticket before expiry and after a 403.
+    async fn send_parts(
+        &self,
+        plan: &UploadPlan,
+        ticket: UploadTicket,
+        file: Arc<std::fs::File>,
+        parts: Vec<u32>,
+        opts: &UploadOptions,
+    ) -> Result<()> {
+        let shared = Arc::new(SharedTicket {
+            ticket: tokio::sync::RwLock::new((0, ticket)),
+        });
+        let concurrency = opts.concurrency.max(1);
+        futures::stream::iter(parts)
+            .map(|n| {
+                let shared = shared.clone();
+                let file = file.clone();
+                async move {
+                    let (offset, len) = part_range(n, plan.part_size, plan.size);
+                    let data = read_at(file, offset, len).await?;
+                    let mut renewed_for_403 = false;
+                    loop {
+                        let (generation, ticket) = shared.ticket.read().await.clone();
+                        if ticket_expires_soon(&ticket) {
+                            self.renew_shared(&shared, generation, &plan.confirm_key)
+                                .await?;
+                            continue;
+                        }
+                        match self.put_part(&ticket, n, data.clone()).await {
+                            Ok(()) => return Ok::<(), SmhError>(()),
+                            Err(e) if e.status() == Some(403) && !renewed_for_403 => {
+                                tracing::info!(
+                                    part = n,
+                                    "part PUT refused (403); renewing the upload ticket"
+                                );
+                                renewed_for_403 = true;
+                                self.renew_shared(&shared, generation, &plan.confirm_key)
+                                    .await?;
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+            })
+            .buffer_unordered(concurrency)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    async fn renew_shared(
+        &self,
+        shared: &SharedTicket,
+        seen: u64,
+        confirm_key: &str,
+    ) -> Result<()> {
+        let mut guard = shared.ticket.write().await;
+        if guard.0 != seen {
+            return Ok(()); // another part already renewed it
+        }
+        let fresh = self.renew_upload(confirm_key).await?;
+        *guard = (seen + 1, fresh);
+        Ok(())
+    }
+
+    /// Confirm with the CRC-64; tolerate a confirm that already landed.
+    async fn finish(
+        &self,
+        confirm_key: &str,
+        plan: &UploadPlan,
+        opts: &UploadOptions,
+    ) -> Result<FileMeta> {
+        let body = ConfirmBody {
+            crc64: Some(plan.hashes.crc64_string()),
+            local_modification_time: opts.local_modification_time.clone(),
+            ..Default::default()
+        };
+        match self
+            .confirm_upload(confirm_key, &body, Some(plan.strategy))
+            .await
+        {
+            Ok(meta) => Ok(meta),
+            Err(e) if e.code() == Some("UploadComplete") => {
+                self.confirmed_meta(confirm_key, plan).await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// File metadata of a task the server already confirmed (a retried
+    /// confirm whose first attempt did land).
+    async fn confirmed_meta(&self, confirm_key: &str, plan: &UploadPlan) -> Result<FileMeta> {
+        let status = self.upload_status(confirm_key).await?;
+        let path = match status.path {
+            Some(p) => SmhPath::from_segments(p)?,
+            None => plan.path.clone(),
+        };
+        let info = self.stat(&path).await?.ok_or_else(|| {
+            SmhError::Upload(format!("confirmed upload of {path} is not on the server"))
+        })?;
+        Ok(FileMeta {
+            path: Some(path.segments().to_vec()),
+            name: info.name,
+            kind: info.kind,
+            inode: info.inode,
+            creation_time: info.creation_time,
+            modification_time: info.modification_time,
+            content_type: info.content_type,
+            size: info.size.unwrap_or_else(|| plan.size.to_string()),
+            e_tag: info.e_tag,
+            crc64: info.crc64,
+            is_overwritten: false,
+        })
     }
 
     /// Continues an interrupted multipart upload: asks the server which parts
@@ -139,6 +508,120 @@ impl SmhClient {
         source: &Path,
         opts: &UploadOptions,
     ) -> Result<FileMeta> {
-        todo!()
+        let file = Arc::new(std::fs::File::open(source)?);
+        let size = file.metadata()?.len();
+        if size != plan.size {
+            return Err(SmhError::Upload(format!(
+                "staged file {} is {size} bytes, the plan says {}",
+                source.display(),
+                plan.size
+            )));
+        }
+        let status = match self.upload_status(&plan.confirm_key).await {
+            Ok(s) => s,
+            Err(e)
+                if e.code() == Some("UploadNotFound") || e.code() == Some("ConfirmKeyNotFound") =>
+            {
+                tracing::info!(path = %plan.path, "upload task is gone on the server; uploading again");
+                let opts = UploadOptions {
+                    strategy: plan.strategy,
+                    ..opts.clone()
+                };
+                return self
+                    .upload_file(&plan.path, source, Some(plan.hashes.clone()), &opts)
+                    .await;
+            }
+            Err(e) => return Err(e),
+        };
+        if status.confirmed {
+            return self.confirmed_meta(&plan.confirm_key, plan).await;
+        }
+        if !plan.kind_multipart {
+            // A simple upload has no parts to resume: start it over.
+            let opts = UploadOptions {
+                strategy: plan.strategy,
+                ..opts.clone()
+            };
+            return self
+                .upload_file(&plan.path, source, Some(plan.hashes.clone()), &opts)
+                .await;
+        }
+        let mut have = vec![false; plan.part_count as usize + 1];
+        for p in &status.parts {
+            if p.part_number == 0 || p.part_number > plan.part_count {
+                continue;
+            }
+            let (_, expected) = part_range(p.part_number, plan.part_size, plan.size);
+            if p.size == expected {
+                have[p.part_number as usize] = true;
+            } else {
+                tracing::warn!(
+                    part = p.part_number,
+                    stored = p.size,
+                    expected,
+                    "stored part has the wrong size; sending it again"
+                );
+            }
+        }
+        let missing: Vec<u32> = (1..=plan.part_count)
+            .filter(|n| !have[*n as usize])
+            .collect();
+        tracing::info!(path = %plan.path, missing = missing.len(), total = plan.part_count, "resuming upload");
+        if !missing.is_empty() {
+            let ticket = match status.upload_part_info {
+                Some(t) if !ticket_expires_soon(&t) => t,
+                _ => self.renew_upload(&plan.confirm_key).await?,
+            };
+            self.send_parts(plan, ticket, file, missing, opts).await?;
+        }
+        self.finish(&plan.confirm_key, plan, opts).await
+    }
+}
+
+/// Reads a whole file through the SMH hasher (when hashes were not computed
+/// during the write).
+pub async fn hash_file(file: Arc<std::fs::File>) -> Result<ContentHashes> {
+    tokio::task::spawn_blocking(move || {
+        let mut h = ContentHasher::new();
+        let mut buf = vec![0u8; 4 * MIB as usize];
+        let mut off = 0u64;
+        loop {
+            let n = file.read_at(&mut buf, off)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+            off += n as u64;
+        }
+        Ok(h.finish())
+    })
+    .await
+    .map_err(|e| SmhError::Upload(format!("hash task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn part_sizes_keep_parts_within_limit() {
+        assert_eq!(part_size_for(0, 8 * MIB), 8 * MIB);
+        assert_eq!(part_size_for(100 * MIB, 8 * MIB), 8 * MIB);
+        assert_eq!(part_size_for(10 * MIB, 100), MIB);
+        let huge = 200 * 1024 * MIB; // 200 GiB
+        let ps = part_size_for(huge, 8 * MIB);
+        assert!(huge.div_ceil(ps) <= MAX_PARTS);
+        assert_eq!(ps % MIB, 0);
+    }
+
+    #[test]
+    fn ranges_cover_file() {
+        let size = 5 * MIB + 3;
+        let ps = MIB;
+        let n = part_count(size, ps);
+        assert_eq!(n, 6);
+        let total: u64 = (1..=n).map(|i| part_range(i, ps, size).1).sum();
+        assert_eq!(total, size);
+        assert_eq!(part_range(6, ps, size), (5 * MIB, 3));
     }
 }
