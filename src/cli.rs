@@ -483,17 +483,22 @@ pub fn run(args: MountArgs) -> Result<(), String> {
         creds.credentials,
     );
     cc.user_id = creds.user_id;
-    let client = crate::smh::SmhClient::new(cc).map_err(|e| e.to_string())?;
+    let client = crate::smh::SmhClient::new(cc.clone()).map_err(|e| e.to_string())?;
+    // The access check fails fast: a wrong endpoint should not take a minute.
+    let mut quick = cc;
+    quick.retry.max_retries = 1;
+    quick.request_timeout = Duration::from_secs(15);
+    let checker = crate::smh::SmhClient::new(quick).map_err(|e| e.to_string())?;
     let endpoint = crate::smh::redact::redact_url(opts.endpoint.as_str());
     rt.block_on(async {
-        client.check_access().await.map_err(|e| {
+        checker.check_access().await.map_err(|e| {
             format!(
                 "cannot access library {} space {} at {endpoint}: {e}",
                 source.library, source.space
             )
         })?;
         if !source.path.is_root() {
-            match client.stat(&source.path).await {
+            match checker.stat(&source.path).await {
                 Ok(Some(i)) if i.kind.is_dir() => Ok(()),
                 Ok(_) => Err(format!("{} is not a directory in the space", source.path)),
                 Err(e) => Err(format!("cannot stat {}: {e}", source.path)),
@@ -555,5 +560,6 @@ fn init_logging(debug: bool) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
 }
