@@ -357,6 +357,7 @@ impl SmhFs {
 
     /// Records our own new or changed entry in both caches.
     pub(crate) fn note_entry(&self, path: &SmhPath, meta: Meta) {
+        self.urls.invalidate(path);
         if let (Some(parent), Some(name)) = (path.parent(), path.name()) {
             self.dirs.upsert(&parent, name, meta.clone());
         }

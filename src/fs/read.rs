@@ -66,8 +66,10 @@ async fn get_range(
 ) -> Result<Bytes, SmhError> {
     let url = urls.get(client, path).await?;
     match client.read_range(&url, offset, len).await {
-        Err(e) if e.status() == Some(403) => {
-            tracing::debug!(%path, "download URL expired; fetching a new one");
+        // 403: the signature expired; 404: the object behind the URL was
+        // replaced (the file was overwritten since the URL was issued).
+        Err(e) if matches!(e.status(), Some(403) | Some(404)) => {
+            tracing::debug!(%path, "download URL stale; fetching a new one");
             urls.invalidate(path);
             let url = urls.get(client, path).await?;
             client.read_range(&url, offset, len).await
