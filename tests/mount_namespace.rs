@@ -200,15 +200,23 @@ async fn cp_r_tar_rsync_git() {
     let t = std::time::Instant::now();
     sh(&format!("cp -r {s} {mnt}/cp"));
     eprintln!("cp -r of 300 files: {:?}", t.elapsed());
+    let t = std::time::Instant::now();
     sh(&format!("diff -r {s} {mnt}/cp"));
+    eprintln!("diff: {:?}", t.elapsed());
+    let t = std::time::Instant::now();
     sh(&format!(
         "mkdir {mnt}/tar && tar -C {s} -cf - . | tar -C {mnt}/tar -xf -"
     ));
+    eprintln!("tar: {:?}", t.elapsed());
     sh(&format!("diff -r {s} {mnt}/tar"));
+    let t = std::time::Instant::now();
     sh(&format!("rsync -a {s}/ {mnt}/rsync/"));
+    eprintln!("rsync: {:?}", t.elapsed());
     sh(&format!("diff -r {s} {mnt}/rsync"));
+    let t = std::time::Instant::now();
     // A second rsync finds nothing to do... or at least succeeds.
     sh(&format!("rsync -a {s}/ {mnt}/rsync/"));
+    eprintln!("rsync2: {:?}", t.elapsed());
     // git: a repository with a few commits, cloned into the mount.
     let repo = tempfile::tempdir().unwrap();
     let r = repo.path().display();
