@@ -335,119 +335,6 @@ pub fn normalize_argv(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStri
     argv
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn opts(s: &str) -> Result<MountOptions, String> {
-        MountOptions::parse(&[s.to_string()], false)
-    }
-
-    #[test]
-    fn source_forms() {
-        let s = Source::parse("lib").unwrap();
-        assert_eq!((s.library.as_str(), s.space.as_str()), ("lib", "-"));
-        assert!(s.path.is_root());
-        let s = Source::parse("lib:sp1/a/b").unwrap();
-        assert_eq!(s.space, "sp1");
-        assert_eq!(s.path.to_string(), "a/b");
-        assert!(Source::parse("").is_err());
-        assert!(Source::parse(":x").is_err());
-        assert!(Source::parse("lib:").is_err());
-        assert!(Source::parse("lib/a/../b").is_err());
-    }
-
-    #[test]
-    fn options_defaults_and_values() {
-        let o = opts("endpoint=http://127.0.0.1:1,credentials=/c").unwrap();
-        assert_eq!(o.conflict, ConflictStrategy::Overwrite);
-        assert_eq!(o.attr_timeout, Duration::from_secs(1));
-        assert_eq!(o.dir_timeout, Duration::from_secs(5));
-        assert_eq!(o.umask, 0o022);
-        let o = opts("endpoint=http://h,credentials=/c,conflict=ask,uid=5,gid=6,umask=077,ro,allow_other,part_size=16M,upload_concurrency=2,attr_timeout=0.5,permanent_delete,debug,rw,nodev,_netdev")
-            .unwrap();
-        assert_eq!(o.conflict, ConflictStrategy::Ask);
-        assert_eq!((o.uid, o.gid, o.umask), (5, 6, 0o077));
-        assert!(o.read_only && o.allow_other && o.permanent_delete && o.debug);
-        assert_eq!(o.part_size, 16 << 20);
-        assert_eq!(o.upload_concurrency, 2);
-        assert_eq!(o.attr_timeout, Duration::from_millis(500));
-    }
-
-    #[test]
-    fn options_errors() {
-        assert!(opts("credentials=/c").unwrap_err().contains("endpoint"));
-        assert!(opts("endpoint=http://h")
-            .unwrap_err()
-            .contains("credentials"));
-        assert!(opts("endpoint=http://h,credentials=/c,bogus")
-            .unwrap_err()
-            .contains("bogus"));
-        assert!(opts("endpoint=ftp://h,credentials=/c").is_err());
-        assert!(opts("endpoint=http://h,credentials=/c,conflict=maybe").is_err());
-        assert!(opts("endpoint=http://h,credentials=/c,umask=999").is_err());
-        assert!(opts("endpoint=http://h,credentials=/c,part_size=1K").is_err());
-        assert!(opts("endpoint=http://h,credentials=/c,uid").is_err());
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("8M").unwrap(), 8 << 20);
-        assert_eq!(parse_size("512k").unwrap(), 512 << 10);
-        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
-        assert_eq!(parse_size("123").unwrap(), 123);
-        assert!(parse_size("M").is_err());
-        assert!(parse_size("8X").is_err());
-        assert!(parse_size("99999999999999999999G").is_err());
-    }
-
-    #[test]
-    fn credentials_file() {
-        let c = CredentialsFile::parse("# c\nlibrary_secret = s3\nuser_id=bob\n").unwrap();
-        assert!(matches!(c.credentials, Credentials::LibrarySecret(ref s) if s == "s3"));
-        assert_eq!(c.user_id.as_deref(), Some("bob"));
-        let c = CredentialsFile::parse("access_token=t").unwrap();
-        assert!(matches!(c.credentials, Credentials::AccessToken(_)));
-        assert!(CredentialsFile::parse("").is_err());
-        assert!(CredentialsFile::parse("garbage").is_err());
-        assert!(CredentialsFile::parse("library_secret=a\naccess_token=b").is_err());
-        assert!(CredentialsFile::parse("color=blue").is_err());
-    }
-
-    #[test]
-    fn credentials_file_mode_checked() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("c");
-        std::fs::write(&p, "library_secret=x\n").unwrap();
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(CredentialsFile::load(&p).unwrap_err().contains("chmod 600"));
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(CredentialsFile::load(&p).is_ok());
-    }
-
-    #[test]
-    fn helper_argv() {
-        let v = |a: &[&str]| {
-            a.iter()
-                .map(Into::into)
-                .collect::<Vec<std::ffi::OsString>>()
-        };
-        assert_eq!(
-            normalize_argv(v(&["smhfs", "lib", "/mnt", "-o", "x"])),
-            v(&["smhfs", "mount", "lib", "/mnt", "-o", "x"])
-        );
-        assert_eq!(
-            normalize_argv(v(&["smhfs", "serve"])),
-            v(&["smhfs", "serve"])
-        );
-        assert_eq!(
-            normalize_argv(v(&["smhfs", "--help"])),
-            v(&["smhfs", "--help"])
-        );
-    }
-}
-
 /// Runs `smhfs mount`: checks everything, proves access, mounts, serves
 /// until unmounted. Errors are returned as one line for stderr.
 pub fn run(args: MountArgs) -> Result<(), String> {
@@ -562,4 +449,117 @@ fn init_logging(debug: bool) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(s: &str) -> Result<MountOptions, String> {
+        MountOptions::parse(&[s.to_string()], false)
+    }
+
+    #[test]
+    fn source_forms() {
+        let s = Source::parse("lib").unwrap();
+        assert_eq!((s.library.as_str(), s.space.as_str()), ("lib", "-"));
+        assert!(s.path.is_root());
+        let s = Source::parse("lib:sp1/a/b").unwrap();
+        assert_eq!(s.space, "sp1");
+        assert_eq!(s.path.to_string(), "a/b");
+        assert!(Source::parse("").is_err());
+        assert!(Source::parse(":x").is_err());
+        assert!(Source::parse("lib:").is_err());
+        assert!(Source::parse("lib/a/../b").is_err());
+    }
+
+    #[test]
+    fn options_defaults_and_values() {
+        let o = opts("endpoint=http://127.0.0.1:1,credentials=/c").unwrap();
+        assert_eq!(o.conflict, ConflictStrategy::Overwrite);
+        assert_eq!(o.attr_timeout, Duration::from_secs(1));
+        assert_eq!(o.dir_timeout, Duration::from_secs(5));
+        assert_eq!(o.umask, 0o022);
+        let o = opts("endpoint=http://h,credentials=/c,conflict=ask,uid=5,gid=6,umask=077,ro,allow_other,part_size=16M,upload_concurrency=2,attr_timeout=0.5,permanent_delete,debug,rw,nodev,_netdev")
+            .unwrap();
+        assert_eq!(o.conflict, ConflictStrategy::Ask);
+        assert_eq!((o.uid, o.gid, o.umask), (5, 6, 0o077));
+        assert!(o.read_only && o.allow_other && o.permanent_delete && o.debug);
+        assert_eq!(o.part_size, 16 << 20);
+        assert_eq!(o.upload_concurrency, 2);
+        assert_eq!(o.attr_timeout, Duration::from_millis(500));
+    }
+
+    #[test]
+    fn options_errors() {
+        assert!(opts("credentials=/c").unwrap_err().contains("endpoint"));
+        assert!(opts("endpoint=http://h")
+            .unwrap_err()
+            .contains("credentials"));
+        assert!(opts("endpoint=http://h,credentials=/c,bogus")
+            .unwrap_err()
+            .contains("bogus"));
+        assert!(opts("endpoint=ftp://h,credentials=/c").is_err());
+        assert!(opts("endpoint=http://h,credentials=/c,conflict=maybe").is_err());
+        assert!(opts("endpoint=http://h,credentials=/c,umask=999").is_err());
+        assert!(opts("endpoint=http://h,credentials=/c,part_size=1K").is_err());
+        assert!(opts("endpoint=http://h,credentials=/c,uid").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("8M").unwrap(), 8 << 20);
+        assert_eq!(parse_size("512k").unwrap(), 512 << 10);
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("123").unwrap(), 123);
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("8X").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+    }
+
+    #[test]
+    fn credentials_file() {
+        let c = CredentialsFile::parse("# c\nlibrary_secret = s3\nuser_id=bob\n").unwrap();
+        assert!(matches!(c.credentials, Credentials::LibrarySecret(ref s) if s == "s3"));
+        assert_eq!(c.user_id.as_deref(), Some("bob"));
+        let c = CredentialsFile::parse("access_token=t").unwrap();
+        assert!(matches!(c.credentials, Credentials::AccessToken(_)));
+        assert!(CredentialsFile::parse("").is_err());
+        assert!(CredentialsFile::parse("garbage").is_err());
+        assert!(CredentialsFile::parse("library_secret=a\naccess_token=b").is_err());
+        assert!(CredentialsFile::parse("color=blue").is_err());
+    }
+
+    #[test]
+    fn credentials_file_mode_checked() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c");
+        std::fs::write(&p, "library_secret=x\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(CredentialsFile::load(&p).unwrap_err().contains("chmod 600"));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(CredentialsFile::load(&p).is_ok());
+    }
+
+    #[test]
+    fn helper_argv() {
+        let v = |a: &[&str]| {
+            a.iter()
+                .map(Into::into)
+                .collect::<Vec<std::ffi::OsString>>()
+        };
+        assert_eq!(
+            normalize_argv(v(&["smhfs", "lib", "/mnt", "-o", "x"])),
+            v(&["smhfs", "mount", "lib", "/mnt", "-o", "x"])
+        );
+        assert_eq!(
+            normalize_argv(v(&["smhfs", "serve"])),
+            v(&["smhfs", "serve"])
+        );
+        assert_eq!(
+            normalize_argv(v(&["smhfs", "--help"])),
+            v(&["smhfs", "--help"])
+        );
+    }
 }
