@@ -350,6 +350,9 @@ pub fn run(args: MountArgs) -> Result<(), String> {
             args.mountpoint.display()
         ));
     }
+    // Absolute, so unmounting works whatever the working directory becomes.
+    let mountpoint = std::fs::canonicalize(&args.mountpoint)
+        .map_err(|e| format!("mount point {}: {e}", args.mountpoint.display()))?;
     std::fs::create_dir_all(&opts.cache_dir)
         .and_then(|_| {
             std::fs::set_permissions(&opts.cache_dir, std::fs::Permissions::from_mode(0o700))
@@ -417,7 +420,7 @@ pub fn run(args: MountArgs) -> Result<(), String> {
         },
     );
     let mcfg = crate::fs::fuse::MountConfig {
-        mountpoint: args.mountpoint.clone(),
+        mountpoint,
         allow_other: opts.allow_other,
         read_only: opts.read_only,
         threads: 4,

@@ -259,3 +259,36 @@ fn refuses_bad_options_before_mounting() {
         .unwrap();
     assert!(e.contains("does/not/exist"), "{e}");
 }
+
+#[tokio::test]
+async fn read_only_mount() {
+    let server = TestServer::start();
+    let client = client_for(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("x");
+    fs::write(&src, b"data").unwrap();
+    client
+        .upload_file(&p("f.txt"), &src, None, &Default::default())
+        .await
+        .unwrap();
+    let m = MountGuard::new(&server, "ro");
+    assert_eq!(fs::read(m.path("f.txt")).unwrap(), b"data");
+    let e = fs::write(m.path("f.txt"), b"new").unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS));
+    let e = fs::create_dir(m.path("d")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS));
+    let e = fs::remove_file(m.path("f.txt")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS));
+}
+
+#[test]
+fn helper_argv_and_sigterm_unmount() {
+    let server = TestServer::start();
+    let mut m = MountGuard::new_helper_form(&server);
+    fs::write(m.path("a"), b"a").unwrap();
+    let st = m
+        .signal_and_wait(libc::SIGTERM)
+        .expect("exits after SIGTERM");
+    assert!(st.success(), "{st}");
+    assert!(!m.is_mounted(), "unmounted");
+}

@@ -45,6 +45,20 @@ impl MountGuard {
 
     /// Like `new`, with a `/sub/path` suffix for the source.
     pub fn try_new(server: &TestServer, subpath: &str, extra: &str) -> Result<Self, String> {
+        Self::spawn(server, subpath, extra, false)
+    }
+
+    /// Mounts with the argv `mount -t fuse.smhfs` uses: `smhfs SOURCE MNT -o ...`.
+    pub fn new_helper_form(server: &TestServer) -> Self {
+        Self::spawn(server, "", "", true).unwrap_or_else(|e| panic!("mount failed: {e}"))
+    }
+
+    fn spawn(
+        server: &TestServer,
+        subpath: &str,
+        extra: &str,
+        helper: bool,
+    ) -> Result<Self, String> {
         let dir = tempfile::tempdir().unwrap();
         let mnt = dir.path().join("mnt");
         let cache_dir = dir.path().join("cache");
@@ -68,8 +82,11 @@ impl MountGuard {
             opts.push(',');
             opts.push_str(extra);
         }
-        let child = Command::new(env!("CARGO_BIN_EXE_smhfs"))
-            .arg("mount")
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_smhfs"));
+        if !helper {
+            cmd.arg("mount");
+        }
+        let child = cmd
             .arg(format!("{}:-{subpath}", server.library))
             .arg(&mnt)
             .arg("-o")
@@ -108,6 +125,30 @@ impl MountGuard {
 
     pub fn path(&self, rel: &str) -> PathBuf {
         self.mnt.join(rel)
+    }
+
+    /// Sends `sig` to the mount process and waits (≤ 10 s) for it to exit.
+    pub fn signal_and_wait(&mut self, sig: i32) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(c.id() as i32, sig);
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                self.child = Some(c);
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn is_mounted(&self) -> bool {
+        is_mounted(&self.mnt)
     }
 
     /// The mount process's stderr so far.
