@@ -279,3 +279,21 @@ async fn large_file_round_trip() {
     assert_eq!(total, n * MIB);
     assert_eq!(back.value(), crc.value());
 }
+
+#[tokio::test]
+async fn mtime_set_before_close_is_uploaded() {
+    use std::time::{Duration, SystemTime};
+    let server = TestServer::start();
+    let m = MountGuard::new(&server, "attr_timeout=0.2");
+    let client = client_for(&server);
+    let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_500_000_000);
+    let mut f = fs::File::create(m.path("old.txt")).unwrap();
+    f.write_all(b"x").unwrap();
+    f.set_modified(t).unwrap();
+    drop(f);
+    let info = client.stat(&p("old.txt")).await.unwrap().unwrap();
+    let lmt = info.local_modification_time.unwrap_or_default();
+    assert!(lmt.starts_with("2017-07-14T02:40:00"), "{lmt}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(fs::metadata(m.path("old.txt")).unwrap().modified().unwrap(), t);
+}
