@@ -246,6 +246,7 @@ async fn large_file_round_trip() {
     let client = client_for(&server);
     let chunk = random_bytes(MIB);
     let n = 201;
+    let t = std::time::Instant::now();
     let mut f = fs::File::create(m.path("big.bin")).unwrap();
     let mut crc = smhfs::smh::hash::Crc64::new();
     for i in 0..n {
@@ -254,7 +255,10 @@ async fn large_file_round_trip() {
         crc.update(&c);
         f.write_all(&c).unwrap();
     }
+    eprintln!("write: {:?}", t.elapsed());
     drop(f);
+    eprintln!("write+close: {:?}", t.elapsed());
+    let t = std::time::Instant::now();
     assert_eq!(
         fs::metadata(m.path("big.bin")).unwrap().len(),
         (n * MIB) as u64
@@ -276,6 +280,7 @@ async fn large_file_round_trip() {
         back.update(&buf[..k]);
         total += k;
     }
+    eprintln!("read: {:?}", t.elapsed());
     assert_eq!(total, n * MIB);
     assert_eq!(back.value(), crc.value());
 }
