@@ -300,5 +300,8 @@ async fn mtime_set_before_close_is_uploaded() {
     let lmt = info.local_modification_time.unwrap_or_default();
     assert!(lmt.starts_with("2017-07-14T02:40:00"), "{lmt}");
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(fs::metadata(m.path("old.txt")).unwrap().modified().unwrap(), t);
+    assert_eq!(
+        fs::metadata(m.path("old.txt")).unwrap().modified().unwrap(),
+        t
+    );
 }

@@ -96,6 +96,9 @@ pub struct SmhFs {
     urls: UrlCache,
     budget: Arc<ReadBudget>,
     files: Mutex<HashMap<u64, OpenFileRef>>,
+    /// Attributes of staged files, readable without waiting for the file's
+    /// lock (an upload holds it; `ls -l` must not hang meanwhile).
+    local: Mutex<HashMap<u64, Meta>>,
     handles: Mutex<HashMap<u64, Handle>>,
     dir_handles: Mutex<HashMap<u64, Option<Arc<Vec<DirItem>>>>>,
     next_fh: AtomicU64,
@@ -123,6 +126,7 @@ impl SmhFs {
             urls: UrlCache::default(),
             budget: ReadBudget::new(READ_BUDGET),
             files: Mutex::new(HashMap::new()),
+            local: Mutex::new(HashMap::new()),
             handles: Mutex::new(HashMap::new()),
             dir_handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
@@ -205,20 +209,8 @@ impl SmhFs {
     /// wins over the server's.
     async fn resolve(&self, path: &SmhPath) -> FsResult<Option<Meta>> {
         let ino = self.inodes.lock().ino_of(path);
-        if let Some(of) = ino.and_then(|i| self.open_file(i)) {
-            let of = of.lock().await;
-            if let Some(st) = &of.staged {
-                let mut m = Meta::new_file(st.size());
-                if let Some(t) = st.mtime {
-                    m.mtime = t;
-                } else if let Some(Some(c)) = self.attrs.get(path) {
-                    m.mtime = c.mtime;
-                }
-                return Ok(Some(m));
-            }
-            if !of.remote {
-                return Ok(Some(Meta::new_file(0)));
-            }
+        if let Some(m) = ino.and_then(|i| self.local.lock().get(&i).cloned()) {
+            return Ok(Some(m));
         }
         self.resolve_remote(path).await
     }
@@ -532,6 +524,15 @@ impl SmhFs {
 
     // ---- files ---------------------------------------------------------
 
+    /// Records a staged file's size and mtime after a change.
+    fn note_local(&self, ino: u64, st: &StagedFile) {
+        let mut m = Meta::new_file(st.size());
+        if let Some(t) = st.mtime {
+            m.mtime = t;
+        }
+        self.local.lock().insert(ino, m);
+    }
+
     fn new_handle(&self, ino: u64) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.handles.lock().insert(
@@ -573,6 +574,7 @@ impl SmhFs {
             if let Some(old) = of.staged.take() {
                 old.remove();
             }
+            self.note_local(ino, &staged);
             of.staged = Some(staged);
             of.dirty = true;
             of.unlinked = false;
@@ -608,6 +610,9 @@ impl SmhFs {
             match &mut g.staged {
                 Some(s) => s.truncate(0)?,
                 None => g.staged = Some(StagedFile::create(&self.cfg.cache_dir)?),
+            }
+            if let Some(st) = &g.staged {
+                self.note_local(ino, st);
             }
             g.dirty = true;
         }
@@ -685,6 +690,7 @@ impl SmhFs {
         self.ensure_staged(&path, &mut of).await?;
         let st = of.staged.as_mut().ok_or(FsError::BadHandle)?;
         st.write_at(offset, data)?;
+        self.note_local(ino, st);
         of.dirty = true;
         Ok(data.len() as u32)
     }
@@ -749,6 +755,7 @@ impl SmhFs {
             st.remove();
         }
         drop(of);
+        self.local.lock().remove(&ino);
         self.files.lock().remove(&ino);
         result
     }
@@ -783,6 +790,7 @@ impl SmhFs {
                 }
                 if let Some(st) = of.staged.as_mut() {
                     st.truncate(size)?;
+                    self.note_local(ino, st);
                 }
                 of.dirty = true;
                 if of.handles == 0 {
@@ -799,6 +807,7 @@ impl SmhFs {
                     }
                 }
                 drop(of);
+                self.local.lock().remove(&ino);
                 self.files.lock().remove(&ino);
             }
             res?;
@@ -808,6 +817,7 @@ impl SmhFs {
             if let Some(of) = self.open_file(ino) {
                 if let Some(st) = of.lock().await.staged.as_mut() {
                     st.mtime = Some(t);
+                    self.note_local(ino, st);
                     stored = true;
                 }
             }
