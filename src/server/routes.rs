@@ -1002,10 +1002,10 @@ async fn dir_move(
                 .ok_or_else(|| {
                     ServerError::api(404, "SourceDirectoryNotFound", "source directory not found")
                 })?;
-            if dest.starts_with(&src) {
-                if dest == src && !copy {
-                    return Ok(dest);
-                }
+            if dest == src && !copy {
+                return Ok(dest);
+            }
+            if dest.len() > src.len() && dest.starts_with(&src) {
                 return Err(ServerError::api(
                     400,
                     "SourceDirectoryIsParentOfDestination",

@@ -273,7 +273,8 @@ pub async fn begin(
         ));
     }
     let strategy = ctx.strategy(ConflictStrategy::Rename)?;
-    let force = may_overwrite(&auth, &["upload_file_force", "begin_upload_force"]);
+    let may_force = may_overwrite(&auth, &["upload_file_force", "begin_upload_force"]);
+    let force = may_force && strategy == ConflictStrategy::Overwrite;
     let filesize: Option<u64> = match ctx.query.get("filesize") {
         None | Some("") => None,
         Some(v) => Some(
@@ -308,7 +309,7 @@ pub async fn begin(
                 match strategy {
                     ConflictStrategy::Ask => return Err(ServerError::conflict()),
                     ConflictStrategy::Overwrite if e.is_dir => return Err(ServerError::conflict()),
-                    ConflictStrategy::Overwrite if !force => {
+                    ConflictStrategy::Overwrite if !may_force => {
                         return Err(ServerError::api(403, "NoPermission", "overwriting needs the upload_file_force grant"))
                     }
                     ConflictStrategy::Overwrite => freed = e.size,
@@ -327,7 +328,7 @@ pub async fn begin(
                         if let Some(n) = store::find_by_hash(c, size, true, &fh.to_ascii_lowercase())? {
                             let mut data = store::file_data(&n);
                             data.lmtime = lmtime.clone();
-                            let (meta, blobs) = commit_file(c, &space, &segs, strategy, force, &data, cap)?;
+                            let (meta, blobs) = commit_file(c, &space, &segs, strategy, may_force, &data, cap)?;
                             return Ok(Out::Instant(meta, blobs));
                         }
                     } else if store::find_by_hash(c, size, false, &bh.to_ascii_lowercase())?.is_some() {
@@ -431,7 +432,10 @@ fn assemble(store: &Store, key: &str, parts: &[PartInfo]) -> SResult<(String, Co
     if parts.len() == 1 {
         let p = dir.join(parts[0].part_number.to_string());
         feed(&p, None)?;
-        std::fs::rename(&p, &out)?;
+        // Link, not rename: the part must survive a failed confirm (BadCrc64).
+        if std::fs::hard_link(&p, &out).is_err() {
+            std::fs::copy(&p, &out)?;
+        }
     } else {
         let tmp = store.dir.join("blobs").join(format!("{blob}.tmp"));
         let mut w = std::fs::File::create(&tmp)?;
