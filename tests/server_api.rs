@@ -237,6 +237,40 @@ async fn tokens_mint_renew_delete_and_errors() {
         (StatusCode::NOT_FOUND, Some("SpaceNotFound"))
     );
 
+    // A token used against another library is invalid there.
+    let good = s.token().await;
+    let (st, v) = send(
+        Method::GET,
+        &format!("{}/api/v1/directory/otherlib/-/?access_token={good}", s.url),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("InvalidAccessToken"))
+    );
+    // Huge paging numbers do not crash the server.
+    let (st, _) = send(
+        Method::GET,
+        &api(
+            &s,
+            "directory",
+            "",
+            &good,
+            "page=18446744073709551615&page_size=1000",
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = send(
+        Method::GET,
+        &api(&s, "directory", "", &good, "marker=offffffffffffffff"),
+        None,
+    )
+    .await;
+    assert!(st.is_client_error());
+
     // Revocation invalidates every token.
     let t2 = s.token().await;
     s.admin("/__revoke-tokens", "").await;

@@ -174,7 +174,7 @@ async fn route(app: &Arc<App>, req: Request, path: &str) -> SResult<Response> {
         "directory" | "file" => {
             let lib = dec(lib.ok_or_else(not_found_route)?);
             let space = dec(space.ok_or_else(not_found_route)?);
-            check_library(app, &lib)?;
+            check_library_auth(app, &ctx, &lib)?;
             check_space(app, &space)?;
             let is_file = kind == "file";
             let segs = parse_tail(tail.unwrap_or(""), is_file)?;
@@ -186,7 +186,7 @@ async fn route(app: &Arc<App>, req: Request, path: &str) -> SResult<Response> {
         }
         "usage" => {
             let lib = dec(lib.ok_or_else(not_found_route)?);
-            check_library(app, &lib)?;
+            check_library_auth(app, &ctx, &lib)?;
             app.stats.op("usage");
             let auth = authenticate(app, &ctx, None)?;
             let _ = auth;
@@ -233,7 +233,7 @@ async fn route(app: &Arc<App>, req: Request, path: &str) -> SResult<Response> {
         "quota" => {
             let lib = dec(lib.ok_or_else(not_found_route)?);
             let space = dec(space.ok_or_else(not_found_route)?);
-            check_library(app, &lib)?;
+            check_library_auth(app, &ctx, &lib)?;
             check_space(app, &space)?;
             app.stats.op("quota");
             authenticate(app, &ctx, Some(&space))?;
@@ -248,7 +248,7 @@ async fn route(app: &Arc<App>, req: Request, path: &str) -> SResult<Response> {
         "recycled" => {
             let lib = dec(lib.ok_or_else(not_found_route)?);
             let space = dec(space.ok_or_else(not_found_route)?);
-            check_library(app, &lib)?;
+            check_library_auth(app, &ctx, &lib)?;
             check_space(app, &space)?;
             if ctx.method != Method::GET || tail.is_some_and(|t| !t.is_empty()) {
                 return Err(not_found_route());
@@ -258,6 +258,28 @@ async fn route(app: &Arc<App>, req: Request, path: &str) -> SResult<Response> {
             recycled_list(app, &ctx, space).await
         }
         _ => Err(not_found_route()),
+    }
+}
+
+/// Largest listing offset accepted (keeps arithmetic and SQLite in range).
+const MAX_OFFSET: u64 = 1 << 40;
+
+/// Library check for authenticated routes: a token presented for another
+/// library is an invalid token (403), as on Tencent Cloud.
+pub fn check_library_auth(app: &App, ctx: &Ctx, lib: &str) -> SResult<()> {
+    if lib == app.args.library {
+        return Ok(());
+    }
+    let has_token = ctx.query.get("access_token").is_some_and(|t| !t.is_empty())
+        || ctx.headers.contains_key("authorization");
+    if has_token {
+        Err(ServerError::api(
+            403,
+            "InvalidAccessToken",
+            format!("the access token is not valid for library {lib:?}"),
+        ))
+    } else {
+        check_library(app, lib)
     }
 }
 
@@ -910,7 +932,7 @@ async fn dir_list(
     let (limit, offset) = if page_mode {
         let ps = page_size.unwrap_or(20).clamp(1, 1000);
         let p = page.unwrap_or(1).max(1);
-        (ps, (p - 1) * ps)
+        (ps, (p - 1).saturating_mul(ps).min(MAX_OFFSET))
     } else {
         let limit = num_param(ctx, "limit")?.unwrap_or(20).clamp(1, 1000);
         let offset = match ctx.query.get("marker") {
@@ -918,6 +940,7 @@ async fn dir_list(
             Some(m) => m
                 .strip_prefix("o")
                 .and_then(|h| u64::from_str_radix(h, 16).ok())
+                .filter(|o| *o < MAX_OFFSET)
                 .ok_or_else(|| ServerError::api(404, "MarkerNotFound", "invalid marker"))?,
         };
         (limit, offset)
@@ -1053,7 +1076,7 @@ async fn space_route(
     tail: Option<String>,
 ) -> SResult<Response> {
     let lib = lib.ok_or_else(not_found_route)?;
-    check_library(app, &lib)?;
+    check_library_auth(app, ctx, &lib)?;
     match (ctx.method.clone(), space.as_deref(), tail.as_deref()) {
         (Method::POST, None, _) | (Method::POST, Some(""), _) => {
             app.stats.op("space_create");
@@ -1185,7 +1208,9 @@ async fn recycled_list(app: &Arc<App>, ctx: &Ctx, space: String) -> SResult<Resp
         None | Some("") => 0,
         Some(m) => m
             .parse::<u64>()
-            .map_err(|_| ServerError::api(404, "MarkerNotFound", "invalid marker"))?,
+            .ok()
+            .filter(|o| *o < MAX_OFFSET)
+            .ok_or_else(|| ServerError::api(404, "MarkerNotFound", "invalid marker"))?,
     };
     let rows = app
         .db(move |c| {

@@ -111,6 +111,7 @@ CREATE TABLE IF NOT EXISTS nodes(id INTEGER PRIMARY KEY AUTOINCREMENT, space TEX
   fhash TEXT, ctype TEXT, ctime TEXT NOT NULL, mtime TEXT NOT NULL, lmtime TEXT, rev INTEGER NOT NULL DEFAULT 0);
 CREATE UNIQUE INDEX IF NOT EXISTS nodes_pn ON nodes(space, parent, name);
 CREATE INDEX IF NOT EXISTS nodes_parent ON nodes(parent);
+CREATE INDEX IF NOT EXISTS nodes_order ON nodes(space, parent, is_dir DESC, name);
 CREATE INDEX IF NOT EXISTS nodes_bh ON nodes(size, bhash);
 CREATE INDEX IF NOT EXISTS nodes_fh ON nodes(size, fhash);
 CREATE INDEX IF NOT EXISTS nodes_blob ON nodes(blob);

@@ -230,7 +230,7 @@ fn commit_file(
         },
     };
     if let Some(cap) = cap {
-        if store::usage(c, space)? - freed + data.size > cap {
+        if store::usage(c, space)?.saturating_sub(freed) + data.size > cap {
             return Err(ServerError::api(
                 400,
                 "QuotaLimitReached",
