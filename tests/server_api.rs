@@ -1479,3 +1479,82 @@ async fn multi_space_library() {
     .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
 }
+
+#[tokio::test]
+async fn reuploaded_part_wins() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    let t = multipart_begin(&s, &tok, "re.bin").await;
+    let (a, b, c) = (data(MIB, 1), data(MIB, 2), data(100, 3));
+    assert_eq!(put_part(&t, 1, a.clone()).await.status(), StatusCode::OK);
+    assert_eq!(put_part(&t, 2, b.clone()).await.status(), StatusCode::OK);
+    // Let the background assembly consume parts 1 and 2, then replace part 1.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let a2 = data(MIB, 7);
+    assert_eq!(put_part(&t, 1, a2.clone()).await.status(), StatusCode::OK);
+    assert_eq!(put_part(&t, 3, c.clone()).await.status(), StatusCode::OK);
+    let mut all = a2;
+    all.extend_from_slice(&b);
+    all.extend_from_slice(&c);
+    let h = ContentHashes::of(&all);
+    let (st, v) = confirm(
+        &s,
+        &tok,
+        t["confirmKey"].as_str().unwrap(),
+        json!({"crc64": h.crc64_string()}),
+        "",
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // The stored hashes are those of the final content: instant upload finds it.
+    let (st, _) = send(
+        Method::PUT,
+        &api(&s, "file", "again.bin", &tok, ""),
+        Some(json!({"beginningHash": h.beginning_hash, "fullHash": h.full_hash, "size": all.len().to_string()})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    let r = client()
+        .get(api(&s, "file", "re.bin", &tok, ""))
+        .send()
+        .await
+        .unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    assert_eq!(
+        client()
+            .get(loc)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .as_ref(),
+        &all[..]
+    );
+}
+
+#[tokio::test]
+async fn in_order_parts_hash_for_instant_upload() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    let body = data(5 * MIB + 7, 4);
+    let h = ContentHashes::of(&body);
+    let t = multipart_begin(&s, &tok, "seq.bin").await;
+    for (i, chunk) in body.chunks(MIB).enumerate() {
+        assert_eq!(
+            put_part(&t, i as u32 + 1, chunk.to_vec()).await.status(),
+            StatusCode::OK
+        );
+    }
+    let (st, v) = confirm(&s, &tok, t["confirmKey"].as_str().unwrap(), json!({}), "").await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["crc64"], h.crc64_string());
+    let (st, _) = send(
+        Method::POST,
+        &api(&s, "file", "seq2.bin", &tok, "multipart"),
+        Some(json!({"beginningHash": h.beginning_hash, "fullHash": h.full_hash, "size": body.len().to_string()})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+}

@@ -5,6 +5,7 @@
 //! status, renew, abort), [`objects`] (signed object GETs), [`store`]
 //! (SQLite + blobs), [`auth`], [`faults`], [`stats`], [`error`].
 
+pub mod assemble;
 pub mod auth;
 pub mod error;
 pub mod faults;
@@ -81,6 +82,8 @@ pub struct App {
     pub tokens: Mutex<HashMap<String, Token>>,
     pub spaces: Mutex<HashSet<String>>,
     pub sign_key: String,
+    /// Background assembly of multipart uploads.
+    pub assemblies: assemble::Assemblies,
     /// Confirm keys being confirmed right now.
     pub confirming: Mutex<HashSet<String>>,
 }
@@ -147,6 +150,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Ok((key, ids))
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assemble::clean_staging(&store);
     let tokens = auth::load_tokens(&store).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -169,6 +173,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokens: Mutex::new(tokens),
         spaces: Mutex::new(spaces),
         sign_key,
+        assemblies: assemble::Assemblies::default(),
         confirming: Mutex::new(HashSet::new()),
     });
     let router = axum::Router::new()

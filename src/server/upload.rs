@@ -2,7 +2,6 @@
 //! parts and simple bodies, confirm, status, renew, abort.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::sync::Arc;
 
 use axum::http::{HeaderValue, StatusCode};
@@ -15,9 +14,9 @@ use super::auth::Auth;
 use super::error::{SResult, ServerError};
 use super::routes::{authenticate, empty, json_response, Ctx};
 use super::stats::Stats;
-use super::store::{self, iso_ms, now_iso, now_ms, random_hex, FileData, Store};
+use super::store::{self, iso_ms, now_iso, now_ms, random_hex, FileData};
 use super::App;
-use crate::smh::hash::{ContentHasher, ContentHashes, Crc64, INSTANT_UPLOAD_MIN_SIZE};
+use crate::smh::hash::{Crc64, INSTANT_UPLOAD_MIN_SIZE};
 use crate::smh::types::{
     BeginBody, ConfirmBody, ConflictStrategy, EntryType, FileMeta, PartInfo, UploadStatus,
     UploadTicket,
@@ -405,52 +404,6 @@ async fn task_of(app: &Arc<App>, key: String, space: String) -> SResult<Task> {
         .ok_or_else(|| ServerError::api(404, "UploadNotFound", "no such upload task"))
 }
 
-/// Reads the parts in order into one blob, hashing on the way.
-fn assemble(store: &Store, key: &str, parts: &[PartInfo]) -> SResult<(String, ContentHashes)> {
-    let dir = store.upload_dir(key);
-    let blob = random_hex(16);
-    let out = store.blob_path(&blob);
-    let mut hasher = ContentHasher::new();
-    let mut buf = vec![0u8; 4 << 20];
-    let mut feed = |path: &std::path::Path, w: Option<&mut std::fs::File>| -> SResult<()> {
-        let mut f = std::fs::File::open(path).map_err(|e| {
-            ServerError::api(404, "UploadIncomplete", format!("part data missing: {e}"))
-        })?;
-        let mut w = w;
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            if let Some(w) = w.as_deref_mut() {
-                w.write_all(&buf[..n])?;
-            }
-        }
-        Ok(())
-    };
-    if parts.len() == 1 {
-        let p = dir.join(parts[0].part_number.to_string());
-        feed(&p, None)?;
-        // Link, not rename: the part must survive a failed confirm (BadCrc64).
-        if std::fs::hard_link(&p, &out).is_err() {
-            std::fs::copy(&p, &out)?;
-        }
-    } else {
-        let tmp = store.dir.join("blobs").join(format!("{blob}.tmp"));
-        let mut w = std::fs::File::create(&tmp)?;
-        for part in parts {
-            if let Err(e) = feed(&dir.join(part.part_number.to_string()), Some(&mut w)) {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-        }
-        drop(w);
-        std::fs::rename(&tmp, &out)?;
-    }
-    Ok((blob, hasher.finish()))
-}
-
 struct ConfirmGuard(Arc<App>, String);
 impl Drop for ConfirmGuard {
     fn drop(&mut self) {
@@ -523,10 +476,11 @@ pub async fn confirm(
             }
         }
     }
-    let store = app.store.clone();
+    let app2 = app.clone();
     let k3 = key.clone();
     let (blob, hashes) =
-        tokio::task::spawn_blocking(move || assemble(&store, &k3, &parts)).await??;
+        tokio::task::spawn_blocking(move || app2.assemblies.finish(&app2.store, &k3, &parts))
+            .await??;
     let cleanup_blob = |app: &Arc<App>, blob: &str| {
         let _ = std::fs::remove_file(app.store.blob_path(blob));
     };
@@ -688,6 +642,9 @@ pub async fn abort(
         Ok(())
     })
     .await?;
+    let app2 = app.clone();
+    let k3 = key.clone();
+    tokio::task::spawn_blocking(move || app2.assemblies.forget(&k3)).await?;
     let dir = app.store.upload_dir(&key);
     let _ = tokio::fs::remove_dir_all(dir).await;
     Ok(empty(StatusCode::NO_CONTENT))
@@ -796,6 +753,12 @@ pub async fn object_put(app: &Arc<App>, ctx: Ctx, key: &str) -> SResult<Response
     .await
     .map_err(ServerError::into_cos)?;
     Stats::add(&app.stats.part_bytes, n);
+    if task.multipart {
+        let app2 = app.clone();
+        let (k, e) = (task.key.clone(), etag.clone());
+        // Not awaited: assembly runs behind the reply.
+        tokio::task::spawn_blocking(move || app2.assemblies.part_stored(&app2.store, &k, num, &e));
+    }
     let mut r = empty(StatusCode::OK);
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&etag) {
