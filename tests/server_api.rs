@@ -1558,3 +1558,64 @@ async fn in_order_parts_hash_for_instant_upload() {
     .await;
     assert_eq!(st, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn recycle_bin_restore_and_purge() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    let bin = |rest: &str, q: &str| {
+        format!(
+            "{}/api/v1/recycled/smhlocal/-{rest}?access_token={tok}{q}",
+            s.url
+        )
+    };
+    upload(&s, &tok, "r.txt", b"recycle me", "").await;
+    let (_, v) = send(Method::DELETE, &api(&s, "file", "r.txt", &tok, ""), None).await;
+    let id = v["recycledItemId"].as_u64().unwrap();
+    let (st, _) = send(
+        Method::GET,
+        &api(&s, "directory", "r.txt", &tok, "info"),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    // A new file takes the name; restore with ask → 409, rename → "r (1).txt".
+    upload(&s, &tok, "r.txt", b"new", "").await;
+    let (st, _) = send(Method::POST, &bin(&format!("/{id}"), "&restore"), None).await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    let (st, v) = send(
+        Method::POST,
+        &bin(
+            &format!("/{id}"),
+            "&restore&conflict_resolution_strategy=rename",
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["path"], json!(["r (1).txt"]));
+    let (_, v) = send(
+        Method::GET,
+        &api(&s, "directory", "r (1).txt", &tok, "info"),
+        None,
+    )
+    .await;
+    assert_eq!(v["size"], "10");
+    // Purge one, then empty the bin.
+    mkdir(&s, &tok, "d1/sub").await;
+    mkdir(&s, &tok, "d2").await;
+    let (_, v) = send(Method::DELETE, &api(&s, "directory", "d1", &tok, ""), None).await;
+    let id1 = v["recycledItemId"].as_u64().unwrap();
+    send(Method::DELETE, &api(&s, "directory", "d2", &tok, ""), None).await;
+    let (_, v) = send(Method::GET, &bin("", ""), None).await;
+    assert_eq!(v["contents"].as_array().unwrap().len(), 2);
+    assert_eq!(v["contents"][0]["type"], "dir");
+    let (st, _) = send(Method::DELETE, &bin(&format!("/{id1}"), ""), None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _) = send(Method::DELETE, &bin(&format!("/{id1}"), ""), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = send(Method::DELETE, &bin("", ""), None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (_, v) = send(Method::GET, &bin("", ""), None).await;
+    assert_eq!(v["contents"], json!([]));
+}
