@@ -151,6 +151,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     assemble::clean_staging(&store);
+    clean_upload_dirs(&store);
     let tokens = auth::load_tokens(&store).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -176,6 +177,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         assemblies: assemble::Assemblies::default(),
         confirming: Mutex::new(HashSet::new()),
     });
+    tokio::spawn(expire_tasks(app.clone()));
     let router = axum::Router::new()
         .fallback(routes::dispatch)
         .with_state(app);
@@ -203,5 +205,56 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// Drops upload tasks older than [`TASK_LIFETIME_MS`] (and their parts),
+/// every ten minutes.
+async fn expire_tasks(app: Arc<App>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let cutoff = store::now_ms() - TASK_LIFETIME_MS;
+        let keys = app
+            .db(move |c| {
+                let mut stmt = c.prepare("SELECT key FROM uploads WHERE created < ?1")?;
+                let keys = stmt
+                    .query_map([cutoff], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                drop(stmt);
+                c.execute(
+                    "DELETE FROM parts WHERE key IN (SELECT key FROM uploads WHERE created < ?1)",
+                    [cutoff],
+                )?;
+                c.execute("DELETE FROM uploads WHERE created < ?1", [cutoff])?;
+                Ok(keys)
+            })
+            .await;
+        if let Ok(keys) = keys {
+            for k in keys {
+                app.assemblies.forget(&k);
+                let _ = tokio::fs::remove_dir_all(app.store.upload_dir(&k)).await;
+            }
+        }
+    }
+}
+
+/// Removes part directories of upload tasks that no longer exist.
+fn clean_upload_dirs(store: &Store) {
+    let Ok(keys) = store.tx(|c| {
+        let mut stmt = c.prepare("SELECT key FROM uploads WHERE confirmed=0")?;
+        let keys = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<HashSet<_>, _>>()?;
+        Ok(keys)
+    }) else {
+        return;
+    };
+    if let Ok(rd) = std::fs::read_dir(store.dir.join("uploads")) {
+        for e in rd.flatten() {
+            if !keys.contains(e.file_name().to_string_lossy().as_ref()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
 }
