@@ -1370,3 +1370,44 @@ async fn recycled_purge(app: &Arc<App>, space: String, item: Option<i64>) -> SRe
     tokio::task::spawn_blocking(move || store.remove_orphans(blobs)).await?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tails() {
+        assert!(parse_tail("", false).unwrap().is_empty());
+        assert!(parse_tail("/", false).unwrap().is_empty());
+        assert_eq!(parse_tail("a%2Fb/c%20d", true).unwrap(), ["a", "b", "c d"]);
+        assert_eq!(
+            parse_tail("a/..", true).unwrap_err().code(),
+            "InvalidFilePath"
+        );
+        assert_eq!(parse_tail("a/", true).unwrap_err().code(), "EmptyFileName");
+        assert_eq!(
+            parse_tail("a//b", true).unwrap_err().code(),
+            "InvalidFilePath"
+        );
+        let long = "x".repeat(256);
+        assert_eq!(
+            parse_tail(&long, true).unwrap_err().code(),
+            "FileNameLengthExceed"
+        );
+        assert_eq!(
+            parse_tail(&format!("{long}/a"), true).unwrap_err().code(),
+            "DirectoryNameLengthExceed"
+        );
+        assert_eq!(
+            parse_tail("%FF", true).unwrap_err().code(),
+            "IllegalFileName"
+        );
+    }
+
+    #[test]
+    fn query_flags() {
+        let q = Query::parse(Some("info&multipart=1&permanent=0&by-marker=1"));
+        assert!(q.flag("info") && q.flag("multipart"));
+        assert!(!q.flag("permanent") && !q.flag("confirm"));
+    }
+}

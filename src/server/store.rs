@@ -617,3 +617,44 @@ pub fn find_by_hash(c: &Connection, size: u64, full: bool, hash: &str) -> SResul
     )
     .optional()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rename_candidates() {
+        assert_eq!(renamed("a.txt", 1, false), "a (1).txt");
+        assert_eq!(renamed("a.tar.gz", 2, false), "a.tar (2).gz");
+        assert_eq!(renamed("noext", 1, false), "noext (1)");
+        assert_eq!(renamed(".bashrc", 1, false), ".bashrc (1)");
+        assert_eq!(renamed("dir.v2", 1, true), "dir.v2 (1)");
+    }
+
+    #[test]
+    fn tree_operations() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.tx(|c| {
+            ensure_space(c, "-")?;
+            let segs: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+            let (p, id) = mkdirs(c, "-", &segs, false)?;
+            assert_eq!(p, segs);
+            assert!(mkdirs(c, "-", &segs, false).is_err());
+            assert_eq!(mkdirs(c, "-", &segs, true)?.0, ["a", "b (1)"]);
+            assert_eq!(path_of(c, id)?.unwrap(), segs);
+            let a = resolve(c, "-", &segs[..1])?.unwrap();
+            assert_eq!(counts(c, "-", a.id)?, (0, 2));
+            let copy = copy_tree(c, "-", a.id, ROOT, "a2")?;
+            assert_eq!(subtree(c, copy)?.len(), 3);
+            let rid = recycle(c, "-", &a)?;
+            assert!(rid > 0);
+            assert!(resolve(c, "-", &segs)?.is_none());
+            assert_eq!(path_of(c, id)?, None);
+            delete_tree(c, copy)?;
+            assert!(resolve(c, "-", &["a2".to_string()])?.is_none());
+            Ok(())
+        })
+        .unwrap();
+    }
+}
