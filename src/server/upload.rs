@@ -652,6 +652,30 @@ pub async fn abort(
 
 /// `PUT /cos/up/{key}[?partNumber=N&uploadId=U]`: the COS side of uploads.
 pub async fn object_put(app: &Arc<App>, ctx: Ctx, key: &str) -> SResult<Response> {
+    let r = object_put_inner(app, &ctx, key).await;
+    if r.is_err() {
+        // Read (and discard) an unread body so that the client sees our
+        // error reply instead of a connection reset mid-upload.
+        if let Some(body) = ctx.take_body() {
+            drain(body).await;
+        }
+    }
+    r
+}
+
+async fn drain(body: axum::body::Body) {
+    let mut stream = body.into_data_stream();
+    let mut total = 0usize;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, stream.next()).await {
+        total += chunk.len();
+        if total > 1 << 30 {
+            break;
+        }
+    }
+}
+
+async fn object_put_inner(app: &Arc<App>, ctx: &Ctx, key: &str) -> SResult<Response> {
     app.faults.check("part", true)?;
     app.faults.delay("part").await;
     let part_number = ctx.query.get("partNumber").map(String::from);
