@@ -181,9 +181,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let router = axum::Router::new()
         .fallback(routes::dispatch)
         .with_state(app);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // Graceful shutdown on SIGTERM/SIGINT: stop accepting, let requests in
+    // flight finish, but give up on them after ten seconds.
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let stopping2 = stopping.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        stopping2.notify_one();
+    });
+    tokio::select! {
+        r = server => r?,
+        _ = async {
+            stopping.notified().await;
+            tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+        } => {
+            eprintln!("shutdown: requests still running after 10 s; exiting anyway");
+        }
+    }
     Ok(())
 }
 
