@@ -475,6 +475,21 @@ async fn invalid_paths_rejected() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let v: Value = r.json().await.unwrap();
     assert!(v["message"].as_str().unwrap().contains("JSON"));
+    let r = client()
+        .put(api(&s, "directory", "m", &tok, ""))
+        .body("[1]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // A `null` body is an empty body.
+    let r = client()
+        .put(api(&s, "directory", "m", &tok, ""))
+        .body("null")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
 }
 
 #[tokio::test]

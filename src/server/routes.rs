@@ -74,8 +74,18 @@ impl Ctx {
         if b.iter().all(|c| c.is_ascii_whitespace()) {
             return Ok(json!({}));
         }
-        serde_json::from_slice(&b)
-            .map_err(|e| ServerError::api(400, "BadRequest", format!("malformed JSON body: {e}")))
+        let v: Value = serde_json::from_slice(&b).map_err(|e| {
+            ServerError::api(400, "BadRequest", format!("malformed JSON body: {e}"))
+        })?;
+        match v {
+            Value::Null => Ok(json!({})),
+            Value::Object(_) => Ok(v),
+            _ => Err(ServerError::api(
+                400,
+                "BadRequest",
+                "the JSON body must be an object",
+            )),
+        }
     }
 
     pub fn strategy(
