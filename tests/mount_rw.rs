@@ -305,3 +305,48 @@ async fn mtime_set_before_close_is_uploaded() {
         t
     );
 }
+
+#[tokio::test]
+async fn quota_exceeded_is_enospc_and_statfs_shows_quota() {
+    let server = TestServer::start_with(&["--capacity", "1048576"]);
+    let m = MountGuard::new(&server, "");
+    let out = sh(&format!("df -B1 --output=size {}", m.mnt.display()));
+    assert!(out.contains("1048576"), "{out}");
+    let mut f = fs::File::create(m.path("big.bin")).unwrap();
+    f.write_all(&random_bytes(2 * MIB)).unwrap();
+    let e = f.sync_all().unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+}
+
+#[tokio::test]
+async fn stale_download_url_is_refetched() {
+    let server = TestServer::start();
+    let client = client_for(&server);
+    let data = random_bytes(3 * MIB + 7);
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("x");
+    fs::write(&src, &data).unwrap();
+    client
+        .upload_file(&p("f.bin"), &src, None, &Default::default())
+        .await
+        .unwrap();
+    let m = MountGuard::new(&server, "");
+    server.admin("/__fault", "download:403:1").await;
+    assert_eq!(fs::read(m.path("f.bin")).unwrap(), data);
+}
+
+#[tokio::test]
+async fn readers_see_bytes_before_close() {
+    let server = TestServer::start();
+    let m = MountGuard::new(&server, "");
+    let mut w = fs::File::create(m.path("live.txt")).unwrap();
+    w.write_all(b"being written").unwrap();
+    assert_eq!(fs::read(m.path("live.txt")).unwrap(), b"being written");
+    assert_eq!(fs::metadata(m.path("live.txt")).unwrap().len(), 13);
+    w.write_all(b", still").unwrap();
+    drop(w);
+    assert_eq!(
+        fs::read(m.path("live.txt")).unwrap(),
+        b"being written, still"
+    );
+}
