@@ -26,7 +26,7 @@ fn names(dir: &std::path::Path) -> Vec<String> {
 #[tokio::test]
 async fn mkdir_readdir_stat() {
     let server = TestServer::start();
-    let m = MountGuard::new(&server, "umask=027");
+    let m = MountGuard::new(&server, "umask=027,uid=1234,gid=5678");
     fs::create_dir(m.path("d")).unwrap();
     fs::create_dir_all(m.path("d/e/f")).unwrap();
     fs::write(m.path("d/one.txt"), b"1").unwrap();
@@ -38,6 +38,7 @@ async fn mkdir_readdir_stat() {
     use std::os::unix::fs::MetadataExt;
     assert_eq!(md.mode() & 0o777, 0o640);
     assert_eq!(fs::metadata(m.path("d/e")).unwrap().mode() & 0o777, 0o750);
+    assert_eq!((md.uid(), md.gid()), (1234, 5678));
     assert!(fs::metadata(m.path("d/e/f")).unwrap().is_dir());
     let e = fs::create_dir(m.path("d")).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
@@ -50,6 +51,14 @@ async fn mkdir_readdir_stat() {
     assert_eq!(e.raw_os_error(), Some(libc::EPERM));
     let e = std::os::unix::fs::symlink("one.txt", m.path("d/sym")).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EPERM));
+    let fifo = std::ffi::CString::new(m.path("d/fifo").to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    let rc = unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) };
+    assert_eq!(rc, -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::EPERM)
+    );
     let out = sh(&format!("df -B1 {}", m.mnt.display()));
     assert!(out.contains("smhfs"), "{out}");
 }
@@ -275,7 +284,16 @@ async fn read_only_mount() {
         .upload_file(&p("f.txt"), &src, None, &Default::default())
         .await
         .unwrap();
-    let m = MountGuard::new(&server, "ro");
+    let m = MountGuard::new(&server, "ro,allow_other");
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = info
+        .lines()
+        .find(|l| l.contains(m.mnt.to_str().unwrap()))
+        .unwrap();
+    assert!(
+        line.contains("allow_other") && line.contains(" ro"),
+        "{line}"
+    );
     assert_eq!(fs::read(m.path("f.txt")).unwrap(), b"data");
     let e = fs::write(m.path("f.txt"), b"new").unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EROFS));
