@@ -342,7 +342,9 @@ pub fn run(args: MountArgs) -> Result<(), String> {
 
     let opts = MountOptions::parse(&args.options, args.foreground)?;
     let source = Source::parse(&args.source)?;
-    init_logging(opts.debug);
+    if opts.debug {
+        init_logging(true);
+    }
     let creds = CredentialsFile::load(&opts.credentials_file)?;
     if !args.mountpoint.is_dir() {
         return Err(format!(
@@ -398,6 +400,9 @@ pub fn run(args: MountArgs) -> Result<(), String> {
         }
     })?;
 
+    // Before this point failures are one line on stderr (retry chatter of the
+    // access check stays quiet unless `debug`).
+    init_logging(opts.debug);
     let fs_cfg = crate::fs::FsConfig {
         root: source.path.clone(),
         conflict: opts.conflict,

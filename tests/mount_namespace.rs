@@ -314,3 +314,40 @@ fn helper_argv_and_sigterm_unmount() {
     assert!(st.success(), "{st}");
     assert!(!m.is_mounted(), "unmounted");
 }
+
+/// Runs `smhfs mount` expecting it to fail before mounting; returns stderr.
+fn mount_fails(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_smhfs"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn refuses_bad_credentials_and_endpoints_in_one_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = TestServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let creds = dir.path().join("creds");
+    fs::write(&creds, "library_secret=N0tTheS3cret\n").unwrap();
+    fs::set_permissions(&creds, fs::Permissions::from_mode(0o600)).unwrap();
+    let mnt_s = mnt.to_str().unwrap();
+    let opts = |endpoint: &str| format!("endpoint={endpoint},credentials={}", creds.display());
+    let lib = format!("{}:-", server.library);
+    let err = mount_fails(&["mount", &lib, mnt_s, "-o", &opts(&server.url)]);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(!err.contains("N0tTheS3cret"), "secret leaked: {err}");
+    let err = mount_fails(&["mount", &lib, mnt_s, "-o", &opts("http://127.0.0.1:9")]);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    let err = mount_fails(&["mount", "bad source!", mnt_s, "-o", &opts(&server.url)]);
+    assert!(err.contains("source"), "{err}");
+    fs::set_permissions(&creds, fs::Permissions::from_mode(0o644)).unwrap();
+    let err = mount_fails(&["mount", &lib, mnt_s, "-o", &opts(&server.url)]);
+    assert!(err.contains("chmod 600"), "{err}");
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!info.contains(mnt_s), "nothing mounted");
+}
