@@ -283,6 +283,29 @@ async fn large_file_round_trip() {
     eprintln!("read: {:?}", t.elapsed());
     assert_eq!(total, n * MIB);
     assert_eq!(back.value(), crc.value());
+    // Random reads (no read-ahead pattern), across chunk boundaries.
+    let r = fs::File::open(m.path("big.bin")).unwrap();
+    for (i, k) in [
+        (150usize, 10usize),
+        (3, MIB - 2),
+        (77, 0),
+        (200, MIB - 100),
+        (0, 5),
+    ] {
+        let mut got = vec![0u8; 64];
+        let at = (i * MIB + k) as u64;
+        let want_len = ((n * MIB) as u64 - at).min(64) as usize;
+        r.read_exact_at(&mut got[..want_len], at).unwrap();
+        for (j, b) in got[..want_len].iter().enumerate() {
+            let pos = i * MIB + k + j;
+            let expect = if pos % MIB == 0 {
+                (pos / MIB) as u8
+            } else {
+                chunk[pos % MIB]
+            };
+            assert_eq!(*b, expect, "byte {pos}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -93,7 +93,7 @@ pub struct SmhFs {
     pub(crate) inodes: Mutex<InodeTable>,
     pub(crate) attrs: AttrCache,
     pub(crate) dirs: DirCache,
-    urls: UrlCache,
+    urls: Arc<UrlCache>,
     budget: Arc<ReadBudget>,
     files: Mutex<HashMap<u64, OpenFileRef>>,
     /// Attributes of staged files, readable without waiting for the file's
@@ -123,7 +123,7 @@ impl SmhFs {
             inodes: Mutex::new(InodeTable::new(cfg.root.clone())),
             attrs: AttrCache::new(cfg.attr_timeout, 100_000),
             dirs: DirCache::new(cfg.dir_timeout, 256),
-            urls: UrlCache::default(),
+            urls: Arc::new(UrlCache::default()),
             budget: ReadBudget::new(READ_BUDGET),
             files: Mutex::new(HashMap::new()),
             local: Mutex::new(HashMap::new()),

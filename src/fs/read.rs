@@ -123,7 +123,12 @@ impl ReadBudget {
     }
 }
 
-/// Per-handle read-ahead state.
+/// A window being fetched in the background: `(start, len, task)`.
+type Pending = (u64, u64, tokio::task::JoinHandle<Result<Bytes, SmhError>>);
+
+/// Per-handle read-ahead state: one buffered window plus, for sequential
+/// readers, the next window fetched in the background once half of the
+/// current one was consumed (so the network overlaps the reader).
 #[derive(Debug)]
 pub struct ReadAhead {
     budget: Arc<ReadBudget>,
@@ -132,6 +137,7 @@ pub struct ReadAhead {
     /// Where the next read starts if the reader is sequential.
     next: u64,
     window: u64,
+    pending: Option<Pending>,
 }
 
 impl ReadAhead {
@@ -142,6 +148,7 @@ impl ReadAhead {
             buf: Bytes::new(),
             next: 0,
             window: MIN_WINDOW,
+            pending: None,
         }
     }
 
@@ -166,11 +173,45 @@ impl ReadAhead {
         self.buf = buf;
     }
 
+    fn take_pending(&mut self) -> Option<Pending> {
+        let p = self.pending.take()?;
+        self.budget.used.fetch_sub(p.1, Ordering::Relaxed);
+        Some(p)
+    }
+
+    /// Starts fetching the window after the buffer when the reader is past
+    /// its middle.
+    fn maybe_prefetch(
+        &mut self,
+        client: &SmhClient,
+        urls: &Arc<UrlCache>,
+        path: &SmhPath,
+        file_size: u64,
+    ) {
+        let end = self.start + self.buf.len() as u64;
+        if self.pending.is_some()
+            || end >= file_size
+            || self.buf.is_empty()
+            || self.next < self.start + self.buf.len() as u64 / 2
+        {
+            return;
+        }
+        self.window = (self.window * 2).min(MAX_WINDOW);
+        let len = self.window.min(file_size - end);
+        if self.budget.used.load(Ordering::Relaxed) + len > self.budget.limit {
+            return;
+        }
+        self.budget.used.fetch_add(len, Ordering::Relaxed);
+        let (client, urls, path) = (client.clone(), urls.clone(), path.clone());
+        let task = tokio::spawn(async move { fetch(&client, &urls, &path, end, len).await });
+        self.pending = Some((end, len, task));
+    }
+
     /// Reads `len` bytes at `offset` of a file of `file_size` bytes.
     pub async fn read(
         &mut self,
         client: &SmhClient,
-        urls: &UrlCache,
+        urls: &Arc<UrlCache>,
         path: &SmhPath,
         offset: u64,
         len: u64,
@@ -181,13 +222,37 @@ impl ReadAhead {
         }
         let sequential = offset == self.next;
         self.next = offset + len;
+        if !sequential {
+            self.window = MIN_WINDOW;
+        }
         if let Some(b) = self.cached(offset, len, file_size) {
+            if sequential {
+                self.maybe_prefetch(client, urls, path, file_size);
+            }
             return Ok(b);
+        }
+        // The background window, if it continues the buffer and covers us.
+        if let Some((ps, pl, task)) = self.take_pending() {
+            let buf_end = self.start + self.buf.len() as u64;
+            if ps == buf_end && offset >= self.start && offset < ps + pl {
+                if let Ok(Ok(data)) = task.await {
+                    let keep_from = offset.min(ps);
+                    let mut joined =
+                        BytesMut::with_capacity((ps - keep_from) as usize + data.len());
+                    joined.extend_from_slice(&self.buf[(keep_from - self.start) as usize..]);
+                    joined.extend_from_slice(&data);
+                    self.set_buf(keep_from, joined.freeze());
+                    if let Some(b) = self.cached(offset, len, file_size) {
+                        self.maybe_prefetch(client, urls, path, file_size);
+                        return Ok(b);
+                    }
+                }
+            } else {
+                task.abort();
+            }
         }
         if sequential {
             self.window = (self.window * 2).min(MAX_WINDOW);
-        } else {
-            self.window = MIN_WINDOW;
         }
         let over_budget =
             self.budget.used.load(Ordering::Relaxed) + self.window > self.budget.limit;
@@ -195,6 +260,9 @@ impl ReadAhead {
         let fetch_len = window.max(len).min(file_size - offset);
         let data = fetch(client, urls, path, offset, fetch_len).await?;
         self.set_buf(offset, data);
+        if sequential {
+            self.maybe_prefetch(client, urls, path, file_size);
+        }
         // A short reply from the server: hand out what we have, never more
         // than asked.
         Ok(self.cached(offset, len, file_size).unwrap_or_else(|| {
@@ -206,6 +274,9 @@ impl ReadAhead {
 
 impl Drop for ReadAhead {
     fn drop(&mut self) {
+        if let Some((_, _, task)) = self.take_pending() {
+            task.abort();
+        }
         self.budget
             .used
             .fetch_sub(self.buf.len() as u64, Ordering::Relaxed);
