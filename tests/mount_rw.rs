@@ -292,7 +292,7 @@ async fn large_file_round_trip() {
         (200, MIB - 100),
         (0, 5),
     ] {
-        let mut got = vec![0u8; 64];
+        let mut got = [0u8; 64];
         let at = (i * MIB + k) as u64;
         let want_len = ((n * MIB) as u64 - at).min(64) as usize;
         r.read_exact_at(&mut got[..want_len], at).unwrap();
