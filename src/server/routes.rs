@@ -651,9 +651,14 @@ async fn mint(app: &Arc<App>, ctx: &Ctx) -> SResult<Response> {
 async fn admin_route(app: &Arc<App>, ctx: &mut Ctx, path: &str) -> SResult<Response> {
     let bad = |m: String| ServerError::api(400, "BadRequest", m);
     match (ctx.method.clone(), path) {
-        (Method::GET, "stats") => Ok(json_response(StatusCode::OK, &app.stats.json())),
+        (Method::GET, "stats") => {
+            let mut stats = app.stats.json();
+            stats["faults_injected"] = app.faults.fired_json();
+            Ok(json_response(StatusCode::OK, &stats))
+        }
         (Method::POST, "stats/reset") => {
             app.stats.reset();
+            app.faults.reset_fired();
             Ok(empty(StatusCode::NO_CONTENT))
         }
         (Method::POST, "fault") => {
