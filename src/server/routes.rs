@@ -118,11 +118,16 @@ pub fn empty(status: StatusCode) -> Response {
 pub async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let is_object = path.starts_with("/cos/");
+    let method = req.method().clone();
+    // Tokens, secrets and signatures travel in query strings: redact them.
+    let shown = crate::smh::redact::redact_url(&req.uri().to_string());
+    let started = std::time::Instant::now();
     let resp = match route(&app, req, &path).await {
         Ok(r) => r,
         Err(e) if is_object => e.into_cos().into_response(),
         Err(e) => e.into_response(),
     };
+    tracing::debug!(%method, uri = %shown, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
     let mut resp = resp;
     if !resp.headers().contains_key("x-smh-request-id") {
         if let Ok(v) = HeaderValue::from_str(&request_id()) {
@@ -651,9 +656,14 @@ async fn mint(app: &Arc<App>, ctx: &Ctx) -> SResult<Response> {
 async fn admin_route(app: &Arc<App>, ctx: &mut Ctx, path: &str) -> SResult<Response> {
     let bad = |m: String| ServerError::api(400, "BadRequest", m);
     match (ctx.method.clone(), path) {
-        (Method::GET, "stats") => Ok(json_response(StatusCode::OK, &app.stats.json())),
+        (Method::GET, "stats") => {
+            let mut stats = app.stats.json();
+            stats["faults_injected"] = app.faults.fired_json();
+            Ok(json_response(StatusCode::OK, &stats))
+        }
         (Method::POST, "stats/reset") => {
             app.stats.reset();
+            app.faults.reset_fired();
             Ok(empty(StatusCode::NO_CONTENT))
         }
         (Method::POST, "fault") => {
