@@ -40,6 +40,12 @@ async fn mkdir_readdir_stat() {
     assert_eq!(fs::metadata(m.path("d/e")).unwrap().mode() & 0o777, 0o750);
     assert_eq!((md.uid(), md.gid()), (1234, 5678));
     assert!(fs::metadata(m.path("d/e/f")).unwrap().is_dir());
+    // Names that need encoding on the wire.
+    let odd = "a b ü %41 #?&+.txt";
+    fs::write(m.path(&format!("d/{odd}")), b"odd").unwrap();
+    assert_eq!(fs::read(m.path(&format!("d/{odd}"))).unwrap(), b"odd");
+    assert!(names(&m.path("d")).contains(&odd.to_string()));
+    fs::remove_file(m.path(&format!("d/{odd}"))).unwrap();
     let e = fs::create_dir(m.path("d")).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
     let e = fs::metadata(m.path("nope")).unwrap_err();
