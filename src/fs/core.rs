@@ -356,13 +356,16 @@ impl SmhFs {
         self.attrs.put(path.clone(), meta);
     }
 
-    /// Records that `path` is gone.
-    fn note_gone(&self, path: &SmhPath) {
+    /// Records that `path` is gone (with everything below it for a
+    /// directory; files skip the cache walk).
+    fn note_gone(&self, path: &SmhPath, kind: Kind) {
         if let (Some(parent), Some(name)) = (path.parent(), path.name()) {
             self.dirs.remove_entry(&parent, name);
         }
-        self.attrs.remove_tree(path);
-        self.dirs.remove_tree(path);
+        if kind == Kind::Dir {
+            self.attrs.remove_tree(path);
+            self.dirs.remove_tree(path);
+        }
         self.attrs.put_missing(path.clone());
         self.urls.invalidate(path);
     }
@@ -399,7 +402,7 @@ impl SmhFs {
             .delete_dir(&path, self.cfg.permanent_delete)
             .await?;
         self.inodes.lock().unlink(&path);
-        self.note_gone(&path);
+        self.note_gone(&path, Kind::Dir);
         Ok(())
     }
 
@@ -429,7 +432,7 @@ impl SmhFs {
             }
         }
         self.inodes.lock().unlink(&path);
-        self.note_gone(&path);
+        self.note_gone(&path, Kind::File);
         Ok(())
     }
 
@@ -465,7 +468,7 @@ impl SmhFs {
                         return Err(FsError::NotEmpty);
                     }
                     self.client.delete_dir(&to, true).await?;
-                    self.note_gone(&to);
+                    self.note_gone(&to, Kind::Dir);
                 }
                 (Kind::File, Kind::File) => {}
             }
@@ -504,9 +507,11 @@ impl SmhFs {
             tracing::info!(from = %from, to = %to, actual = %final_path, "rename: the server chose another name");
         }
         self.inodes.lock().rename(&from, &final_path);
-        self.note_gone(&from);
-        self.attrs.remove_tree(&to);
-        self.dirs.remove_tree(&to);
+        self.note_gone(&from, src.kind);
+        if src.kind == Kind::Dir {
+            self.attrs.remove_tree(&to);
+            self.dirs.remove_tree(&to);
+        }
         self.note_entry(&final_path, src);
         Ok(())
     }
