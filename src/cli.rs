@@ -42,7 +42,7 @@ Mount options (-o, comma separated, may be repeated):
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = OPTIONS_HELP)]
 pub struct MountArgs {
-    /// LIBRARY[:SPACE][/PATH]; SPACE defaults to `-`, PATH mounts a sub-directory.
+    /// `LIBRARY[:SPACE][/PATH]`; SPACE defaults to `-`, PATH mounts a sub-directory.
     pub source: String,
     /// Where to mount.
     pub mountpoint: PathBuf,

@@ -2,7 +2,7 @@
 //!
 //! Each callback maps its arguments, spawns the core operation on the tokio
 //! runtime and replies from that task, so the FUSE threads never wait on the
-//! network. `FsError` becomes an `Errno` in exactly one place ([`errno`]).
+//! network. `FsError` becomes an `Errno` in exactly one place (the private `errno` function).
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
