@@ -373,3 +373,34 @@ async fn readers_see_bytes_before_close() {
         b"being written, still"
     );
 }
+
+#[tokio::test]
+async fn parallel_writers_and_readers() {
+    let server = TestServer::start();
+    let m = MountGuard::new(&server, "part_size=1M");
+    let root = m.mnt.clone();
+    let workers: Vec<_> = (0..6)
+        .map(|w| {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let dir = root.join(format!("w{w}"));
+                fs::create_dir(&dir).unwrap();
+                for i in 0..15 {
+                    let data = random_bytes((w * 7919 + i * 104_729) % (3 * MIB));
+                    let f = dir.join(format!("f{i}"));
+                    fs::write(&f, &data).unwrap();
+                    assert_eq!(fs::read(&f).unwrap(), data, "{}", f.display());
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.join().unwrap();
+    }
+    for w in 0..6 {
+        assert_eq!(
+            fs::read_dir(root.join(format!("w{w}"))).unwrap().count(),
+            15
+        );
+    }
+}
