@@ -169,6 +169,24 @@ impl SmhFs {
             .clone()
     }
 
+    /// Locks the open-file state of `ino`, creating it if needed. A release
+    /// may drop the entry from the map while we wait for its lock; then the
+    /// state we hold is orphaned and we take the current one instead.
+    async fn lock_open_file(&self, ino: u64, remote: bool) -> tokio::sync::OwnedMutexGuard<OpenFile> {
+        loop {
+            let of = self.open_file_or_insert(ino, remote);
+            let guard = of.clone().lock_owned().await;
+            let current = self
+                .files
+                .lock()
+                .get(&ino)
+                .is_some_and(|c| Arc::ptr_eq(c, &of));
+            if current {
+                return guard;
+            }
+        }
+    }
+
     // ---- attributes ----------------------------------------------------
 
     /// Attributes from the caches or the server, ignoring local staging.
@@ -573,9 +591,8 @@ impl SmhFs {
         }
         let staged = StagedFile::create(&self.cfg.cache_dir)?;
         let ino = self.inodes.lock().lookup(&path, true);
-        let of = self.open_file_or_insert(ino, false);
         {
-            let mut of = of.lock().await;
+            let mut of = self.lock_open_file(ino, false).await;
             if let Some(old) = of.staged.take() {
                 old.remove();
             }
@@ -602,8 +619,7 @@ impl SmhFs {
         if meta.kind == Kind::Dir {
             return Err(FsError::IsDir);
         }
-        let of = self.open_file_or_insert(ino, true);
-        let mut g = of.lock().await;
+        let mut g = self.lock_open_file(ino, true).await;
         if write && g.remote && self.cfg.conflict == ConflictStrategy::Ask {
             if g.handles == 0 {
                 drop(g);
@@ -779,12 +795,12 @@ impl SmhFs {
             if meta.kind == Kind::Dir {
                 return Err(FsError::IsDir);
             }
-            let existing = self.open_file(ino);
-            let of_ref = existing
-                .clone()
-                .unwrap_or_else(|| self.open_file_or_insert(ino, true));
-            let mut of = of_ref.lock().await;
+            let mut of = self.lock_open_file(ino, true).await;
             if of.remote && self.cfg.conflict == ConflictStrategy::Ask {
+                if of.handles == 0 {
+                    drop(of);
+                    self.files.lock().remove(&ino);
+                }
                 return Err(FsError::Exists);
             }
             let res = async {
