@@ -1,9 +1,202 @@
 //! `smhfs serve`: an SMH-compatible server on local disk.
+//!
+//! Modules: [`routes`] (dispatch, tokens, directories, spaces), [`files`]
+//! (file info/download/delete/move/copy), [`upload`] (begin, parts, confirm,
+//! status, renew, abort), [`objects`] (signed object GETs), [`store`]
+//! (SQLite + blobs), [`auth`], [`faults`], [`stats`], [`error`].
+
+pub mod auth;
+pub mod error;
+pub mod faults;
+pub mod files;
+pub mod objects;
+pub mod routes;
+pub mod stats;
+pub mod store;
+pub mod upload;
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use parking_lot::Mutex;
+use rusqlite::Connection;
+
+use auth::Token;
+use error::SResult;
+use faults::Faults;
+use stats::Stats;
+use store::Store;
 
 /// Arguments of `smhfs serve`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port). Prints
+    /// `listening on http://IP:PORT` once bound.
+    #[arg(long, default_value = "127.0.0.1:8720")]
+    pub listen: String,
+    /// Data directory (SQLite metadata and blob files); created if missing.
+    #[arg(long, default_value = "./smh-data")]
+    pub data: PathBuf,
+    /// Library id clients must use.
+    #[arg(long, default_value = "smhlocal")]
+    pub library: String,
+    /// Library secret used to mint access tokens.
+    #[arg(long, default_value = "smhlocal-secret")]
+    pub secret: String,
+    /// Multi-tenant library: spaces are created with the space API (otherwise
+    /// the only space is `-`).
+    #[arg(long)]
+    pub multi_space: bool,
+    /// Quota per space in bytes; uploads beyond it fail with QuotaLimitReached.
+    #[arg(long, value_name = "BYTES")]
+    pub capacity: Option<u64>,
+    /// Lifetime of upload ticket credentials, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub ticket_ttl: u64,
+    /// Caps access-token lifetime and disables auto-extension on use.
+    #[arg(long, value_name = "SECS")]
+    pub token_ttl: Option<u64>,
+    /// Deletes are permanent (204) instead of going to the recycle bin.
+    #[arg(long)]
+    pub no_recycle_bin: bool,
+    /// Inject failures: TARGET:STATUS:COUNT, TARGET one of api, token, list,
+    /// begin, confirm, part, download; COUNT `N` (next N requests) or `N%`
+    /// (probability). Repeatable.
+    #[arg(long = "fault", value_name = "SPEC")]
+    pub faults: Vec<String>,
+    /// Delay each request of TARGET by MS milliseconds (TARGET:MS). Repeatable.
+    #[arg(long = "latency", value_name = "TARGET:MS")]
+    pub latency: Vec<String>,
+}
 
-pub fn run(_args: ServeArgs) -> anyhow::Result<()> {
-    todo!()
+/// Shared server state.
+pub struct App {
+    pub args: ServeArgs,
+    pub store: Arc<Store>,
+    pub faults: Faults,
+    pub stats: Stats,
+    pub tokens: Mutex<HashMap<String, Token>>,
+    pub spaces: Mutex<HashSet<String>>,
+    pub sign_key: String,
+    /// Confirm keys being confirmed right now.
+    pub confirming: Mutex<HashSet<String>>,
+}
+
+impl App {
+    /// Runs `f` in a database transaction on the blocking pool.
+    pub async fn db<T, F>(&self, f: F) -> SResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> SResult<T> + Send + 'static,
+    {
+        let s = self.store.clone();
+        tokio::task::spawn_blocking(move || s.tx(f)).await?
+    }
+}
+
+/// Upload tasks live this long (tickets expire much sooner).
+pub const TASK_LIFETIME_MS: i64 = 24 * 3600 * 1000;
+
+pub fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("building the tokio runtime")?;
+    rt.block_on(serve(args))
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let faults = Faults::default();
+    for f in &args.faults {
+        faults.add(faults::parse_fault(f).map_err(anyhow::Error::msg)?);
+    }
+    for l in &args.latency {
+        let (t, ms) = faults::parse_latency(l).map_err(anyhow::Error::msg)?;
+        faults.add_latency(t, ms);
+    }
+    std::fs::create_dir_all(&args.data)
+        .with_context(|| format!("creating data directory {}", args.data.display()))?;
+    let store = Arc::new(Store::open(&args.data).context("opening the database")?);
+    let (sign_key, spaces) = store
+        .tx(|c| {
+            let key = store::meta_get_or_init(c, "sign_key", || store::random_hex(32))?;
+            if !args.multi_space {
+                store::ensure_space(c, "-")?;
+            }
+            let mut stmt = c.prepare("SELECT id FROM spaces")?;
+            let ids = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<HashSet<_>, _>>()?;
+            // Upload tasks outlive tickets, but not forever.
+            let cutoff = store::now_ms() - TASK_LIFETIME_MS;
+            c.execute(
+                "DELETE FROM parts WHERE key IN (SELECT key FROM uploads WHERE created < ?1)",
+                [cutoff],
+            )?;
+            c.execute("DELETE FROM uploads WHERE created < ?1", [cutoff])?;
+            Ok((key, ids))
+        })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let tokens = auth::load_tokens(&store).map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on http://{addr}")?;
+        writeln!(out, "library: {}", args.library)?;
+        writeln!(out, "secret: {}", args.secret)?;
+        writeln!(out, "data: {}", args.data.display())?;
+        out.flush()?;
+    }
+    let app = Arc::new(App {
+        args,
+        store,
+        faults,
+        stats: Stats::default(),
+        tokens: Mutex::new(tokens),
+        spaces: Mutex::new(spaces),
+        sign_key,
+        confirming: Mutex::new(HashSet::new()),
+    });
+    let router = axum::Router::new()
+        .fallback(routes::dispatch)
+        .with_state(app);
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
 }

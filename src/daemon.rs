@@ -1,0 +1,107 @@
+//! Detaching from the terminal the way `mount(8)` needs it: the parent exits 0
+//! only once the filesystem is live, or non-zero with the child's error, so
+//! `mount` and fstab boot lines report failures instead of hiding them.
+//!
+//! The fork happens before any thread (and so before the tokio runtime)
+//! exists; the child reports over a pipe.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd};
+
+/// The child's end of the readiness pipe.
+pub struct Readiness {
+    pipe: Option<File>,
+}
+
+impl Readiness {
+    /// For a process that did not detach: reports go nowhere.
+    pub fn foreground() -> Self {
+        Self { pipe: None }
+    }
+
+    pub fn is_detached(&self) -> bool {
+        self.pipe.is_some()
+    }
+
+    /// The mount is live: let the parent exit 0.
+    pub fn ready(&mut self) {
+        if let Some(mut p) = self.pipe.take() {
+            let _ = p.write_all(b"ok\n");
+        }
+    }
+
+    /// Setting up failed: the parent prints `message` and exits 1.
+    pub fn failed(&mut self, message: &str) {
+        if let Some(mut p) = self.pipe.take() {
+            let line = message.replace('\n', " ");
+            let _ = p.write_all(format!("err {line}\n").as_bytes());
+        }
+    }
+}
+
+/// Forks. Returns in the child (new session, stdio on /dev/null) with its
+/// [`Readiness`]; the parent never returns: it exits with the child's verdict.
+///
+/// Must be called before any thread is started.
+pub fn detach() -> std::io::Result<Readiness> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two fds into the array we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just created and are owned by nobody else.
+    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: single-threaded at this point (documented precondition).
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if pid > 0 {
+        drop(write_end);
+        parent_wait(File::from(read_end), pid);
+    }
+    drop(read_end);
+    // SAFETY: plain syscalls in the child; failures are not fatal.
+    unsafe {
+        libc::setsid();
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if null >= 0 {
+            libc::dup2(null, 0);
+            libc::dup2(null, 1);
+            libc::dup2(null, 2);
+            if null > 2 {
+                libc::close(null);
+            }
+        }
+    }
+    Ok(Readiness {
+        pipe: Some(File::from(write_end)),
+    })
+}
+
+fn parent_wait(mut pipe: File, child: libc::pid_t) -> ! {
+    let mut msg = String::new();
+    let _ = pipe.read_to_string(&mut msg);
+    let line = msg.lines().next().unwrap_or("");
+    if line == "ok" {
+        std::process::exit(0);
+    }
+    if let Some(err) = line.strip_prefix("err ") {
+        eprintln!("smhfs: {err}");
+        std::process::exit(1);
+    }
+    // The child died without a word: report how.
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(child, &mut status, 0) };
+    if libc::WIFSIGNALED(status) {
+        eprintln!("smhfs: the filesystem process was killed by signal {}", libc::WTERMSIG(status));
+    } else {
+        eprintln!(
+            "smhfs: the filesystem process exited with status {} before the mount was ready",
+            libc::WEXITSTATUS(status)
+        );
+    }
+    std::process::exit(1);
+}

@@ -1,0 +1,618 @@
+//! Metadata in SQLite (WAL) and file bodies as blob files under the data dir.
+//!
+//! Layout: `DATA/smh.db`, `DATA/blobs/<id>` (immutable file bodies, shared by
+//! copies and instant uploads), `DATA/uploads/<confirmKey>/<part>` (received
+//! parts of upload tasks). The tree is a `nodes` table keyed by
+//! `(space, parent, name)`; the root of a space is the virtual node 0; items
+//! in the recycle bin hang under the negative parent `-recycledItemId`.
+
+use std::path::{Path, PathBuf};
+
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+
+use super::error::{SResult, ServerError};
+
+pub const ROOT: i64 = 0;
+
+/// ISO-8601 UTC with milliseconds.
+pub fn now_iso() -> String {
+    iso(chrono::Utc::now())
+}
+
+pub fn iso(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+pub fn iso_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(iso)
+        .unwrap_or_default()
+}
+
+pub fn random_hex(bytes: usize) -> String {
+    let v: Vec<u8> = (0..bytes).map(|_| rand::random::<u8>()).collect();
+    hex::encode(v)
+}
+
+/// One file or directory.
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub id: i64,
+    pub parent: i64,
+    pub name: String,
+    pub is_dir: bool,
+    pub size: u64,
+    pub blob: Option<String>,
+    pub crc64: Option<String>,
+    pub bhash: Option<String>,
+    pub fhash: Option<String>,
+    pub ctype: Option<String>,
+    pub ctime: String,
+    pub mtime: String,
+    pub lmtime: Option<String>,
+    pub rev: i64,
+}
+
+impl Node {
+    /// eTag of a file (content) or directory (children version).
+    pub fn etag(&self) -> String {
+        if self.is_dir {
+            format!("\"{:x}-{:x}\"", self.id, self.rev)
+        } else {
+            let b = self.blob.as_deref().unwrap_or("");
+            format!("\"{}\"", &b[..b.len().min(32)])
+        }
+    }
+}
+
+/// The content of a stored file.
+#[derive(Debug, Clone)]
+pub struct FileData {
+    pub size: u64,
+    pub blob: String,
+    pub crc64: String,
+    pub bhash: String,
+    pub fhash: String,
+    pub ctype: String,
+    pub lmtime: Option<String>,
+}
+
+const NODE_COLS: &str =
+    "id,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime,rev";
+
+fn row_node(r: &Row) -> rusqlite::Result<Node> {
+    Ok(Node {
+        id: r.get(0)?,
+        parent: r.get(1)?,
+        name: r.get(2)?,
+        is_dir: r.get::<_, i64>(3)? != 0,
+        size: r.get::<_, i64>(4)? as u64,
+        blob: r.get(5)?,
+        crc64: r.get(6)?,
+        bhash: r.get(7)?,
+        fhash: r.get(8)?,
+        ctype: r.get(9)?,
+        ctime: r.get(10)?,
+        mtime: r.get(11)?,
+        lmtime: r.get(12)?,
+        rev: r.get(13)?,
+    })
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS spaces(id TEXT PRIMARY KEY, ctime TEXT NOT NULL, mtime TEXT NOT NULL, rev INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS nodes(id INTEGER PRIMARY KEY AUTOINCREMENT, space TEXT NOT NULL, parent INTEGER NOT NULL,
+  name TEXT NOT NULL, is_dir INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, blob TEXT, crc64 TEXT, bhash TEXT,
+  fhash TEXT, ctype TEXT, ctime TEXT NOT NULL, mtime TEXT NOT NULL, lmtime TEXT, rev INTEGER NOT NULL DEFAULT 0);
+CREATE UNIQUE INDEX IF NOT EXISTS nodes_pn ON nodes(space, parent, name);
+CREATE INDEX IF NOT EXISTS nodes_parent ON nodes(parent);
+CREATE INDEX IF NOT EXISTS nodes_bh ON nodes(size, bhash);
+CREATE INDEX IF NOT EXISTS nodes_fh ON nodes(size, fhash);
+CREATE INDEX IF NOT EXISTS nodes_blob ON nodes(blob);
+CREATE TABLE IF NOT EXISTS tokens(token TEXT PRIMARY KEY, grants TEXT NOT NULL, period INTEGER NOT NULL,
+  expires INTEGER NOT NULL, user_id TEXT, spaces TEXT, extend INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS uploads(key TEXT PRIMARY KEY, space TEXT NOT NULL, path TEXT NOT NULL,
+  multipart INTEGER NOT NULL, upload_id TEXT, strategy TEXT NOT NULL, force INTEGER NOT NULL, auth TEXT NOT NULL,
+  sectoken TEXT NOT NULL, expiration INTEGER NOT NULL, ctime TEXT NOT NULL, created INTEGER NOT NULL,
+  confirmed INTEGER NOT NULL DEFAULT 0, final_path TEXT, lmtime TEXT);
+CREATE TABLE IF NOT EXISTS parts(key TEXT NOT NULL, num INTEGER NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
+  mtime TEXT NOT NULL, PRIMARY KEY(key, num));
+CREATE TABLE IF NOT EXISTS recycled(id INTEGER PRIMARY KEY AUTOINCREMENT, space TEXT NOT NULL, node INTEGER NOT NULL,
+  orig TEXT NOT NULL, name TEXT NOT NULL, is_dir INTEGER NOT NULL, size INTEGER NOT NULL, ctime TEXT, mtime TEXT,
+  rtime TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);
+";
+
+pub struct Store {
+    conn: Mutex<Connection>,
+    pub dir: PathBuf,
+}
+
+impl Store {
+    pub fn open(dir: &Path) -> anyhow::Result<Store> {
+        std::fs::create_dir_all(dir.join("blobs"))?;
+        std::fs::create_dir_all(dir.join("uploads"))?;
+        let conn = Connection::open(dir.join("smh.db"))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Store {
+            conn: Mutex::new(conn),
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Runs `f` in a transaction (committed if it returns Ok).
+    pub fn tx<T>(&self, f: impl FnOnce(&Connection) -> SResult<T>) -> SResult<T> {
+        let mut c = self.conn.lock();
+        let tx = c.transaction()?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    pub fn blob_path(&self, blob: &str) -> PathBuf {
+        self.dir.join("blobs").join(blob)
+    }
+
+    pub fn upload_dir(&self, key: &str) -> PathBuf {
+        self.dir.join("uploads").join(key)
+    }
+
+    /// Removes blob files no node references any more.
+    pub fn remove_orphans(&self, blobs: Vec<String>) {
+        if blobs.is_empty() {
+            return;
+        }
+        let orphans: Vec<String> = {
+            let c = self.conn.lock();
+            blobs
+                .into_iter()
+                .filter(|b| {
+                    c.query_row("SELECT 1 FROM nodes WHERE blob=?1 LIMIT 1", [b], |_| Ok(()))
+                        .optional()
+                        .map(|r| r.is_none())
+                        .unwrap_or(false)
+                })
+                .collect()
+        };
+        for b in orphans {
+            let _ = std::fs::remove_file(self.blob_path(&b));
+        }
+    }
+}
+
+pub fn meta_get_or_init(c: &Connection, k: &str, init: impl FnOnce() -> String) -> SResult<String> {
+    if let Some(v) = c
+        .query_row("SELECT v FROM meta WHERE k=?1", [k], |r| r.get(0))
+        .optional()?
+    {
+        return Ok(v);
+    }
+    let v = init();
+    c.execute("INSERT INTO meta(k,v) VALUES(?1,?2)", params![k, v])?;
+    Ok(v)
+}
+
+pub fn ensure_space(c: &Connection, space: &str) -> SResult<()> {
+    let now = now_iso();
+    c.execute(
+        "INSERT OR IGNORE INTO spaces(id,ctime,mtime,rev) VALUES(?1,?2,?2,0)",
+        params![space, now],
+    )?;
+    Ok(())
+}
+
+pub fn root(c: &Connection, space: &str) -> SResult<Node> {
+    let r = c
+        .query_row(
+            "SELECT ctime,mtime,rev FROM spaces WHERE id=?1",
+            [space],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    let (ctime, mtime, rev) =
+        r.ok_or_else(|| ServerError::api(404, "SpaceNotFound", "space not found"))?;
+    Ok(Node {
+        id: ROOT,
+        parent: ROOT,
+        name: String::new(),
+        is_dir: true,
+        size: 0,
+        blob: None,
+        crc64: None,
+        bhash: None,
+        fhash: None,
+        ctype: None,
+        ctime,
+        mtime,
+        lmtime: None,
+        rev,
+    })
+}
+
+pub fn child(c: &Connection, space: &str, parent: i64, name: &str) -> SResult<Option<Node>> {
+    Ok(c.query_row(
+        &format!("SELECT {NODE_COLS} FROM nodes WHERE space=?1 AND parent=?2 AND name=?3"),
+        params![space, parent, name],
+        row_node,
+    )
+    .optional()?)
+}
+
+pub fn node(c: &Connection, id: i64) -> SResult<Option<Node>> {
+    Ok(c.query_row(
+        &format!("SELECT {NODE_COLS} FROM nodes WHERE id=?1"),
+        [id],
+        row_node,
+    )
+    .optional()?)
+}
+
+/// The node at `segs`, or None (also when a middle segment is a file).
+pub fn resolve(c: &Connection, space: &str, segs: &[String]) -> SResult<Option<Node>> {
+    let mut cur = root(c, space)?;
+    for s in segs {
+        if !cur.is_dir {
+            return Ok(None);
+        }
+        match child(c, space, cur.id, s)? {
+            Some(n) => cur = n,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(cur))
+}
+
+/// The directory at `segs` (None if missing or not a directory).
+pub fn resolve_dir(c: &Connection, space: &str, segs: &[String]) -> SResult<Option<Node>> {
+    Ok(resolve(c, space, segs)?.filter(|n| n.is_dir))
+}
+
+/// Path of a node from the root; None when it sits in the recycle bin.
+pub fn path_of(c: &Connection, id: i64) -> SResult<Option<Vec<String>>> {
+    let mut out = Vec::new();
+    let mut cur = id;
+    while cur != ROOT {
+        if cur < 0 {
+            return Ok(None);
+        }
+        let Some(n) = node(c, cur)? else {
+            return Ok(None);
+        };
+        out.push(n.name);
+        cur = n.parent;
+    }
+    out.reverse();
+    Ok(Some(out))
+}
+
+/// Bumps the version (eTag) and modification time of a directory.
+pub fn touch(c: &Connection, space: &str, dir: i64) -> SResult<()> {
+    let now = now_iso();
+    if dir == ROOT {
+        c.execute(
+            "UPDATE spaces SET rev=rev+1, mtime=?2 WHERE id=?1",
+            params![space, now],
+        )?;
+    } else {
+        c.execute(
+            "UPDATE nodes SET rev=rev+1, mtime=?2 WHERE id=?1",
+            params![dir, now],
+        )?;
+    }
+    Ok(())
+}
+
+pub fn insert_dir(c: &Connection, space: &str, parent: i64, name: &str) -> SResult<i64> {
+    let now = now_iso();
+    c.execute(
+        "INSERT INTO nodes(space,parent,name,is_dir,ctime,mtime) VALUES(?1,?2,?3,1,?4,?4)",
+        params![space, parent, name, now],
+    )?;
+    let id = c.last_insert_rowid();
+    touch(c, space, parent)?;
+    Ok(id)
+}
+
+pub fn insert_file(
+    c: &Connection,
+    space: &str,
+    parent: i64,
+    name: &str,
+    f: &FileData,
+    ctime: Option<&str>,
+) -> SResult<i64> {
+    let now = now_iso();
+    c.execute(
+        "INSERT INTO nodes(space,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime)
+         VALUES(?1,?2,?3,0,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
+        params![
+            space,
+            parent,
+            name,
+            f.size as i64,
+            f.blob,
+            f.crc64,
+            f.bhash,
+            f.fhash,
+            f.ctype,
+            ctime.unwrap_or(&now),
+            now,
+            f.lmtime
+        ],
+    )?;
+    let id = c.last_insert_rowid();
+    touch(c, space, parent)?;
+    Ok(id)
+}
+
+pub fn file_data(n: &Node) -> FileData {
+    FileData {
+        size: n.size,
+        blob: n.blob.clone().unwrap_or_default(),
+        crc64: n.crc64.clone().unwrap_or_default(),
+        bhash: n.bhash.clone().unwrap_or_default(),
+        fhash: n.fhash.clone().unwrap_or_default(),
+        ctype: n
+            .ctype
+            .clone()
+            .unwrap_or_else(|| "application/octet-stream".into()),
+        lmtime: n.lmtime.clone(),
+    }
+}
+
+/// `name (k)` / `stem (k).ext` candidates for the rename strategy.
+pub fn renamed(name: &str, k: u32, is_dir: bool) -> String {
+    if !is_dir {
+        if let Some(dot) = name.rfind('.') {
+            if dot > 0 {
+                return format!("{} ({k}){}", &name[..dot], &name[dot..]);
+            }
+        }
+    }
+    format!("{name} ({k})")
+}
+
+/// The first free `name (k)` in `parent`.
+pub fn free_name(
+    c: &Connection,
+    space: &str,
+    parent: i64,
+    name: &str,
+    is_dir: bool,
+) -> SResult<String> {
+    if child(c, space, parent, name)?.is_none() {
+        return Ok(name.to_string());
+    }
+    for k in 1..10_000 {
+        let cand = renamed(name, k, is_dir);
+        if cand.len() > 255 {
+            break;
+        }
+        if child(c, space, parent, &cand)?.is_none() {
+            return Ok(cand);
+        }
+    }
+    Err(ServerError::api(
+        409,
+        "RenameTooManyTimes",
+        "no free name found",
+    ))
+}
+
+/// Node plus every descendant, parents before children.
+pub fn subtree(c: &Connection, id: i64) -> SResult<Vec<Node>> {
+    let mut stmt = c.prepare(&format!(
+        "WITH RECURSIVE t(id, depth) AS (SELECT ?1, 0 UNION ALL SELECT n.id, t.depth+1 FROM nodes n JOIN t ON n.parent=t.id)
+         SELECT {} FROM nodes JOIN t ON nodes.id=t.id ORDER BY t.depth",
+        NODE_COLS
+            .split(',')
+            .map(|c| format!("nodes.{c}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    ))?;
+    let rows = stmt.query_map([id], row_node)?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// Deletes a node and its subtree; returns the blobs they used.
+pub fn delete_tree(c: &Connection, id: i64) -> SResult<Vec<String>> {
+    let nodes = subtree(c, id)?;
+    let mut blobs = Vec::new();
+    for n in nodes.iter().rev() {
+        c.execute("DELETE FROM nodes WHERE id=?1", [n.id])?;
+        if let Some(b) = &n.blob {
+            blobs.push(b.clone());
+        }
+    }
+    Ok(blobs)
+}
+
+/// Bytes used by the files of a space (recycle bin included).
+pub fn usage(c: &Connection, space: &str) -> SResult<u64> {
+    let s: i64 = c.query_row(
+        "SELECT COALESCE(SUM(size),0) FROM nodes WHERE space=?1 AND is_dir=0",
+        [space],
+        |r| r.get(0),
+    )?;
+    Ok(s as u64)
+}
+
+/// Children counts: (files, dirs).
+pub fn counts(c: &Connection, space: &str, parent: i64) -> SResult<(u64, u64)> {
+    let (f, d): (i64, i64) = c.query_row(
+        "SELECT COALESCE(SUM(is_dir=0),0), COALESCE(SUM(is_dir=1),0) FROM nodes WHERE space=?1 AND parent=?2",
+        params![space, parent],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    Ok((f as u64, d as u64))
+}
+
+/// Listing order and filter.
+pub struct ListSpec {
+    /// SQL ORDER BY expression (whitelisted by the caller).
+    pub order: String,
+    /// `is_dir=1`, `is_dir=0` or empty.
+    pub filter: &'static str,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+pub fn list(c: &Connection, space: &str, parent: i64, spec: &ListSpec) -> SResult<Vec<Node>> {
+    let filter = if spec.filter.is_empty() {
+        String::new()
+    } else {
+        format!(" AND {}", spec.filter)
+    };
+    let mut stmt = c.prepare(&format!(
+        "SELECT {NODE_COLS} FROM nodes WHERE space=?1 AND parent=?2{filter} ORDER BY {} LIMIT ?3 OFFSET ?4",
+        spec.order
+    ))?;
+    let rows = stmt.query_map(
+        params![space, parent, spec.limit as i64, spec.offset as i64],
+        row_node,
+    )?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+/// `mkdir -p`: creates missing parents; the last segment follows the
+/// strategy (ask → 409, rename → `name (k)`). Returns the final path.
+pub fn mkdirs(
+    c: &Connection,
+    space: &str,
+    segs: &[String],
+    rename_last: bool,
+) -> SResult<(Vec<String>, i64)> {
+    let mut cur = ROOT;
+    let mut out = Vec::new();
+    for (i, s) in segs.iter().enumerate() {
+        let last = i + 1 == segs.len();
+        match child(c, space, cur, s)? {
+            Some(n) if !last => {
+                if !n.is_dir {
+                    return Err(ServerError::conflict());
+                }
+                cur = n.id;
+                out.push(s.clone());
+            }
+            Some(_) => {
+                if !rename_last {
+                    return Err(ServerError::conflict());
+                }
+                let name = free_name(c, space, cur, s, true)?;
+                cur = insert_dir(c, space, cur, &name)?;
+                out.push(name);
+            }
+            None => {
+                cur = insert_dir(c, space, cur, s)?;
+                out.push(s.clone());
+            }
+        }
+    }
+    Ok((out, cur))
+}
+
+/// Parent directories for a dir move/copy destination: created when missing.
+pub fn ensure_parents(c: &Connection, space: &str, segs: &[String]) -> SResult<i64> {
+    let mut cur = ROOT;
+    for s in segs {
+        match child(c, space, cur, s)? {
+            Some(n) if n.is_dir => cur = n.id,
+            Some(_) => return Err(ServerError::conflict()),
+            None => cur = insert_dir(c, space, cur, s)?,
+        }
+    }
+    Ok(cur)
+}
+
+/// Deep copy of `src` as `name` under `parent` (blobs shared).
+pub fn copy_tree(c: &Connection, space: &str, src: i64, parent: i64, name: &str) -> SResult<i64> {
+    let nodes = subtree(c, src)?;
+    let mut map = std::collections::HashMap::new();
+    let now = now_iso();
+    let mut new_root = ROOT;
+    for n in &nodes {
+        let (p, nm) = if n.id == src {
+            (parent, name.to_string())
+        } else {
+            match map.get(&n.parent) {
+                Some(p) => (*p, n.name.clone()),
+                None => continue,
+            }
+        };
+        c.execute(
+            "INSERT INTO nodes(space,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime)
+             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?11,?12)",
+            params![
+                space,
+                p,
+                nm,
+                n.is_dir as i64,
+                n.size as i64,
+                n.blob,
+                n.crc64,
+                n.bhash,
+                n.fhash,
+                n.ctype,
+                now,
+                n.lmtime
+            ],
+        )?;
+        let id = c.last_insert_rowid();
+        if n.id == src {
+            new_root = id;
+        }
+        map.insert(n.id, id);
+    }
+    touch(c, space, parent)?;
+    Ok(new_root)
+}
+
+/// Moves `node` to the recycle bin; returns the recycled item id.
+pub fn recycle(c: &Connection, space: &str, n: &Node) -> SResult<i64> {
+    let orig = path_of(c, n.id)?.unwrap_or_default();
+    let size: i64 = if n.is_dir {
+        subtree(c, n.id)?.iter().map(|x| x.size as i64).sum()
+    } else {
+        n.size as i64
+    };
+    c.execute(
+        "INSERT INTO recycled(space,node,orig,name,is_dir,size,ctime,mtime,rtime) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+        params![
+            space,
+            n.id,
+            serde_json::to_string(&orig).unwrap_or_default(),
+            n.name,
+            n.is_dir as i64,
+            size,
+            n.ctime,
+            n.mtime,
+            now_iso()
+        ],
+    )?;
+    let rid = c.last_insert_rowid();
+    c.execute(
+        "UPDATE nodes SET parent=?2 WHERE id=?1",
+        params![n.id, -rid],
+    )?;
+    touch(c, space, n.parent)?;
+    Ok(rid)
+}
+
+/// Instant-upload lookup: a stored file with this size and hash.
+pub fn find_by_hash(c: &Connection, size: u64, full: bool, hash: &str) -> SResult<Option<Node>> {
+    let col = if full { "fhash" } else { "bhash" };
+    Ok(c.query_row(
+        &format!("SELECT {NODE_COLS} FROM nodes WHERE size=?1 AND {col}=?2 AND is_dir=0 LIMIT 1"),
+        params![size as i64, hash],
+        row_node,
+    )
+    .optional()?)
+}
