@@ -225,16 +225,16 @@ wait_for() { # wait_for SECONDS DESCRIPTION LOGFILE PID CMD...: poll CMD every 0
 # ---------------------------------------------------------------- smhfs serve
 SERVER_DATA=$RUN/server-data
 mkdir -p "$SERVER_DATA"
-PORT=$(free_port)
-log "starting smhfs serve on 127.0.0.1:$PORT"
-"$SMHFS" serve --listen "127.0.0.1:$PORT" --data "$SERVER_DATA" >"$LOGS/server.log" 2>&1 &
+log "starting smhfs serve on a free loopback port"
+"$SMHFS" serve --listen 127.0.0.1:0 --data "$SERVER_DATA" >"$LOGS/server.log" 2>&1 &
 SERVER_PID=$!
 wait_for "$MOUNT_TIMEOUT" "smhfs serve" "$LOGS/server.log" "$SERVER_PID" grep -q 'listening on http' "$LOGS/server.log"
 for _ in $(seq 1 50); do grep -q 'secret: ' "$LOGS/server.log" && break; sleep 0.1; done
 URL=$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$LOGS/server.log" | head -n 1)
 LIB=$(sed -n 's/^\(.*[[:space:]]\)\{0,1\}library: *\([^[:space:]]*\).*/\2/p' "$LOGS/server.log" | head -n 1)
 SECRET=$(sed -n 's/^\(.*[[:space:]]\)\{0,1\}secret: *\([^[:space:]]*\).*/\2/p' "$LOGS/server.log" | head -n 1)
-URL=${URL:-http://127.0.0.1:$PORT}; URL=${URL%/}; LIB=${LIB:-smhlocal}; SECRET=${SECRET:-smhlocal-secret}
+[ -n "$URL" ] || die "smhfs serve printed no URL (log: $LOGS/server.log)"
+URL=${URL%/}; LIB=${LIB:-smhlocal}; SECRET=${SECRET:-smhlocal-secret}
 wait_for "$MOUNT_TIMEOUT" "smhfs serve /__stats" "$LOGS/server.log" "$SERVER_PID" curl -fsS "$URL/__stats"
 log "server $URL library $LIB"
 
@@ -270,8 +270,8 @@ log "creating $ENTRIES entries in the rclone backing directory"
 (
   cd "$RC_BACK/$W5_DIR"
   for ((i = 0; i < ENTRIES; i++)); do
-    if [ "$W5_KIND" = dir ]; then mkdir "$(printf 'e%05d' "$i")"
-    else printf '0123456789abcdef' >"$(printf 'e%05d.bin' "$i")"; fi
+    if [ "$W5_KIND" = dir ]; then printf -v name 'e%05d' "$i"; mkdir "$name"
+    else printf -v name 'e%05d.bin' "$i"; printf '0123456789abcdef' >"$name"; fi
   done
 )
 RC_PORT=$(free_port)
