@@ -36,7 +36,9 @@
 #
 # Environment: BENCH_DIR (work dir), BENCH_QUICK=1 (fast mode), BENCH_RUNS
 # (override the number of runs), BENCH_W5_KIND=file|dir (what the 10,000
-# server-side entries are; default file).
+# server-side entries are; default file), BENCH_KEEP=1 (keep the server data
+# and rclone backing directory under $BENCH_DIR/run; by default they are
+# deleted on exit, the inputs are kept).
 # Everything it starts (servers, mounts) is stopped on exit, also on Ctrl-C.
 # Not part of the test suite.
 set -euo pipefail
@@ -108,6 +110,9 @@ cleanup() {
   unmount "$MNT_SMH"; unmount "$MNT_RC"
   stop_pid "$SMH_MOUNT_PID"; stop_pid "$RC_MOUNT_PID"
   stop_pid "$RC_SERVE_PID"; stop_pid "$SERVER_PID"
+  if [ "${BENCH_KEEP:-0}" != 1 ] && ! is_mounted "$MNT_SMH" && ! is_mounted "$MNT_RC"; then
+    rm -rf "$RUN/server-data" "$RUN/rclone-backing" "$RUN/rclone-cache" "$RUN/smhfs-cache" "$RUN/local-limit"
+  fi
   if [ "$rc" -ne 0 ]; then
     log "failed (exit $rc); logs in $LOGS"
   fi
