@@ -243,15 +243,11 @@ URL=${URL%/}; LIB=${LIB:-smhlocal}; SECRET=${SECRET:-smhlocal-secret}
 wait_for "$MOUNT_TIMEOUT" "smhfs serve /__stats" "$LOGS/server.log" "$SERVER_PID" curl -fsS "$URL/__stats"
 log "server $URL library $LIB"
 
-TOKEN=""
-token() {
-  if [ -z "$TOKEN" ]; then
-    TOKEN=$(curl -fsS -G "$URL/api/v1/token" --data-urlencode "library_id=$LIB" \
-      --data-urlencode "library_secret=$SECRET" --data-urlencode "grant=admin" | jq -r .accessToken)
-    [ -n "$TOKEN" ] && [ "$TOKEN" != null ] || die "could not get an access token"
-  fi
-  echo "$TOKEN"
-}
+TOKEN=$(curl -fsS -G "$URL/api/v1/token" --data-urlencode "library_id=$LIB" \
+  --data-urlencode "library_secret=$SECRET" --data-urlencode "grant=admin" | jq -r .accessToken) \
+  || die "could not get an access token"
+[ -n "$TOKEN" ] && [ "$TOKEN" != null ] || die "could not get an access token"
+token() { echo "$TOKEN"; }
 stats() { curl -fsS "$URL/__stats"; }
 stats_reset() { curl -fsS -X POST "$URL/__stats/reset" >/dev/null; }
 stat_req() { stats | jq -r --arg k "$1" '.requests[$k] // 0'; }
@@ -313,7 +309,7 @@ vm_hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
 rc_wait_backend() {
   local path=$1 files=$2 bytes=$3 got deadline=$(( $(date +%s) + BACKEND_TIMEOUT ))
   while :; do
-    got=$(find "$path" -type f -printf '%s\n' 2>/dev/null | awk '{ n++; s += $1 } END { print n + 0, s + 0 }')
+    got=$( { find "$path" -type f -printf '%s\n' 2>/dev/null || true; } | awk '{ n++; s += $1 } END { print n + 0, s + 0 }')
     [ "$got" = "$files $bytes" ] && return 0
     [ "$(date +%s)" -lt "$deadline" ] || die "rclone backend: $path has '$got' (files bytes), want '$files $bytes'"
     sleep 0.01
