@@ -57,6 +57,7 @@ BIG_BYTES=$((BIG_MIB * 1024 * 1024))
 SMALL_N=1000; SMALL_BYTES=4096
 MED_N=100; MED_BYTES=$((1024 * 1024))
 MOUNT_TIMEOUT=20        # seconds for a mount / server to appear
+OP_TIMEOUT=900          # seconds for any single timed command (cp, cat, ls, curl)
 BACKEND_TIMEOUT=600     # seconds for rclone to land a write in its backend
 
 INPUTS=$BENCH_DIR/inputs
@@ -69,6 +70,9 @@ MED=$INPUTS/medium-100x1MiB
 log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 now() { date +%s.%N; }
+T() { # T CMD...: run a timed command, bounded by OP_TIMEOUT
+  timeout "$OP_TIMEOUT" "$@" || { local rc=$?; [ "$rc" -ne 124 ] || log "timed out after ${OP_TIMEOUT}s: $*"; return "$rc"; }
+}
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 
 # ---------------------------------------------------------------- cleanup --
@@ -136,6 +140,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+[ -d "${HOME:-/root}/.cargo/bin" ] && PATH=${HOME:-/root}/.cargo/bin:$PATH
 command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust (rustup) first"
 
 mkdir -p "$INPUTS"
@@ -333,7 +338,7 @@ log "mounting smhfs and rclone"
 mount_smh
 mount_rc
 
-cp_local_file() { local t0 t1; t0=$(now); cp "$BIG" "$LOCAL/$1"; sync; t1=$(now); elapsed "$t0" "$t1"; }
+cp_local_file() { local t0 t1; t0=$(now); T cp "$BIG" "$LOCAL/$1"; sync; t1=$(now); elapsed "$t0" "$t1"; }
 
 curl_put() { # curl PUT of $BIG to the object endpoint of a simple-upload ticket; prints seconds
   local name=$1 tok begin domain opath ckey t0 t1 objurl
@@ -347,7 +352,7 @@ curl_put() { # curl PUT of $BIG to the object endpoint of a simple-upload ticket
   while IFS= read -r h; do hdrs+=(-H "$h"); done < <(jq -r '.headers // {} | to_entries[] | "\(.key): \(.value)"' <<<"$begin")
   case $domain in http://* | https://*) objurl=$domain$opath ;; *) objurl=http://$domain$opath ;; esac
   t0=$(now)
-  curl -fsS -X PUT -T "$BIG" -H 'Expect:' "${hdrs[@]}" -o /dev/null "$objurl" || die "curl PUT to $objurl failed"
+  T curl -fsS -X PUT -T "$BIG" -H 'Expect:' "${hdrs[@]}" -o /dev/null "$objurl" || die "curl PUT to $objurl failed"
   t1=$(now)
   curl -fsS -X POST -H 'Content-Type: application/json' -d '{}' \
     "$URL/api/v1/file/$LIB/-/$ckey?confirm&access_token=$tok" >/dev/null || die "confirm of $name failed"
@@ -361,9 +366,9 @@ for r in $(seq 1 "$RUNS"); do
   v=$(cp_local_file "w1-r$r.bin"); add w1_local "$v"; rm -f "$LOCAL/w1-r$r.bin"
   v=$(curl_put "limit-put-r$r.bin"); add w1_curl "$v"
   pb0=$(stat_top part_bytes)
-  t0=$(now); cp "$BIG" "$MNT_SMH/w1-r$r.bin"; t1=$(now); add w1_smh "$(elapsed "$t0" "$t1")"
+  t0=$(now); T cp "$BIG" "$MNT_SMH/w1-r$r.bin"; t1=$(now); add w1_smh "$(elapsed "$t0" "$t1")"
   pb1=$(stat_top part_bytes); add w1_bytes $((pb1 - pb0))
-  t0=$(now); cp "$BIG" "$MNT_RC/w1-r$r.bin"; rc_wait_backend "$RC_BACK/w1-r$r.bin" 1 "$BIG_BYTES"; t1=$(now)
+  t0=$(now); T cp "$BIG" "$MNT_RC/w1-r$r.bin"; rc_wait_backend "$RC_BACK/w1-r$r.bin" 1 "$BIG_BYTES"; t1=$(now)
   add w1_rc "$(elapsed "$t0" "$t1")"
   if [ "$r" -lt "$RUNS" ]; then rm -f "$MNT_SMH/w1-r$r.bin" "$MNT_RC/w1-r$r.bin"; fi
   log "  run $r: local ${R[w1_local]##* }s curl ${R[w1_curl]##* }s smhfs ${R[w1_smh]##* }s (${R[w1_bytes]##* } part bytes) rclone ${R[w1_rc]##* }s"
@@ -377,9 +382,9 @@ RSS_W1_SMH=$(vm_hwm_kib "$SMH_MOUNT_PID"); RSS_W1_RC=$(vm_hwm_kib "$RC_MOUNT_PID
 cp_tree() { # cp_tree WORKLOAD SRC NFILES BYTES
   local w=$1 src=$2 n=$3 bytes=$4 r t0 t1
   for r in $(seq 1 "$RUNS"); do
-    t0=$(now); cp -r "$src" "$LOCAL/$w-r$r"; sync; t1=$(now); add "${w}_local" "$(elapsed "$t0" "$t1")"
-    t0=$(now); cp -r "$src" "$MNT_SMH/$w-r$r"; t1=$(now); add "${w}_smh" "$(elapsed "$t0" "$t1")"
-    t0=$(now); cp -r "$src" "$MNT_RC/$w-r$r"; rc_wait_backend "$RC_BACK/$w-r$r" "$n" "$bytes"; t1=$(now)
+    t0=$(now); T cp -r "$src" "$LOCAL/$w-r$r"; sync; t1=$(now); add "${w}_local" "$(elapsed "$t0" "$t1")"
+    t0=$(now); T cp -r "$src" "$MNT_SMH/$w-r$r"; t1=$(now); add "${w}_smh" "$(elapsed "$t0" "$t1")"
+    t0=$(now); T cp -r "$src" "$MNT_RC/$w-r$r"; rc_wait_backend "$RC_BACK/$w-r$r" "$n" "$bytes"; t1=$(now)
     add "${w}_rc" "$(elapsed "$t0" "$t1")"
     rm -rf "$LOCAL/$w-r$r"
     log "  run $r: local ${R[${w}_local]##* }s smhfs ${R[${w}_smh]##* }s rclone ${R[${w}_rc]##* }s"
@@ -395,7 +400,7 @@ cp_tree w3 "$MED" "$MED_N" $((MED_N * MED_BYTES))
 log "W6: re-copy of the ${BIG_MIB} MiB file under a new name (x$RUNS)"
 for r in $(seq 1 "$RUNS"); do
   pb0=$(stat_top part_bytes); hits0=$(stat_top instant_upload_hits)
-  t0=$(now); cp "$BIG" "$MNT_SMH/w6-r$r.bin"; t1=$(now)
+  t0=$(now); T cp "$BIG" "$MNT_SMH/w6-r$r.bin"; t1=$(now)
   add w6_smh "$(elapsed "$t0" "$t1")"
   pb1=$(stat_top part_bytes); hits1=$(stat_top instant_upload_hits)
   add w6_bytes $((pb1 - pb0)); add w6_hits $((hits1 - hits0))
@@ -408,18 +413,18 @@ log "W4: cold read of the ${BIG_MIB} MiB file (x$RUNS)"
 for r in $(seq 1 "$RUNS"); do
   drop_caches
   tok=$(token)
-  t0=$(now); curl -fsS -L -o /dev/null "$URL/api/v1/file/$LIB/-/$BIGNAME?access_token=$tok"; t1=$(now)
+  t0=$(now); T curl -fsS -L -o /dev/null "$URL/api/v1/file/$LIB/-/$BIGNAME?access_token=$tok"; t1=$(now)
   add w4_curl "$(elapsed "$t0" "$t1")"
   mount_smh; drop_caches
-  t0=$(now); cat "$MNT_SMH/$BIGNAME" >/dev/null; t1=$(now); add w4_smh "$(elapsed "$t0" "$t1")"
+  t0=$(now); T cat "$MNT_SMH/$BIGNAME" >/dev/null; t1=$(now); add w4_smh "$(elapsed "$t0" "$t1")"
   mount_rc; drop_caches
-  t0=$(now); cat "$MNT_RC/$BIGNAME" >/dev/null; t1=$(now); add w4_rc "$(elapsed "$t0" "$t1")"
+  t0=$(now); T cat "$MNT_RC/$BIGNAME" >/dev/null; t1=$(now); add w4_rc "$(elapsed "$t0" "$t1")"
   log "  run $r: curl ${R[w4_curl]##* }s smhfs ${R[w4_smh]##* }s rclone ${R[w4_rc]##* }s"
 done
 
 # ---------------------------------------------------------------- W5 -------
 log "W5: ls -l of $ENTRIES entries, cold after remount then warm (x$RUNS)"
-ls_count() { ls -l "$1" | wc -l; }
+ls_count() { T ls -l "$1" | wc -l; }
 for r in $(seq 1 "$RUNS"); do
   mount_smh; drop_caches
   stats_reset
@@ -490,6 +495,8 @@ report() {
   echo "smhfs part bytes per W1 run: [$(echo ${R[w1_bytes]:-} | tr ' ' ',')] (file: $BIG_BYTES); instant-upload hits per W6 run: [$(echo ${R[w6_hits]:-} | tr ' ' ',')]."
   echo
   echo "Runs (seconds): $(for k in w1_smh w1_curl w1_rc w2_smh w2_rc w3_smh w3_rc w4_smh w4_curl w4_rc w5c_smh w5w_smh w5c_rc w5w_rc w6_smh; do printf '%s=[%s] ' "$k" "$(echo ${R[$k]:-} | tr ' ' ',')"; done)"
+  echo
+  echo "Limits: curl PUT = the object PUT of a simple-upload ticket alone (begin and confirm not timed); curl GET = \`curl -L\` of the download URL (302 + object GET) after dropping the page cache; local cp+sync = \`cp\` to a directory on the same disk followed by \`sync\`; hash = the big file's size divided by the \`cargo bench --bench hash\` throughput of smh_hash/sha256_chain_plus_crc64."
   echo
   echo "rclone: \`rclone mount --vfs-cache-mode writes --vfs-write-back 0s\` of a loopback \`rclone serve webdav\`; its writes are timed until the backing directory has every byte. smhfs: \`smhfs mount\` (sync mode) of a loopback \`smhfs serve\`. Ratios > 1 in \"rclone / smhfs\" mean smhfs is faster."
 }
