@@ -65,7 +65,7 @@ RUN=$BENCH_DIR/run
 LOGS=$RUN/logs
 BIG=$INPUTS/big-${BIG_MIB}MiB.bin
 SMALL=$INPUTS/small-1000x4KiB
-MED=$INPUTS/medium-100x1MiB
+MED=$INPUTS/medium-100x1MiB   # one tree per run: -r1, -r2, ... (see below)
 
 log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -188,15 +188,20 @@ make_inputs() {
     head -c $((SMALL_N * SMALL_BYTES)) /dev/urandom | (cd "$SMALL" && split -b "$SMALL_BYTES" -a 4 -d - f)
     touch "$SMALL.done"
   fi
-  if [ ! -f "$MED.done" ]; then
-    log "creating $MED"
-    rm -rf "$MED"; mkdir -p "$MED"
-    head -c $((MED_N * MED_BYTES)) /dev/urandom | (cd "$MED" && split -b "$MED_BYTES" -a 3 -d - f)
-    touch "$MED.done"
-  fi
+  # Files of 1 MiB qualify for instant upload: each run gets its own tree so
+  # that a run never uploads content an earlier run already stored.
+  local r
+  for r in $(seq 1 "$RUNS"); do
+    if [ ! -f "$MED-r$r.done" ]; then
+      log "creating $MED-r$r"
+      rm -rf "$MED-r$r"; mkdir -p "$MED-r$r"
+      head -c $((MED_N * MED_BYTES)) /dev/urandom | (cd "$MED-r$r" && split -b "$MED_BYTES" -a 3 -d - f)
+      touch "$MED-r$r.done"
+    fi
+    [ "$(find "$MED-r$r" -type f | wc -l)" -eq "$MED_N" ] || die "$MED-r$r is incomplete; delete it and rerun"
+  done
   [ "$(stat -c %s "$BIG")" -eq "$BIG_BYTES" ] || die "$BIG has the wrong size; delete it and rerun"
   [ "$(find "$SMALL" -type f | wc -l)" -eq "$SMALL_N" ] || die "$SMALL is incomplete; delete it and rerun"
-  [ "$(find "$MED" -type f | wc -l)" -eq "$MED_N" ] || die "$MED is incomplete; delete it and rerun"
 }
 make_inputs
 
@@ -338,7 +343,17 @@ log "mounting smhfs and rclone"
 mount_smh
 mount_rc
 
-cp_local_file() { local t0 t1; t0=$(now); T cp "$BIG" "$LOCAL/$1"; sync; t1=$(now); elapsed "$t0" "$t1"; }
+# W1 run r copies $SRC, a copy of $BIG whose first MiB is fresh random data:
+# the server must never know the content from an earlier run (instant upload
+# keys on the SHA-256 of the first MiB and the chain over the whole file).
+SRC=$RUN/w1-source.bin
+make_src() {
+  rm -f "$SRC"
+  cp "$BIG" "$SRC"
+  head -c $((1024 * 1024)) /dev/urandom | dd of="$SRC" bs=1M count=1 conv=notrunc status=none
+  sync
+}
+cp_local_file() { local t0 t1; t0=$(now); T cp "$SRC" "$LOCAL/$1"; sync; t1=$(now); elapsed "$t0" "$t1"; }
 
 curl_put() { # curl PUT of $BIG to the object endpoint of a simple-upload ticket; prints seconds
   local name=$1 tok begin domain opath ckey t0 t1 objurl
@@ -352,7 +367,7 @@ curl_put() { # curl PUT of $BIG to the object endpoint of a simple-upload ticket
   while IFS= read -r h; do hdrs+=(-H "$h"); done < <(jq -r '.headers // {} | to_entries[] | "\(.key): \(.value)"' <<<"$begin")
   case $domain in http://* | https://*) objurl=$domain$opath ;; *) objurl=http://$domain$opath ;; esac
   t0=$(now)
-  T curl -fsS -X PUT -T "$BIG" -H 'Expect:' "${hdrs[@]}" -o /dev/null "$objurl" || die "curl PUT to $objurl failed"
+  T curl -fsS -X PUT -T "$SRC" -H 'Expect:' "${hdrs[@]}" -o /dev/null "$objurl" || die "curl PUT to $objurl failed"
   t1=$(now)
   curl -fsS -X POST -H 'Content-Type: application/json' -d '{}' \
     "$URL/api/v1/file/$LIB/-/$ckey?confirm&access_token=$tok" >/dev/null || die "confirm of $name failed"
@@ -363,27 +378,34 @@ curl_put() { # curl PUT of $BIG to the object endpoint of a simple-upload ticket
 log "W1: cp of the ${BIG_MIB} MiB file (x$RUNS)"
 stats_reset
 for r in $(seq 1 "$RUNS"); do
+  make_src
   v=$(cp_local_file "w1-r$r.bin"); add w1_local "$v"; rm -f "$LOCAL/w1-r$r.bin"
-  v=$(curl_put "limit-put-r$r.bin"); add w1_curl "$v"
+  # smhfs before the curl limit, so nothing else has stored this content yet.
   pb0=$(stat_top part_bytes)
-  t0=$(now); T cp "$BIG" "$MNT_SMH/w1-r$r.bin"; t1=$(now); add w1_smh "$(elapsed "$t0" "$t1")"
+  t0=$(now); T cp "$SRC" "$MNT_SMH/w1-r$r.bin"; t1=$(now); add w1_smh "$(elapsed "$t0" "$t1")"
   pb1=$(stat_top part_bytes); add w1_bytes $((pb1 - pb0))
-  t0=$(now); T cp "$BIG" "$MNT_RC/w1-r$r.bin"; rc_wait_backend "$RC_BACK/w1-r$r.bin" 1 "$BIG_BYTES"; t1=$(now)
+  [ $((pb1 - pb0)) -ge "$BIG_BYTES" ] || log "WARNING: smhfs sent only $((pb1 - pb0)) part bytes for W1 run $r"
+  t0=$(now); T cp "$SRC" "$MNT_RC/w1-r$r.bin"; rc_wait_backend "$RC_BACK/w1-r$r.bin" 1 "$BIG_BYTES"; t1=$(now)
   add w1_rc "$(elapsed "$t0" "$t1")"
+  v=$(curl_put "limit-put-r$r.bin"); add w1_curl "$v"
   if [ "$r" -lt "$RUNS" ]; then rm -f "$MNT_SMH/w1-r$r.bin" "$MNT_RC/w1-r$r.bin"; fi
   log "  run $r: local ${R[w1_local]##* }s curl ${R[w1_curl]##* }s smhfs ${R[w1_smh]##* }s (${R[w1_bytes]##* } part bytes) rclone ${R[w1_rc]##* }s"
 done
-# The last run's file stays: it is W4's file and W6's known content.
+# The last run's file stays: it is W4's file, and $SRC (its content) is W6's.
 BIGNAME=w1-r$RUNS.bin
 [ "$(stat -c %s "$MNT_SMH/$BIGNAME")" -eq "$BIG_BYTES" ] || die "smhfs: $BIGNAME has the wrong size"
 RSS_W1_SMH=$(vm_hwm_kib "$SMH_MOUNT_PID"); RSS_W1_RC=$(vm_hwm_kib "$RC_MOUNT_PID")
 
 # ---------------------------------------------------------------- W2, W3 ---
-cp_tree() { # cp_tree WORKLOAD SRC NFILES BYTES
-  local w=$1 src=$2 n=$3 bytes=$4 r t0 t1
+cp_tree() { # cp_tree WORKLOAD SRC NFILES BYTES; SRC "X-r%d" means one tree per run
+  local w=$1 srcpat=$2 n=$3 bytes=$4 r t0 t1 src pb0 pb1
   for r in $(seq 1 "$RUNS"); do
+    # shellcheck disable=SC2059
+    printf -v src "$srcpat" "$r"
     t0=$(now); T cp -r "$src" "$LOCAL/$w-r$r"; sync; t1=$(now); add "${w}_local" "$(elapsed "$t0" "$t1")"
+    pb0=$(stat_top part_bytes)
     t0=$(now); T cp -r "$src" "$MNT_SMH/$w-r$r"; t1=$(now); add "${w}_smh" "$(elapsed "$t0" "$t1")"
+    pb1=$(stat_top part_bytes); add "${w}_bytes" $((pb1 - pb0))
     t0=$(now); T cp -r "$src" "$MNT_RC/$w-r$r"; rc_wait_backend "$RC_BACK/$w-r$r" "$n" "$bytes"; t1=$(now)
     add "${w}_rc" "$(elapsed "$t0" "$t1")"
     rm -rf "$LOCAL/$w-r$r"
@@ -394,13 +416,13 @@ cp_tree() { # cp_tree WORKLOAD SRC NFILES BYTES
 log "W2: cp -r of ${SMALL_N} x 4 KiB (x$RUNS)"
 cp_tree w2 "$SMALL" "$SMALL_N" $((SMALL_N * SMALL_BYTES))
 log "W3: cp -r of ${MED_N} x 1 MiB (x$RUNS)"
-cp_tree w3 "$MED" "$MED_N" $((MED_N * MED_BYTES))
+cp_tree w3 "$MED-r%d" "$MED_N" $((MED_N * MED_BYTES))
 
 # ---------------------------------------------------------------- W6 -------
 log "W6: re-copy of the ${BIG_MIB} MiB file under a new name (x$RUNS)"
 for r in $(seq 1 "$RUNS"); do
   pb0=$(stat_top part_bytes); hits0=$(stat_top instant_upload_hits)
-  t0=$(now); T cp "$BIG" "$MNT_SMH/w6-r$r.bin"; t1=$(now)
+  t0=$(now); T cp "$SRC" "$MNT_SMH/w6-r$r.bin"; t1=$(now)
   add w6_smh "$(elapsed "$t0" "$t1")"
   pb1=$(stat_top part_bytes); hits1=$(stat_top instant_upload_hits)
   add w6_bytes $((pb1 - pb0)); add w6_hits $((hits1 - hits0))
@@ -492,7 +514,7 @@ report() {
   echo "| RSS peak during W5 | $(mib "$rss_w5_smh") | — | — | $(mib "$rss_w5_rc") | $(ratio "$rss_w5_rc" "$rss_w5_smh") | ≤ 64 MiB | $(met le "$rss_w5_smh" "$RSS_LIMIT_KIB") |"
   echo
   echo "Limits measured in the same run (medians): local cp+sync of the ${BIG_MIB} MiB file $(f3 "$w1_local") (smhfs W1 = $(ratio "$w1_smh" "$w1_local") of it); curl PUT $(f3 "$w1_curl") ($(mibs "$w1_curl")); curl GET $(f3 "$w4_curl"); hash throughput (sha256 chain + crc64, cargo bench) $(awk -v t="$HASH_BPS" 'BEGIN { printf "%.0f MiB/s", t / 1048576 }')."
-  echo "smhfs part bytes per W1 run: [$(echo ${R[w1_bytes]:-} | tr ' ' ',')] (file: $BIG_BYTES); instant-upload hits per W6 run: [$(echo ${R[w6_hits]:-} | tr ' ' ',')]."
+  echo "Part bytes smhfs sent per run (checks that W1–W3 really uploaded): W1 [$(echo ${R[w1_bytes]:-} | tr ' ' ',')] (file $BIG_BYTES), W2 [$(echo ${R[w2_bytes]:-} | tr ' ' ',')] (tree $((SMALL_N * SMALL_BYTES))), W3 [$(echo ${R[w3_bytes]:-} | tr ' ' ',')] (tree $((MED_N * MED_BYTES))); instant-upload hits per W6 run: [$(echo ${R[w6_hits]:-} | tr ' ' ',')]."
   echo
   echo "Runs (seconds): $(for k in w1_smh w1_curl w1_rc w2_smh w2_rc w3_smh w3_rc w4_smh w4_curl w4_rc w5c_smh w5w_smh w5c_rc w5w_rc w6_smh; do printf '%s=[%s] ' "$k" "$(echo ${R[$k]:-} | tr ' ' ',')"; done)"
   echo
