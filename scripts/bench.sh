@@ -66,6 +66,7 @@ LOGS=$RUN/logs
 BIG=$INPUTS/big-${BIG_MIB}MiB.bin
 SMALL=$INPUTS/small-1000x4KiB
 MED=$INPUTS/medium-100x1MiB   # one tree per run: -r1, -r2, ... (see below)
+SRC=$RUN/w1-source.bin        # per-run variant of $BIG (see make_src)
 
 log() { echo "[bench $(date +%H:%M:%S)] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
@@ -115,7 +116,7 @@ cleanup() {
   stop_pid "$SMH_MOUNT_PID"; stop_pid "$RC_MOUNT_PID"
   stop_pid "$RC_SERVE_PID"; stop_pid "$SERVER_PID"
   if [ "${BENCH_KEEP:-0}" != 1 ] && ! is_mounted "$MNT_SMH" && ! is_mounted "$MNT_RC"; then
-    rm -rf "$RUN/server-data" "$RUN/rclone-backing" "$RUN/rclone-cache" "$RUN/smhfs-cache" "$RUN/local-limit"
+    rm -rf "$RUN/server-data" "$RUN/rclone-backing" "$RUN/rclone-cache" "$RUN/smhfs-cache" "$RUN/local-limit" "$SRC"
   fi
   if [ "$rc" -ne 0 ]; then
     log "failed (exit $rc); logs in $LOGS"
@@ -332,7 +333,7 @@ add() { R[$1]="${R[$1]:-} $2"; }
 median() { # median of the values recorded under key $1
   local v=${R[$1]:-}
   [ -n "${v// /}" ] || { echo ""; return; }
-  printf '%s\n' $v | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'
+  printf '%s\n' $v | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 maxof() { local v=${R[$1]:-}; [ -n "${v// /}" ] || { echo ""; return; }; printf '%s\n' $v | sort -g | tail -n 1; }
 
@@ -346,11 +347,10 @@ mount_rc
 # W1 run r copies $SRC, a copy of $BIG whose first MiB is fresh random data:
 # the server must never know the content from an earlier run (instant upload
 # keys on the SHA-256 of the first MiB and the chain over the whole file).
-SRC=$RUN/w1-source.bin
 make_src() {
   rm -f "$SRC"
   cp "$BIG" "$SRC"
-  head -c $((1024 * 1024)) /dev/urandom | dd of="$SRC" bs=1M count=1 conv=notrunc status=none
+  dd if=/dev/urandom of="$SRC" bs=1M count=1 iflag=fullblock conv=notrunc status=none
   sync
 }
 cp_local_file() { local t0 t1; t0=$(now); T cp "$SRC" "$LOCAL/$1"; sync; t1=$(now); elapsed "$t0" "$t1"; }
