@@ -51,7 +51,8 @@ pub fn detach() -> std::io::Result<Readiness> {
         return Err(std::io::Error::last_os_error());
     }
     // SAFETY: both fds were just created and are owned by nobody else.
-    let (read_end, write_end) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (read_end, write_end) =
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     // SAFETY: single-threaded at this point (documented precondition).
     let pid = unsafe { libc::fork() };
     if pid < 0 {
@@ -96,7 +97,10 @@ fn parent_wait(mut pipe: File, child: libc::pid_t) -> ! {
     // SAFETY: waiting for our own child.
     unsafe { libc::waitpid(child, &mut status, 0) };
     if libc::WIFSIGNALED(status) {
-        eprintln!("smhfs: the filesystem process was killed by signal {}", libc::WTERMSIG(status));
+        eprintln!(
+            "smhfs: the filesystem process was killed by signal {}",
+            libc::WTERMSIG(status)
+        );
     } else {
         eprintln!(
             "smhfs: the filesystem process exited with status {} before the mount was ready",

@@ -10,8 +10,8 @@ use rand::RngCore;
 use smhfs::smh::types::{BeginBody, ConfirmBody};
 use smhfs::smh::upload::UploadPlan;
 use smhfs::smh::{
-    BeginOutcome, ClientConfig, ConflictStrategy, ContentHashes, Credentials, RetryPolicy, SmhClient, SmhError,
-    SmhPath, UploadKind, UploadOptions,
+    BeginOutcome, ClientConfig, ConflictStrategy, ContentHashes, Credentials, RetryPolicy,
+    SmhClient, SmhError, SmhPath, UploadKind, UploadOptions,
 };
 
 const MIB: usize = 1024 * 1024;
@@ -50,7 +50,12 @@ fn small_parts() -> UploadOptions {
 }
 
 /// Writes `data` to a temp file and uploads it.
-async fn upload(client: &SmhClient, path: &str, data: &[u8], opts: &UploadOptions) -> Result<smhfs::smh::types::FileMeta, SmhError> {
+async fn upload(
+    client: &SmhClient,
+    path: &str,
+    data: &[u8],
+    opts: &UploadOptions,
+) -> Result<smhfs::smh::types::FileMeta, SmhError> {
     let dir = tempfile::tempdir().unwrap();
     let f = dir.path().join("staged");
     std::fs::write(&f, data).unwrap();
@@ -59,11 +64,18 @@ async fn upload(client: &SmhClient, path: &str, data: &[u8], opts: &UploadOption
 
 /// Downloads a whole file through the 302 URL in 1 MiB ranges.
 async fn download(client: &SmhClient, path: &str) -> Vec<u8> {
-    let head = client.head_file(&p(path)).await.unwrap().expect("file exists");
+    let head = client
+        .head_file(&p(path))
+        .await
+        .unwrap()
+        .expect("file exists");
     let url = client.download_url(&p(path)).await.unwrap();
     let mut out = Vec::new();
     while (out.len() as u64) < head.size {
-        let chunk = client.read_range(&url, out.len() as u64, MIB as u64).await.unwrap();
+        let chunk = client
+            .read_range(&url, out.len() as u64, MIB as u64)
+            .await
+            .unwrap();
         assert!(!chunk.is_empty(), "short read at {}", out.len());
         out.extend_from_slice(&chunk);
     }
@@ -83,14 +95,21 @@ async fn round_trip_sizes_and_crc64() {
     let server = TestServer::start();
     let client = client_for(&server);
     client.check_access().await.unwrap();
-    client.create_dir(&p("rt"), ConflictStrategy::Ask).await.unwrap();
+    client
+        .create_dir(&p("rt"), ConflictStrategy::Ask)
+        .await
+        .unwrap();
     for size in [0, 1, MIB - 1, MIB, MIB + 1, 3 * MIB + 12345] {
         let data = random_bytes(size);
         let name = format!("rt/f{size}.bin");
         let meta = upload(&client, &name, &data, &small_parts()).await.unwrap();
         assert_eq!(meta.size, size.to_string());
         let ours = ContentHashes::of(&data).crc64_string();
-        assert_eq!(meta.crc64.as_deref(), Some(ours.as_str()), "confirm crc64 for {size}");
+        assert_eq!(
+            meta.crc64.as_deref(),
+            Some(ours.as_str()),
+            "confirm crc64 for {size}"
+        );
         let head = client.head_file(&p(&name)).await.unwrap().unwrap();
         assert_eq!(head.size, size as u64);
         assert_eq!(head.crc64.as_deref(), Some(ours.as_str()));
@@ -103,13 +122,21 @@ async fn range_reads() {
     let server = TestServer::start();
     let client = client_for(&server);
     let data = random_bytes(2 * MIB + 77);
-    upload(&client, "r.bin", &data, &small_parts()).await.unwrap();
+    upload(&client, "r.bin", &data, &small_parts())
+        .await
+        .unwrap();
     let url = client.download_url(&p("r.bin")).await.unwrap();
     let mid = client.read_range(&url, 1_000_000, 100_000).await.unwrap();
     assert_eq!(&mid[..], &data[1_000_000..1_100_000]);
-    let tail = client.read_range(&url, data.len() as u64 - 10, 1000).await.unwrap();
+    let tail = client
+        .read_range(&url, data.len() as u64 - 10, 1000)
+        .await
+        .unwrap();
     assert_eq!(&tail[..], &data[data.len() - 10..]);
-    let beyond = client.read_range(&url, data.len() as u64 + 5, 10).await.unwrap();
+    let beyond = client
+        .read_range(&url, data.len() as u64 + 5, 10)
+        .await
+        .unwrap();
     assert!(beyond.is_empty());
     let info = client.file_info(&p("r.bin")).await.unwrap();
     assert_eq!(info.size, data.len().to_string());
@@ -123,21 +150,39 @@ async fn directories_and_conflicts() {
     let server = TestServer::start();
     let client = client_for(&server);
     // Parents are created.
-    client.create_dir(&p("a/b/c"), ConflictStrategy::Ask).await.unwrap();
+    client
+        .create_dir(&p("a/b/c"), ConflictStrategy::Ask)
+        .await
+        .unwrap();
     assert!(client.dir_exists(&p("a/b")).await.unwrap());
     assert!(!client.dir_exists(&p("nope")).await.unwrap());
-    let err = client.create_dir(&p("a/b/c"), ConflictStrategy::Ask).await.unwrap_err();
+    let err = client
+        .create_dir(&p("a/b/c"), ConflictStrategy::Ask)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("SameNameDirectoryOrFileExists"));
     assert_eq!(err.errno(), libc::EEXIST);
-    let renamed = client.create_dir(&p("a/b/c"), ConflictStrategy::Rename).await.unwrap();
+    let renamed = client
+        .create_dir(&p("a/b/c"), ConflictStrategy::Rename)
+        .await
+        .unwrap();
     assert_eq!(renamed.to_string(), "a/b/c (1)");
     let info = client.stat(&p("a/b")).await.unwrap().unwrap();
     assert!(info.kind.is_dir());
     assert!(client.stat(&p("a/zz")).await.unwrap().is_none());
-    let names: Vec<String> = client.list_all(&p("a/b")).await.unwrap().into_iter().map(|e| e.name).collect();
+    let names: Vec<String> = client
+        .list_all(&p("a/b"))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     assert_eq!(names, vec!["c", "c (1)"]);
     // Move, then recursive delete.
-    let moved = client.move_dir(&p("a/b"), &p("x/y"), ConflictStrategy::Ask).await.unwrap();
+    let moved = client
+        .move_dir(&p("a/b"), &p("x/y"), ConflictStrategy::Ask)
+        .await
+        .unwrap();
     assert_eq!(moved.to_string(), "x/y");
     assert!(client.dir_exists(&p("x/y/c")).await.unwrap());
     assert!(!client.dir_exists(&p("a/b")).await.unwrap());
@@ -149,11 +194,18 @@ async fn directories_and_conflicts() {
 async fn listing_2500_entries_in_three_pages() {
     let server = TestServer::start();
     let client = client_for(&server);
-    client.create_dir(&p("big"), ConflictStrategy::Ask).await.unwrap();
+    client
+        .create_dir(&p("big"), ConflictStrategy::Ask)
+        .await
+        .unwrap();
     futures::stream::iter(0..2500)
         .map(|i| {
             let c = client.clone();
-            async move { c.create_dir(&p(&format!("big/d{i:05}")), ConflictStrategy::Ask).await.unwrap() }
+            async move {
+                c.create_dir(&p(&format!("big/d{i:05}")), ConflictStrategy::Ask)
+                    .await
+                    .unwrap()
+            }
         })
         .buffer_unordered(16)
         .collect::<Vec<_>>()
@@ -179,7 +231,9 @@ async fn listing_2500_entries_in_three_pages() {
 async fn upload_conflict_strategies() {
     let server = TestServer::start();
     let client = client_for(&server);
-    upload(&client, "c.txt", b"one", &UploadOptions::default()).await.unwrap();
+    upload(&client, "c.txt", b"one", &UploadOptions::default())
+        .await
+        .unwrap();
     let ask = UploadOptions {
         strategy: ConflictStrategy::Ask,
         ..Default::default()
@@ -209,21 +263,41 @@ async fn instant_upload_sends_no_part_bytes() {
     let server = TestServer::start();
     let client = client_for(&server);
     let data = random_bytes(3 * MIB);
-    upload(&client, "orig.bin", &data, &small_parts()).await.unwrap();
+    upload(&client, "orig.bin", &data, &small_parts())
+        .await
+        .unwrap();
     let before = server.stats().await;
-    let meta = upload(&client, "copy.bin", &data, &small_parts()).await.unwrap();
+    let meta = upload(&client, "copy.bin", &data, &small_parts())
+        .await
+        .unwrap();
     let after = server.stats().await;
     assert_eq!(meta.path.unwrap(), vec!["copy.bin"]);
-    assert_eq!(stat_u64(&after, "part_bytes"), stat_u64(&before, "part_bytes"), "no data sent");
-    assert_eq!(stat_u64(&after, "instant_upload_hits"), stat_u64(&before, "instant_upload_hits") + 1);
-    assert_eq!(op_count(&after, "upload_confirm"), op_count(&before, "upload_confirm"), "no confirm");
+    assert_eq!(
+        stat_u64(&after, "part_bytes"),
+        stat_u64(&before, "part_bytes"),
+        "no data sent"
+    );
+    assert_eq!(
+        stat_u64(&after, "instant_upload_hits"),
+        stat_u64(&before, "instant_upload_hits") + 1
+    );
+    assert_eq!(
+        op_count(&after, "upload_confirm"),
+        op_count(&before, "upload_confirm"),
+        "no confirm"
+    );
     assert_eq!(download(&client, "copy.bin").await, data);
     // Same beginning, different content: a real upload.
     let mut other = data.clone();
     *other.last_mut().unwrap() ^= 0xff;
-    upload(&client, "other.bin", &other, &small_parts()).await.unwrap();
+    upload(&client, "other.bin", &other, &small_parts())
+        .await
+        .unwrap();
     let last = server.stats().await;
-    assert_eq!(stat_u64(&last, "part_bytes") - stat_u64(&after, "part_bytes"), 3 * MIB as u64);
+    assert_eq!(
+        stat_u64(&last, "part_bytes") - stat_u64(&after, "part_bytes"),
+        3 * MIB as u64
+    );
     assert_eq!(download(&client, "other.bin").await, other);
 }
 
@@ -235,22 +309,44 @@ async fn renew_after_short_ticket_ttl() {
     let data = random_bytes(MIB + 10);
     let body = BeginBody::default();
     let BeginOutcome::Ticket(ticket) = client
-        .begin_upload(&p("t.bin"), UploadKind::Multipart, &body, ConflictStrategy::Rename, None)
+        .begin_upload(
+            &p("t.bin"),
+            UploadKind::Multipart,
+            &body,
+            ConflictStrategy::Rename,
+            None,
+        )
         .await
         .unwrap()
     else {
         panic!("expected a ticket")
     };
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let err = client.put_part(&ticket, 1, data[..MIB].to_vec().into()).await.unwrap_err();
+    let err = client
+        .put_part(&ticket, 1, data[..MIB].to_vec().into())
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(403), "{err}");
     let key = ticket.confirm_key.clone().unwrap();
     let fresh = client.renew_upload(&key).await.unwrap();
-    client.put_part(&fresh, 1, data[..MIB].to_vec().into()).await.unwrap();
-    client.put_part(&fresh, 2, data[MIB..].to_vec().into()).await.unwrap();
+    client
+        .put_part(&fresh, 1, data[..MIB].to_vec().into())
+        .await
+        .unwrap();
+    client
+        .put_part(&fresh, 2, data[MIB..].to_vec().into())
+        .await
+        .unwrap();
     let crc = ContentHashes::of(&data).crc64_string();
     client
-        .confirm_upload(&key, &ConfirmBody { crc64: Some(crc), ..Default::default() }, None)
+        .confirm_upload(
+            &key,
+            &ConfirmBody {
+                crc64: Some(crc),
+                ..Default::default()
+            },
+            None,
+        )
         .await
         .unwrap();
     assert_eq!(download(&client, "t.bin").await, data);
@@ -273,9 +369,17 @@ async fn retries_through_503_and_429() {
     let server = TestServer::start_with(&["--fault", "part:503:3", "--fault", "api:429:5"]);
     let client = client_for(&server);
     let data = random_bytes(3 * MIB + 1);
-    upload(&client, "flaky.bin", &data, &small_parts()).await.unwrap();
+    upload(&client, "flaky.bin", &data, &small_parts())
+        .await
+        .unwrap();
     let stats = server.stats().await;
-    assert!(op_count(&stats, "part_put") >= 4 + 3, "failed parts were sent again: {stats}");
+    assert_eq!(stats["faults_injected"]["part"], 3, "{stats}");
+    assert_eq!(stats["faults_injected"]["api"], 5, "{stats}");
+    assert_eq!(
+        op_count(&stats, "part_put"),
+        4,
+        "every part stored once after retries: {stats}"
+    );
     assert_eq!(download(&client, "flaky.bin").await, data);
 }
 
@@ -294,7 +398,9 @@ async fn gives_up_after_bounded_retries() {
         max_delay: Duration::from_millis(5),
     };
     let client = SmhClient::new(cfg).unwrap();
-    let err = upload(&client, "never.bin", &random_bytes(2 * MIB), &small_parts()).await.unwrap_err();
+    let err = upload(&client, "never.bin", &random_bytes(2 * MIB), &small_parts())
+        .await
+        .unwrap_err();
     assert_eq!(err.status(), Some(503));
     assert_eq!(err.errno(), libc::EIO);
     assert!(client.head_file(&p("never.bin")).await.unwrap().is_none());
@@ -307,7 +413,10 @@ async fn token_reminted_after_revocation() {
     client.check_access().await.unwrap();
     let first = client.access_token().await.unwrap();
     server.admin("/__revoke-tokens", "").await;
-    client.create_dir(&p("after-revoke"), ConflictStrategy::Ask).await.unwrap();
+    client
+        .create_dir(&p("after-revoke"), ConflictStrategy::Ask)
+        .await
+        .unwrap();
     let second = client.access_token().await.unwrap();
     assert_ne!(first, second);
     assert_eq!(op_count(&server.stats().await, "token_create"), 2);
@@ -318,18 +427,30 @@ async fn bad_crc64_is_rejected() {
     let server = TestServer::start();
     let client = client_for(&server);
     let BeginOutcome::Ticket(t) = client
-        .begin_upload(&p("crc.txt"), UploadKind::Simple, &BeginBody::default(), ConflictStrategy::Rename, None)
+        .begin_upload(
+            &p("crc.txt"),
+            UploadKind::Simple,
+            &BeginBody::default(),
+            ConflictStrategy::Rename,
+            None,
+        )
         .await
         .unwrap()
     else {
         panic!("expected a ticket")
     };
-    client.put_object(&t, bytes::Bytes::from_static(b"hello")).await.unwrap();
+    client
+        .put_object(&t, bytes::Bytes::from_static(b"hello"))
+        .await
+        .unwrap();
     let body = ConfirmBody {
         crc64: Some("12345".into()),
         ..Default::default()
     };
-    let err = client.confirm_upload(t.confirm_key.as_deref().unwrap(), &body, None).await.unwrap_err();
+    let err = client
+        .confirm_upload(t.confirm_key.as_deref().unwrap(), &body, None)
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("BadCrc64"));
     assert_eq!(err.status(), Some(400));
     assert!(client.head_file(&p("crc.txt")).await.unwrap().is_none());
@@ -342,18 +463,34 @@ async fn status_and_resume_send_only_missing_parts() {
     let data = random_bytes(3 * MIB);
     let hashes = ContentHashes::of(&data);
     let BeginOutcome::Ticket(t) = client
-        .begin_upload(&p("resume.bin"), UploadKind::Multipart, &BeginBody::default(), ConflictStrategy::Rename, None)
+        .begin_upload(
+            &p("resume.bin"),
+            UploadKind::Multipart,
+            &BeginBody::default(),
+            ConflictStrategy::Rename,
+            None,
+        )
         .await
         .unwrap()
     else {
         panic!("expected a ticket")
     };
     let key = t.confirm_key.clone().unwrap();
-    client.put_part(&t, 1, data[..MIB].to_vec().into()).await.unwrap();
-    client.put_part(&t, 3, data[2 * MIB..].to_vec().into()).await.unwrap();
+    client
+        .put_part(&t, 1, data[..MIB].to_vec().into())
+        .await
+        .unwrap();
+    client
+        .put_part(&t, 3, data[2 * MIB..].to_vec().into())
+        .await
+        .unwrap();
     let status = client.upload_status(&key).await.unwrap();
     assert!(!status.confirmed);
-    let mut parts: Vec<(u32, u64)> = status.parts.iter().map(|p| (p.part_number, p.size)).collect();
+    let mut parts: Vec<(u32, u64)> = status
+        .parts
+        .iter()
+        .map(|p| (p.part_number, p.size))
+        .collect();
     parts.sort();
     assert_eq!(parts, vec![(1, MIB as u64), (3, MIB as u64)]);
     let early = client
@@ -376,7 +513,10 @@ async fn status_and_resume_send_only_missing_parts() {
         strategy: ConflictStrategy::Rename,
     };
     let before = stat_u64(&server.stats().await, "part_bytes");
-    client.resume_upload(&plan, &staged, &small_parts()).await.unwrap();
+    client
+        .resume_upload(&plan, &staged, &small_parts())
+        .await
+        .unwrap();
     let sent = stat_u64(&server.stats().await, "part_bytes") - before;
     assert_eq!(sent, MIB as u64, "only part 2 was sent");
     assert_eq!(download(&client, "resume.bin").await, data);
@@ -386,20 +526,40 @@ async fn status_and_resume_send_only_missing_parts() {
 async fn files_move_copy_delete() {
     let server = TestServer::start();
     let client = client_for(&server);
-    client.create_dir(&p("d"), ConflictStrategy::Ask).await.unwrap();
-    upload(&client, "d/a.txt", b"alpha", &UploadOptions::default()).await.unwrap();
-    let copied = client.copy_file(&p("d/a.txt"), &p("d/b.txt"), ConflictStrategy::Ask).await.unwrap();
+    client
+        .create_dir(&p("d"), ConflictStrategy::Ask)
+        .await
+        .unwrap();
+    upload(&client, "d/a.txt", b"alpha", &UploadOptions::default())
+        .await
+        .unwrap();
+    let copied = client
+        .copy_file(&p("d/a.txt"), &p("d/b.txt"), ConflictStrategy::Ask)
+        .await
+        .unwrap();
     assert_eq!(copied.to_string(), "d/b.txt");
-    let moved = client.move_file(&p("d/a.txt"), &p("c.txt"), ConflictStrategy::Ask).await.unwrap();
+    let moved = client
+        .move_file(&p("d/a.txt"), &p("c.txt"), ConflictStrategy::Ask)
+        .await
+        .unwrap();
     assert_eq!(moved.to_string(), "c.txt");
     assert!(client.head_file(&p("d/a.txt")).await.unwrap().is_none());
     assert_eq!(download(&client, "c.txt").await, b"alpha");
     // Moving onto an existing file: ask refuses, overwrite replaces.
-    let err = client.move_file(&p("c.txt"), &p("d/b.txt"), ConflictStrategy::Ask).await.unwrap_err();
+    let err = client
+        .move_file(&p("c.txt"), &p("d/b.txt"), ConflictStrategy::Ask)
+        .await
+        .unwrap_err();
     assert_eq!(err.errno(), libc::EEXIST);
-    client.move_file(&p("c.txt"), &p("d/b.txt"), ConflictStrategy::Overwrite).await.unwrap();
+    client
+        .move_file(&p("c.txt"), &p("d/b.txt"), ConflictStrategy::Overwrite)
+        .await
+        .unwrap();
     // No parent creation for file moves.
-    let err = client.move_file(&p("d/b.txt"), &p("missing/b.txt"), ConflictStrategy::Ask).await.unwrap_err();
+    let err = client
+        .move_file(&p("d/b.txt"), &p("missing/b.txt"), ConflictStrategy::Ask)
+        .await
+        .unwrap_err();
     assert_eq!(err.errno(), libc::ENOENT, "{err}");
     client.delete_file(&p("d/b.txt"), false).await.unwrap();
     assert!(client.head_file(&p("d/b.txt")).await.unwrap().is_none());
@@ -411,12 +571,26 @@ async fn files_move_copy_delete() {
 async fn usage_reports_quota() {
     let server = TestServer::start_with(&["--capacity", "10485760"]);
     let client = client_for(&server);
-    upload(&client, "u.bin", &random_bytes(MIB), &UploadOptions::default()).await.unwrap();
+    upload(
+        &client,
+        "u.bin",
+        &random_bytes(MIB),
+        &UploadOptions::default(),
+    )
+    .await
+    .unwrap();
     let u = client.usage().await.unwrap();
     assert_eq!(u.capacity, Some(10 * MIB as u64));
     assert_eq!(u.used, MIB as u64);
     assert_eq!(u.available, Some(9 * MIB as u64));
-    let err = upload(&client, "too-big.bin", &random_bytes(10 * MIB), &small_parts()).await.unwrap_err();
+    let err = upload(
+        &client,
+        "too-big.bin",
+        &random_bytes(10 * MIB),
+        &small_parts(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.errno(), libc::ENOSPC, "{err}");
 }
 
@@ -429,7 +603,11 @@ async fn wrong_secret_and_dead_endpoint_are_clear_errors() {
         "-",
         Credentials::LibrarySecret("wrong".into()),
     );
-    let err = SmhClient::new(cfg).unwrap().check_access().await.unwrap_err();
+    let err = SmhClient::new(cfg)
+        .unwrap()
+        .check_access()
+        .await
+        .unwrap_err();
     assert_eq!(err.code(), Some("WrongLibraryIdOrSecret"), "{err}");
     assert!(!err.to_string().contains("library_secret=wrong"));
 
@@ -441,9 +619,16 @@ async fn wrong_secret_and_dead_endpoint_are_clear_errors() {
     );
     cfg.retry.max_retries = 1;
     cfg.retry.base_delay = Duration::from_millis(1);
-    let err = SmhClient::new(cfg).unwrap().check_access().await.unwrap_err();
+    let err = SmhClient::new(cfg)
+        .unwrap()
+        .check_access()
+        .await
+        .unwrap_err();
     assert!(matches!(err, SmhError::Network { .. }), "{err}");
     let shown = err.to_string();
-    assert!(!shown.contains("supersecret-token"), "token leaked: {shown}");
+    assert!(
+        !shown.contains("supersecret-token"),
+        "token leaked: {shown}"
+    );
     assert!(shown.contains("REDACTED"), "{shown}");
 }

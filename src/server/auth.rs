@@ -124,6 +124,8 @@ pub fn load_tokens(store: &Store) -> SResult<HashMap<String, Token>> {
                 out.insert(k, t);
             }
         }
+        drop(stmt);
+        c.execute("DELETE FROM tokens WHERE expires <= ?1", [now])?;
         Ok(out)
     })
 }

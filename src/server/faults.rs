@@ -101,6 +101,8 @@ fn code_for(status: u16) -> &'static str {
 pub struct Faults {
     faults: Mutex<Vec<Fault>>,
     latency: Mutex<HashMap<String, u64>>,
+    /// Faults fired per target, so tests can prove a client retried.
+    fired: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl Faults {
@@ -133,6 +135,7 @@ impl Faults {
             };
             if fire {
                 fired = Some(f.status);
+                *self.fired.lock().entry(target.to_string()).or_insert(0) += 1;
                 break;
             }
         }
@@ -149,6 +152,15 @@ impl Faults {
                 }
             }
         }
+    }
+
+    /// `{target: count}` of fired faults.
+    pub fn fired_json(&self) -> serde_json::Value {
+        serde_json::to_value(&*self.fired.lock()).unwrap_or_default()
+    }
+
+    pub fn reset_fired(&self) {
+        self.fired.lock().clear();
     }
 
     /// Sleeps for the configured latency of `target`, if any.

@@ -5,6 +5,7 @@
 //! status, renew, abort), [`objects`] (signed object GETs), [`store`]
 //! (SQLite + blobs), [`auth`], [`faults`], [`stats`], [`error`].
 
+pub mod assemble;
 pub mod auth;
 pub mod error;
 pub mod faults;
@@ -81,6 +82,8 @@ pub struct App {
     pub tokens: Mutex<HashMap<String, Token>>,
     pub spaces: Mutex<HashSet<String>>,
     pub sign_key: String,
+    /// Background assembly of multipart uploads.
+    pub assemblies: assemble::Assemblies,
     /// Confirm keys being confirmed right now.
     pub confirming: Mutex<HashSet<String>>,
 }
@@ -147,6 +150,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             Ok((key, ids))
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    assemble::clean_staging(&store);
+    clean_upload_dirs(&store);
     let tokens = auth::load_tokens(&store).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -169,14 +174,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokens: Mutex::new(tokens),
         spaces: Mutex::new(spaces),
         sign_key,
+        assemblies: assemble::Assemblies::default(),
         confirming: Mutex::new(HashSet::new()),
     });
+    tokio::spawn(expire_tasks(app.clone()));
     let router = axum::Router::new()
         .fallback(routes::dispatch)
         .with_state(app);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    // Graceful shutdown on SIGTERM/SIGINT: stop accepting, let requests in
+    // flight finish, but give up on them after ten seconds.
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let stopping2 = stopping.clone();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        stopping2.notify_one();
+    });
+    tokio::select! {
+        r = server => r?,
+        _ = async {
+            stopping.notified().await;
+            tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+        } => {
+            eprintln!("shutdown: requests still running after 10 s; exiting anyway");
+        }
+    }
     Ok(())
 }
 
@@ -198,5 +219,56 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// Drops upload tasks older than [`TASK_LIFETIME_MS`] (and their parts),
+/// every ten minutes.
+async fn expire_tasks(app: Arc<App>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+    loop {
+        tick.tick().await;
+        let cutoff = store::now_ms() - TASK_LIFETIME_MS;
+        let keys = app
+            .db(move |c| {
+                let mut stmt = c.prepare("SELECT key FROM uploads WHERE created < ?1")?;
+                let keys = stmt
+                    .query_map([cutoff], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                drop(stmt);
+                c.execute(
+                    "DELETE FROM parts WHERE key IN (SELECT key FROM uploads WHERE created < ?1)",
+                    [cutoff],
+                )?;
+                c.execute("DELETE FROM uploads WHERE created < ?1", [cutoff])?;
+                Ok(keys)
+            })
+            .await;
+        if let Ok(keys) = keys {
+            for k in keys {
+                app.assemblies.forget(&k);
+                let _ = tokio::fs::remove_dir_all(app.store.upload_dir(&k)).await;
+            }
+        }
+    }
+}
+
+/// Removes part directories of upload tasks that no longer exist.
+fn clean_upload_dirs(store: &Store) {
+    let Ok(keys) = store.tx(|c| {
+        let mut stmt = c.prepare("SELECT key FROM uploads WHERE confirmed=0")?;
+        let keys = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<HashSet<_>, _>>()?;
+        Ok(keys)
+    }) else {
+        return;
+    };
+    if let Ok(rd) = std::fs::read_dir(store.dir.join("uploads")) {
+        for e in rd.flatten() {
+            if !keys.contains(e.file_name().to_string_lossy().as_ref()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode_str;
+use rusqlite::OptionalExtension;
 use serde_json::{json, Value};
 
 use super::auth::{self, Auth, Token};
@@ -73,8 +74,18 @@ impl Ctx {
         if b.iter().all(|c| c.is_ascii_whitespace()) {
             return Ok(json!({}));
         }
-        serde_json::from_slice(&b)
-            .map_err(|e| ServerError::api(400, "BadRequest", format!("malformed JSON body: {e}")))
+        let v: Value = serde_json::from_slice(&b).map_err(|e| {
+            ServerError::api(400, "BadRequest", format!("malformed JSON body: {e}"))
+        })?;
+        match v {
+            Value::Null => Ok(json!({})),
+            Value::Object(_) => Ok(v),
+            _ => Err(ServerError::api(
+                400,
+                "BadRequest",
+                "the JSON body must be an object",
+            )),
+        }
     }
 
     pub fn strategy(
@@ -107,11 +118,16 @@ pub fn empty(status: StatusCode) -> Response {
 pub async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let is_object = path.starts_with("/cos/");
+    let method = req.method().clone();
+    // Tokens, secrets and signatures travel in query strings: redact them.
+    let shown = crate::smh::redact::redact_url(&req.uri().to_string());
+    let started = std::time::Instant::now();
     let resp = match route(&app, req, &path).await {
         Ok(r) => r,
         Err(e) if is_object => e.into_cos().into_response(),
         Err(e) => e.into_response(),
     };
+    tracing::debug!(%method, uri = %shown, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
     let mut resp = resp;
     if !resp.headers().contains_key("x-smh-request-id") {
         if let Ok(v) = HeaderValue::from_str(&request_id()) {
@@ -174,7 +190,7 @@ async fn route(app: &Arc<App>, req: Request, path: &str) -> SResult<Response> {
         "directory" | "file" => {
             let lib = dec(lib.ok_or_else(not_found_route)?);
             let space = dec(space.ok_or_else(not_found_route)?);
-            check_library(app, &lib)?;
+            check_library_auth(app, &ctx, &lib)?;
             check_space(app, &space)?;
             let is_file = kind == "file";
             let segs = parse_tail(tail.unwrap_or(""), is_file)?;
@@ -186,7 +202,7 @@ async fn route(app: &Arc<App>, req: Request, path: &str) -> SResult<Response> {
         }
         "usage" => {
             let lib = dec(lib.ok_or_else(not_found_route)?);
-            check_library(app, &lib)?;
+            check_library_auth(app, &ctx, &lib)?;
             app.stats.op("usage");
             let auth = authenticate(app, &ctx, None)?;
             let _ = auth;
@@ -233,7 +249,7 @@ async fn route(app: &Arc<App>, req: Request, path: &str) -> SResult<Response> {
         "quota" => {
             let lib = dec(lib.ok_or_else(not_found_route)?);
             let space = dec(space.ok_or_else(not_found_route)?);
-            check_library(app, &lib)?;
+            check_library_auth(app, &ctx, &lib)?;
             check_space(app, &space)?;
             app.stats.op("quota");
             authenticate(app, &ctx, Some(&space))?;
@@ -248,16 +264,56 @@ async fn route(app: &Arc<App>, req: Request, path: &str) -> SResult<Response> {
         "recycled" => {
             let lib = dec(lib.ok_or_else(not_found_route)?);
             let space = dec(space.ok_or_else(not_found_route)?);
-            check_library(app, &lib)?;
+            check_library_auth(app, &ctx, &lib)?;
             check_space(app, &space)?;
-            if ctx.method != Method::GET || tail.is_some_and(|t| !t.is_empty()) {
-                return Err(not_found_route());
+            let item = match tail.filter(|t| !t.is_empty()) {
+                None => None,
+                Some(t) => Some(t.parse::<i64>().map_err(|_| {
+                    ServerError::api(404, "RecycledItemNotFound", "no such recycled item")
+                })?),
+            };
+            match (ctx.method.clone(), item) {
+                (Method::GET, None) => {
+                    app.stats.op("recycled_list");
+                    authenticate(app, &ctx, Some(&space))?;
+                    recycled_list(app, &ctx, space).await
+                }
+                (Method::POST, Some(id)) if ctx.query.flag("restore") => {
+                    let auth = authenticate(app, &ctx, Some(&space))?;
+                    auth.require(&["restore_recycled"])?;
+                    recycled_restore(app, &ctx, space, id).await
+                }
+                (Method::DELETE, item) => {
+                    let auth = authenticate(app, &ctx, Some(&space))?;
+                    auth.require(&["delete_recycled"])?;
+                    recycled_purge(app, space, item).await
+                }
+                _ => Err(not_found_route()),
             }
-            app.stats.op("recycled_list");
-            authenticate(app, &ctx, Some(&space))?;
-            recycled_list(app, &ctx, space).await
         }
         _ => Err(not_found_route()),
+    }
+}
+
+/// Largest listing offset accepted (keeps arithmetic and SQLite in range).
+const MAX_OFFSET: u64 = 1 << 40;
+
+/// Library check for authenticated routes: a token presented for another
+/// library is an invalid token (403), as on Tencent Cloud.
+pub fn check_library_auth(app: &App, ctx: &Ctx, lib: &str) -> SResult<()> {
+    if lib == app.args.library {
+        return Ok(());
+    }
+    let has_token = ctx.query.get("access_token").is_some_and(|t| !t.is_empty())
+        || ctx.headers.contains_key("authorization");
+    if has_token {
+        Err(ServerError::api(
+            403,
+            "InvalidAccessToken",
+            format!("the access token is not valid for library {lib:?}"),
+        ))
+    } else {
+        check_library(app, lib)
     }
 }
 
@@ -600,9 +656,14 @@ async fn mint(app: &Arc<App>, ctx: &Ctx) -> SResult<Response> {
 async fn admin_route(app: &Arc<App>, ctx: &mut Ctx, path: &str) -> SResult<Response> {
     let bad = |m: String| ServerError::api(400, "BadRequest", m);
     match (ctx.method.clone(), path) {
-        (Method::GET, "stats") => Ok(json_response(StatusCode::OK, &app.stats.json())),
+        (Method::GET, "stats") => {
+            let mut stats = app.stats.json();
+            stats["faults_injected"] = app.faults.fired_json();
+            Ok(json_response(StatusCode::OK, &stats))
+        }
         (Method::POST, "stats/reset") => {
             app.stats.reset();
+            app.faults.reset_fired();
             Ok(empty(StatusCode::NO_CONTENT))
         }
         (Method::POST, "fault") => {
@@ -910,7 +971,7 @@ async fn dir_list(
     let (limit, offset) = if page_mode {
         let ps = page_size.unwrap_or(20).clamp(1, 1000);
         let p = page.unwrap_or(1).max(1);
-        (ps, (p - 1) * ps)
+        (ps, (p - 1).saturating_mul(ps).min(MAX_OFFSET))
     } else {
         let limit = num_param(ctx, "limit")?.unwrap_or(20).clamp(1, 1000);
         let offset = match ctx.query.get("marker") {
@@ -918,6 +979,7 @@ async fn dir_list(
             Some(m) => m
                 .strip_prefix("o")
                 .and_then(|h| u64::from_str_radix(h, 16).ok())
+                .filter(|o| *o < MAX_OFFSET)
                 .ok_or_else(|| ServerError::api(404, "MarkerNotFound", "invalid marker"))?,
         };
         (limit, offset)
@@ -950,7 +1012,18 @@ async fn dir_list(
         return Ok(not_modified(&etag));
     }
     let more = items.len() as u64 > limit;
-    let contents: Vec<DirEntry> = items.iter().take(limit as usize).map(entry_of).collect();
+    let with_inode = ctx.query.flag("with_inode");
+    let contents: Vec<DirEntry> = items
+        .iter()
+        .take(limit as usize)
+        .map(|n| {
+            let mut e = entry_of(n);
+            if with_inode {
+                e.inode = Some(format!("{:032x}", n.id));
+            }
+            e
+        })
+        .collect();
     let listing = DirListing {
         path,
         next_marker: (more && !page_mode).then(|| format!("o{:x}", offset + limit)),
@@ -1002,10 +1075,10 @@ async fn dir_move(
                 .ok_or_else(|| {
                     ServerError::api(404, "SourceDirectoryNotFound", "source directory not found")
                 })?;
-            if dest.starts_with(&src) {
-                if dest == src && !copy {
-                    return Ok(dest);
-                }
+            if dest == src && !copy {
+                return Ok(dest);
+            }
+            if dest.len() > src.len() && dest.starts_with(&src) {
                 return Err(ServerError::api(
                     400,
                     "SourceDirectoryIsParentOfDestination",
@@ -1053,7 +1126,7 @@ async fn space_route(
     tail: Option<String>,
 ) -> SResult<Response> {
     let lib = lib.ok_or_else(not_found_route)?;
-    check_library(app, &lib)?;
+    check_library_auth(app, ctx, &lib)?;
     match (ctx.method.clone(), space.as_deref(), tail.as_deref()) {
         (Method::POST, None, _) | (Method::POST, Some(""), _) => {
             app.stats.op("space_create");
@@ -1185,7 +1258,9 @@ async fn recycled_list(app: &Arc<App>, ctx: &Ctx, space: String) -> SResult<Resp
         None | Some("") => 0,
         Some(m) => m
             .parse::<u64>()
-            .map_err(|_| ServerError::api(404, "MarkerNotFound", "invalid marker"))?,
+            .ok()
+            .filter(|o| *o < MAX_OFFSET)
+            .ok_or_else(|| ServerError::api(404, "MarkerNotFound", "invalid marker"))?,
     };
     let rows = app
         .db(move |c| {
@@ -1219,4 +1294,140 @@ async fn recycled_list(app: &Arc<App>, ctx: &Ctx, space: String) -> SResult<Resp
         out["nextMarker"] = json!((offset + limit).to_string());
     }
     Ok(json_response(StatusCode::OK, &out))
+}
+
+fn recycled_not_found() -> ServerError {
+    ServerError::api(404, "RecycledItemNotFound", "no such recycled item")
+}
+
+/// `POST /api/v1/recycled/{lib}/{space}/{id}?restore`.
+async fn recycled_restore(app: &Arc<App>, ctx: &Ctx, space: String, id: i64) -> SResult<Response> {
+    use crate::smh::types::ConflictStrategy;
+    let strategy = ctx.strategy(ConflictStrategy::Ask)?;
+    let fallback_root = ctx.query.get("restore_path_strategy") == Some("fallbackToRoot");
+    let (path, blobs) = app
+        .db(move |c| {
+            let row: Option<(i64, String)> = c
+                .query_row(
+                    "SELECT node, orig FROM recycled WHERE id=?1 AND space=?2",
+                    rusqlite::params![id, space],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()?;
+            let (node_id, orig) = row.ok_or_else(recycled_not_found)?;
+            let n = store::node(c, node_id)?.ok_or_else(recycled_not_found)?;
+            let orig: Vec<String> = serde_json::from_str(&orig).unwrap_or_default();
+            let parents = orig
+                .split_last()
+                .map(|(_, p)| p.to_vec())
+                .unwrap_or_default();
+            let parent = match store::resolve_dir(c, &space, &parents)? {
+                Some(p) => p.id,
+                None if fallback_root => ROOT,
+                None => store::ensure_parents(c, &space, &parents)?,
+            };
+            let parent_path = if parent == ROOT { Vec::new() } else { parents };
+            let mut blobs = Vec::new();
+            let name = match store::child(c, &space, parent, &n.name)? {
+                None => n.name.clone(),
+                Some(e) => match strategy {
+                    ConflictStrategy::Ask => return Err(ServerError::conflict()),
+                    ConflictStrategy::Rename => {
+                        store::free_name(c, &space, parent, &n.name, n.is_dir)?
+                    }
+                    ConflictStrategy::Overwrite => {
+                        if e.is_dir || n.is_dir {
+                            return Err(ServerError::conflict());
+                        }
+                        blobs = store::delete_tree(c, e.id)?;
+                        n.name.clone()
+                    }
+                },
+            };
+            c.execute(
+                "UPDATE nodes SET parent=?2, name=?3 WHERE id=?1",
+                rusqlite::params![n.id, parent, name],
+            )?;
+            c.execute("DELETE FROM recycled WHERE id=?1", [id])?;
+            store::touch(c, &space, parent)?;
+            let mut p = parent_path;
+            p.push(name);
+            Ok((p, blobs))
+        })
+        .await?;
+    let store = app.store.clone();
+    tokio::task::spawn_blocking(move || store.remove_orphans(blobs)).await?;
+    Ok(json_response(StatusCode::OK, &json!({ "path": path })))
+}
+
+/// `DELETE /api/v1/recycled/{lib}/{space}[/{id}]`: purge one item or empty the bin.
+async fn recycled_purge(app: &Arc<App>, space: String, item: Option<i64>) -> SResult<Response> {
+    let blobs = app
+        .db(move |c| {
+            let items: Vec<(i64, i64)> = {
+                let mut stmt = c.prepare(
+                    "SELECT id, node FROM recycled WHERE space=?1 AND (?2 IS NULL OR id=?2)",
+                )?;
+                let rows = stmt
+                    .query_map(rusqlite::params![space, item], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                rows
+            };
+            if item.is_some() && items.is_empty() {
+                return Err(recycled_not_found());
+            }
+            let mut blobs = Vec::new();
+            for (id, node) in items {
+                blobs.extend(store::delete_tree(c, node)?);
+                c.execute("DELETE FROM recycled WHERE id=?1", [id])?;
+            }
+            Ok(blobs)
+        })
+        .await?;
+    let store = app.store.clone();
+    tokio::task::spawn_blocking(move || store.remove_orphans(blobs)).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tails() {
+        assert!(parse_tail("", false).unwrap().is_empty());
+        assert!(parse_tail("/", false).unwrap().is_empty());
+        assert_eq!(parse_tail("a%2Fb/c%20d", true).unwrap(), ["a", "b", "c d"]);
+        assert_eq!(
+            parse_tail("a/..", true).unwrap_err().code(),
+            "InvalidFilePath"
+        );
+        assert_eq!(parse_tail("a/", true).unwrap_err().code(), "EmptyFileName");
+        assert_eq!(
+            parse_tail("a//b", true).unwrap_err().code(),
+            "InvalidFilePath"
+        );
+        let long = "x".repeat(256);
+        assert_eq!(
+            parse_tail(&long, true).unwrap_err().code(),
+            "FileNameLengthExceed"
+        );
+        assert_eq!(
+            parse_tail(&format!("{long}/a"), true).unwrap_err().code(),
+            "DirectoryNameLengthExceed"
+        );
+        assert_eq!(
+            parse_tail("%FF", true).unwrap_err().code(),
+            "IllegalFileName"
+        );
+    }
+
+    #[test]
+    fn query_flags() {
+        let q = Query::parse(Some("info&multipart=1&permanent=0&by-marker=1"));
+        assert!(q.flag("info") && q.flag("multipart"));
+        assert!(!q.flag("permanent") && !q.flag("confirm"));
+    }
 }

@@ -111,6 +111,7 @@ CREATE TABLE IF NOT EXISTS nodes(id INTEGER PRIMARY KEY AUTOINCREMENT, space TEX
   fhash TEXT, ctype TEXT, ctime TEXT NOT NULL, mtime TEXT NOT NULL, lmtime TEXT, rev INTEGER NOT NULL DEFAULT 0);
 CREATE UNIQUE INDEX IF NOT EXISTS nodes_pn ON nodes(space, parent, name);
 CREATE INDEX IF NOT EXISTS nodes_parent ON nodes(parent);
+CREATE INDEX IF NOT EXISTS nodes_order ON nodes(space, parent, is_dir DESC, name);
 CREATE INDEX IF NOT EXISTS nodes_bh ON nodes(size, bhash);
 CREATE INDEX IF NOT EXISTS nodes_fh ON nodes(size, fhash);
 CREATE INDEX IF NOT EXISTS nodes_blob ON nodes(blob);
@@ -615,4 +616,45 @@ pub fn find_by_hash(c: &Connection, size: u64, full: bool, hash: &str) -> SResul
         row_node,
     )
     .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rename_candidates() {
+        assert_eq!(renamed("a.txt", 1, false), "a (1).txt");
+        assert_eq!(renamed("a.tar.gz", 2, false), "a.tar (2).gz");
+        assert_eq!(renamed("noext", 1, false), "noext (1)");
+        assert_eq!(renamed(".bashrc", 1, false), ".bashrc (1)");
+        assert_eq!(renamed("dir.v2", 1, true), "dir.v2 (1)");
+    }
+
+    #[test]
+    fn tree_operations() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        s.tx(|c| {
+            ensure_space(c, "-")?;
+            let segs: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
+            let (p, id) = mkdirs(c, "-", &segs, false)?;
+            assert_eq!(p, segs);
+            assert!(mkdirs(c, "-", &segs, false).is_err());
+            assert_eq!(mkdirs(c, "-", &segs, true)?.0, ["a", "b (1)"]);
+            assert_eq!(path_of(c, id)?.unwrap(), segs);
+            let a = resolve(c, "-", &segs[..1])?.unwrap();
+            assert_eq!(counts(c, "-", a.id)?, (0, 2));
+            let copy = copy_tree(c, "-", a.id, ROOT, "a2")?;
+            assert_eq!(subtree(c, copy)?.len(), 3);
+            let rid = recycle(c, "-", &a)?;
+            assert!(rid > 0);
+            assert!(resolve(c, "-", &segs)?.is_none());
+            assert_eq!(path_of(c, id)?, None);
+            delete_tree(c, copy)?;
+            assert!(resolve(c, "-", &["a2".to_string()])?.is_none());
+            Ok(())
+        })
+        .unwrap();
+    }
 }

@@ -2,7 +2,6 @@
 //! parts and simple bodies, confirm, status, renew, abort.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::sync::Arc;
 
 use axum::http::{HeaderValue, StatusCode};
@@ -15,9 +14,9 @@ use super::auth::Auth;
 use super::error::{SResult, ServerError};
 use super::routes::{authenticate, empty, json_response, Ctx};
 use super::stats::Stats;
-use super::store::{self, iso_ms, now_iso, now_ms, random_hex, FileData, Store};
+use super::store::{self, iso_ms, now_iso, now_ms, random_hex, FileData};
 use super::App;
-use crate::smh::hash::{ContentHasher, ContentHashes, Crc64, INSTANT_UPLOAD_MIN_SIZE};
+use crate::smh::hash::{Crc64, INSTANT_UPLOAD_MIN_SIZE};
 use crate::smh::types::{
     BeginBody, ConfirmBody, ConflictStrategy, EntryType, FileMeta, PartInfo, UploadStatus,
     UploadTicket,
@@ -230,7 +229,7 @@ fn commit_file(
         },
     };
     if let Some(cap) = cap {
-        if store::usage(c, space)? - freed + data.size > cap {
+        if store::usage(c, space)?.saturating_sub(freed) + data.size > cap {
             return Err(ServerError::api(
                 400,
                 "QuotaLimitReached",
@@ -273,7 +272,8 @@ pub async fn begin(
         ));
     }
     let strategy = ctx.strategy(ConflictStrategy::Rename)?;
-    let force = may_overwrite(&auth, &["upload_file_force", "begin_upload_force"]);
+    let may_force = may_overwrite(&auth, &["upload_file_force", "begin_upload_force"]);
+    let force = may_force && strategy == ConflictStrategy::Overwrite;
     let filesize: Option<u64> = match ctx.query.get("filesize") {
         None | Some("") => None,
         Some(v) => Some(
@@ -308,7 +308,7 @@ pub async fn begin(
                 match strategy {
                     ConflictStrategy::Ask => return Err(ServerError::conflict()),
                     ConflictStrategy::Overwrite if e.is_dir => return Err(ServerError::conflict()),
-                    ConflictStrategy::Overwrite if !force => {
+                    ConflictStrategy::Overwrite if !may_force => {
                         return Err(ServerError::api(403, "NoPermission", "overwriting needs the upload_file_force grant"))
                     }
                     ConflictStrategy::Overwrite => freed = e.size,
@@ -327,7 +327,7 @@ pub async fn begin(
                         if let Some(n) = store::find_by_hash(c, size, true, &fh.to_ascii_lowercase())? {
                             let mut data = store::file_data(&n);
                             data.lmtime = lmtime.clone();
-                            let (meta, blobs) = commit_file(c, &space, &segs, strategy, force, &data, cap)?;
+                            let (meta, blobs) = commit_file(c, &space, &segs, strategy, may_force, &data, cap)?;
                             return Ok(Out::Instant(meta, blobs));
                         }
                     } else if store::find_by_hash(c, size, false, &bh.to_ascii_lowercase())?.is_some() {
@@ -404,49 +404,6 @@ async fn task_of(app: &Arc<App>, key: String, space: String) -> SResult<Task> {
         .ok_or_else(|| ServerError::api(404, "UploadNotFound", "no such upload task"))
 }
 
-/// Reads the parts in order into one blob, hashing on the way.
-fn assemble(store: &Store, key: &str, parts: &[PartInfo]) -> SResult<(String, ContentHashes)> {
-    let dir = store.upload_dir(key);
-    let blob = random_hex(16);
-    let out = store.blob_path(&blob);
-    let mut hasher = ContentHasher::new();
-    let mut buf = vec![0u8; 4 << 20];
-    let mut feed = |path: &std::path::Path, w: Option<&mut std::fs::File>| -> SResult<()> {
-        let mut f = std::fs::File::open(path).map_err(|e| {
-            ServerError::api(404, "UploadIncomplete", format!("part data missing: {e}"))
-        })?;
-        let mut w = w;
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            if let Some(w) = w.as_deref_mut() {
-                w.write_all(&buf[..n])?;
-            }
-        }
-        Ok(())
-    };
-    if parts.len() == 1 {
-        let p = dir.join(parts[0].part_number.to_string());
-        feed(&p, None)?;
-        std::fs::rename(&p, &out)?;
-    } else {
-        let tmp = store.dir.join("blobs").join(format!("{blob}.tmp"));
-        let mut w = std::fs::File::create(&tmp)?;
-        for part in parts {
-            if let Err(e) = feed(&dir.join(part.part_number.to_string()), Some(&mut w)) {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-        }
-        drop(w);
-        std::fs::rename(&tmp, &out)?;
-    }
-    Ok((blob, hasher.finish()))
-}
-
 struct ConfirmGuard(Arc<App>, String);
 impl Drop for ConfirmGuard {
     fn drop(&mut self) {
@@ -519,10 +476,11 @@ pub async fn confirm(
             }
         }
     }
-    let store = app.store.clone();
+    let app2 = app.clone();
     let k3 = key.clone();
     let (blob, hashes) =
-        tokio::task::spawn_blocking(move || assemble(&store, &k3, &parts)).await??;
+        tokio::task::spawn_blocking(move || app2.assemblies.finish(&app2.store, &k3, &parts))
+            .await??;
     let cleanup_blob = |app: &Arc<App>, blob: &str| {
         let _ = std::fs::remove_file(app.store.blob_path(blob));
     };
@@ -684,6 +642,9 @@ pub async fn abort(
         Ok(())
     })
     .await?;
+    let app2 = app.clone();
+    let k3 = key.clone();
+    tokio::task::spawn_blocking(move || app2.assemblies.forget(&k3)).await?;
     let dir = app.store.upload_dir(&key);
     let _ = tokio::fs::remove_dir_all(dir).await;
     Ok(empty(StatusCode::NO_CONTENT))
@@ -691,6 +652,30 @@ pub async fn abort(
 
 /// `PUT /cos/up/{key}[?partNumber=N&uploadId=U]`: the COS side of uploads.
 pub async fn object_put(app: &Arc<App>, ctx: Ctx, key: &str) -> SResult<Response> {
+    let r = object_put_inner(app, &ctx, key).await;
+    if r.is_err() {
+        // Read (and discard) an unread body so that the client sees our
+        // error reply instead of a connection reset mid-upload.
+        if let Some(body) = ctx.take_body() {
+            drain(body).await;
+        }
+    }
+    r
+}
+
+async fn drain(body: axum::body::Body) {
+    let mut stream = body.into_data_stream();
+    let mut total = 0usize;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout_at(deadline, stream.next()).await {
+        total += chunk.len();
+        if total > 1 << 30 {
+            break;
+        }
+    }
+}
+
+async fn object_put_inner(app: &Arc<App>, ctx: &Ctx, key: &str) -> SResult<Response> {
     app.faults.check("part", true)?;
     app.faults.delay("part").await;
     let part_number = ctx.query.get("partNumber").map(String::from);
@@ -792,6 +777,12 @@ pub async fn object_put(app: &Arc<App>, ctx: Ctx, key: &str) -> SResult<Response
     .await
     .map_err(ServerError::into_cos)?;
     Stats::add(&app.stats.part_bytes, n);
+    if task.multipart {
+        let app2 = app.clone();
+        let (k, e) = (task.key.clone(), etag.clone());
+        // Not awaited: assembly runs behind the reply.
+        tokio::task::spawn_blocking(move || app2.assemblies.part_stored(&app2.store, &k, num, &e));
+    }
     let mut r = empty(StatusCode::OK);
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&etag) {

@@ -406,9 +406,13 @@ impl SmhClient {
                     let (offset, len) = part_range(n, plan.part_size, plan.size);
                     let data = read_at(file, offset, len).await?;
                     let mut renewed_for_403 = false;
+                    // Once per part: a ticket shorter-lived than the margin
+                    // would otherwise be renewed forever.
+                    let mut renewed_early = false;
                     loop {
                         let (generation, ticket) = shared.ticket.read().await.clone();
-                        if ticket_expires_soon(&ticket) {
+                        if !renewed_early && ticket_expires_soon(&ticket) {
+                            renewed_early = true;
                             self.renew_shared(&shared, generation, &plan.confirm_key)
                                 .await?;
                             continue;

@@ -1,0 +1,210 @@
+//! Shared test harness: spawns `smhfs serve` on a free port with a fresh
+//! temporary data directory.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    pub library: String,
+    pub secret: String,
+    pub data: PathBuf,
+    child: Option<Child>,
+    _tempdir: Option<tempfile::TempDir>,
+    extra: Vec<String>,
+    port: u16,
+}
+
+impl TestServer {
+    /// Defaults, fresh temporary data directory.
+    pub fn start() -> TestServer {
+        Self::start_with(&[])
+    }
+
+    /// Extra `serve` arguments, e.g. `["--fault", "part:503:3"]`.
+    pub fn start_with(args: &[&str]) -> TestServer {
+        let tempdir = tempfile::tempdir().expect("tempdir");
+        let data = tempdir.path().join("smh-data");
+        let extra: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let (child, url, port) = spawn(&data, 0, &extra);
+        TestServer {
+            url,
+            library: "smhlocal".into(),
+            secret: "smhlocal-secret".into(),
+            data,
+            child: Some(child),
+            _tempdir: Some(tempdir),
+            extra,
+            port,
+        }
+    }
+
+    /// Stops the server and starts it again on the same data dir and port.
+    pub fn restart(&mut self) {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match try_spawn(&self.data, self.port, &self.extra) {
+                Ok((child, url, _)) => {
+                    self.child = Some(child);
+                    self.url = url;
+                    return;
+                }
+                Err(e) if Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => panic!("restarting smhfs serve failed: {e}"),
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SIGTERM first (graceful shutdown), then SIGKILL; bounded.
+            unsafe {
+                libc::kill(child.id() as i32, libc::SIGTERM);
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => return,
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20))
+                    }
+                    _ => break,
+                }
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub async fn stats(&self) -> serde_json::Value {
+        reqwest::get(format!("{}/__stats", self.url))
+            .await
+            .expect("GET /__stats")
+            .json()
+            .await
+            .expect("stats JSON")
+    }
+
+    pub async fn reset_stats(&self) {
+        self.admin("/__stats/reset", "").await;
+    }
+
+    /// POST to an admin endpoint (`/__fault`, `/__revoke-tokens`, ...).
+    pub async fn admin(&self, path: &str, body: &str) {
+        let path = if path.starts_with("/__") {
+            path.to_string()
+        } else {
+            format!("/__{}", path.trim_start_matches('/'))
+        };
+        let r = reqwest::Client::new()
+            .post(format!("{}{}", self.url, path))
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("admin request");
+        assert!(
+            r.status().is_success(),
+            "admin {path} failed: {}",
+            r.status()
+        );
+    }
+
+    /// Mints an admin token through the API.
+    pub async fn token(&self) -> String {
+        let v: serde_json::Value = reqwest::get(format!(
+            "{}/api/v1/token?library_id={}&library_secret={}&grant=admin",
+            self.url, self.library, self.secret
+        ))
+        .await
+        .expect("token request")
+        .json()
+        .await
+        .expect("token JSON");
+        v["accessToken"].as_str().expect("accessToken").to_string()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn spawn(data: &std::path::Path, port: u16, extra: &[String]) -> (Child, String, u16) {
+    try_spawn(data, port, extra).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn try_spawn(
+    data: &std::path::Path,
+    port: u16,
+    extra: &[String],
+) -> Result<(Child, String, u16), String> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_smhfs"))
+        .arg("serve")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data")
+        .arg(data)
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("spawning smhfs serve: {e}"))?;
+    let stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            if let Some(u) = line.strip_prefix("listening on ") {
+                let _ = tx.send(u.trim().to_string());
+                break;
+            }
+        }
+        for _ in lines {}
+    });
+    let (etx, erx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        // Drain stderr forever; keep the first 64 KiB for diagnostics.
+        let mut kept = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match stderr.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if kept.len() < 65536 {
+                        kept.extend_from_slice(&buf[..n]);
+                        let _ = etx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+                    }
+                }
+            }
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(url) => {
+            let port = url
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(port);
+            Ok((child, url, port))
+        }
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            std::thread::sleep(Duration::from_millis(100));
+            let err: String = erx.try_iter().collect();
+            Err(format!("smhfs serve did not start; stderr:\n{err}"))
+        }
+    }
+}
