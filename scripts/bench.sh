@@ -333,9 +333,11 @@ add() { R[$1]="${R[$1]:-} $2"; }
 median() { # median of the values recorded under key $1
   local v=${R[$1]:-}
   [ -n "${v// /}" ] || { echo ""; return; }
+  # shellcheck disable=SC2086  # a space-separated list of numbers
   printf '%s\n' $v | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
-maxof() { local v=${R[$1]:-}; [ -n "${v// /}" ] || { echo ""; return; }; printf '%s\n' $v | sort -g | tail -n 1; }
+csv() { local -a vals; read -r -a vals <<<"${R[$1]:-}"; local IFS=,; echo "${vals[*]}"; }
+maxof() { local v=${R[$1]:-}; [ -n "${v// /}" ] || { echo ""; return; }; csv "$1" | tr , '\n' | sort -g | tail -n 1; }
 
 # ---------------------------------------------------------------- W1 -------
 LOCAL=$RUN/local-limit
@@ -514,9 +516,9 @@ report() {
   echo "| RSS peak during W5 | $(mib "$rss_w5_smh") | — | — | $(mib "$rss_w5_rc") | $(ratio "$rss_w5_rc" "$rss_w5_smh") | ≤ 64 MiB | $(met le "$rss_w5_smh" "$RSS_LIMIT_KIB") |"
   echo
   echo "Limits measured in the same run (medians): local cp+sync of the ${BIG_MIB} MiB file $(f3 "$w1_local") (smhfs W1 = $(ratio "$w1_smh" "$w1_local") of it); curl PUT $(f3 "$w1_curl") ($(mibs "$w1_curl")); curl GET $(f3 "$w4_curl"); hash throughput (sha256 chain + crc64, cargo bench) $(awk -v t="$HASH_BPS" 'BEGIN { printf "%.0f MiB/s", t / 1048576 }')."
-  echo "Part bytes smhfs sent per run (checks that W1–W3 really uploaded): W1 [$(echo ${R[w1_bytes]:-} | tr ' ' ',')] (file $BIG_BYTES), W2 [$(echo ${R[w2_bytes]:-} | tr ' ' ',')] (tree $((SMALL_N * SMALL_BYTES))), W3 [$(echo ${R[w3_bytes]:-} | tr ' ' ',')] (tree $((MED_N * MED_BYTES))); instant-upload hits per W6 run: [$(echo ${R[w6_hits]:-} | tr ' ' ',')]."
+  echo "Part bytes smhfs sent per run (checks that W1–W3 really uploaded): W1 [$(csv w1_bytes)] (file $BIG_BYTES), W2 [$(csv w2_bytes)] (tree $((SMALL_N * SMALL_BYTES))), W3 [$(csv w3_bytes)] (tree $((MED_N * MED_BYTES))); instant-upload hits per W6 run: [$(csv w6_hits)]."
   echo
-  echo "Runs (seconds): $(for k in w1_smh w1_curl w1_rc w2_smh w2_rc w3_smh w3_rc w4_smh w4_curl w4_rc w5c_smh w5w_smh w5c_rc w5w_rc w6_smh; do printf '%s=[%s] ' "$k" "$(echo ${R[$k]:-} | tr ' ' ',')"; done)"
+  echo "Runs (seconds): $(for k in w1_smh w1_curl w1_rc w2_smh w2_rc w3_smh w3_rc w4_smh w4_curl w4_rc w5c_smh w5w_smh w5c_rc w5w_rc w6_smh; do printf '%s=[%s] ' "$k" "$(csv $k)"; done)"
   echo
   echo "Limits: curl PUT = the object PUT of a simple-upload ticket alone (begin and confirm not timed); curl GET = \`curl -L\` of the download URL (302 + object GET) after dropping the page cache; local cp+sync = \`cp\` to a directory on the same disk followed by \`sync\`; hash = the big file's size divided by the \`cargo bench --bench hash\` throughput of smh_hash/sha256_chain_plus_crc64."
   echo
