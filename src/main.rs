@@ -15,11 +15,22 @@ struct Cli {
 enum Command {
     /// Run an SMH-compatible server on local disk.
     Serve(smhfs::server::ServeArgs),
+    /// Mount a library space (also reached as `smhfs SOURCE MOUNTPOINT -o ...`).
+    Mount(smhfs::cli::MountArgs),
 }
 
 fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+    // `mount -t fuse.smhfs` runs `smhfs SOURCE MOUNTPOINT -o OPTS`.
+    let argv = smhfs::cli::normalize_argv(std::env::args_os().collect());
+    let cli = Cli::parse_from(argv);
     match cli.command {
         Command::Serve(args) => smhfs::server::run(args),
+        Command::Mount(args) => {
+            if let Err(e) = smhfs::cli::run(args) {
+                eprintln!("smhfs: {e}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }

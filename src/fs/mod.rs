@@ -1,1 +1,39 @@
 //! The filesystem core (FUSE-free) and its thin fuser adapter.
+//!
+//! [`core::SmhFs`] holds all behaviour as async methods returning
+//! [`FsError`]; [`fuse`] only maps kernel requests onto it, so the core can be
+//! reasoned about (and tested, `tests/mount_core.rs`) without a kernel.
+//!
+//! Semantics in short:
+//! * **Browse**: a listing is fetched 1000 entries per request and fills the
+//!   attribute cache, so `ls -l` costs no per-entry request. Attributes live
+//!   `attr_timeout`, listings `dir_timeout`, "missing" answers about 1 s; our
+//!   own changes update both caches at once.
+//! * **Read**: ranged GETs on the download URL (cached, refetched on 403/404),
+//!   sequential read-ahead growing 1 -> 16 MiB with the next window fetched in
+//!   the background; 256 MiB of read-ahead in total at most.
+//! * **Write**: data goes to a [`staging::StagedFile`] in `cache_dir`. An
+//!   existing file is downloaded into it at the first write or truncate (not
+//!   at open, so read-write opens that only read cost nothing); `O_TRUNC`
+//!   starts empty. `close()` (flush) and `fsync()` upload a dirty file and
+//!   return the upload's errno; the staged copy is deleted only after the
+//!   server confirmed, and kept (with an ERROR line naming it) otherwise.
+//! * **Conflicts**: see [`core`] for what `overwrite`, `rename` and `ask` mean.
+//! * **Namespace**: `rmdir` lists first (SMH deletes recursively) and fails
+//!   with ENOTEMPTY; `unlink` uses the recycle bin unless `permanent_delete`;
+//!   rename moves files (replacing a file target) and directories (onto an
+//!   empty directory only). Hard links, symlinks, devices and FIFOs: EPERM.
+//!   chmod/chown succeed without effect; utimens on a staged file is sent as
+//!   `localModificationTime`.
+
+pub mod cache;
+pub mod core;
+pub mod error;
+pub mod fuse;
+pub mod inode;
+pub mod read;
+pub mod staging;
+pub mod upload;
+
+pub use self::core::{FsConfig, SmhFs};
+pub use error::FsError;

@@ -1,0 +1,848 @@
+//! `SmhFs`: the filesystem as async operations on inode numbers, with no
+//! FUSE types. The adapter in [`super::fuse`] only translates.
+//!
+//! Conflict modes (`-o conflict=`), for uploads at close and for rename(2):
+//! * `overwrite`: replace an existing file (POSIX-like).
+//! * `rename`: keep both; the server gives the new content a free name
+//!   (`a (1).txt`) and that returned path becomes the file's path.
+//! * `ask`: never replace. Uploads onto an existing name fail with EEXIST,
+//!   rename(2) onto an existing name fails with EEXIST, and opening (or
+//!   truncating) an existing file for writing is refused with **EEXIST**
+//!   (chosen over EACCES because the reason is the existing name, not a
+//!   permission; `cp` then reports "File exists").
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+
+use super::cache::{AttrCache, DirCache, Kind, Listing, Meta};
+use super::error::{FsError, FsResult};
+use super::inode::{InodeTable, ROOT_INO};
+use super::read::{ReadAhead, ReadBudget, UrlCache};
+use super::staging::StagedFile;
+use crate::smh::path::MAX_NAME_BYTES;
+use crate::smh::{ConflictStrategy, SmhClient, SmhError, SmhPath};
+
+/// What the core needs from the mount options.
+#[derive(Debug, Clone)]
+pub struct FsConfig {
+    /// The mounted directory inside the space (root for a whole space).
+    pub root: SmhPath,
+    pub conflict: ConflictStrategy,
+    pub cache_dir: PathBuf,
+    pub read_only: bool,
+    pub attr_timeout: Duration,
+    pub dir_timeout: Duration,
+    pub part_size: u64,
+    pub upload_concurrency: usize,
+    pub permanent_delete: bool,
+}
+
+/// An inode number with its attributes.
+#[derive(Debug, Clone)]
+pub struct Attr {
+    pub ino: u64,
+    pub meta: Meta,
+}
+
+/// One directory entry for readdir.
+#[derive(Debug, Clone)]
+pub struct DirItem {
+    pub ino: u64,
+    pub name: String,
+    pub kind: Kind,
+}
+
+/// Space figures for statfs, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct SpaceStats {
+    pub total: u64,
+    pub free: u64,
+}
+
+/// Per-inode state while the file is open (shared by all its handles).
+#[derive(Debug, Default)]
+pub(crate) struct OpenFile {
+    pub(crate) staged: Option<StagedFile>,
+    /// Local content differs from the server's.
+    pub(crate) dirty: bool,
+    /// The server has a version of this file (false for files created here
+    /// and not uploaded yet).
+    pub(crate) remote: bool,
+    pub(crate) unlinked: bool,
+    pub(crate) handles: u32,
+    /// The last upload failed; release does not try again.
+    pub(crate) upload_failed: bool,
+}
+
+type OpenFileRef = Arc<tokio::sync::Mutex<OpenFile>>;
+
+struct Handle {
+    ino: u64,
+    read_ahead: Arc<tokio::sync::Mutex<ReadAhead>>,
+}
+
+pub struct SmhFs {
+    pub(crate) client: SmhClient,
+    pub(crate) cfg: FsConfig,
+    pub(crate) inodes: Mutex<InodeTable>,
+    pub(crate) attrs: AttrCache,
+    pub(crate) dirs: DirCache,
+    urls: Arc<UrlCache>,
+    budget: Arc<ReadBudget>,
+    files: Mutex<HashMap<u64, OpenFileRef>>,
+    /// Attributes of staged files, readable without waiting for the file's
+    /// lock (an upload holds it; `ls -l` must not hang meanwhile).
+    local: Mutex<HashMap<u64, Meta>>,
+    handles: Mutex<HashMap<u64, Handle>>,
+    dir_handles: Mutex<HashMap<u64, Option<Arc<Vec<DirItem>>>>>,
+    next_fh: AtomicU64,
+}
+
+/// Total read-ahead memory across handles.
+const READ_BUDGET: u64 = 256 << 20;
+/// Fill of an existing file before a partial write: chunk per request.
+const FILL_CHUNK: u64 = 16 << 20;
+
+fn name_str(name: &std::ffi::OsStr) -> FsResult<&str> {
+    let s = name.to_str().ok_or(FsError::Invalid)?;
+    if s.len() > MAX_NAME_BYTES {
+        return Err(FsError::NameTooLong);
+    }
+    Ok(s)
+}
+
+impl SmhFs {
+    pub fn new(client: SmhClient, cfg: FsConfig) -> Self {
+        Self {
+            inodes: Mutex::new(InodeTable::new(cfg.root.clone())),
+            attrs: AttrCache::new(cfg.attr_timeout, 100_000),
+            dirs: DirCache::new(cfg.dir_timeout, 256),
+            urls: Arc::new(UrlCache::default()),
+            budget: ReadBudget::new(READ_BUDGET),
+            files: Mutex::new(HashMap::new()),
+            local: Mutex::new(HashMap::new()),
+            handles: Mutex::new(HashMap::new()),
+            dir_handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            client,
+            cfg,
+        }
+    }
+
+    pub fn config(&self) -> &FsConfig {
+        &self.cfg
+    }
+
+    pub(crate) fn path_of(&self, ino: u64) -> FsResult<SmhPath> {
+        self.inodes.lock().path(ino).ok_or(FsError::NotFound)
+    }
+
+    fn child(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<SmhPath> {
+        let name = name_str(name)?;
+        let dir = self.path_of(parent)?;
+        dir.join(name).map_err(|e| match e {
+            SmhError::NameTooLong(_) => FsError::NameTooLong,
+            _ => FsError::Invalid,
+        })
+    }
+
+    fn open_file(&self, ino: u64) -> Option<OpenFileRef> {
+        self.files.lock().get(&ino).cloned()
+    }
+
+    fn open_file_or_insert(&self, ino: u64, remote: bool) -> OpenFileRef {
+        self.files
+            .lock()
+            .entry(ino)
+            .or_insert_with(|| {
+                Arc::new(tokio::sync::Mutex::new(OpenFile {
+                    remote,
+                    ..Default::default()
+                }))
+            })
+            .clone()
+    }
+
+    // ---- attributes ----------------------------------------------------
+
+    /// Attributes from the caches or the server, ignoring local staging.
+    async fn resolve_remote(&self, path: &SmhPath) -> FsResult<Option<Meta>> {
+        if *path == self.cfg.root {
+            return Ok(Some(Meta::new_dir()));
+        }
+        if let Some(hit) = self.attrs.get(path) {
+            return Ok(hit);
+        }
+        if let (Some(parent), Some(name)) = (path.parent(), path.name()) {
+            if let Some(listing) = self.dirs.get(&parent) {
+                let found = listing
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, m)| m.clone());
+                match &found {
+                    Some(m) => self.attrs.put(path.clone(), m.clone()),
+                    None => self.attrs.put_missing(path.clone()),
+                }
+                return Ok(found);
+            }
+        }
+        match self.client.stat(path).await? {
+            Some(info) => {
+                let m = Meta::from_info(&info);
+                self.attrs.put(path.clone(), m.clone());
+                Ok(Some(m))
+            }
+            None => {
+                self.attrs.put_missing(path.clone());
+                Ok(None)
+            }
+        }
+    }
+
+    /// Attributes as the kernel should see them: a staged file's local size
+    /// wins over the server's.
+    async fn resolve(&self, path: &SmhPath) -> FsResult<Option<Meta>> {
+        let ino = self.inodes.lock().ino_of(path);
+        if let Some(m) = ino.and_then(|i| self.local.lock().get(&i).cloned()) {
+            return Ok(Some(m));
+        }
+        self.resolve_remote(path).await
+    }
+
+    pub async fn lookup(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<Attr> {
+        let path = self.child(parent, name)?;
+        let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
+        let ino = self.inodes.lock().lookup(&path, true);
+        Ok(Attr { ino, meta })
+    }
+
+    pub async fn getattr(&self, ino: u64) -> FsResult<Attr> {
+        let path = self.path_of(ino)?;
+        let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
+        Ok(Attr { ino, meta })
+    }
+
+    pub fn forget(&self, ino: u64, n: u64) {
+        let pinned = self.files.lock().contains_key(&ino);
+        self.inodes.lock().forget(ino, n, pinned);
+    }
+
+    // ---- directories ---------------------------------------------------
+
+    /// The whole listing of `dir`, 1000 entries per request, filling the
+    /// attribute cache from the same replies.
+    async fn list(&self, dir: &SmhPath) -> FsResult<Listing> {
+        if let Some(l) = self.dirs.get(dir) {
+            return Ok(l);
+        }
+        let mut out = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let page = self.client.list_page(dir, marker.as_deref(), 1000).await?;
+            for e in &page.contents {
+                if crate::smh::path::validate_name(&e.name).is_err() {
+                    tracing::warn!(dir = %dir, name = ?e.name, "skipping entry with an invalid name");
+                    continue;
+                }
+                let m = Meta::from_entry(e);
+                if let Ok(p) = dir.join(&e.name) {
+                    self.attrs.put(p, m.clone());
+                }
+                out.push((e.name.clone(), m));
+            }
+            match page.next_marker {
+                Some(m) if !m.is_empty() && !page.contents.is_empty() => marker = Some(m),
+                _ => break,
+            }
+        }
+        let listing = Arc::new(out);
+        self.dirs.put(dir.clone(), listing.clone());
+        Ok(listing)
+    }
+
+    pub fn opendir(&self, ino: u64) -> FsResult<u64> {
+        self.path_of(ino)?;
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.dir_handles.lock().insert(fh, None);
+        Ok(fh)
+    }
+
+    /// Entries of the directory from `offset` (0 = start), as a snapshot
+    /// taken at the first call on this handle.
+    pub async fn readdir(&self, ino: u64, fh: u64, offset: u64) -> FsResult<Arc<Vec<DirItem>>> {
+        let snap = self.dir_handles.lock().get(&fh).cloned().flatten();
+        if let (Some(s), true) = (snap, offset > 0) {
+            return Ok(s);
+        }
+        let dir = self.path_of(ino)?;
+        let listing = self.list(&dir).await?;
+        let mut items = Vec::with_capacity(listing.len() + 2);
+        let parent_ino = dir
+            .parent()
+            .filter(|_| dir != self.cfg.root)
+            .and_then(|p| self.inodes.lock().ino_of(&p))
+            .unwrap_or(ROOT_INO);
+        items.push(DirItem {
+            ino,
+            name: ".".into(),
+            kind: Kind::Dir,
+        });
+        items.push(DirItem {
+            ino: parent_ino,
+            name: "..".into(),
+            kind: Kind::Dir,
+        });
+        let mut seen = std::collections::HashSet::new();
+        {
+            let mut inodes = self.inodes.lock();
+            for (name, m) in listing.iter() {
+                if let Ok(p) = dir.join(name) {
+                    seen.insert(name.clone());
+                    items.push(DirItem {
+                        ino: inodes.lookup(&p, false),
+                        name: name.clone(),
+                        kind: m.kind,
+                    });
+                }
+            }
+        }
+        // Files created here and not uploaded yet are not on the server.
+        let local: Vec<u64> = self.files.lock().keys().copied().collect();
+        for fino in local {
+            let Some(p) = self.inodes.lock().path(fino) else {
+                continue;
+            };
+            if p.parent().as_ref() == Some(&dir) {
+                if let Some(name) = p.name() {
+                    if !seen.contains(name) {
+                        items.push(DirItem {
+                            ino: fino,
+                            name: name.to_string(),
+                            kind: Kind::File,
+                        });
+                    }
+                }
+            }
+        }
+        let items = Arc::new(items);
+        self.dir_handles.lock().insert(fh, Some(items.clone()));
+        Ok(items)
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        self.dir_handles.lock().remove(&fh);
+    }
+
+    fn writable(&self) -> FsResult<()> {
+        if self.cfg.read_only {
+            Err(FsError::ReadOnly)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Records our own new or changed entry in both caches.
+    pub(crate) fn note_entry(&self, path: &SmhPath, meta: Meta) {
+        self.urls.invalidate(path);
+        if let (Some(parent), Some(name)) = (path.parent(), path.name()) {
+            self.dirs.upsert(&parent, name, meta.clone());
+        }
+        self.attrs.put(path.clone(), meta);
+    }
+
+    /// Records that `path` is gone (with everything below it for a
+    /// directory; files skip the cache walk).
+    fn note_gone(&self, path: &SmhPath, kind: Kind) {
+        if let (Some(parent), Some(name)) = (path.parent(), path.name()) {
+            self.dirs.remove_entry(&parent, name);
+        }
+        if kind == Kind::Dir {
+            self.attrs.remove_tree(path);
+            self.dirs.remove_tree(path);
+        }
+        self.attrs.put_missing(path.clone());
+        self.urls.invalidate(path);
+    }
+
+    pub async fn mkdir(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<Attr> {
+        self.writable()?;
+        let path = self.child(parent, name)?;
+        let made = self.client.create_dir(&path, ConflictStrategy::Ask).await?;
+        let made = if made.is_root() { path } else { made };
+        let meta = Meta::new_dir();
+        self.note_entry(&made, meta.clone());
+        self.dirs.put(made.clone(), Arc::new(Vec::new()));
+        let ino = self.inodes.lock().lookup(&made, true);
+        Ok(Attr { ino, meta })
+    }
+
+    async fn is_empty_dir(&self, path: &SmhPath) -> FsResult<bool> {
+        let page = self.client.list_page(path, None, 1).await?;
+        Ok(page.contents.is_empty())
+    }
+
+    pub async fn rmdir(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<()> {
+        self.writable()?;
+        let path = self.child(parent, name)?;
+        let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
+        if meta.kind != Kind::Dir {
+            return Err(FsError::NotDir);
+        }
+        // SMH deletes recursively; POSIX rmdir must not.
+        if !self.is_empty_dir(&path).await? {
+            return Err(FsError::NotEmpty);
+        }
+        self.client
+            .delete_dir(&path, self.cfg.permanent_delete)
+            .await?;
+        self.inodes.lock().unlink(&path);
+        self.note_gone(&path, Kind::Dir);
+        Ok(())
+    }
+
+    pub async fn unlink(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<()> {
+        self.writable()?;
+        let path = self.child(parent, name)?;
+        let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
+        if meta.kind == Kind::Dir {
+            return Err(FsError::IsDir);
+        }
+        let ino = self.inodes.lock().ino_of(&path);
+        let mut remote = true;
+        if let Some(of) = ino.and_then(|i| self.open_file(i)) {
+            let mut of = of.lock().await;
+            of.unlinked = true;
+            of.dirty = false;
+            remote = of.remote;
+        }
+        if remote {
+            match self
+                .client
+                .delete_file(&path, self.cfg.permanent_delete)
+                .await
+            {
+                Err(e) if e.is_not_found() => {}
+                r => r?,
+            }
+        }
+        self.inodes.lock().unlink(&path);
+        self.note_gone(&path, Kind::File);
+        Ok(())
+    }
+
+    pub async fn rename(
+        &self,
+        parent: u64,
+        name: &std::ffi::OsStr,
+        newparent: u64,
+        newname: &std::ffi::OsStr,
+        noreplace: bool,
+    ) -> FsResult<()> {
+        self.writable()?;
+        let from = self.child(parent, name)?;
+        let to = self.child(newparent, newname)?;
+        if from == to {
+            return Ok(());
+        }
+        if to.starts_with(&from) {
+            return Err(FsError::Invalid);
+        }
+        let src = self.resolve(&from).await?.ok_or(FsError::NotFound)?;
+        let dst = self.resolve(&to).await?;
+        let noreplace = noreplace || self.cfg.conflict == ConflictStrategy::Ask;
+        if let Some(d) = &dst {
+            if noreplace {
+                return Err(FsError::Exists);
+            }
+            match (src.kind, d.kind) {
+                (Kind::Dir, Kind::File) => return Err(FsError::NotDir),
+                (Kind::File, Kind::Dir) => return Err(FsError::IsDir),
+                (Kind::Dir, Kind::Dir) => {
+                    if !self.is_empty_dir(&to).await? {
+                        return Err(FsError::NotEmpty);
+                    }
+                    self.client.delete_dir(&to, true).await?;
+                    self.note_gone(&to, Kind::Dir);
+                }
+                (Kind::File, Kind::File) => {}
+            }
+        }
+        let final_path = match src.kind {
+            Kind::Dir => {
+                self.client
+                    .move_dir(&from, &to, ConflictStrategy::Ask)
+                    .await?
+            }
+            Kind::File => {
+                let ino = self.inodes.lock().ino_of(&from);
+                let local_only = match ino.and_then(|i| self.open_file(i)) {
+                    Some(of) => !of.lock().await.remote,
+                    None => false,
+                };
+                if local_only {
+                    // Not on the server yet: the upload at close goes to the new name.
+                    to.clone()
+                } else {
+                    let strategy = match self.cfg.conflict {
+                        ConflictStrategy::Rename => ConflictStrategy::Rename,
+                        _ if noreplace => ConflictStrategy::Ask,
+                        _ => ConflictStrategy::Overwrite,
+                    };
+                    self.client.move_file(&from, &to, strategy).await?
+                }
+            }
+        };
+        let final_path = if final_path.is_root() {
+            to.clone()
+        } else {
+            final_path
+        };
+        if final_path != to {
+            tracing::info!(from = %from, to = %to, actual = %final_path, "rename: the server chose another name");
+        }
+        self.inodes.lock().rename(&from, &final_path);
+        self.note_gone(&from, src.kind);
+        if src.kind == Kind::Dir {
+            self.attrs.remove_tree(&to);
+            self.dirs.remove_tree(&to);
+        }
+        self.note_entry(&final_path, src);
+        Ok(())
+    }
+
+    pub async fn statfs(&self) -> FsResult<SpaceStats> {
+        let u = self.client.usage().await?;
+        // Without a quota, report a large synthetic size so tools see space.
+        let total = u.capacity.unwrap_or(1 << 50).max(u.used);
+        let free = u
+            .available
+            .unwrap_or_else(|| total.saturating_sub(u.used))
+            .min(total);
+        Ok(SpaceStats { total, free })
+    }
+
+    // ---- files ---------------------------------------------------------
+
+    /// Records a staged file's size and mtime after a change.
+    fn note_local(&self, ino: u64, st: &StagedFile) {
+        let mut m = Meta::new_file(st.size());
+        if let Some(t) = st.mtime {
+            m.mtime = t;
+        }
+        self.local.lock().insert(ino, m);
+    }
+
+    fn new_handle(&self, ino: u64) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.handles.lock().insert(
+            fh,
+            Handle {
+                ino,
+                read_ahead: Arc::new(tokio::sync::Mutex::new(ReadAhead::new(self.budget.clone()))),
+            },
+        );
+        fh
+    }
+
+    fn handle_ino(&self, fh: u64) -> FsResult<(u64, Arc<tokio::sync::Mutex<ReadAhead>>)> {
+        self.handles
+            .lock()
+            .get(&fh)
+            .map(|h| (h.ino, h.read_ahead.clone()))
+            .ok_or(FsError::BadHandle)
+    }
+
+    /// Creates and opens a new file; it reaches the server at close, even
+    /// if empty.
+    pub async fn create(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<(Attr, u64)> {
+        self.writable()?;
+        let path = self.child(parent, name)?;
+        if let Some(m) = self.resolve(&path).await? {
+            if m.kind == Kind::Dir {
+                return Err(FsError::IsDir);
+            }
+            if self.cfg.conflict == ConflictStrategy::Ask {
+                return Err(FsError::Exists);
+            }
+        }
+        let staged = StagedFile::create(&self.cfg.cache_dir)?;
+        let ino = self.inodes.lock().lookup(&path, true);
+        let of = self.open_file_or_insert(ino, false);
+        {
+            let mut of = of.lock().await;
+            if let Some(old) = of.staged.take() {
+                old.remove();
+            }
+            self.note_local(ino, &staged);
+            of.staged = Some(staged);
+            of.dirty = true;
+            of.unlinked = false;
+            of.handles += 1;
+        }
+        let meta = Meta::new_file(0);
+        self.note_entry(&path, meta.clone());
+        let fh = self.new_handle(ino);
+        Ok((Attr { ino, meta }, fh))
+    }
+
+    /// Opens a file. `write` with `truncate` starts from empty content;
+    /// without, the first write fills the staged copy from the server.
+    pub async fn open(&self, ino: u64, write: bool, truncate: bool) -> FsResult<u64> {
+        let path = self.path_of(ino)?;
+        if write {
+            self.writable()?;
+        }
+        let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
+        if meta.kind == Kind::Dir {
+            return Err(FsError::IsDir);
+        }
+        let of = self.open_file_or_insert(ino, true);
+        let mut g = of.lock().await;
+        if write && g.remote && self.cfg.conflict == ConflictStrategy::Ask {
+            if g.handles == 0 {
+                drop(g);
+                self.files.lock().remove(&ino);
+            }
+            return Err(FsError::Exists);
+        }
+        if write && truncate {
+            match &mut g.staged {
+                Some(s) => s.truncate(0)?,
+                None => g.staged = Some(StagedFile::create(&self.cfg.cache_dir)?),
+            }
+            if let Some(st) = &g.staged {
+                self.note_local(ino, st);
+            }
+            g.dirty = true;
+        }
+        g.handles += 1;
+        drop(g);
+        Ok(self.new_handle(ino))
+    }
+
+    /// Makes sure the open file has a staged copy holding its full content.
+    async fn ensure_staged(&self, path: &SmhPath, of: &mut OpenFile) -> FsResult<()> {
+        if of.staged.is_some() {
+            return Ok(());
+        }
+        let mut st = StagedFile::create(&self.cfg.cache_dir)?;
+        if of.remote {
+            let size = self
+                .resolve_remote(path)
+                .await?
+                .ok_or(FsError::NotFound)?
+                .size;
+            let mut at = 0;
+            while at < size {
+                let n = FILL_CHUNK.min(size - at);
+                let data = super::read::fetch(&self.client, &self.urls, path, at, n).await;
+                let data = match data {
+                    Ok(d) if d.len() as u64 == n => d,
+                    Ok(_) => {
+                        st.remove();
+                        return Err(FsError::Smh(SmhError::Upload(format!(
+                            "short read while staging {path}"
+                        ))));
+                    }
+                    Err(e) => {
+                        st.remove();
+                        return Err(e.into());
+                    }
+                };
+                st.write_at(at, &data)?;
+                at += n;
+            }
+        }
+        of.staged = Some(st);
+        Ok(())
+    }
+
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
+        let (ino, ra) = self.handle_ino(fh)?;
+        if let Some(of) = self.open_file(ino) {
+            let of = of.lock().await;
+            if let Some(st) = &of.staged {
+                return Ok(Bytes::from(st.read_at(offset, size)?));
+            }
+        }
+        let path = self.path_of(ino)?;
+        let meta = self.resolve_remote(&path).await?.ok_or(FsError::NotFound)?;
+        let mut ra = ra.lock().await;
+        Ok(ra
+            .read(
+                &self.client,
+                &self.urls,
+                &path,
+                offset,
+                size as u64,
+                meta.size,
+            )
+            .await?)
+    }
+
+    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+        self.writable()?;
+        let (ino, _) = self.handle_ino(fh)?;
+        let path = self.path_of(ino)?;
+        let of = self.open_file(ino).ok_or(FsError::BadHandle)?;
+        let mut of = of.lock().await;
+        self.ensure_staged(&path, &mut of).await?;
+        let st = of.staged.as_mut().ok_or(FsError::BadHandle)?;
+        st.write_at(offset, data)?;
+        self.note_local(ino, st);
+        of.dirty = true;
+        Ok(data.len() as u32)
+    }
+
+    /// close(): uploads a dirty file and reports the upload's error.
+    pub async fn flush(&self, fh: u64) -> FsResult<()> {
+        let (ino, _) = self.handle_ino(fh)?;
+        self.flush_ino(ino).await
+    }
+
+    pub async fn fsync(&self, fh: u64) -> FsResult<()> {
+        let (ino, _) = self.handle_ino(fh)?;
+        if let Some(of) = self.open_file(ino) {
+            if let Some(st) = &of.lock().await.staged {
+                st.sync()?;
+            }
+        }
+        self.flush_ino(ino).await
+    }
+
+    async fn flush_ino(&self, ino: u64) -> FsResult<()> {
+        let Some(of) = self.open_file(ino) else {
+            return Ok(());
+        };
+        let mut of = of.lock().await;
+        if !of.dirty || of.unlinked {
+            return Ok(());
+        }
+        self.upload_locked(ino, &mut of).await
+    }
+
+    pub async fn release(&self, fh: u64) -> FsResult<()> {
+        let Some(h) = self.handles.lock().remove(&fh) else {
+            return Err(FsError::BadHandle);
+        };
+        let ino = h.ino;
+        let Some(of_ref) = self.open_file(ino) else {
+            return Ok(());
+        };
+        let mut of = of_ref.lock().await;
+        of.handles = of.handles.saturating_sub(1);
+        if of.handles > 0 {
+            return Ok(());
+        }
+        let mut result = Ok(());
+        if of.dirty && !of.unlinked && !of.upload_failed {
+            // No flush reached us: one try, then keep the data.
+            result = self.upload_locked(ino, &mut of).await;
+        }
+        if of.dirty && !of.unlinked {
+            if let Some(st) = of.staged.take() {
+                let path = self.inodes.lock().path(ino);
+                tracing::error!(
+                    path = %path.map(|p| p.to_string()).unwrap_or_default(),
+                    staged = %st.path().display(),
+                    "file closed without a successful upload; its data is kept in the staged file"
+                );
+                // Leak the handle on purpose: the file stays on disk.
+                drop(st);
+            }
+        } else if let Some(st) = of.staged.take() {
+            st.remove();
+        }
+        drop(of);
+        self.local.lock().remove(&ino);
+        self.files.lock().remove(&ino);
+        result
+    }
+
+    /// truncate / utimens / chmod / chown.
+    pub async fn setattr(
+        &self,
+        ino: u64,
+        size: Option<u64>,
+        mtime: Option<SystemTime>,
+    ) -> FsResult<Attr> {
+        let path = self.path_of(ino)?;
+        if let Some(size) = size {
+            self.writable()?;
+            let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
+            if meta.kind == Kind::Dir {
+                return Err(FsError::IsDir);
+            }
+            let existing = self.open_file(ino);
+            let of_ref = existing
+                .clone()
+                .unwrap_or_else(|| self.open_file_or_insert(ino, true));
+            let mut of = of_ref.lock().await;
+            if of.remote && self.cfg.conflict == ConflictStrategy::Ask {
+                return Err(FsError::Exists);
+            }
+            let res = async {
+                if size == 0 && of.staged.is_none() {
+                    of.staged = Some(StagedFile::create(&self.cfg.cache_dir)?);
+                } else {
+                    self.ensure_staged(&path, &mut of).await?;
+                }
+                if let Some(st) = of.staged.as_mut() {
+                    st.truncate(size)?;
+                    self.note_local(ino, st);
+                }
+                of.dirty = true;
+                if of.handles == 0 {
+                    // truncate(2) on a path: nothing will close it, upload now.
+                    self.upload_locked(ino, &mut of).await?;
+                }
+                Ok::<_, FsError>(())
+            }
+            .await;
+            if of.handles == 0 {
+                if !of.dirty {
+                    if let Some(st) = of.staged.take() {
+                        st.remove();
+                    }
+                }
+                drop(of);
+                self.local.lock().remove(&ino);
+                self.files.lock().remove(&ino);
+            }
+            res?;
+        }
+        if let Some(t) = mtime {
+            let mut stored = false;
+            if let Some(of) = self.open_file(ino) {
+                if let Some(st) = of.lock().await.staged.as_mut() {
+                    st.mtime = Some(t);
+                    self.note_local(ino, st);
+                    stored = true;
+                }
+            }
+            if !stored {
+                // Already uploaded: accepted, shown until the cache expires.
+                if let Some(Some(mut m)) = self.attrs.get(&path) {
+                    m.mtime = t;
+                    self.attrs.put(path.clone(), m);
+                }
+            }
+        }
+        self.getattr(ino).await
+    }
+
+    /// mknod of a regular file: an empty file on the server right away.
+    pub async fn mknod_file(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<Attr> {
+        let (attr, fh) = self.create(parent, name).await?;
+        let r = self.flush(fh).await;
+        let _ = self.release(fh).await;
+        r?;
+        self.getattr(attr.ino).await
+    }
+}

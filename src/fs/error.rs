@@ -1,0 +1,86 @@
+//! `FsError`: what a filesystem operation fails with, and its errno.
+
+use crate::smh::SmhError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    /// An API call failed; [`SmhError::errno`] is the one mapping.
+    #[error(transparent)]
+    Smh(#[from] SmhError),
+    #[error("local I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("no such file or directory")]
+    NotFound,
+    #[error("file exists")]
+    Exists,
+    #[error("directory not empty")]
+    NotEmpty,
+    #[error("not a directory")]
+    NotDir,
+    #[error("is a directory")]
+    IsDir,
+    #[error("name too long")]
+    NameTooLong,
+    #[error("operation not permitted")]
+    NotPermitted,
+    #[error("read-only file system")]
+    ReadOnly,
+    #[error("bad file handle")]
+    BadHandle,
+    #[error("invalid argument")]
+    Invalid,
+    #[error("operation not supported")]
+    NotSupported,
+}
+
+impl FsError {
+    pub fn errno(&self) -> i32 {
+        match self {
+            FsError::Smh(e) => e.errno(),
+            FsError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
+            FsError::NotFound => libc::ENOENT,
+            FsError::Exists => libc::EEXIST,
+            FsError::NotEmpty => libc::ENOTEMPTY,
+            FsError::NotDir => libc::ENOTDIR,
+            FsError::IsDir => libc::EISDIR,
+            FsError::NameTooLong => libc::ENAMETOOLONG,
+            FsError::NotPermitted => libc::EPERM,
+            FsError::ReadOnly => libc::EROFS,
+            FsError::BadHandle => libc::EBADF,
+            FsError::Invalid => libc::EINVAL,
+            FsError::NotSupported => libc::ENOSYS,
+        }
+    }
+
+    /// Expected outcomes (a missing name, an existing target) are not worth
+    /// more than a debug line; everything else is logged as a warning.
+    pub fn is_routine(&self) -> bool {
+        matches!(
+            self.errno(),
+            libc::ENOENT | libc::EEXIST | libc::ENOTEMPTY | libc::ENAMETOOLONG | libc::EPERM
+        )
+    }
+}
+
+pub type FsResult<T> = Result<T, FsError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smh_errors_use_the_client_mapping() {
+        let e = FsError::from(SmhError::Api {
+            status: 409,
+            code: "SameNameDirectoryOrFileExists".into(),
+            message: String::new(),
+            request_id: None,
+        });
+        assert_eq!(e.errno(), libc::EEXIST);
+        assert_eq!(FsError::NotEmpty.errno(), libc::ENOTEMPTY);
+        assert_eq!(
+            FsError::from(std::io::Error::from_raw_os_error(libc::ENOSPC)).errno(),
+            libc::ENOSPC
+        );
+    }
+}

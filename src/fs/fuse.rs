@@ -1,0 +1,585 @@
+//! The thin `fuser::Filesystem` adapter.
+//!
+//! Each callback maps its arguments, spawns the core operation on the tokio
+//! runtime and replies from that task, so the FUSE threads never wait on the
+//! network. `FsError` becomes an `Errno` in exactly one place (the private `errno` function).
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, MountOption, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
+    ReplyWrite, Request, SessionACL, TimeOrNow, WriteFlags,
+};
+use tokio::runtime::Handle;
+
+use super::cache::Kind;
+use super::core::{Attr, SmhFs};
+use super::error::FsError;
+
+/// How attributes are presented (all synthesized: SMH has no modes/owners).
+#[derive(Debug, Clone, Copy)]
+pub struct Presentation {
+    pub uid: u32,
+    pub gid: u32,
+    pub umask: u32,
+}
+
+pub struct SmhFuse {
+    fs: Arc<SmhFs>,
+    rt: Handle,
+    look: Presentation,
+    ttl: Duration,
+}
+
+const BLOCK: u32 = 4096;
+
+/// The one place filesystem errors become errno values for the kernel.
+fn errno(op: &str, e: &FsError) -> Errno {
+    if e.is_routine() {
+        tracing::debug!(op, "{e}");
+    } else {
+        tracing::warn!(op, "{e}");
+    }
+    Errno::from_i32(e.errno())
+}
+
+impl SmhFuse {
+    pub fn new(fs: Arc<SmhFs>, rt: Handle, look: Presentation) -> Self {
+        let ttl = fs.config().attr_timeout;
+        Self { fs, rt, look, ttl }
+    }
+
+    fn file_attr(look: Presentation, a: &Attr) -> FileAttr {
+        let (kind, perm, nlink) = match a.meta.kind {
+            Kind::Dir => (FileType::Directory, 0o755 & !look.umask, 2),
+            Kind::File => (FileType::RegularFile, 0o644 & !look.umask, 1),
+        };
+        FileAttr {
+            ino: INodeNo(a.ino),
+            size: a.meta.size,
+            blocks: a.meta.size.div_ceil(512),
+            atime: a.meta.mtime,
+            mtime: a.meta.mtime,
+            ctime: a.meta.ctime,
+            crtime: a.meta.ctime,
+            kind,
+            perm: perm as u16,
+            nlink,
+            uid: look.uid,
+            gid: look.gid,
+            rdev: 0,
+            blksize: BLOCK,
+            flags: 0,
+        }
+    }
+
+    /// Runs `f` on the runtime; it replies itself.
+    fn spawn<F>(&self, f: impl FnOnce(Arc<SmhFs>, Presentation, Duration) -> F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let fut = f(self.fs.clone(), self.look, self.ttl);
+        self.rt.spawn(fut);
+    }
+}
+
+fn time_of(t: TimeOrNow) -> SystemTime {
+    match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => SystemTime::now(),
+    }
+}
+
+impl Filesystem for SmhFuse {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // O_TRUNC arrives with open, so a truncating open never downloads.
+        let _ = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC);
+        let _ = config.set_max_write(1 << 20);
+        let _ = config.set_max_readahead(1 << 20);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let name = name.to_owned();
+        self.spawn(|fs, look, ttl| async move {
+            match fs.lookup(parent.0, &name).await {
+                Ok(a) => reply.entry(&ttl, &Self::file_attr(look, &a), Generation(0)),
+                Err(e) => reply.error(errno("lookup", &e)),
+            }
+        });
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.fs.forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        self.spawn(|fs, look, ttl| async move {
+            match fs.getattr(ino.0).await {
+                Ok(a) => reply.attr(&ttl, &Self::file_attr(look, &a)),
+                Err(e) => reply.error(errno("getattr", &e)),
+            }
+        });
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        // chmod/chown are accepted without effect: SMH stores no modes.
+        let mtime = mtime.map(time_of);
+        self.spawn(|fs, look, ttl| async move {
+            match fs.setattr(ino.0, size, mtime).await {
+                Ok(a) => reply.attr(&ttl, &Self::file_attr(look, &a)),
+                Err(e) => reply.error(errno("setattr", &e)),
+            }
+        });
+    }
+
+    fn mknod(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        if mode & libc::S_IFMT != libc::S_IFREG {
+            // Devices, FIFOs and sockets cannot be stored in SMH.
+            reply.error(Errno::EPERM);
+            return;
+        }
+        let name = name.to_owned();
+        self.spawn(|fs, look, ttl| async move {
+            match fs.mknod_file(parent.0, &name).await {
+                Ok(a) => reply.entry(&ttl, &Self::file_attr(look, &a), Generation(0)),
+                Err(e) => reply.error(errno("mknod", &e)),
+            }
+        });
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let name = name.to_owned();
+        self.spawn(|fs, look, ttl| async move {
+            match fs.mkdir(parent.0, &name).await {
+                Ok(a) => reply.entry(&ttl, &Self::file_attr(look, &a), Generation(0)),
+                Err(e) => reply.error(errno("mkdir", &e)),
+            }
+        });
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = name.to_owned();
+        self.spawn(|fs, _, _| async move {
+            match fs.unlink(parent.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("unlink", &e)),
+            }
+        });
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let name = name.to_owned();
+        self.spawn(|fs, _, _| async move {
+            match fs.rmdir(parent.0, &name).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("rmdir", &e)),
+            }
+        });
+    }
+
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _link_name: &OsStr,
+        _target: &Path,
+        reply: ReplyEntry,
+    ) {
+        // SMH has no symlinks we can create.
+        reply.error(Errno::EPERM);
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        if flags.intersects(RenameFlags::RENAME_EXCHANGE | RenameFlags::RENAME_WHITEOUT) {
+            reply.error(Errno::EINVAL);
+            return;
+        }
+        let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
+        let (name, newname) = (name.to_owned(), newname.to_owned());
+        self.spawn(|fs, _, _| async move {
+            match fs
+                .rename(parent.0, &name, newparent.0, &newname, noreplace)
+                .await
+            {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("rename", &e)),
+            }
+        });
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        reply.error(Errno::EPERM);
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+        let truncate = flags.0 & libc::O_TRUNC != 0;
+        self.spawn(|fs, _, _| async move {
+            match fs.open(ino.0, write, truncate).await {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Err(e) => reply.error(errno("open", &e)),
+            }
+        });
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        self.spawn(|fs, _, _| async move {
+            match fs.read(fh.0, offset, size).await {
+                Ok(b) => reply.data(&b),
+                Err(e) => reply.error(errno("read", &e)),
+            }
+        });
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let data = data.to_vec();
+        self.spawn(|fs, _, _| async move {
+            match fs.write(fh.0, offset, &data).await {
+                Ok(n) => reply.written(n),
+                Err(e) => reply.error(errno("write", &e)),
+            }
+        });
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        self.spawn(|fs, _, _| async move {
+            match fs.flush(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("flush", &e)),
+            }
+        });
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.spawn(|fs, _, _| async move {
+            match fs.release(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("release", &e)),
+            }
+        });
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.spawn(|fs, _, _| async move {
+            match fs.fsync(fh.0).await {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("fsync", &e)),
+            }
+        });
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.opendir(ino.0) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(errno("opendir", &e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        self.spawn(|fs, _, _| async move {
+            match fs.readdir(ino.0, fh.0, offset).await {
+                Ok(items) => {
+                    for (i, it) in items.iter().enumerate().skip(offset as usize) {
+                        let kind = match it.kind {
+                            Kind::Dir => FileType::Directory,
+                            Kind::File => FileType::RegularFile,
+                        };
+                        if reply.add(INodeNo(it.ino), (i + 1) as u64, kind, &it.name) {
+                            break;
+                        }
+                    }
+                    reply.ok();
+                }
+                Err(e) => reply.error(errno("readdir", &e)),
+            }
+        });
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.fs.releasedir(fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        // Directory changes are synchronous with the server already.
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        self.spawn(|fs, _, _| async move {
+            match fs.statfs().await {
+                Ok(s) => {
+                    let b = BLOCK as u64;
+                    let total = s.total / b;
+                    let free = s.free / b;
+                    reply.statfs(total, free, free, 1 << 32, 1 << 31, BLOCK, 255, BLOCK);
+                }
+                Err(e) => reply.error(errno("statfs", &e)),
+            }
+        });
+    }
+
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        // Not a terminal or device (isatty() and friends ask).
+        reply.error(Errno::from_i32(libc::ENOTTY));
+    }
+
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: fuser::ReplyXattr,
+    ) {
+        // SMH keeps no extended attributes.
+        reply.error(Errno::from_i32(libc::ENODATA));
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: fuser::ReplyXattr) {
+        if size == 0 {
+            reply.size(0);
+        } else {
+            reply.data(&[]);
+        }
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: ReplyCreate,
+    ) {
+        if mode & libc::S_IFMT != 0 && mode & libc::S_IFMT != libc::S_IFREG {
+            reply.error(Errno::EPERM);
+            return;
+        }
+        let name = name.to_owned();
+        self.spawn(|fs, look, ttl| async move {
+            match fs.create(parent.0, &name).await {
+                Ok((a, fh)) => reply.created(
+                    &ttl,
+                    &Self::file_attr(look, &a),
+                    Generation(0),
+                    FileHandle(fh),
+                    FopenFlags::empty(),
+                ),
+                Err(e) => reply.error(errno("create", &e)),
+            }
+        });
+    }
+}
+
+/// How to mount.
+#[derive(Debug, Clone)]
+pub struct MountConfig {
+    pub mountpoint: PathBuf,
+    pub allow_other: bool,
+    pub read_only: bool,
+    pub threads: usize,
+}
+
+/// Mounts and serves until unmounted (by `fusermount3 -u`, `umount`, or
+/// SIGINT/SIGTERM, which unmount cleanly).
+pub fn mount_and_serve(fuse: SmhFuse, cfg: &MountConfig) -> std::io::Result<()> {
+    let mut options = vec![
+        MountOption::FSName("smhfs".into()),
+        MountOption::Subtype("smhfs".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+        MountOption::NoAtime,
+    ];
+    options.push(if cfg.read_only {
+        MountOption::RO
+    } else {
+        MountOption::RW
+    });
+    let mut config = fuser::Config::default();
+    config.mount_options = options;
+    config.acl = if cfg.allow_other {
+        SessionACL::All
+    } else {
+        SessionACL::Owner
+    };
+    config.n_threads = Some(cfg.threads.max(1));
+    config.clone_fd = true;
+    let rt = fuse.rt.clone();
+    let mut session = fuser::Session::new(fuse, &cfg.mountpoint, &config)?;
+    let mut unmounter = session.unmount_callable();
+    let mountpoint = cfg.mountpoint.clone();
+    rt.spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            tracing::warn!("cannot install signal handlers");
+            return;
+        };
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!(mountpoint = %mountpoint.display(), "signal received, unmounting");
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Err(e) = unmounter.unmount() {
+                tracing::warn!("unmount failed ({e}); detaching lazily");
+                lazy_unmount(&mountpoint);
+            }
+        })
+        .await;
+    });
+    tracing::info!(mountpoint = %cfg.mountpoint.display(), "mounted");
+    session.run()
+}
+
+fn lazy_unmount(path: &Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    let rc = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    if rc != 0 {
+        let _ = std::process::Command::new("fusermount3")
+            .arg("-uz")
+            .arg(path)
+            .status();
+    }
+}
