@@ -145,7 +145,11 @@ fi
 command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust (rustup) first"
 
 mkdir -p "$INPUTS"
-rm -rf "$RUN"
+# A previous run killed with SIGKILL may have left its mounts behind.
+for m in "$MNT_SMH" "$MNT_RC"; do
+  is_mounted "$m" && { fusermount3 -uz "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; }
+done
+rm -rf --one-file-system "$RUN"
 mkdir -p "$LOGS"
 
 log "building (cargo build --release)"
