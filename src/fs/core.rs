@@ -78,6 +78,17 @@ pub(crate) struct OpenFile {
     pub(crate) handles: u32,
     /// The last upload failed; release does not try again.
     pub(crate) upload_failed: bool,
+    /// ... with an error worth retrying in the background.
+    pub(crate) upload_transient: bool,
+    /// Journal entry of the staged file (see `journal.rs`).
+    pub(crate) journal_id: Option<String>,
+    /// The journal entry holds an upload plan.
+    pub(crate) journal_plan: bool,
+    /// A begun upload of the current content, to resume.
+    pub(crate) plan: Option<crate::smh::UploadPlan>,
+    /// A write failed (ENOSPC, ...): the content is incomplete and is
+    /// never uploaded; close() reports this errno.
+    pub(crate) write_error: Option<i32>,
 }
 
 type OpenFileRef = Arc<tokio::sync::Mutex<OpenFile>>;
@@ -95,13 +106,15 @@ pub struct SmhFs {
     pub(crate) dirs: DirCache,
     urls: Arc<UrlCache>,
     budget: Arc<ReadBudget>,
-    files: Mutex<HashMap<u64, OpenFileRef>>,
+    pub(crate) files: Mutex<HashMap<u64, OpenFileRef>>,
     /// Attributes of staged files, readable without waiting for the file's
     /// lock (an upload holds it; `ls -l` must not hang meanwhile).
-    local: Mutex<HashMap<u64, Meta>>,
+    pub(crate) local: Mutex<HashMap<u64, Meta>>,
     handles: Mutex<HashMap<u64, Handle>>,
     dir_handles: Mutex<HashMap<u64, Option<Arc<Vec<DirItem>>>>>,
     next_fh: AtomicU64,
+    /// Journal, write-back queue, cache bound (`writeback.rs`).
+    pub(crate) dur: super::writeback::Durability,
 }
 
 /// Total read-ahead memory across handles.
@@ -130,6 +143,7 @@ impl SmhFs {
             handles: Mutex::new(HashMap::new()),
             dir_handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
+            dur: super::writeback::Durability::new(&cfg.cache_dir, Default::default()),
             client,
             cfg,
         }
@@ -152,7 +166,7 @@ impl SmhFs {
         })
     }
 
-    fn open_file(&self, ino: u64) -> Option<OpenFileRef> {
+    pub(crate) fn open_file(&self, ino: u64) -> Option<OpenFileRef> {
         self.files.lock().get(&ino).cloned()
     }
 
@@ -434,10 +448,19 @@ impl SmhFs {
         let ino = self.inodes.lock().ino_of(&path);
         let mut remote = true;
         if let Some(of) = ino.and_then(|i| self.open_file(i)) {
-            let mut of = of.lock().await;
-            of.unlinked = true;
-            of.dirty = false;
-            remote = of.remote;
+            let mut g = of.lock().await;
+            g.unlinked = true;
+            g.dirty = false;
+            remote = g.remote;
+            self.journal_forget(&mut g);
+            if g.handles == 0 {
+                // A pending (write-back) file nobody has open.
+                if let Some(st) = g.staged.take() {
+                    st.remove();
+                }
+                drop(g);
+                self.forget_open_file(ino.unwrap_or_default(), &of);
+            }
         }
         if remote {
             match self
@@ -525,6 +548,12 @@ impl SmhFs {
             tracing::info!(from = %from, to = %to, actual = %final_path, "rename: the server chose another name");
         }
         self.inodes.lock().rename(&from, &final_path);
+        if src.kind == Kind::File {
+            let ino = self.inodes.lock().ino_of(&final_path);
+            if let Some((ino, of)) = ino.and_then(|i| self.open_file(i).map(|o| (i, o))) {
+                self.journal_renamed(ino, &mut *of.lock().await);
+            }
+        }
         self.note_gone(&from, src.kind);
         if src.kind == Kind::Dir {
             self.attrs.remove_tree(&to);
@@ -548,7 +577,7 @@ impl SmhFs {
     // ---- files ---------------------------------------------------------
 
     /// Records a staged file's size and mtime after a change.
-    fn note_local(&self, ino: u64, st: &StagedFile) {
+    pub(crate) fn note_local(&self, ino: u64, st: &StagedFile) {
         let mut m = Meta::new_file(st.size());
         if let Some(t) = st.mtime {
             m.mtime = t;
@@ -589,17 +618,31 @@ impl SmhFs {
                 return Err(FsError::Exists);
             }
         }
-        let staged = StagedFile::create(&self.cfg.cache_dir)?;
+        let staged = self.new_staged()?;
         let ino = self.inodes.lock().lookup(&path, true);
         {
             let mut of = self.lock_open_file(ino, false).await;
             if let Some(old) = of.staged.take() {
+                self.journal_forget(&mut of);
                 old.remove();
             }
             self.note_local(ino, &staged);
             of.staged = Some(staged);
             of.dirty = true;
             of.unlinked = false;
+            of.write_error = None;
+            if let Err(e) = self.journal_dirty(ino, &mut of) {
+                if let Some(st) = of.staged.take() {
+                    st.remove();
+                }
+                of.dirty = false;
+                if of.handles == 0 {
+                    drop(of);
+                    self.local.lock().remove(&ino);
+                    self.files.lock().remove(&ino);
+                }
+                return Err(e);
+            }
             of.handles += 1;
         }
         let meta = Meta::new_file(0);
@@ -630,12 +673,14 @@ impl SmhFs {
         if write && truncate {
             match &mut g.staged {
                 Some(s) => s.truncate(0)?,
-                None => g.staged = Some(StagedFile::create(&self.cfg.cache_dir)?),
+                None => g.staged = Some(self.new_staged()?),
             }
             if let Some(st) = &g.staged {
                 self.note_local(ino, st);
             }
             g.dirty = true;
+            g.write_error = None;
+            self.journal_dirty(ino, &mut g)?;
         }
         g.handles += 1;
         drop(g);
@@ -647,13 +692,18 @@ impl SmhFs {
         if of.staged.is_some() {
             return Ok(());
         }
-        let mut st = StagedFile::create(&self.cfg.cache_dir)?;
+        let mut st = self.new_staged()?;
         if of.remote {
             let size = self
                 .resolve_remote(path)
                 .await?
                 .ok_or(FsError::NotFound)?
                 .size;
+            if let Err(e) = self.dur.budget.reserve(size, 0).await {
+                st.remove();
+                return Err(e.into());
+            }
+            st.add_charged(size);
             let mut at = 0;
             while at < size {
                 let n = FILL_CHUNK.min(size - at);
@@ -708,11 +758,36 @@ impl SmhFs {
         let path = self.path_of(ino)?;
         let of = self.open_file(ino).ok_or(FsError::BadHandle)?;
         let mut of = of.lock().await;
-        self.ensure_staged(&path, &mut of).await?;
+        if let Some(e) = of.write_error {
+            return Err(FsError::Io(std::io::Error::from_raw_os_error(e)));
+        }
+        let res = self.write_locked(ino, &path, &mut of, offset, data).await;
+        if let Err(e) = &res {
+            // The content is now incomplete: it must never be uploaded.
+            of.write_error = Some(e.errno());
+        }
+        res
+    }
+
+    async fn write_locked(
+        &self,
+        ino: u64,
+        path: &SmhPath,
+        of: &mut OpenFile,
+        offset: u64,
+        data: &[u8],
+    ) -> FsResult<u32> {
+        self.ensure_staged(path, of).await?;
         let st = of.staged.as_mut().ok_or(FsError::BadHandle)?;
+        let grow = (offset + data.len() as u64).saturating_sub(st.size());
+        if grow > 0 {
+            self.dur.budget.reserve(grow, st.charged()).await?;
+            st.add_charged(grow);
+        }
         st.write_at(offset, data)?;
         self.note_local(ino, st);
         of.dirty = true;
+        self.journal_dirty(ino, of)?;
         Ok(data.len() as u32)
     }
 
@@ -729,15 +804,33 @@ impl SmhFs {
                 st.sync()?;
             }
         }
-        self.flush_ino(ino).await
+        // fsync means "on the server", also in write-back mode.
+        self.flush_ino_now(ino, true).await
     }
 
     async fn flush_ino(&self, ino: u64) -> FsResult<()> {
+        self.flush_ino_now(ino, !self.write_back()).await
+    }
+
+    async fn flush_ino_now(&self, ino: u64, upload: bool) -> FsResult<()> {
         let Some(of) = self.open_file(ino) else {
             return Ok(());
         };
         let mut of = of.lock().await;
+        if let Some(e) = of.write_error {
+            return Err(FsError::Io(std::io::Error::from_raw_os_error(e)));
+        }
         if !of.dirty || of.unlinked {
+            return Ok(());
+        }
+        if !upload {
+            // Write-back: durable locally (staged data and journal entry
+            // fsynced), uploaded in the background.
+            if let Some(st) = &of.staged {
+                st.sync()?;
+            }
+            self.journal_dirty(ino, &mut of)?;
+            self.enqueue_upload(ino, &of);
             return Ok(());
         }
         self.upload_locked(ino, &mut of).await
@@ -757,9 +850,25 @@ impl SmhFs {
             return Ok(());
         }
         let mut result = Ok(());
+        if let Some(e) = of.write_error {
+            // Incomplete content: drop it (the writer was told).
+            of.dirty = false;
+            self.journal_forget(&mut of);
+            result = Err(FsError::Io(std::io::Error::from_raw_os_error(e)));
+        }
+        if of.dirty && !of.unlinked && self.write_back() {
+            // Uploaded by the queue; stays visible until then.
+            self.enqueue_upload(ino, &of);
+            return Ok(());
+        }
         if of.dirty && !of.unlinked && !of.upload_failed {
             // No flush reached us: one try, then keep the data.
             result = self.upload_locked(ino, &mut of).await;
+        }
+        if of.dirty && !of.unlinked && of.upload_failed && of.upload_transient {
+            // Retried in the background; stays visible until then.
+            self.enqueue_upload(ino, &of);
+            return result;
         }
         if of.dirty && !of.unlinked {
             if let Some(st) = of.staged.take() {
@@ -805,7 +914,7 @@ impl SmhFs {
             }
             let res = async {
                 if size == 0 && of.staged.is_none() {
-                    of.staged = Some(StagedFile::create(&self.cfg.cache_dir)?);
+                    of.staged = Some(self.new_staged()?);
                 } else {
                     self.ensure_staged(&path, &mut of).await?;
                 }
@@ -814,14 +923,22 @@ impl SmhFs {
                     self.note_local(ino, st);
                 }
                 of.dirty = true;
-                if of.handles == 0 {
+                if size == 0 {
+                    of.write_error = None;
+                }
+                self.journal_dirty(ino, &mut of)?;
+                if of.handles == 0 && !self.write_back() {
                     // truncate(2) on a path: nothing will close it, upload now.
                     self.upload_locked(ino, &mut of).await?;
                 }
                 Ok::<_, FsError>(())
             }
             .await;
-            if of.handles == 0 {
+            let retry = of.dirty && of.upload_failed && of.upload_transient;
+            if of.handles == 0 && of.dirty && (self.write_back() || retry) {
+                // Uploaded by the background queue; stays visible meanwhile.
+                self.enqueue_upload(ino, &of);
+            } else if of.handles == 0 {
                 if !of.dirty {
                     if let Some(st) = of.staged.take() {
                         st.remove();

@@ -31,9 +31,11 @@ pub mod core;
 pub mod error;
 pub mod fuse;
 pub mod inode;
+pub mod journal;
 pub mod read;
 pub mod staging;
 pub mod upload;
+pub mod writeback;
 
 pub use self::core::{FsConfig, SmhFs};
 pub use error::FsError;

@@ -11,7 +11,8 @@ use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use crate::smh::{ContentHasher, ContentHashes};
 
@@ -24,6 +25,95 @@ pub struct StagedFile {
     hasher: Option<ContentHasher>,
     /// Set by utimens; sent as `localModificationTime`.
     pub mtime: Option<SystemTime>,
+    /// The cache bound this file's bytes count against.
+    budget: Option<Arc<CacheBudget>>,
+    /// Bytes of this file counted in `budget`.
+    charged: u64,
+}
+
+/// The bound on staged bytes (`-o cache_size`). Writers that would go past
+/// it wait (bounded) for uploads to free room, then get ENOSPC.
+#[derive(Debug)]
+pub struct CacheBudget {
+    limit: u64,
+    used: parking_lot::Mutex<u64>,
+    freed: tokio::sync::Notify,
+    wait: Duration,
+}
+
+impl CacheBudget {
+    pub fn new(limit: u64, wait: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            limit,
+            used: parking_lot::Mutex::new(0),
+            freed: tokio::sync::Notify::new(),
+            wait,
+        })
+    }
+
+    pub fn unlimited() -> Arc<Self> {
+        Self::new(u64::MAX, Duration::ZERO)
+    }
+
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    pub fn used(&self) -> u64 {
+        *self.used.lock()
+    }
+
+    fn try_take(&self, n: u64) -> bool {
+        let mut u = self.used.lock();
+        if u.saturating_add(n) <= self.limit {
+            *u += n;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Counts `n` bytes without waiting (data already on disk).
+    pub fn force(&self, n: u64) {
+        let mut u = self.used.lock();
+        *u = u.saturating_add(n);
+    }
+
+    pub fn release(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        {
+            let mut u = self.used.lock();
+            *u = u.saturating_sub(n);
+        }
+        self.freed.notify_waiters();
+    }
+
+    /// Takes `n` bytes of room, waiting up to the configured time for
+    /// uploads to free some. `own` is what the caller's file already holds:
+    /// if `own + n` alone exceeds the bound, waiting cannot help.
+    pub async fn reserve(&self, n: u64, own: u64) -> std::io::Result<()> {
+        let enospc = || std::io::Error::from_raw_os_error(libc::ENOSPC);
+        if n == 0 {
+            return Ok(());
+        }
+        if own.saturating_add(n) > self.limit {
+            return Err(enospc());
+        }
+        let deadline = tokio::time::Instant::now() + self.wait;
+        loop {
+            let freed = self.freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if self.try_take(n) {
+                return Ok(());
+            }
+            if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                return if self.try_take(n) { Ok(()) } else { Err(enospc()) };
+            }
+        }
+    }
 }
 
 impl StagedFile {
@@ -40,7 +130,72 @@ impl StagedFile {
             size: 0,
             hasher: Some(ContentHasher::new()),
             mtime: None,
+            budget: None,
+            charged: 0,
         })
+    }
+
+    /// A staged file left by an earlier run (named in the journal); its
+    /// bytes are counted in `budget` at once.
+    pub fn open_existing(path: &Path, budget: Option<Arc<CacheBudget>>) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
+        let size = file.metadata()?.len();
+        let mut s = Self {
+            file,
+            path: path.to_path_buf(),
+            size,
+            hasher: None,
+            mtime: None,
+            budget: None,
+            charged: 0,
+        };
+        s.set_budget(budget);
+        Ok(s)
+    }
+
+    /// Counts this file's bytes against `budget` from now on.
+    pub fn set_budget(&mut self, budget: Option<Arc<CacheBudget>>) {
+        if let Some(b) = &budget {
+            b.force(self.size);
+        }
+        self.charged = if budget.is_some() { self.size } else { 0 };
+        self.budget = budget;
+    }
+
+    pub fn budget(&self) -> Option<&Arc<CacheBudget>> {
+        self.budget.as_ref()
+    }
+
+    /// Bytes of room this file holds in the cache bound.
+    pub fn charged(&self) -> u64 {
+        self.charged
+    }
+
+    /// Records `n` bytes taken with [`CacheBudget::reserve`] for a write.
+    pub fn add_charged(&mut self, n: u64) {
+        self.charged += n;
+    }
+
+    /// Brings the charge in line with the size (after a write or truncate).
+    fn settle(&mut self) {
+        let Some(b) = &self.budget else { return };
+        if self.size > self.charged {
+            b.force(self.size - self.charged);
+        } else {
+            b.release(self.charged - self.size);
+        }
+        self.charged = self.size;
+    }
+
+    /// Journal id: the file name.
+    pub fn id(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default()
     }
 
     pub fn path(&self) -> &Path {
@@ -59,6 +214,7 @@ impl StagedFile {
             _ => self.hasher = None,
         }
         self.size = self.size.max(end);
+        self.settle();
         Ok(())
     }
 
@@ -101,6 +257,7 @@ impl StagedFile {
             _ => self.hasher = None,
         }
         self.size = size;
+        self.settle();
         Ok(())
     }
 
@@ -137,6 +294,9 @@ impl StagedFile {
 
     /// The server has the content: the local copy can go.
     pub fn remove(self) {
+        if let Some(b) = &self.budget {
+            b.release(self.charged);
+        }
         if let Err(e) = std::fs::remove_file(&self.path) {
             tracing::warn!(path = %self.path.display(), "cannot remove staged file: {e}");
         }

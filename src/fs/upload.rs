@@ -1,12 +1,18 @@
-//! The flush pipeline: staged file -> hashes -> `upload_file` -> caches.
+//! The flush pipeline: staged file -> hashes -> journal -> `upload_file`
+//! (or `resume_upload` of a journaled plan) -> caches.
 //!
 //! Errors come back to `close()` (EEXIST, ENOSPC, EIO via `errno()`); the
-//! staged file is only deleted once the server confirmed the content.
+//! staged file and its journal entry are only deleted once the server
+//! confirmed the content.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use super::cache::{format_time, Meta};
 use super::core::{OpenFile, SmhFs};
 use super::error::{FsError, FsResult};
-use crate::smh::{SmhPath, UploadOptions};
+use super::writeback::transient;
+use crate::smh::{SmhPath, UploadOptions, UploadPlan};
 
 impl SmhFs {
     /// Uploads the open file's staged content to its current path. The
@@ -17,7 +23,11 @@ impl SmhFs {
             of.dirty = false;
             return Ok(());
         };
-        let hashes = match tokio::task::block_in_place(|| st.hashes()) {
+        let id = st.id();
+        let hashes = match tokio::task::block_in_place(|| {
+            st.sync()?;
+            st.hashes()
+        }) {
             Ok(h) => h,
             Err(e) => {
                 of.upload_failed = true;
@@ -25,34 +35,99 @@ impl SmhFs {
                 return Err(FsError::Io(e));
             }
         };
+        // An entry exists before anything is sent, even if the begin call
+        // is where we die.
+        if of.journal_id.is_none() {
+            let e = self.journal_entry(&path, st, None);
+            if let Err(err) = self.dur.journal.write(&e) {
+                of.upload_failed = true;
+                tracing::error!(%path, "cannot write the upload journal: {err}");
+                return Err(FsError::Io(err));
+            }
+            of.journal_id = Some(id.clone());
+            of.journal_plan = false;
+        }
+        let size = hashes.size;
+        let sent = self.dur.tracker.start(&id, &path, size, st.path());
+        let recorded: Arc<parking_lot::Mutex<Option<UploadPlan>>> = Default::default();
+        let on_plan = {
+            let journal = self.dur.journal.clone();
+            let template = self.journal_entry(&path, st, None);
+            let recorded = recorded.clone();
+            Arc::new(move |plan: &UploadPlan| {
+                *recorded.lock() = Some(plan.clone());
+                let mut e = template.clone();
+                e.plan = Some(plan.clone());
+                journal.write(&e)
+            })
+        };
         let opts = UploadOptions {
             strategy: self.cfg.conflict,
             part_size: self.cfg.part_size,
             concurrency: self.cfg.upload_concurrency,
             local_modification_time: st.mtime.map(format_time),
-            on_plan: None,
+            on_plan: Some(on_plan),
+            on_progress: Some(Arc::new(move |n| {
+                sent.fetch_add(n, Ordering::Relaxed);
+            })),
         };
-        let size = hashes.size;
         let started = std::time::Instant::now();
-        let res = self
-            .client
-            .upload_file(&path, st.path(), Some(hashes), &opts)
-            .await;
+        let resume = of
+            .plan
+            .take()
+            .filter(|p| p.size == size && p.path == path && p.hashes == hashes);
+        let res = match &resume {
+            Some(plan) => {
+                tracing::info!(%path, size, "resuming a begun upload");
+                self.client.resume_upload(plan, st.path(), &opts).await
+            }
+            None => {
+                self.client
+                    .upload_file(&path, st.path(), Some(hashes), &opts)
+                    .await
+            }
+        };
+        if let Some(p) = recorded.lock().take() {
+            of.journal_plan = true;
+            of.plan = Some(p);
+        } else if let Some(p) = resume {
+            of.plan = Some(p);
+        }
         let meta = match res {
             Ok(m) => m,
             Err(e) => {
                 of.upload_failed = true;
+                let e = FsError::Smh(e);
+                let permanent = !transient(&e);
+                of.upload_transient = !permanent;
+                self.dur.tracker.failed(&id, e.to_string(), permanent);
+                if permanent {
+                    let mut ent = self.journal_entry(&path, st, of.plan.clone());
+                    ent.failed = Some(e.to_string());
+                    let _ = self.dur.journal.write(&ent);
+                    of.journal_plan = true;
+                }
                 tracing::error!(
                     %path,
                     staged = %st.path().display(),
-                    "upload failed: {e}; the data is kept in the staged file"
+                    "upload failed: {e}; the data is kept in the staged file{}",
+                    if permanent { "" } else { " and the upload is retried" }
                 );
-                return Err(FsError::Smh(e));
+                return Err(e);
             }
         };
         of.dirty = false;
         of.remote = true;
         of.upload_failed = false;
+        of.upload_transient = false;
+        of.plan = None;
+        if let Some(jid) = of.journal_id.take() {
+            if let Err(e) = self.dur.journal.remove(&jid) {
+                tracing::warn!(%path, "cannot remove journal entry {jid}: {e}");
+            }
+        }
+        of.journal_plan = false;
+        self.dur.tracker.done(&id);
         let final_path = meta
             .path
             .clone()

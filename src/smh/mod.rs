@@ -16,4 +16,4 @@ pub use error::{Result, SmhError};
 pub use hash::{ContentHasher, ContentHashes};
 pub use path::SmhPath;
 pub use types::ConflictStrategy;
-pub use upload::{BeginOutcome, UploadKind, UploadOptions, UploadPlan};
+pub use upload::{BeginOutcome, ProgressHook, UploadKind, UploadOptions, UploadPlan};

@@ -59,6 +59,10 @@ pub struct UploadPlan {
 /// sent (the journal hook); an error aborts the upload.
 pub type PlanHook = Arc<dyn Fn(&UploadPlan) -> std::io::Result<()> + Send + Sync>;
 
+/// Called with the byte count of each part (or simple body) the server
+/// accepted, for progress display.
+pub type ProgressHook = Arc<dyn Fn(u64) + Send + Sync>;
+
 #[derive(Clone)]
 pub struct UploadOptions {
     pub strategy: ConflictStrategy,
@@ -68,6 +72,7 @@ pub struct UploadOptions {
     pub concurrency: usize,
     pub local_modification_time: Option<String>,
     pub on_plan: Option<PlanHook>,
+    pub on_progress: Option<ProgressHook>,
 }
 
 impl Default for UploadOptions {
@@ -78,6 +83,7 @@ impl Default for UploadOptions {
             concurrency: 4,
             local_modification_time: None,
             on_plan: None,
+            on_progress: None,
         }
     }
 }
@@ -373,8 +379,14 @@ impl SmhClient {
                         ));
                     };
                     self.put_object(&t, data).await?;
+                    if let Some(p) = &opts.on_progress {
+                        p(size);
+                    }
                     let key = t.confirm_key.clone().unwrap_or_default();
                     return self.finish(&key, &plan, opts).await;
+                }
+                if let Some(p) = &opts.on_progress {
+                    p(size);
                 }
             }
             UploadKind::Multipart => {
@@ -418,7 +430,12 @@ impl SmhClient {
                             continue;
                         }
                         match self.put_part(&ticket, n, data.clone()).await {
-                            Ok(()) => return Ok::<(), SmhError>(()),
+                            Ok(()) => {
+                                if let Some(p) = &opts.on_progress {
+                                    p(len);
+                                }
+                                return Ok::<(), SmhError>(());
+                            }
                             Err(e) if e.status() == Some(403) && !renewed_for_403 => {
                                 tracing::info!(
                                     part = n,
@@ -571,6 +588,13 @@ impl SmhClient {
             .filter(|n| !have[*n as usize])
             .collect();
         tracing::info!(path = %plan.path, missing = missing.len(), total = plan.part_count, "resuming upload");
+        if let Some(p) = &opts.on_progress {
+            let held: u64 = (1..=plan.part_count)
+                .filter(|n| have[*n as usize])
+                .map(|n| part_range(n, plan.part_size, plan.size).1)
+                .sum();
+            p(held);
+        }
         if !missing.is_empty() {
             let ticket = match status.upload_part_info {
                 Some(t) if !ticket_expires_soon(&t) => t,

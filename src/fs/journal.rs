@@ -1,0 +1,182 @@
+//! The upload journal: one small JSON file per staged file whose content
+//! is not on the server yet, under `CACHE_DIR/journal/`.
+//!
+//! An entry is written when a staged file first becomes dirty (no plan: the
+//! upload has not begun) and again, with the [`UploadPlan`] (path, size,
+//! hashes, CRC-64, confirmKey, part size), once the server handed out the
+//! upload ticket and before the first part is sent. It is removed only after
+//! the server confirmed the upload. Every write is atomic and durable:
+//! temp file + fsync + rename + fsync of the directory, so after a crash an
+//! entry is either the old or the new one, never half of one.
+//!
+//! At mount (and with `smhfs resume`) every entry is continued: with a plan,
+//! the server's `?upload` status says which parts it holds and only the
+//! missing ones are sent; without, the staged file is uploaded from scratch.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::smh::{ConflictStrategy, SmhPath, UploadPlan};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// File name of the staged file (unique within the cache directory).
+    pub id: String,
+    pub library: String,
+    pub space: String,
+    /// Where the content goes, in the space (not relative to the mount).
+    pub path: SmhPath,
+    pub staged: PathBuf,
+    pub strategy: ConflictStrategy,
+    #[serde(default)]
+    pub mtime: Option<SystemTime>,
+    /// Known once the upload began: resume sends only missing parts.
+    #[serde(default)]
+    pub plan: Option<UploadPlan>,
+    /// Set when the upload failed for good (e.g. EEXIST with conflict=ask);
+    /// such entries are shown by `smhfs status` and not retried
+    /// automatically (`smhfs resume --retry-failed` does).
+    #[serde(default)]
+    pub failed: Option<String>,
+}
+
+/// The journal directory.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    dir: PathBuf,
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Journal {
+    pub fn new(cache_dir: &Path) -> Self {
+        Self {
+            dir: cache_dir.join("journal"),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn file(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    fn ensure_dir(&self) -> std::io::Result<()> {
+        if !self.dir.is_dir() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&self.dir)?;
+            if let Some(parent) = self.dir.parent() {
+                sync_dir(parent)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes (or replaces) `e` atomically and durably.
+    pub fn write(&self, e: &JournalEntry) -> std::io::Result<()> {
+        self.ensure_dir()?;
+        let json = serde_json::to_vec_pretty(e).map_err(std::io::Error::other)?;
+        let tmp = self.dir.join(format!(".{}.tmp", e.id));
+        let res = (|| {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&json)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, self.file(&e.id))?;
+            sync_dir(&self.dir)
+        })();
+        if res.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        res
+    }
+
+    /// Removes the entry (after a confirmed upload, or a deleted file).
+    pub fn remove(&self, id: &str) -> std::io::Result<()> {
+        match std::fs::remove_file(self.file(id)) {
+            Ok(()) => sync_dir(&self.dir),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<JournalEntry> {
+        let b = std::fs::read(self.file(id)).ok()?;
+        serde_json::from_slice(&b).ok()
+    }
+
+    /// All entries; leftover temp files are removed, unreadable entries
+    /// are logged and skipped (never deleted: a human may want them).
+    pub fn load(&self) -> Vec<JournalEntry> {
+        let Ok(rd) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for ent in rd.flatten() {
+            let p = ent.path();
+            let name = ent.file_name().to_string_lossy().to_string();
+            if name.starts_with('.') && name.ends_with(".tmp") {
+                let _ = std::fs::remove_file(&p);
+                continue;
+            }
+            if !name.ends_with(".json") {
+                continue;
+            }
+            match std::fs::read(&p)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<JournalEntry>(&b).map_err(|e| e.to_string()))
+            {
+                Ok(e) => out.push(e),
+                Err(e) => tracing::error!(entry = %p.display(), "unreadable journal entry: {e}"),
+            }
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_replace_load_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::new(dir.path());
+        assert!(j.load().is_empty());
+        let mut e = JournalEntry {
+            id: "staged-abc".into(),
+            library: "lib".into(),
+            space: "-".into(),
+            path: SmhPath::parse("a/b.txt").unwrap(),
+            staged: dir.path().join("staged-abc"),
+            strategy: ConflictStrategy::Overwrite,
+            mtime: Some(SystemTime::now()),
+            plan: None,
+            failed: None,
+        };
+        j.write(&e).unwrap();
+        e.failed = Some("x".into());
+        j.write(&e).unwrap();
+        let all = j.load();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].failed.as_deref(), Some("x"));
+        assert_eq!(all[0].path.to_string(), "a/b.txt");
+        std::fs::write(j.dir().join(".x.tmp"), b"half").unwrap();
+        assert_eq!(j.load().len(), 1);
+        assert!(!j.dir().join(".x.tmp").exists());
+        j.remove("staged-abc").unwrap();
+        j.remove("staged-abc").unwrap();
+        assert!(j.load().is_empty());
+    }
+}

@@ -1,0 +1,708 @@
+//! Background uploads: the write-back queue, resume of journaled uploads at
+//! mount, progress for `smhfs status`, and draining at unmount.
+//!
+//! * With `-o write_back[=DELAY]`, `close()` returns once the staged file
+//!   is fsynced and journaled; the upload runs here, `DELAY` seconds later
+//!   (rewrites within the delay are sent once), with at most
+//!   [`DurabilityOptions::jobs`] files at a time.
+//! * Without it, `close()` uploads and reports the error as before; but a
+//!   file whose upload failed with a transient error (network, 5xx, 429,
+//!   expired credentials) is handed to this queue at release instead of
+//!   being left behind.
+//! * Transient failures are retried with exponential backoff (1 s .. 60 s)
+//!   until they succeed. Permanent ones (EEXIST with `conflict=ask`, a
+//!   rejected CRC-64, a local read error) are logged at ERROR with the path
+//!   and the staged file; the staged file and its journal entry (marked
+//!   failed) stay under `cache_dir`.
+//! * Pending files stay in the open-file table, so reads, listings, stat
+//!   and rename see them until the server has them.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+use super::cache::format_time;
+use super::core::{OpenFile, SmhFs};
+use super::error::{FsError, FsResult};
+use super::journal::{Journal, JournalEntry};
+use super::staging::{CacheBudget, StagedFile};
+use crate::smh::{SmhPath, UploadOptions};
+
+/// Durability settings (`-o write_back`, `cache_size`, ...).
+#[derive(Debug, Clone)]
+pub struct DurabilityOptions {
+    /// `Some(delay)`: close() returns once staged; upload `delay` later.
+    pub write_back: Option<Duration>,
+    /// Bound on staged bytes in `cache_dir`.
+    pub cache_size: u64,
+    /// How long a writer waits for room before ENOSPC.
+    pub cache_wait: Duration,
+    /// Files uploaded at once by the background queue.
+    pub jobs: usize,
+}
+
+impl Default for DurabilityOptions {
+    fn default() -> Self {
+        Self {
+            write_back: None,
+            cache_size: u64::MAX,
+            cache_wait: Duration::from_secs(30),
+            jobs: 4,
+        }
+    }
+}
+
+/// Default bound: min(50% of the free space under `dir`, 10 GiB).
+pub fn default_cache_size(dir: &std::path::Path) -> u64 {
+    const CAP: u64 = 10 << 30;
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return CAP;
+    };
+    // SAFETY: statvfs fills the struct we own; `c` is a valid C string.
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
+        return CAP;
+    }
+    let free = s.f_bavail as u64 * s.f_frsize as u64;
+    (free / 2).min(CAP)
+}
+
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Queued,
+    Uploading,
+    Retrying,
+    Failed,
+}
+
+/// One upload as `smhfs status` shows it.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct UploadInfo {
+    pub path: String,
+    pub size: u64,
+    pub sent: u64,
+    pub state: String,
+    pub attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub staged: String,
+}
+
+struct Item {
+    path: String,
+    size: u64,
+    sent: Arc<AtomicU64>,
+    state: State,
+    attempts: u32,
+    error: Option<String>,
+    staged: String,
+}
+
+/// Progress of every upload that is not finished, by journal id.
+#[derive(Default)]
+pub struct Tracker {
+    items: Mutex<HashMap<String, Item>>,
+}
+
+impl Tracker {
+    pub fn queued(&self, id: &str, path: &SmhPath, size: u64, staged: &std::path::Path) {
+        let mut m = self.items.lock();
+        let it = m.entry(id.to_string()).or_insert_with(|| Item {
+            path: path.to_string(),
+            size,
+            sent: Arc::new(AtomicU64::new(0)),
+            state: State::Queued,
+            attempts: 0,
+            error: None,
+            staged: staged.display().to_string(),
+        });
+        it.path = path.to_string();
+        it.size = size;
+        if it.state != State::Uploading {
+            it.state = State::Queued;
+        }
+    }
+
+    /// An attempt starts: returns the sent-bytes counter (reset).
+    pub fn start(
+        &self,
+        id: &str,
+        path: &SmhPath,
+        size: u64,
+        staged: &std::path::Path,
+    ) -> Arc<AtomicU64> {
+        self.queued(id, path, size, staged);
+        let mut m = self.items.lock();
+        let it = m.get_mut(id).expect("just inserted");
+        it.state = State::Uploading;
+        it.attempts += 1;
+        it.sent = Arc::new(AtomicU64::new(0));
+        it.sent.clone()
+    }
+
+    pub fn failed(&self, id: &str, error: String, permanent: bool) {
+        if let Some(it) = self.items.lock().get_mut(id) {
+            it.state = if permanent {
+                State::Failed
+            } else {
+                State::Retrying
+            };
+            it.error = Some(error);
+        }
+    }
+
+    pub fn done(&self, id: &str) {
+        self.items.lock().remove(id);
+    }
+
+    pub fn get(&self, id: &str) -> Option<UploadInfo> {
+        self.items.lock().get(id).map(Self::info)
+    }
+
+    fn info(it: &Item) -> UploadInfo {
+        UploadInfo {
+            path: it.path.clone(),
+            size: it.size,
+            sent: it.sent.load(Ordering::Relaxed).min(it.size),
+            state: format!("{:?}", it.state).to_lowercase(),
+            attempts: it.attempts,
+            error: it.error.clone(),
+            staged: it.staged.clone(),
+        }
+    }
+
+    pub fn all(&self) -> Vec<UploadInfo> {
+        let mut v: Vec<UploadInfo> = self.items.lock().values().map(Self::info).collect();
+        v.sort_by(|a, b| a.path.cmp(&b.path));
+        v
+    }
+}
+
+enum Job {
+    /// A pending file in the open-file table.
+    Ino(u64),
+    /// A journaled upload outside the mounted directory.
+    Entry(Box<JournalEntry>),
+}
+
+/// The queue of background uploads.
+pub struct Queue {
+    tx: tokio::sync::mpsc::UnboundedSender<Job>,
+    rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Job>>>,
+    /// Inodes waiting to start (rewrites within the delay coalesce).
+    queued: Mutex<HashSet<u64>>,
+    /// Jobs not finished (queued, running or waiting to retry).
+    pending: AtomicUsize,
+    idle: tokio::sync::Notify,
+    draining: AtomicBool,
+    drain_start: tokio::sync::Notify,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        Self {
+            tx,
+            rx: Mutex::new(Some(rx)),
+            queued: Mutex::new(HashSet::new()),
+            pending: AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
+            draining: AtomicBool::new(false),
+            drain_start: tokio::sync::Notify::new(),
+        }
+    }
+}
+
+impl Queue {
+    fn push(&self, job: Job) {
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        if self.tx.send(job).is_err() {
+            self.finish_one();
+        }
+    }
+
+    fn finish_one(&self) {
+        if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::SeqCst)
+    }
+
+    /// Sleeps `d`, cut short when draining starts.
+    async fn sleep(&self, d: Duration) {
+        if self.draining.load(Ordering::SeqCst) {
+            return;
+        }
+        let start = self.drain_start.notified();
+        tokio::pin!(start);
+        start.as_mut().enable();
+        if self.draining.load(Ordering::SeqCst) {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(d) => {}
+            _ = start => {}
+        }
+    }
+}
+
+/// Everything durability needs, one field of [`SmhFs`].
+pub struct Durability {
+    pub opts: DurabilityOptions,
+    pub journal: Journal,
+    pub budget: Arc<CacheBudget>,
+    pub tracker: Tracker,
+    pub queue: Queue,
+}
+
+impl Durability {
+    pub fn new(cache_dir: &std::path::Path, opts: DurabilityOptions) -> Self {
+        Self {
+            budget: CacheBudget::new(opts.cache_size, opts.cache_wait),
+            journal: Journal::new(cache_dir),
+            tracker: Tracker::default(),
+            queue: Queue::default(),
+            opts,
+        }
+    }
+}
+
+/// Worth retrying later: network trouble, 5xx, 429, 401/403 (credentials
+/// or ticket), 408.
+pub fn transient(e: &FsError) -> bool {
+    match e {
+        FsError::Smh(s) => s.is_retryable() || matches!(s.status(), Some(401 | 403 | 408)),
+        _ => false,
+    }
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+impl SmhFs {
+    /// Applies durability options; call before the filesystem is shared.
+    pub fn set_durability(&mut self, opts: DurabilityOptions) {
+        self.dur = Durability::new(&self.cfg.cache_dir, opts);
+    }
+
+    pub fn write_back(&self) -> bool {
+        self.dur.opts.write_back.is_some()
+    }
+
+    /// A new staged file counted against the cache bound.
+    pub(crate) fn new_staged(&self) -> FsResult<StagedFile> {
+        let mut st = StagedFile::create(&self.cfg.cache_dir)?;
+        st.set_budget(Some(self.dur.budget.clone()));
+        Ok(st)
+    }
+
+    pub(crate) fn journal_entry(
+        &self,
+        path: &SmhPath,
+        st: &StagedFile,
+        plan: Option<crate::smh::UploadPlan>,
+    ) -> JournalEntry {
+        let cc = self.client.config();
+        JournalEntry {
+            id: st.id(),
+            library: cc.library.clone(),
+            space: cc.space.clone(),
+            path: path.clone(),
+            staged: st.path().to_path_buf(),
+            strategy: self.cfg.conflict,
+            mtime: st.mtime,
+            plan,
+            failed: None,
+        }
+    }
+
+    /// The open file's content changed: make sure a journal entry (without
+    /// a plan: a begun upload of older content must not be resumed) exists.
+    pub(crate) fn journal_dirty(&self, ino: u64, of: &mut OpenFile) -> FsResult<()> {
+        of.plan = None;
+        if of.journal_id.is_some() && !of.journal_plan {
+            return Ok(());
+        }
+        let Some(st) = of.staged.as_ref() else {
+            return Ok(());
+        };
+        let path = self.path_of(ino)?;
+        let e = self.journal_entry(&path, st, None);
+        self.dur.journal.write(&e)?;
+        of.journal_id = Some(e.id);
+        of.journal_plan = false;
+        Ok(())
+    }
+
+    /// The file was renamed: its pending upload goes to the new path.
+    pub(crate) fn journal_renamed(&self, ino: u64, of: &mut OpenFile) {
+        if of.journal_id.is_none() {
+            return;
+        }
+        of.journal_plan = true; // force a rewrite
+        if let Err(e) = self.journal_dirty(ino, of) {
+            tracing::error!(ino, "cannot update the journal after a rename: {e}");
+        }
+    }
+
+    /// The file is gone (unlink): forget its journal entry.
+    pub(crate) fn journal_forget(&self, of: &mut OpenFile) {
+        if let Some(id) = of.journal_id.take() {
+            if let Err(e) = self.dur.journal.remove(&id) {
+                tracing::warn!(id, "cannot remove journal entry: {e}");
+            }
+            self.dur.tracker.done(&id);
+        }
+        of.journal_plan = false;
+        of.plan = None;
+    }
+
+    /// Queues a background upload of `ino` (write-back, or a retry).
+    pub(crate) fn enqueue_upload(&self, ino: u64, of: &OpenFile) {
+        if let (Some(st), Ok(path)) = (of.staged.as_ref(), self.path_of(ino)) {
+            self.dur
+                .tracker
+                .queued(&st.id(), &path, st.size(), st.path());
+        }
+        if self.dur.queue.queued.lock().insert(ino) {
+            self.dur.queue.push(Job::Ino(ino));
+        }
+    }
+
+    /// Uploads still queued or running.
+    pub fn pending_uploads(&self) -> usize {
+        self.dur.queue.pending()
+    }
+
+    /// At unmount: starts pending uploads at once (no write-back delay) and
+    /// waits until none is left or `timeout` passed. Returns how many are
+    /// left (they stay journaled for the next mount or `smhfs resume`).
+    pub async fn drain_uploads(&self, timeout: Duration) -> usize {
+        let q = &self.dur.queue;
+        q.draining.store(true, Ordering::SeqCst);
+        q.drain_start.notify_waiters();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let idle = q.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if q.pending() == 0 {
+                return 0;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                let left = q.pending();
+                if left > 0 {
+                    tracing::warn!(
+                        left,
+                        "uploads not finished at unmount; they stay journaled in the cache directory and resume at the next mount (or `smhfs resume`)"
+                    );
+                }
+                return left;
+            }
+        }
+    }
+
+    /// Starts the queue and, in the background, resumes what the journal
+    /// holds from an earlier run. Call once, inside the runtime.
+    pub fn start_background(self: &Arc<Self>, rt: &tokio::runtime::Handle, retry_failed: bool) {
+        let Some(mut rx) = self.dur.queue.rx.lock().take() else {
+            return;
+        };
+        let fs = self.clone();
+        let sem = Arc::new(tokio::sync::Semaphore::new(self.dur.opts.jobs.max(1)));
+        rt.spawn(async move {
+            while let Some(job) = rx.recv().await {
+                let fs = fs.clone();
+                let sem = sem.clone();
+                tokio::spawn(async move {
+                    fs.run_job(job, sem).await;
+                    fs.dur.queue.finish_one();
+                });
+            }
+        });
+        let fs = self.clone();
+        rt.spawn(async move { fs.adopt_journal(retry_failed) });
+    }
+
+    async fn run_job(&self, job: Job, sem: Arc<tokio::sync::Semaphore>) {
+        if let Job::Ino(_) = &job {
+            if let Some(d) = self.dur.opts.write_back.filter(|d| !d.is_zero()) {
+                self.dur.queue.sleep(d).await;
+            }
+        }
+        let Ok(_permit) = sem.acquire().await else {
+            return;
+        };
+        if let Job::Ino(ino) = &job {
+            self.dur.queue.queued.lock().remove(ino);
+        }
+        let mut attempt = 0u32;
+        loop {
+            let r = match &job {
+                Job::Ino(ino) => self.upload_background(*ino).await,
+                Job::Entry(e) => self.upload_entry(e).await,
+            };
+            match r {
+                Ok(()) => return,
+                Err(e) if transient(&e) => {
+                    let d = Duration::from_secs(1u64 << attempt.min(6)).min(MAX_BACKOFF);
+                    attempt += 1;
+                    tracing::warn!(attempt, retry_in = ?d, "background upload failed: {e}; retrying");
+                    if self.dur.queue.draining.load(Ordering::SeqCst) {
+                        tokio::time::sleep(d.min(Duration::from_secs(2))).await;
+                    } else {
+                        self.dur.queue.sleep(d).await;
+                    }
+                }
+                Err(_) => return, // permanent: logged and kept by the upload
+            }
+        }
+    }
+
+    /// Uploads a pending file if it is still dirty; drops it from the
+    /// open-file table once uploaded and closed.
+    async fn upload_background(&self, ino: u64) -> FsResult<()> {
+        let Some(of_ref) = self.open_file(ino) else {
+            return Ok(());
+        };
+        let mut of = of_ref.lock().await;
+        let mut result = Ok(());
+        if of.dirty && !of.unlinked && of.write_error.is_none() {
+            of.upload_failed = false;
+            result = self.upload_locked(ino, &mut of).await;
+            if let Err(e) = &result {
+                if !transient(e) && of.handles == 0 {
+                    // Kept on disk (journal marked failed); no longer shown.
+                    if let Some(st) = of.staged.take() {
+                        drop(st);
+                    }
+                    of.dirty = false;
+                    drop(of);
+                    self.forget_open_file(ino, &of_ref);
+                    return result;
+                }
+            }
+        }
+        if of.handles == 0 && (!of.dirty || of.unlinked) {
+            if let Some(st) = of.staged.take() {
+                st.remove();
+            }
+            drop(of);
+            self.forget_open_file(ino, &of_ref);
+        }
+        result
+    }
+
+    /// Removes `ino` from the open-file table if `of_ref` is still its state.
+    pub(crate) fn forget_open_file(&self, ino: u64, of_ref: &Arc<tokio::sync::Mutex<OpenFile>>) {
+        let mut files = self.files.lock();
+        if files.get(&ino).is_some_and(|c| Arc::ptr_eq(c, of_ref)) {
+            files.remove(&ino);
+            self.local.lock().remove(&ino);
+        }
+    }
+
+    /// Uploads a journaled file that is not in the open-file table.
+    async fn upload_entry(&self, e: &JournalEntry) -> FsResult<()> {
+        let mut st = StagedFile::open_existing(&e.staged, None)?;
+        st.mtime = e.mtime;
+        let size = st.size();
+        let sent = self.dur.tracker.start(&e.id, &e.path, size, &e.staged);
+        let journal = self.dur.journal.clone();
+        let template = e.clone();
+        let opts = UploadOptions {
+            strategy: e.strategy,
+            part_size: self.cfg.part_size,
+            concurrency: self.cfg.upload_concurrency,
+            local_modification_time: e.mtime.map(format_time),
+            on_plan: Some(Arc::new(move |plan| {
+                let mut ent = template.clone();
+                ent.plan = Some(plan.clone());
+                journal.write(&ent)
+            })),
+            on_progress: Some(Arc::new(move |n| {
+                sent.fetch_add(n, Ordering::Relaxed);
+            })),
+        };
+        let res = match &e.plan {
+            Some(plan) if plan.size == size => {
+                self.client.resume_upload(plan, &e.staged, &opts).await
+            }
+            _ => {
+                self.client
+                    .upload_file(&e.path, &e.staged, None, &opts)
+                    .await
+            }
+        };
+        match res {
+            Ok(_) => {
+                tracing::info!(path = %e.path, size, "journaled upload completed");
+                self.dur.journal.remove(&e.id)?;
+                self.dur.tracker.done(&e.id);
+                st.remove();
+                Ok(())
+            }
+            Err(err) => {
+                let err = FsError::Smh(err);
+                let permanent = !transient(&err);
+                self.dur
+                    .tracker
+                    .failed(&e.id, err.to_string(), permanent);
+                if permanent {
+                    tracing::error!(path = %e.path, staged = %e.staged.display(), "upload failed for good: {err}; the data is kept in the staged file");
+                    let mut ent = e.clone();
+                    ent.failed = Some(err.to_string());
+                    let _ = self.dur.journal.write(&ent);
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Continues every journaled upload of this library and space. Entries
+    /// inside the mounted directory become pending files (visible in the
+    /// mount); others are uploaded without being shown.
+    fn adopt_journal(&self, retry_failed: bool) {
+        let entries = self.dur.journal.load();
+        if entries.is_empty() {
+            return;
+        }
+        let cc = self.client.config();
+        let mut resumed = 0;
+        for mut e in entries {
+            if e.library != cc.library || e.space != cc.space {
+                tracing::warn!(id = e.id, library = e.library, space = e.space, "journal entry of another library/space; left alone");
+                continue;
+            }
+            if let Some(err) = &e.failed {
+                if !retry_failed {
+                    let size = std::fs::metadata(&e.staged).map(|m| m.len()).unwrap_or(0);
+                    self.dur.tracker.queued(&e.id, &e.path, size, &e.staged);
+                    self.dur.tracker.failed(&e.id, err.clone(), true);
+                    tracing::error!(path = %e.path, staged = %e.staged.display(), "upload failed earlier ({err}); not retried (smhfs resume --retry-failed)");
+                    continue;
+                }
+                e.failed = None;
+            }
+            if !e.staged.is_file() {
+                tracing::error!(path = %e.path, staged = %e.staged.display(), "journaled staged file is missing; nothing to upload");
+                let _ = self.dur.journal.remove(&e.id);
+                continue;
+            }
+            resumed += 1;
+            let inside = e.path.starts_with(&self.cfg.root) && e.path != self.cfg.root;
+            if inside && self.adopt_as_open_file(&e) {
+                continue;
+            }
+            self.dur.queue.push(Job::Entry(Box::new(e)));
+        }
+        if resumed > 0 {
+            tracing::info!(count = resumed, "resuming journaled uploads in the background");
+        }
+    }
+
+    fn adopt_as_open_file(&self, e: &JournalEntry) -> bool {
+        let mut st = match StagedFile::open_existing(&e.staged, Some(self.dur.budget.clone())) {
+            Ok(s) => s,
+            Err(err) => {
+                tracing::error!(staged = %e.staged.display(), "cannot open staged file: {err}");
+                return false;
+            }
+        };
+        st.mtime = e.mtime;
+        let ino = self.inodes.lock().lookup(&e.path, false);
+        let of = OpenFile {
+            staged: Some(st),
+            dirty: true,
+            remote: false,
+            journal_id: Some(e.id.clone()),
+            journal_plan: e.plan.is_some(),
+            plan: e.plan.clone(),
+            ..Default::default()
+        };
+        {
+            let mut files = self.files.lock();
+            if files.contains_key(&ino) {
+                drop(files);
+                // Opened meanwhile: upload the journaled copy on its own.
+                if let Some(st) = of.staged {
+                    if let Some(b) = st.budget() {
+                        b.release(st.charged());
+                    }
+                }
+                return false;
+            }
+            files.insert(ino, Arc::new(tokio::sync::Mutex::new(of)));
+        }
+        if let Some(of) = self.open_file(ino) {
+            if let Ok(g) = of.try_lock() {
+                if let Some(st) = &g.staged {
+                    self.note_local(ino, st);
+                }
+                self.enqueue_upload(ino, &g);
+                return true;
+            }
+        }
+        true
+    }
+
+    /// JSON for the `user.smhfs.upload` (a file) or `user.smhfs.status`
+    /// (the root) extended attribute.
+    pub async fn upload_xattr(&self, ino: u64, name: &str) -> Option<Vec<u8>> {
+        match name {
+            "user.smhfs.status" => {
+                let v = serde_json::json!({
+                    "pending": self.pending_uploads(),
+                    "write_back": self.write_back(),
+                    "cache_used": self.dur.budget.used(),
+                    "cache_size": self.dur.budget.limit(),
+                    "cache_dir": self.cfg.cache_dir.display().to_string(),
+                    "uploads": self.dur.tracker.all(),
+                });
+                serde_json::to_vec(&v).ok()
+            }
+            "user.smhfs.upload" => {
+                let of = self.open_file(ino)?;
+                let id = {
+                    let g = of.lock().await;
+                    g.staged.as_ref()?.id()
+                };
+                let info = self.dur.tracker.get(&id)?;
+                serde_json::to_vec(&info).ok()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Reads the journal of `cache_dir` directly (the mount is not running).
+pub fn journal_status(cache_dir: &std::path::Path) -> Vec<UploadInfo> {
+    Journal::new(cache_dir)
+        .load()
+        .into_iter()
+        .map(|e| {
+            let size = std::fs::metadata(&e.staged).map(|m| m.len()).unwrap_or(0);
+            UploadInfo {
+                path: e.path.to_string(),
+                size,
+                sent: 0,
+                state: if e.failed.is_some() {
+                    "failed".into()
+                } else {
+                    "journaled".into()
+                },
+                attempts: 0,
+                error: e.failed,
+                staged: e.staged.display().to_string(),
+            }
+        })
+        .collect()
+}
