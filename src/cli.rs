@@ -32,6 +32,13 @@ Mount options (-o, comma separated, may be repeated):
   part_size=BYTES         upload part size, suffixes K, M, G (default 8M)
   upload_concurrency=N    part uploads in flight per file (default 4)
   permanent_delete        delete for good instead of moving to the recycle bin
+  write_back[=DELAY]      close() returns once the data is staged and journaled in cache_dir;
+                          the upload runs in the background DELAY seconds later (default 0),
+                          retried until it succeeds; unmount waits for the queue
+  cache_size=BYTES        bound on staged bytes in cache_dir (suffixes K, M, G; default
+                          min(50% of the free space under cache_dir, 10G)); writers past it
+                          wait up to cache_wait for uploads to free room, then get ENOSPC
+  cache_wait=SECS         see cache_size (default 30)
   debug                   verbose logging to stderr
   foreground              same as -f (smhfs always stays in the foreground for now)
   (also accepted and ignored: rw, defaults, auto, noauto, user, nouser, _netdev, nofail, dev,
@@ -114,6 +121,11 @@ pub struct MountOptions {
     pub permanent_delete: bool,
     pub debug: bool,
     pub foreground: bool,
+    /// `Some(delay)` with `write_back[=DELAY]`.
+    pub write_back: Option<Duration>,
+    /// `None`: the default fraction of free space (decided at mount).
+    pub cache_size: Option<u64>,
+    pub cache_wait: Duration,
 }
 
 /// Options ignored on purpose: mount(8) and fstab pass them to every helper.
@@ -177,6 +189,9 @@ impl MountOptions {
             permanent_delete: false,
             debug: false,
             foreground,
+            write_back: None,
+            cache_size: None,
+            cache_wait: Duration::from_secs(30),
         };
         let secs = |k: &str, v: &str| -> Result<Duration, String> {
             let f: f64 = v
@@ -244,6 +259,14 @@ impl MountOptions {
                     o.upload_concurrency = n as usize;
                 }
                 "permanent_delete" => o.permanent_delete = true,
+                "write_back" => {
+                    o.write_back = Some(match v {
+                        Some(v) => secs(k, v)?,
+                        None => Duration::ZERO,
+                    })
+                }
+                "cache_size" => o.cache_size = Some(parse_size(need(k, v)?)?),
+                "cache_wait" => o.cache_wait = secs(k, need(k, v)?)?,
                 "debug" => o.debug = true,
                 "foreground" => o.foreground = true,
                 k if IGNORED.contains(&k)
@@ -323,7 +346,7 @@ impl CredentialsFile {
 
 /// Subcommands `main` knows; any other first argument that is not a flag
 /// means the mount-helper form `smhfs SOURCE MOUNTPOINT -o ...`.
-pub const SUBCOMMANDS: &[&str] = &["mount", "serve", "help"];
+pub const SUBCOMMANDS: &[&str] = &["mount", "serve", "help", "status", "resume"];
 
 /// Inserts `mount` into the mount-helper argv.
 pub fn normalize_argv(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
@@ -414,7 +437,16 @@ pub fn run(args: MountArgs) -> Result<(), String> {
         upload_concurrency: opts.upload_concurrency,
         permanent_delete: opts.permanent_delete,
     };
-    let fs = std::sync::Arc::new(crate::fs::SmhFs::new(client, fs_cfg));
+    let mut fs = crate::fs::SmhFs::new(client, fs_cfg);
+    fs.set_durability(durability_options(&opts));
+    let fs = std::sync::Arc::new(fs);
+    // Journaled uploads of an earlier run continue in the background.
+    fs.start_background(rt.handle());
+    {
+        let fs = fs.clone();
+        rt.spawn(async move { fs.resume_journal(false) });
+    }
+    let fs_keep = fs.clone();
     let fuse = crate::fs::fuse::SmhFuse::new(
         fs,
         rt.handle().clone(),
@@ -438,9 +470,113 @@ pub fn run(args: MountArgs) -> Result<(), String> {
         "mounting"
     );
     let res = crate::fs::fuse::mount_and_serve(fuse, &mcfg);
+    // The kernel side is gone; finish what the write-back queue holds.
+    let left = rt.block_on(fs_keep.drain_uploads(UPLOAD_DRAIN_TIMEOUT));
+    if left > 0 {
+        tracing::error!(
+            left,
+            cache_dir = %opts.cache_dir.display(),
+            "uploads left unfinished; run `smhfs resume` or mount again to continue them"
+        );
+    }
     rt.shutdown_timeout(Duration::from_secs(5));
     res.map_err(|e| format!("mount on {} failed: {e}", args.mountpoint.display()))?;
     tracing::info!("unmounted");
+    Ok(())
+}
+
+/// How long unmount waits for background uploads.
+const UPLOAD_DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn durability_options(opts: &MountOptions) -> crate::fs::writeback::DurabilityOptions {
+    crate::fs::writeback::DurabilityOptions {
+        write_back: opts.write_back,
+        cache_size: opts
+            .cache_size
+            .unwrap_or_else(|| crate::fs::writeback::default_cache_size(&opts.cache_dir)),
+        cache_wait: opts.cache_wait,
+        jobs: 4,
+    }
+}
+
+/// `smhfs resume`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ResumeArgs {
+    /// `LIBRARY[:SPACE]` the uploads belong to.
+    pub source: String,
+    /// The same options as the mount (endpoint, credentials, cache_dir, ...).
+    #[arg(short = 'o', value_name = "OPTIONS")]
+    pub options: Vec<String>,
+    /// Also retry uploads that failed for good earlier (e.g. EEXIST).
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Give up after this many seconds (what is left stays journaled).
+    #[arg(long, default_value_t = 3600)]
+    pub timeout: u64,
+}
+
+/// Runs `smhfs resume`: continues every journaled upload of `cache_dir`
+/// without mounting; exits non-zero if some are left.
+pub fn run_resume(args: ResumeArgs) -> Result<(), String> {
+    let opts = MountOptions::parse(&args.options, true)?;
+    let mut source = Source::parse(&args.source)?;
+    source.path = SmhPath::root();
+    init_logging(opts.debug);
+    let creds = CredentialsFile::load(&opts.credentials_file)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start runtime: {e}"))?;
+    let mut cc = crate::smh::ClientConfig::new(
+        opts.endpoint.clone(),
+        &source.library,
+        &source.space,
+        creds.credentials,
+    );
+    cc.user_id = creds.user_id;
+    let client = crate::smh::SmhClient::new(cc).map_err(|e| e.to_string())?;
+    let fs_cfg = crate::fs::FsConfig {
+        root: source.path.clone(),
+        conflict: opts.conflict,
+        cache_dir: opts.cache_dir.clone(),
+        read_only: false,
+        attr_timeout: opts.attr_timeout,
+        dir_timeout: opts.dir_timeout,
+        part_size: opts.part_size,
+        upload_concurrency: opts.upload_concurrency,
+        permanent_delete: opts.permanent_delete,
+    };
+    let mut fs = crate::fs::SmhFs::new(client, fs_cfg);
+    let mut d = durability_options(&opts);
+    d.write_back = Some(Duration::ZERO);
+    fs.set_durability(d);
+    let fs = std::sync::Arc::new(fs);
+    let before = crate::fs::writeback::journal_status(&opts.cache_dir).len();
+    eprintln!(
+        "smhfs: resuming {before} journaled upload(s) from {}",
+        opts.cache_dir.display()
+    );
+    fs.start_background(rt.handle());
+    fs.resume_journal(args.retry_failed);
+    let left = rt.block_on(fs.drain_uploads(Duration::from_secs(args.timeout)));
+    let after = crate::fs::writeback::journal_status(&opts.cache_dir);
+    rt.shutdown_timeout(Duration::from_secs(5));
+    if left > 0 || !after.is_empty() {
+        for u in &after {
+            eprintln!(
+                "smhfs: not uploaded: {} ({}){}",
+                u.path,
+                u.state,
+                u.error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            );
+        }
+        return Err(format!("{} upload(s) left in the journal", after.len()));
+    }
+    eprintln!("smhfs: all journaled uploads are on the server");
     Ok(())
 }
 

@@ -17,6 +17,10 @@ enum Command {
     Serve(smhfs::server::ServeArgs),
     /// Mount a library space (also reached as `smhfs SOURCE MOUNTPOINT -o ...`).
     Mount(smhfs::cli::MountArgs),
+    /// Show pending and failed uploads of a mount (or of a cache directory).
+    Status(smhfs::fs::writeback::StatusArgs),
+    /// Continue journaled uploads of a cache directory without mounting.
+    Resume(smhfs::cli::ResumeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -27,6 +31,20 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => smhfs::server::run(args),
         Command::Mount(args) => {
             if let Err(e) = smhfs::cli::run(args) {
+                eprintln!("smhfs: {e}");
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Command::Status(args) => match smhfs::fs::writeback::run_status(args) {
+            Ok(code) => std::process::exit(code),
+            Err(e) => {
+                eprintln!("smhfs: {e}");
+                std::process::exit(2);
+            }
+        },
+        Command::Resume(args) => {
+            if let Err(e) = smhfs::cli::run_resume(args) {
                 eprintln!("smhfs: {e}");
                 std::process::exit(1);
             }

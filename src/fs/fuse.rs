@@ -458,13 +458,26 @@ impl Filesystem for SmhFuse {
     fn getxattr(
         &self,
         _req: &Request,
-        _ino: INodeNo,
-        _name: &OsStr,
-        _size: u32,
+        ino: INodeNo,
+        name: &OsStr,
+        size: u32,
         reply: fuser::ReplyXattr,
     ) {
-        // SMH keeps no extended attributes.
-        reply.error(Errno::from_i32(libc::ENODATA));
+        // SMH keeps no extended attributes; smhfs shows upload progress as
+        // read-only `user.smhfs.status` (root) and `user.smhfs.upload`.
+        let Some(name) = name.to_str().filter(|n| n.starts_with("user.smhfs.")) else {
+            reply.error(Errno::from_i32(libc::ENODATA));
+            return;
+        };
+        let name = name.to_string();
+        self.spawn(|fs, _, _| async move {
+            match fs.upload_xattr(ino.0, &name).await {
+                None => reply.error(Errno::from_i32(libc::ENODATA)),
+                Some(v) if size == 0 => reply.size(v.len() as u32),
+                Some(v) if v.len() > size as usize => reply.error(Errno::from_i32(libc::ERANGE)),
+                Some(v) => reply.data(&v),
+            }
+        });
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: fuser::ReplyXattr) {

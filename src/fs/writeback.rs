@@ -410,9 +410,8 @@ impl SmhFs {
         }
     }
 
-    /// Starts the queue and, in the background, resumes what the journal
-    /// holds from an earlier run. Call once, inside the runtime.
-    pub fn start_background(self: &Arc<Self>, rt: &tokio::runtime::Handle, retry_failed: bool) {
+    /// Starts the background queue. Call once.
+    pub fn start_background(self: &Arc<Self>, rt: &tokio::runtime::Handle) {
         let Some(mut rx) = self.dur.queue.rx.lock().take() else {
             return;
         };
@@ -428,8 +427,6 @@ impl SmhFs {
                 });
             }
         });
-        let fs = self.clone();
-        rt.spawn(async move { fs.adopt_journal(retry_failed) });
     }
 
     async fn run_job(&self, job: Job, sem: Arc<tokio::sync::Semaphore>) {
@@ -570,7 +567,7 @@ impl SmhFs {
     /// Continues every journaled upload of this library and space. Entries
     /// inside the mounted directory become pending files (visible in the
     /// mount); others are uploaded without being shown.
-    fn adopt_journal(&self, retry_failed: bool) {
+    pub fn resume_journal(&self, retry_failed: bool) {
         let entries = self.dur.journal.load();
         if entries.is_empty() {
             return;
@@ -705,4 +702,164 @@ pub fn journal_status(cache_dir: &std::path::Path) -> Vec<UploadInfo> {
             }
         })
         .collect()
+}
+
+/// `smhfs status`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// A mounted smhfs directory (asks the running daemon).
+    pub mountpoint: Option<std::path::PathBuf>,
+    /// Read the journal of this cache directory instead (mount not running).
+    #[arg(long)]
+    pub cache_dir: Option<std::path::PathBuf>,
+    /// Redraw progress bars until no upload is pending.
+    #[arg(long)]
+    pub watch: bool,
+    /// Print the raw JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn read_status_xattr(mnt: &std::path::Path) -> Result<serde_json::Value, String> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(mnt.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    let name = c"user.smhfs.status";
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        // SAFETY: valid C strings; the buffer is ours and its length is passed.
+        let n = unsafe {
+            libc::getxattr(
+                c.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n >= 0 {
+            buf.truncate(n as usize);
+            return serde_json::from_slice(&buf).map_err(|e| e.to_string());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ERANGE) && buf.len() < 1 << 28 {
+            buf = vec![0u8; buf.len() * 4];
+            continue;
+        }
+        return Err(format!(
+            "{} is not an smhfs mount (or too old a daemon): {err}",
+            mnt.display()
+        ));
+    }
+}
+
+fn human(n: u64) -> String {
+    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < U.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", U[i])
+    }
+}
+
+/// Runs `smhfs status`; returns the process exit code (0: nothing failed).
+pub fn run_status(args: StatusArgs) -> Result<i32, String> {
+    let snapshot = || -> Result<serde_json::Value, String> {
+        match (&args.mountpoint, &args.cache_dir) {
+            (Some(m), _) => read_status_xattr(m),
+            (None, Some(d)) => Ok(serde_json::json!({
+                "pending": 0,
+                "cache_dir": d.display().to_string(),
+                "uploads": journal_status(d),
+            })),
+            (None, None) => Err("give a MOUNTPOINT or --cache-dir DIR".into()),
+        }
+    };
+    let uploads = |v: &serde_json::Value| -> Vec<UploadInfo> {
+        serde_json::from_value(v["uploads"].clone()).unwrap_or_default()
+    };
+    if args.watch {
+        let multi = indicatif::MultiProgress::new();
+        let style = indicatif::ProgressStyle::with_template(
+            "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
+        )
+        .map_err(|e| e.to_string())?
+        .progress_chars("=> ");
+        let mut bars: HashMap<String, indicatif::ProgressBar> = HashMap::new();
+        loop {
+            let v = snapshot()?;
+            let list = uploads(&v);
+            let seen: HashSet<String> = list.iter().map(|u| u.staged.clone()).collect();
+            for u in &list {
+                let bar = bars.entry(u.staged.clone()).or_insert_with(|| {
+                    let b = multi.add(indicatif::ProgressBar::new(u.size));
+                    b.set_style(style.clone());
+                    b
+                });
+                bar.set_length(u.size);
+                bar.set_position(u.sent);
+                bar.set_prefix(u.state.clone());
+                bar.set_message(match &u.error {
+                    Some(e) => format!("{}  ({e})", u.path),
+                    None => u.path.clone(),
+                });
+            }
+            bars.retain(|k, b| {
+                let keep = seen.contains(k);
+                if !keep {
+                    b.finish_and_clear();
+                }
+                keep
+            });
+            let active = list.iter().filter(|u| u.state != "failed").count();
+            if active == 0 && v["pending"].as_u64().unwrap_or(0) == 0 {
+                let _ = multi.clear();
+                println!(
+                    "no pending uploads{}",
+                    if list.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; {} failed (see `smhfs status`)", list.len())
+                    }
+                );
+                return Ok(if list.is_empty() { 0 } else { 1 });
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+    let v = snapshot()?;
+    if args.json {
+        println!("{v}");
+    } else {
+        let list = uploads(&v);
+        println!(
+            "pending uploads: {}  cache: {} used{}",
+            v["pending"].as_u64().unwrap_or(list.len() as u64),
+            human(v["cache_used"].as_u64().unwrap_or(0)),
+            v["cache_size"]
+                .as_u64()
+                .filter(|s| *s != u64::MAX)
+                .map(|s| format!(" of {}", human(s)))
+                .unwrap_or_default()
+        );
+        for u in &list {
+            println!(
+                "{:>9}  {:>10} / {:<10}  {}{}",
+                u.state,
+                human(u.sent),
+                human(u.size),
+                u.path,
+                u.error
+                    .as_deref()
+                    .map(|e| format!("  ({e}; staged: {})", u.staged))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    let failed = uploads(&v).iter().any(|u| u.state == "failed");
+    Ok(if failed { 1 } else { 0 })
 }
