@@ -1,5 +1,6 @@
 //! The upload journal: one small JSON file per staged file whose content
-//! is not on the server yet, under `CACHE_DIR/journal/`.
+//! is not on the server yet, `CACHE_DIR/staged-XXXX.journal` next to the
+//! staged file `CACHE_DIR/staged-XXXX` (so an idle cache directory is empty).
 //!
 //! An entry is written when a staged file first becomes dirty (no plan: the
 //! upload has not begun) and again, with the [`UploadPlan`] (path, size,
@@ -57,7 +58,7 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 impl Journal {
     pub fn new(cache_dir: &Path) -> Self {
         Self {
-            dir: cache_dir.join("journal"),
+            dir: cache_dir.to_path_buf(),
         }
     }
 
@@ -66,7 +67,7 @@ impl Journal {
     }
 
     fn file(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}.json"))
+        self.dir.join(format!("{id}.journal"))
     }
 
     fn ensure_dir(&self) -> std::io::Result<()> {
@@ -87,7 +88,7 @@ impl Journal {
     pub fn write(&self, e: &JournalEntry) -> std::io::Result<()> {
         self.ensure_dir()?;
         let json = serde_json::to_vec_pretty(e).map_err(std::io::Error::other)?;
-        let tmp = self.dir.join(format!(".{}.tmp", e.id));
+        let tmp = self.dir.join(format!(".{}.journal.tmp", e.id));
         let res = (|| {
             let mut f = File::create(&tmp)?;
             f.write_all(&json)?;
@@ -125,11 +126,11 @@ impl Journal {
         for ent in rd.flatten() {
             let p = ent.path();
             let name = ent.file_name().to_string_lossy().to_string();
-            if name.starts_with('.') && name.ends_with(".tmp") {
+            if name.starts_with('.') && name.ends_with(".journal.tmp") {
                 let _ = std::fs::remove_file(&p);
                 continue;
             }
-            if !name.ends_with(".json") {
+            if !name.ends_with(".journal") {
                 continue;
             }
             match std::fs::read(&p)
@@ -172,9 +173,9 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].failed.as_deref(), Some("x"));
         assert_eq!(all[0].path.to_string(), "a/b.txt");
-        std::fs::write(j.dir().join(".x.tmp"), b"half").unwrap();
+        std::fs::write(j.dir().join(".x.journal.tmp"), b"half").unwrap();
         assert_eq!(j.load().len(), 1);
-        assert!(!j.dir().join(".x.tmp").exists());
+        assert!(!j.dir().join(".x.journal.tmp").exists());
         j.remove("staged-abc").unwrap();
         j.remove("staged-abc").unwrap();
         assert!(j.load().is_empty());
