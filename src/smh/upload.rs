@@ -106,18 +106,27 @@ fn part_range(n: u32, part_size: u64, size: u64) -> (u64, u64) {
     (start, part_size.min(size - start))
 }
 
-fn ticket_expires_soon(t: &UploadTicket) -> bool {
-    let Some(exp) = t.expiration.as_deref() else {
-        return false;
-    };
-    match chrono::DateTime::parse_from_rfc3339(exp) {
-        Ok(when) => {
-            let left = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
-            left.to_std().map(|d| d < RENEW_MARGIN).unwrap_or(true)
-        }
-        Err(_) => false,
-    }
+/// Time left on a ticket; `None` without (or with an unreadable) expiration.
+fn ticket_left(t: &UploadTicket) -> Option<Duration> {
+    let exp = t.expiration.as_deref()?;
+    let when = chrono::DateTime::parse_from_rfc3339(exp).ok()?;
+    let left = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(left.to_std().unwrap_or(Duration::ZERO))
 }
+
+fn ticket_expires_soon(t: &UploadTicket) -> bool {
+    ticket_left(t).is_some_and(|d| d < RENEW_MARGIN)
+}
+
+/// Renewal margin of a ticket just obtained: [`RENEW_MARGIN`], or a third
+/// of its life for short-lived tickets (renewing replaces the credentials,
+/// so renewing too eagerly would fail the parts in flight).
+fn renew_margin(t: &UploadTicket) -> Duration {
+    ticket_left(t).map_or(RENEW_MARGIN, |l| RENEW_MARGIN.min(l / 3))
+}
+
+/// At most this many 403-driven renewals per part.
+const MAX_403_RENEWALS: u32 = 8;
 
 async fn read_at(file: Arc<std::fs::File>, offset: u64, len: u64) -> Result<Bytes> {
     tokio::task::spawn_blocking(move || {
@@ -130,9 +139,9 @@ async fn read_at(file: Arc<std::fs::File>, offset: u64, len: u64) -> Result<Byte
 }
 
 /// The ticket shared by concurrent part uploads, with a generation so that
-/// one 403 leads to one renew.
+/// one 403 leads to one renew, and its renewal margin.
 struct SharedTicket {
-    ticket: tokio::sync::RwLock<(u64, UploadTicket)>,
+    ticket: tokio::sync::RwLock<(u64, UploadTicket, Duration)>,
 }
 
 impl SmhClient {
@@ -406,8 +415,9 @@ impl SmhClient {
         parts: Vec<u32>,
         opts: &UploadOptions,
     ) -> Result<()> {
+        let margin = renew_margin(&ticket);
         let shared = Arc::new(SharedTicket {
-            ticket: tokio::sync::RwLock::new((0, ticket)),
+            ticket: tokio::sync::RwLock::new((0, ticket, margin)),
         });
         let concurrency = opts.concurrency.max(1);
         futures::stream::iter(parts)
@@ -417,13 +427,13 @@ impl SmhClient {
                 async move {
                     let (offset, len) = part_range(n, plan.part_size, plan.size);
                     let data = read_at(file, offset, len).await?;
-                    let mut renewed_for_403 = false;
+                    let mut refused = 0;
                     // Once per part: a ticket shorter-lived than the margin
                     // would otherwise be renewed forever.
                     let mut renewed_early = false;
                     loop {
-                        let (generation, ticket) = shared.ticket.read().await.clone();
-                        if !renewed_early && ticket_expires_soon(&ticket) {
+                        let (generation, ticket, margin) = shared.ticket.read().await.clone();
+                        if !renewed_early && ticket_left(&ticket).is_some_and(|l| l < margin) {
                             renewed_early = true;
                             self.renew_shared(&shared, generation, &plan.confirm_key)
                                 .await?;
@@ -436,12 +446,14 @@ impl SmhClient {
                                 }
                                 return Ok::<(), SmhError>(());
                             }
-                            Err(e) if e.status() == Some(403) && !renewed_for_403 => {
+                            Err(e) if e.status() == Some(403) && refused < MAX_403_RENEWALS => {
                                 tracing::info!(
                                     part = n,
                                     "part PUT refused (403); renewing the upload ticket"
                                 );
-                                renewed_for_403 = true;
+                                // A renewal by another part since we read the
+                                // ticket is reused, not repeated.
+                                refused += 1;
                                 self.renew_shared(&shared, generation, &plan.confirm_key)
                                     .await?;
                             }
@@ -467,7 +479,8 @@ impl SmhClient {
             return Ok(()); // another part already renewed it
         }
         let fresh = self.renew_upload(confirm_key).await?;
-        *guard = (seen + 1, fresh);
+        let margin = renew_margin(&fresh);
+        *guard = (seen + 1, fresh, margin);
         Ok(())
     }
 

@@ -151,6 +151,45 @@ impl MountGuard {
         is_mounted(&self.mnt)
     }
 
+    /// `fusermount3 -u` (else `umount -l`), e.g. of a mount whose daemon was killed.
+    pub fn unmount(&self) {
+        if is_mounted(&self.mnt) {
+            let ok = Command::new("fusermount3")
+                .arg("-u")
+                .arg(&self.mnt)
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if !ok {
+                let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+            }
+        }
+    }
+
+    /// Unmounts and waits (at most `timeout`) for the daemon to exit, which
+    /// it does once its upload queue is drained.
+    pub fn unmount_and_wait(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        self.unmount();
+        let mut c = self.child.take()?;
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
+            }
+            if Instant::now() > deadline {
+                self.child = Some(c);
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The credentials file the mount was started with.
+    pub fn credentials(&self) -> PathBuf {
+        self._dir.path().join("credentials")
+    }
+
     /// The mount process's stderr so far.
     pub fn log(&self) -> String {
         let mut s = String::new();

@@ -1,0 +1,485 @@
+//! Durable uploads under faults, against real `smhfs serve` processes and
+//! real mounts: kill -9 of the daemon and restart of the server mid-upload
+//! (resume sends only the missing parts), ticket expiry (renew), 503/429
+//! storms, revoked tokens, write-back with unmount, and the cache bound
+//! (ENOSPC, nothing partial on the server). Every byte is checked by content
+//! hash against what the server serves; every wait is bounded.
+
+mod common;
+#[path = "common/mount.rs"]
+mod mount;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::TestServer;
+use mount::*;
+use smhfs::smh::{ContentHasher, ContentHashes, SmhClient};
+
+const MIB: u64 = 1 << 20;
+
+fn hash_file(path: &Path) -> ContentHashes {
+    let mut f = std::fs::File::open(path).unwrap();
+    let mut h = ContentHasher::new();
+    let mut buf = vec![0u8; 4 << 20];
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    h.finish()
+}
+
+/// Hashes of what the server serves for `path` (downloaded in 8 MiB ranges).
+async fn server_hashes(client: &SmhClient, path: &str) -> ContentHashes {
+    let head = client.head_file(&p(path)).await.unwrap().expect("on server");
+    let url = client.download_url(&p(path)).await.unwrap();
+    let mut h = ContentHasher::new();
+    let mut at = 0u64;
+    while at < head.size {
+        let chunk = client
+            .read_range(&url, at, (8 * MIB).min(head.size - at))
+            .await
+            .unwrap();
+        assert!(!chunk.is_empty(), "short read at {at}");
+        at += chunk.len() as u64;
+        h.update(&chunk);
+    }
+    h.finish()
+}
+
+/// A file of `size` random bytes.
+fn random_file(dir: &Path, name: &str, size: u64) -> PathBuf {
+    let p = dir.join(name);
+    sh(&format!(
+        "head -c {size} /dev/urandom > {}",
+        p.to_string_lossy()
+    ));
+    p
+}
+
+async fn part_bytes(server: &TestServer) -> u64 {
+    stat_u64(&server.stats().await, "part_bytes")
+}
+
+async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !f().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until the server holds `path` with `size` bytes.
+async fn wait_on_server(client: &SmhClient, path: &str, size: u64, timeout: Duration) {
+    wait_for(&format!("{path} on the server"), timeout, || async {
+        matches!(client.head_file(&p(path)).await, Ok(Some(h)) if h.size == size)
+    })
+    .await;
+}
+
+fn spawn_cp(src: &Path, dst: &Path) -> Child {
+    Command::new("cp")
+        .arg(src)
+        .arg(dst)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (bounded) for a child; kills it at the deadline.
+fn wait_child(c: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(st) = c.try_wait().unwrap() {
+            return st;
+        }
+        if Instant::now() > deadline {
+            let _ = c.kill();
+            return c.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn journal_entries(cache: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_dir(cache)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".journal"))
+                .map(|e| serde_json::from_slice(&std::fs::read(e.path()).unwrap()).unwrap())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn leftovers(cache: &Path) -> Vec<String> {
+    std::fs::read_dir(cache)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill9_mid_upload_then_remount_sends_only_missing_parts() {
+    let server = TestServer::start();
+    let client = client_for(&server);
+    let work = tempfile::tempdir().unwrap();
+    let size = 192 * MIB;
+    let src = random_file(work.path(), "big.bin", size);
+    let want = hash_file(&src);
+    let opts = "part_size=8M,upload_concurrency=2";
+    let mut m1 = MountGuard::new(&server, opts);
+    server.admin("/__latency", "part:400").await;
+    let mut cp = spawn_cp(&src, &m1.path("big.bin"));
+    wait_for("a third of the parts", Duration::from_secs(90), || async {
+        part_bytes(&server).await >= 64 * MIB
+    })
+    .await;
+    m1.signal_and_wait(libc::SIGKILL).expect("daemon killed");
+    m1.unmount();
+    let st = wait_child(&mut cp, Duration::from_secs(30));
+    assert!(!st.success(), "cp cannot have succeeded");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stored = part_bytes(&server).await;
+    assert!(stored < size, "killed before the end ({stored})");
+    let entries = journal_entries(&m1.cache_dir);
+    assert_eq!(entries.len(), 1, "one journal entry: {entries:?}");
+    assert!(entries[0]["plan"]["confirm_key"].is_string(), "{}", entries[0]);
+    // `smhfs status --cache-dir` reads the journal without a mount.
+    let out = sh(&format!(
+        "{} status --cache-dir {} || true",
+        env!("CARGO_BIN_EXE_smhfs"),
+        m1.cache_dir.display()
+    ));
+    assert!(out.contains("big.bin"), "{out}");
+    server.admin("/__faults/clear", "").await;
+
+    let m2 = MountGuard::new(
+        &server,
+        &format!("{opts},cache_dir={}", m1.cache_dir.display()),
+    );
+    // The pending file is visible with its full size at once.
+    assert_eq!(std::fs::metadata(m2.path("big.bin")).unwrap().len(), size);
+    wait_on_server(&client, "big.bin", size, Duration::from_secs(120)).await;
+    let total = part_bytes(&server).await;
+    let resent = total - stored;
+    eprintln!(
+        "kill -9: stored before the kill {} MiB, sent after remount {} MiB of {} MiB",
+        stored / MIB,
+        resent / MIB,
+        size / MIB
+    );
+    // Only the missing parts: at most one part of slack (a part stored as
+    // the daemon died but not yet counted), never the whole file.
+    assert!(resent <= size - stored + 8 * MIB, "resent {resent}");
+    assert!(resent < size - 48 * MIB, "resent {resent}");
+    assert_eq!(server_hashes(&client, "big.bin").await, want);
+    wait_for("the journal to empty", Duration::from_secs(10), || async {
+        leftovers(&m1.cache_dir).is_empty()
+    })
+    .await;
+    assert!(m2.log().contains("resuming upload"), "{}", m2.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_restart_mid_upload_completes_without_resending_stored_parts() {
+    let mut server = TestServer::start();
+    let client = client_for(&server);
+    let work = tempfile::tempdir().unwrap();
+    let size = 64 * MIB;
+    let src = random_file(work.path(), "r.bin", size);
+    let want = hash_file(&src);
+    let m = MountGuard::new(&server, "part_size=4M,upload_concurrency=2");
+    server.admin("/__latency", "part:300").await;
+    let mut cp = spawn_cp(&src, &m.path("r.bin"));
+    wait_for("a quarter of the parts", Duration::from_secs(60), || async {
+        part_bytes(&server).await >= 16 * MIB
+    })
+    .await;
+    let stored = part_bytes(&server).await;
+    server.restart(); // stats restart at 0; latency is gone
+    let st = wait_child(&mut cp, Duration::from_secs(120));
+    wait_on_server(&client, "r.bin", size, Duration::from_secs(120)).await;
+    let resent = part_bytes(&server).await;
+    eprintln!(
+        "server restart: cp {st}, stored before {} MiB, sent after restart {} MiB of {} MiB",
+        stored / MIB,
+        resent / MIB,
+        size / MIB
+    );
+    // In-flight parts at the restart (2) may be sent again.
+    assert!(resent <= size - stored + 8 * MIB, "resent {resent}");
+    assert_eq!(server_hashes(&client, "r.bin").await, want);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ticket_ttl_of_two_seconds_renews_during_upload() {
+    let server = TestServer::start_with(&["--ticket-ttl", "2"]);
+    let client = client_for(&server);
+    let work = tempfile::tempdir().unwrap();
+    let size = 24 * MIB + 123;
+    let src = random_file(work.path(), "ttl.bin", size);
+    let want = hash_file(&src);
+    let m = MountGuard::new(&server, "part_size=1M,upload_concurrency=2");
+    server.admin("/__latency", "part:250").await;
+    let t = Instant::now();
+    let mut cp = spawn_cp(&src, &m.path("ttl.bin"));
+    assert!(wait_child(&mut cp, Duration::from_secs(120)).success());
+    let stats = server.stats().await;
+    let renews = op_count(&stats, "upload_renew");
+    eprintln!(
+        "ticket ttl 2 s: upload took {:?}, {renews} renews, {} part PUTs",
+        t.elapsed(),
+        op_count(&stats, "part_put")
+    );
+    assert!(t.elapsed() > Duration::from_secs(2));
+    assert!(renews > 0);
+    assert_eq!(server_hashes(&client, "ttl.bin").await, want);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn part_503_storm_and_api_429_bursts() {
+    let server = TestServer::start();
+    let client = client_for(&server);
+    let work = tempfile::tempdir().unwrap();
+    let size = 32 * MIB + 7;
+    let src = random_file(work.path(), "storm.bin", size);
+    let want = hash_file(&src);
+    let m = MountGuard::new(&server, "part_size=1M,upload_concurrency=4");
+    server.admin("/__fault", "part:503:30%").await;
+    server.admin("/__fault", "api:429:4").await;
+    let mut cp = spawn_cp(&src, &m.path("storm.bin"));
+    let mut smalls = Vec::new();
+    for i in 0..20 {
+        if i % 5 == 0 {
+            server.admin("/__fault", "api:429:3").await;
+        }
+        let data = random_bytes(1000 + i * 517);
+        std::fs::write(m.path(&format!("s{i}.txt")), &data).unwrap();
+        smalls.push(data);
+    }
+    assert!(wait_child(&mut cp, Duration::from_secs(120)).success());
+    let stats = server.stats().await;
+    eprintln!(
+        "503/429: faults injected {}, part PUTs {} for {} parts",
+        stats["faults_injected"],
+        op_count(&stats, "part_put"),
+        size.div_ceil(MIB)
+    );
+    assert!(stats["faults_injected"]["part"].as_u64().unwrap_or(0) > 0);
+    assert!(stats["faults_injected"]["api"].as_u64().unwrap_or(0) > 0);
+    server.admin("/__faults/clear", "").await;
+    assert_eq!(server_hashes(&client, "storm.bin").await, want);
+    for (i, data) in smalls.iter().enumerate() {
+        assert_eq!(
+            server_hashes(&client, &format!("s{i}.txt")).await,
+            ContentHashes::of(data)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_revoked_mid_upload_is_reminted() {
+    let server = TestServer::start();
+    let client = client_for(&server);
+    let work = tempfile::tempdir().unwrap();
+    let size = 24 * MIB;
+    let src = random_file(work.path(), "tok.bin", size);
+    let want = hash_file(&src);
+    let m = MountGuard::new(&server, "part_size=1M,upload_concurrency=2");
+    server.admin("/__latency", "part:150").await;
+    let before = op_count(&server.stats().await, "token_create");
+    let mut cp = spawn_cp(&src, &m.path("tok.bin"));
+    wait_for("some parts", Duration::from_secs(60), || async {
+        part_bytes(&server).await >= 4 * MIB
+    })
+    .await;
+    server.admin("/__revoke-tokens", "").await;
+    assert!(wait_child(&mut cp, Duration::from_secs(120)).success());
+    let after = op_count(&server.stats().await, "token_create");
+    eprintln!("token revoked mid-upload: tokens minted {before} -> {after}");
+    assert!(after > before, "a new token was minted");
+    assert_eq!(server_hashes(&client, "tok.bin").await, want);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn write_back_200_files_all_on_server_after_unmount() {
+    let server = TestServer::start();
+    let client = client_for(&server);
+    let mut m = MountGuard::new(&server, "write_back");
+    server.admin("/__latency", "begin:30").await;
+    std::fs::create_dir(m.path("wb")).unwrap();
+    let t = Instant::now();
+    let mut files = Vec::new();
+    for i in 0..200usize {
+        let data = random_bytes(512 + (i * 331) % 40_000);
+        std::fs::write(m.path(&format!("wb/f{i:03}")), &data).unwrap();
+        files.push(data);
+    }
+    let wrote = t.elapsed();
+    // Pending files are listed and readable before they are uploaded.
+    let listed = std::fs::read_dir(m.path("wb")).unwrap().count();
+    assert_eq!(listed, 200);
+    assert_eq!(std::fs::read(m.path("wb/f199")).unwrap(), files[199]);
+    let status = sh(&format!(
+        "{} status --json {}",
+        env!("CARGO_BIN_EXE_smhfs"),
+        m.mnt.display()
+    ));
+    let v: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
+    eprintln!(
+        "write-back: 200 closes in {wrote:?}; status right after: pending {} uploads listed {}",
+        v["pending"],
+        v["uploads"].as_array().map(|a| a.len()).unwrap_or(0)
+    );
+    let t = Instant::now();
+    let st = m.unmount_and_wait(Duration::from_secs(120)).expect("daemon exited");
+    eprintln!("write-back: unmount + drain took {:?}", t.elapsed());
+    assert!(st.success(), "{}", m.log());
+    for (i, data) in files.iter().enumerate() {
+        assert_eq!(
+            server_hashes(&client, &format!("wb/f{i:03}")).await,
+            ContentHashes::of(data),
+            "wb/f{i:03}"
+        );
+    }
+    assert!(leftovers(&m.cache_dir).is_empty(), "{:?}", leftovers(&m.cache_dir));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cache_size_smaller_than_the_file_gives_enospc_and_nothing_partial() {
+    let server = TestServer::start();
+    let client = client_for(&server);
+    let m = MountGuard::new(&server, "cache_size=4M,cache_wait=1");
+    let err = std::fs::write(m.path("huge.bin"), vec![5u8; 8 * MIB as usize]).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(client.head_file(&p("huge.bin")).await.unwrap().is_none());
+    assert!(leftovers(&m.cache_dir).is_empty(), "{:?}", leftovers(&m.cache_dir));
+    // Room again for what fits.
+    let small = random_bytes(MIB as usize);
+    std::fs::write(m.path("small.bin"), &small).unwrap();
+    assert_eq!(
+        server_hashes(&client, "small.bin").await,
+        ContentHashes::of(&small)
+    );
+}
+
+/// A small tmpfs, unmounted on drop.
+struct Tmpfs(PathBuf, #[allow(dead_code)] tempfile::TempDir);
+
+impl Tmpfs {
+    fn new(size: &str) -> Self {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("fs");
+        std::fs::create_dir(&p).unwrap();
+        sh(&format!(
+            "mount -t tmpfs -o size={size},mode=0700 tmpfs {}",
+            p.display()
+        ));
+        Tmpfs(p, d)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn full_cache_disk_gives_enospc_to_the_writer() {
+    let server = TestServer::start();
+    let client = client_for(&server);
+    let tmp = Tmpfs::new("8m");
+    let cache = tmp.0.join("cache");
+    {
+        let m = MountGuard::new(
+            &server,
+            &format!("cache_dir={},cache_size=1G", cache.display()),
+        );
+        let err = std::fs::write(m.path("big.bin"), vec![1u8; 16 * MIB as usize]).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(client.head_file(&p("big.bin")).await.unwrap().is_none());
+        assert!(leftovers(&cache).is_empty(), "{:?}", leftovers(&cache));
+        let small = random_bytes(2 * MIB as usize);
+        std::fs::write(m.path("fits.bin"), &small).unwrap();
+        assert_eq!(
+            server_hashes(&client, "fits.bin").await,
+            ContentHashes::of(&small)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn write_back_kill9_then_smhfs_resume_command() {
+    let server = TestServer::start();
+    let client = client_for(&server);
+    let work = tempfile::tempdir().unwrap();
+    let size = 40 * MIB;
+    let src = random_file(work.path(), "wbk.bin", size);
+    let want = hash_file(&src);
+    let mut m = MountGuard::new(&server, "write_back,part_size=2M,upload_concurrency=2");
+    server.admin("/__latency", "part:300").await;
+    // close() returns before the upload.
+    let t = Instant::now();
+    let mut cp = spawn_cp(&src, &m.path("wbk.bin"));
+    assert!(wait_child(&mut cp, Duration::from_secs(60)).success());
+    let closed = t.elapsed();
+    wait_for("some parts", Duration::from_secs(60), || async {
+        part_bytes(&server).await >= 8 * MIB
+    })
+    .await;
+    // The per-file xattr shows the upload in progress.
+    let x = sh(&format!(
+        "getfattr --only-values -n user.smhfs.upload {} 2>/dev/null || true",
+        m.path("wbk.bin").display()
+    ));
+    eprintln!("write-back kill: close after {closed:?}; xattr {x}");
+    m.signal_and_wait(libc::SIGKILL).expect("killed");
+    m.unmount();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stored = part_bytes(&server).await;
+    server.admin("/__faults/clear", "").await;
+    let out = Command::new(env!("CARGO_BIN_EXE_smhfs"))
+        .arg("resume")
+        .arg(&server.library)
+        .arg("-o")
+        .arg(format!(
+            "endpoint={},credentials={},cache_dir={},part_size=2M",
+            server.url,
+            m.credentials().display(),
+            m.cache_dir.display()
+        ))
+        .arg("--timeout")
+        .arg("120")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let resent = part_bytes(&server).await - stored;
+    eprintln!(
+        "smhfs resume: stored before {} MiB, sent by resume {} MiB of {} MiB",
+        stored / MIB,
+        resent / MIB,
+        size / MIB
+    );
+    assert!(resent <= size - stored + 2 * MIB, "resent {resent}");
+    wait_on_server(&client, "wbk.bin", size, Duration::from_secs(10)).await;
+    assert_eq!(server_hashes(&client, "wbk.bin").await, want);
+    assert!(leftovers(&m.cache_dir).is_empty(), "{:?}", leftovers(&m.cache_dir));
+}
