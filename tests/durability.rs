@@ -36,7 +36,11 @@ fn hash_file(path: &Path) -> ContentHashes {
 
 /// Hashes of what the server serves for `path` (downloaded in 8 MiB ranges).
 async fn server_hashes(client: &SmhClient, path: &str) -> ContentHashes {
-    let head = client.head_file(&p(path)).await.unwrap().expect("on server");
+    let head = client
+        .head_file(&p(path))
+        .await
+        .unwrap()
+        .expect("on server");
     let url = client.download_url(&p(path)).await.unwrap();
     let mut h = ContentHasher::new();
     let mut at = 0u64;
@@ -157,7 +161,11 @@ async fn kill9_mid_upload_then_remount_sends_only_missing_parts() {
     assert!(stored < size, "killed before the end ({stored})");
     let entries = journal_entries(&m1.cache_dir);
     assert_eq!(entries.len(), 1, "one journal entry: {entries:?}");
-    assert!(entries[0]["plan"]["confirm_key"].is_string(), "{}", entries[0]);
+    assert!(
+        entries[0]["plan"]["confirm_key"].is_string(),
+        "{}",
+        entries[0]
+    );
     // `smhfs status --cache-dir` reads the journal without a mount.
     let out = sh(&format!(
         "{} status --cache-dir {} || true",
@@ -205,9 +213,11 @@ async fn server_restart_mid_upload_completes_without_resending_stored_parts() {
     let m = MountGuard::new(&server, "part_size=4M,upload_concurrency=2");
     server.admin("/__latency", "part:300").await;
     let mut cp = spawn_cp(&src, &m.path("r.bin"));
-    wait_for("a quarter of the parts", Duration::from_secs(60), || async {
-        part_bytes(&server).await >= 16 * MIB
-    })
+    wait_for(
+        "a quarter of the parts",
+        Duration::from_secs(60),
+        || async { part_bytes(&server).await >= 16 * MIB },
+    )
     .await;
     let stored = part_bytes(&server).await;
     server.restart(); // stats restart at 0; latency is gone
@@ -346,7 +356,9 @@ async fn write_back_200_files_all_on_server_after_unmount() {
         v["uploads"].as_array().map(|a| a.len()).unwrap_or(0)
     );
     let t = Instant::now();
-    let st = m.unmount_and_wait(Duration::from_secs(120)).expect("daemon exited");
+    let st = m
+        .unmount_and_wait(Duration::from_secs(120))
+        .expect("daemon exited");
     eprintln!("write-back: unmount + drain took {:?}", t.elapsed());
     assert!(st.success(), "{}", m.log());
     for (i, data) in files.iter().enumerate() {
@@ -356,7 +368,11 @@ async fn write_back_200_files_all_on_server_after_unmount() {
             "wb/f{i:03}"
         );
     }
-    assert!(leftovers(&m.cache_dir).is_empty(), "{:?}", leftovers(&m.cache_dir));
+    assert!(
+        leftovers(&m.cache_dir).is_empty(),
+        "{:?}",
+        leftovers(&m.cache_dir)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -368,7 +384,11 @@ async fn cache_size_smaller_than_the_file_gives_enospc_and_nothing_partial() {
     assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(client.head_file(&p("huge.bin")).await.unwrap().is_none());
-    assert!(leftovers(&m.cache_dir).is_empty(), "{:?}", leftovers(&m.cache_dir));
+    assert!(
+        leftovers(&m.cache_dir).is_empty(),
+        "{:?}",
+        leftovers(&m.cache_dir)
+    );
     // Room again for what fits.
     let small = random_bytes(MIB as usize);
     std::fs::write(m.path("small.bin"), &small).unwrap();
@@ -481,5 +501,9 @@ async fn write_back_kill9_then_smhfs_resume_command() {
     assert!(resent <= size - stored + 2 * MIB, "resent {resent}");
     wait_on_server(&client, "wbk.bin", size, Duration::from_secs(10)).await;
     assert_eq!(server_hashes(&client, "wbk.bin").await, want);
-    assert!(leftovers(&m.cache_dir).is_empty(), "{:?}", leftovers(&m.cache_dir));
+    assert!(
+        leftovers(&m.cache_dir).is_empty(),
+        "{:?}",
+        leftovers(&m.cache_dir)
+    );
 }

@@ -110,7 +110,11 @@ impl CacheBudget {
                 return Ok(());
             }
             if tokio::time::timeout_at(deadline, freed).await.is_err() {
-                return if self.try_take(n) { Ok(()) } else { Err(enospc()) };
+                return if self.try_take(n) {
+                    Ok(())
+                } else {
+                    Err(enospc())
+                };
             }
         }
     }

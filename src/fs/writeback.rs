@@ -550,9 +550,7 @@ impl SmhFs {
             Err(err) => {
                 let err = FsError::Smh(err);
                 let permanent = !transient(&err);
-                self.dur
-                    .tracker
-                    .failed(&e.id, err.to_string(), permanent);
+                self.dur.tracker.failed(&e.id, err.to_string(), permanent);
                 if permanent {
                     tracing::error!(path = %e.path, staged = %e.staged.display(), "upload failed for good: {err}; the data is kept in the staged file");
                     let mut ent = e.clone();
@@ -576,7 +574,12 @@ impl SmhFs {
         let mut resumed = 0;
         for mut e in entries {
             if e.library != cc.library || e.space != cc.space {
-                tracing::warn!(id = e.id, library = e.library, space = e.space, "journal entry of another library/space; left alone");
+                tracing::warn!(
+                    id = e.id,
+                    library = e.library,
+                    space = e.space,
+                    "journal entry of another library/space; left alone"
+                );
                 continue;
             }
             if let Some(err) = &e.failed {
@@ -602,7 +605,10 @@ impl SmhFs {
             self.dur.queue.push(Job::Entry(Box::new(e)));
         }
         if resumed > 0 {
-            tracing::info!(count = resumed, "resuming journaled uploads in the background");
+            tracing::info!(
+                count = resumed,
+                "resuming journaled uploads in the background"
+            );
         }
     }
 
