@@ -471,6 +471,10 @@ impl SmhFs {
             return Ok(());
         };
         let mut of = of_ref.lock().await;
+        if of.handles > 0 {
+            // Still open (or reopened): its close queues it again.
+            return Ok(());
+        }
         let mut result = Ok(());
         if of.dirty && !of.unlinked && of.write_error.is_none() {
             of.upload_failed = false;
