@@ -507,3 +507,38 @@ async fn write_back_kill9_then_smhfs_resume_command() {
         leftovers(&m.cache_dir)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn uploads_that_never_began_are_sent_after_a_crash() {
+    let server = TestServer::start();
+    let client = client_for(&server);
+    // A long write-back delay: the uploads have not begun at the kill.
+    let mut m1 = MountGuard::new(&server, "write_back=600");
+    let mut files = Vec::new();
+    for i in 0..5usize {
+        let data = random_bytes(10_000 + i * 70_000);
+        std::fs::write(m1.path(&format!("n{i}.bin")), &data).unwrap();
+        files.push(data);
+    }
+    m1.signal_and_wait(libc::SIGKILL).expect("killed");
+    m1.unmount();
+    let entries = journal_entries(&m1.cache_dir);
+    assert_eq!(entries.len(), 5);
+    assert!(entries.iter().all(|e| e["plan"].is_null()), "{entries:?}");
+    assert!(client.head_file(&p("n0.bin")).await.unwrap().is_none());
+    let m2 = MountGuard::new(
+        &server,
+        &format!("write_back=600,cache_dir={}", m1.cache_dir.display()),
+    );
+    for (i, data) in files.iter().enumerate() {
+        let name = format!("n{i}.bin");
+        // Visible in the new mount with its content, uploaded or not yet.
+        assert_eq!(std::fs::read(m2.path(&name)).unwrap(), *data);
+        wait_on_server(&client, &name, data.len() as u64, Duration::from_secs(30)).await;
+        assert_eq!(server_hashes(&client, &name).await, ContentHashes::of(data));
+    }
+    wait_for("the journal to empty", Duration::from_secs(10), || async {
+        leftovers(&m1.cache_dir).is_empty()
+    })
+    .await;
+}

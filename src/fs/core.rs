@@ -89,6 +89,8 @@ pub(crate) struct OpenFile {
     /// A write failed (ENOSPC, ...): the content is incomplete and is
     /// never uploaded; close() reports this errno.
     pub(crate) write_error: Option<i32>,
+    /// Written since its last upload began (write-back waits its delay).
+    pub(crate) fresh: bool,
 }
 
 type OpenFileRef = Arc<tokio::sync::Mutex<OpenFile>>;
@@ -833,7 +835,9 @@ impl SmhFs {
             if let Some(st) = &of.staged {
                 st.sync()?;
             }
-            self.journal_dirty(ino, &mut of)?;
+            if of.journal_id.is_none() {
+                self.journal_dirty(ino, &mut of)?;
+            }
             self.enqueue_upload(ino, &of);
             return Ok(());
         }

@@ -24,6 +24,7 @@ impl SmhFs {
             return Ok(());
         };
         let id = st.id();
+        of.fresh = false;
         let hashes = match tokio::task::block_in_place(|| {
             st.sync()?;
             st.hashes()

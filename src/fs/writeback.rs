@@ -185,8 +185,9 @@ impl Tracker {
 }
 
 enum Job {
-    /// A pending file in the open-file table.
-    Ino(u64),
+    /// A pending file in the open-file table; `true`: after the
+    /// write-back delay (a close), `false`: at once (resumed from the journal).
+    Ino(u64, bool),
     /// A journaled upload outside the mounted directory.
     Entry(Box<JournalEntry>),
 }
@@ -328,6 +329,7 @@ impl SmhFs {
     /// a plan: a begun upload of older content must not be resumed) exists.
     pub(crate) fn journal_dirty(&self, ino: u64, of: &mut OpenFile) -> FsResult<()> {
         of.plan = None;
+        of.fresh = true;
         if of.journal_id.is_some() && !of.journal_plan {
             return Ok(());
         }
@@ -367,13 +369,18 @@ impl SmhFs {
 
     /// Queues a background upload of `ino` (write-back, or a retry).
     pub(crate) fn enqueue_upload(&self, ino: u64, of: &OpenFile) {
+        // Only new content waits for the write-back delay.
+        self.enqueue(ino, of, of.fresh)
+    }
+
+    fn enqueue(&self, ino: u64, of: &OpenFile, delayed: bool) {
         if let (Some(st), Ok(path)) = (of.staged.as_ref(), self.path_of(ino)) {
             self.dur
                 .tracker
                 .queued(&st.id(), &path, st.size(), st.path());
         }
         if self.dur.queue.queued.lock().insert(ino) {
-            self.dur.queue.push(Job::Ino(ino));
+            self.dur.queue.push(Job::Ino(ino, delayed));
         }
     }
 
@@ -430,7 +437,7 @@ impl SmhFs {
     }
 
     async fn run_job(&self, job: Job, sem: Arc<tokio::sync::Semaphore>) {
-        if let Job::Ino(_) = &job {
+        if let Job::Ino(_, true) = &job {
             if let Some(d) = self.dur.opts.write_back.filter(|d| !d.is_zero()) {
                 self.dur.queue.sleep(d).await;
             }
@@ -438,13 +445,13 @@ impl SmhFs {
         let Ok(_permit) = sem.acquire().await else {
             return;
         };
-        if let Job::Ino(ino) = &job {
+        if let Job::Ino(ino, _) = &job {
             self.dur.queue.queued.lock().remove(ino);
         }
         let mut attempt = 0u32;
         loop {
             let r = match &job {
-                Job::Ino(ino) => self.upload_background(*ino).await,
+                Job::Ino(ino, _) => self.upload_background(*ino).await,
                 Job::Entry(e) => self.upload_entry(e).await,
             };
             match r {
@@ -654,7 +661,7 @@ impl SmhFs {
                 if let Some(st) = &g.staged {
                     self.note_local(ino, st);
                 }
-                self.enqueue_upload(ino, &g);
+                self.enqueue(ino, &g, false);
                 return true;
             }
         }
