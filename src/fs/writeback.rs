@@ -729,7 +729,7 @@ pub struct StatusArgs {
     /// Read the journal of this cache directory instead (mount not running).
     #[arg(long)]
     pub cache_dir: Option<std::path::PathBuf>,
-    /// Redraw progress bars until no upload is pending.
+    /// Redraw progress bars until no upload is pending (with MOUNTPOINT).
     #[arg(long)]
     pub watch: bool,
     /// Print the raw JSON.
@@ -799,7 +799,8 @@ pub fn run_status(args: StatusArgs) -> Result<i32, String> {
     let uploads = |v: &serde_json::Value| -> Vec<UploadInfo> {
         serde_json::from_value(v["uploads"].clone()).unwrap_or_default()
     };
-    if args.watch {
+    // A journal read from disk does not move: --watch needs a live mount.
+    if args.watch && args.mountpoint.is_some() {
         let multi = indicatif::MultiProgress::new();
         let style = indicatif::ProgressStyle::with_template(
             "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
