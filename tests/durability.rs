@@ -542,3 +542,71 @@ async fn uploads_that_never_began_are_sent_after_a_crash() {
     })
     .await;
 }
+
+fn xattr(path: &Path, name: &str) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 1 << 16];
+    // SAFETY: valid C strings and a buffer we own, with its length.
+    let r = unsafe { libc::getxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (r >= 0).then(|| String::from_utf8_lossy(&buf[..r as usize]).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn write_back_permanent_failure_is_kept_logged_and_shown() {
+    let server = TestServer::start();
+    let client = client_for(&server);
+    let mut m = MountGuard::new(&server, "write_back=2,conflict=ask");
+    let data = random_bytes(50_000);
+    std::fs::write(m.path("x.txt"), &data).unwrap();
+    // Pending: the per-file attribute shows it.
+    let x = xattr(&m.path("x.txt"), "user.smhfs.upload").expect("xattr on a pending file");
+    assert!(
+        x.contains("\"queued\"") || x.contains("\"uploading\""),
+        "{x}"
+    );
+    // Someone else stores the name first: with conflict=ask the upload
+    // cannot succeed.
+    let other = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(other.path(), b"theirs").unwrap();
+    client
+        .upload_file(
+            &p("x.txt"),
+            other.path(),
+            None,
+            &smhfs::smh::UploadOptions::default(),
+        )
+        .await
+        .unwrap();
+    wait_for("the failure", Duration::from_secs(30), || async {
+        m.log().contains("upload failed")
+    })
+    .await;
+    let log = m.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ERROR") && l.contains("x.txt") && l.contains("staged")),
+        "{log}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_smhfs"))
+        .arg("status")
+        .arg(&m.mnt)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("status after a permanent failure:\n{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("failed") && text.contains("x.txt"), "{text}");
+    // The server keeps the other content; ours is kept locally.
+    assert_eq!(
+        server_hashes(&client, "x.txt").await,
+        ContentHashes::of(b"theirs")
+    );
+    assert!(m.unmount_and_wait(Duration::from_secs(30)).is_some());
+    let entries = journal_entries(&m.cache_dir);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0]["failed"].is_string());
+    let staged = PathBuf::from(entries[0]["staged"].as_str().unwrap());
+    assert_eq!(std::fs::read(staged).unwrap(), data);
+}
