@@ -383,6 +383,7 @@ pub fn run(args: MountArgs) -> Result<(), String> {
             std::fs::set_permissions(&opts.cache_dir, std::fs::Permissions::from_mode(0o700))
         })
         .map_err(|e| format!("cache_dir {}: {e}", opts.cache_dir.display()))?;
+    let _cache_lock = crate::fs::journal::lock_cache_dir(&opts.cache_dir)?;
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -523,6 +524,7 @@ pub fn run_resume(args: ResumeArgs) -> Result<(), String> {
     source.path = SmhPath::root();
     init_logging(opts.debug);
     let creds = CredentialsFile::load(&opts.credentials_file)?;
+    let _cache_lock = crate::fs::journal::lock_cache_dir(&opts.cache_dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

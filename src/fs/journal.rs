@@ -146,9 +146,35 @@ impl Journal {
     }
 }
 
+/// An exclusive `flock` on the cache directory itself, held for the life
+/// of the process: two daemons (or a mount and `smhfs resume`) must not
+/// continue the same journal.
+pub fn lock_cache_dir(cache_dir: &Path) -> Result<File, String> {
+    use std::os::fd::AsRawFd;
+    let f = File::open(cache_dir)
+        .map_err(|e| format!("cannot open cache_dir {}: {e}", cache_dir.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!(
+            "cache_dir {} is in use by another smhfs process (mount or resume); give each mount its own cache_dir",
+            cache_dir.display()
+        ));
+    }
+    Ok(f)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cache_dir_lock_is_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_cache_dir(dir.path()).unwrap();
+        assert!(lock_cache_dir(dir.path()).unwrap_err().contains("in use"));
+        drop(held);
+        lock_cache_dir(dir.path()).unwrap();
+    }
 
     #[test]
     fn write_replace_load_remove() {

@@ -347,3 +347,27 @@ mod tests {
         assert_eq!(s.hashes().unwrap(), ContentHashes::of(b""));
     }
 }
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn reserve_waits_for_room_then_gives_enospc() {
+        let b = CacheBudget::new(100, Duration::from_millis(300));
+        b.reserve(60, 0).await.unwrap();
+        // Larger than the whole bound with what the file holds: at once.
+        let e = b.reserve(50, 60).await.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
+        // Room freed while waiting.
+        let b2 = b.clone();
+        let t = tokio::spawn(async move { b2.reserve(50, 0).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        b.release(30);
+        t.await.unwrap().unwrap();
+        assert_eq!(b.used(), 80);
+        // No room in time.
+        let e = b.reserve(30, 0).await.unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
+    }
+}
