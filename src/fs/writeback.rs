@@ -520,6 +520,8 @@ impl SmhFs {
 
     /// Uploads a journaled file that is not in the open-file table.
     async fn upload_entry(&self, e: &JournalEntry) -> FsResult<()> {
+        // A retry resumes the plan an earlier attempt journaled.
+        let e = &self.dur.journal.get(&e.id).unwrap_or_else(|| e.clone());
         let mut st = StagedFile::open_existing(&e.staged, None)?;
         st.mtime = e.mtime;
         let size = st.size();
