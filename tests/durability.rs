@@ -611,3 +611,42 @@ async fn write_back_permanent_failure_is_kept_logged_and_shown() {
     let staged = PathBuf::from(entries[0]["staged"].as_str().unwrap());
     assert_eq!(std::fs::read(staged).unwrap(), data);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resume_after_the_server_dropped_the_task_uploads_afresh() {
+    let server = TestServer::start();
+    let client = client_for(&server);
+    let work = tempfile::tempdir().unwrap();
+    let size = 24 * MIB + 5;
+    let src = random_file(work.path(), "gone.bin", size);
+    let want = hash_file(&src);
+    let opts = "part_size=2M,upload_concurrency=2";
+    let mut m1 = MountGuard::new(&server, opts);
+    server.admin("/__latency", "part:300").await;
+    let mut cp = spawn_cp(&src, &m1.path("gone.bin"));
+    wait_for("some parts", Duration::from_secs(60), || async {
+        part_bytes(&server).await >= 4 * MIB
+    })
+    .await;
+    m1.signal_and_wait(libc::SIGKILL).expect("killed");
+    m1.unmount();
+    wait_child(&mut cp, Duration::from_secs(30));
+    server.admin("/__faults/clear", "").await;
+    let entries = journal_entries(&m1.cache_dir);
+    let key = entries[0]["plan"]["confirm_key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    client.abort_upload(&key).await.unwrap();
+    let m2 = MountGuard::new(
+        &server,
+        &format!("{opts},cache_dir={}", m1.cache_dir.display()),
+    );
+    wait_on_server(&client, "gone.bin", size, Duration::from_secs(60)).await;
+    assert_eq!(server_hashes(&client, "gone.bin").await, want);
+    assert!(m2.log().contains("gone on the server"), "{}", m2.log());
+    wait_for("the journal to empty", Duration::from_secs(10), || async {
+        leftovers(&m1.cache_dir).is_empty()
+    })
+    .await;
+}
