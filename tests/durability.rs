@@ -650,3 +650,72 @@ async fn resume_after_the_server_dropped_the_task_uploads_afresh() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_still_being_written_at_a_crash_is_kept_not_uploaded() {
+    let server = TestServer::start();
+    let client = client_for(&server);
+    client_upload(&client, "p.bin", b"the good old version").await;
+    let mut m1 = MountGuard::new(&server, "");
+    // A writer that has not closed its file when the daemon dies.
+    // (One process, one descriptor: a shell redirection would dup and close
+    // it, and every close is a flush that uploads.)
+    let mut writer = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import os,sys,time\n\
+             f=os.open(sys.argv[1],os.O_WRONLY|os.O_CREAT|os.O_TRUNC)\n\
+             os.write(f,os.urandom(300000))\n\
+             time.sleep(30)",
+        )
+        .arg(m1.path("p.bin"))
+        .spawn()
+        .unwrap();
+    wait_for("the partial write", Duration::from_secs(20), || async {
+        std::fs::read_dir(&m1.cache_dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .any(|e| e.metadata().map(|m| m.len() >= 300_000).unwrap_or(false))
+            })
+            .unwrap_or(false)
+    })
+    .await;
+    m1.signal_and_wait(libc::SIGKILL).expect("killed");
+    let _ = writer.kill();
+    let _ = writer.wait();
+    m1.unmount();
+    let m2 = MountGuard::new(&server, &format!("cache_dir={}", m1.cache_dir.display()));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    // The server keeps the complete old version; the partial data is kept.
+    assert_eq!(
+        server_hashes(&client, "p.bin").await,
+        ContentHashes::of(b"the good old version")
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_smhfs"))
+        .arg("status")
+        .arg(&m2.mnt)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("status with a partial file:\n{text}");
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("incomplete") && text.contains("p.bin"),
+        "{text}"
+    );
+    assert_eq!(journal_entries(&m1.cache_dir).len(), 1);
+}
+
+async fn client_upload(client: &SmhClient, path: &str, data: &[u8]) {
+    let f = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(f.path(), data).unwrap();
+    client
+        .upload_file(
+            &p(path),
+            f.path(),
+            None,
+            &smhfs::smh::UploadOptions::default(),
+        )
+        .await
+        .unwrap();
+}

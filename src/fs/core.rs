@@ -84,6 +84,8 @@ pub(crate) struct OpenFile {
     pub(crate) journal_id: Option<String>,
     /// The journal entry holds an upload plan.
     pub(crate) journal_plan: bool,
+    /// The journal entry says the content is complete (as of a close).
+    pub(crate) journal_complete: bool,
     /// A begun upload of the current content, to resume.
     pub(crate) plan: Option<crate::smh::UploadPlan>,
     /// A write failed (ENOSPC, ...): the content is incomplete and is
@@ -835,9 +837,7 @@ impl SmhFs {
             if let Some(st) = &of.staged {
                 st.sync()?;
             }
-            if of.journal_id.is_none() {
-                self.journal_dirty(ino, &mut of)?;
-            }
+            self.journal_closed(ino, &mut of)?;
             self.enqueue_upload(ino, &of);
             return Ok(());
         }
@@ -866,6 +866,9 @@ impl SmhFs {
         }
         if of.dirty && !of.unlinked && self.write_back() {
             // Uploaded by the queue; stays visible until then.
+            if let Err(e) = self.journal_closed(ino, &mut of) {
+                tracing::error!(ino, "cannot write the upload journal: {e}");
+            }
             self.enqueue_upload(ino, &of);
             return Ok(());
         }
@@ -935,6 +938,10 @@ impl SmhFs {
                     of.write_error = None;
                 }
                 self.journal_dirty(ino, &mut of)?;
+                if of.handles == 0 {
+                    // truncate(2) on a path: the content is complete.
+                    self.journal_closed(ino, &mut of)?;
+                }
                 if of.handles == 0 && !self.write_back() {
                     // truncate(2) on a path: nothing will close it, upload now.
                     self.upload_locked(ino, &mut of).await?;

@@ -43,6 +43,12 @@ pub struct JournalEntry {
     /// automatically (`smhfs resume --retry-failed` does).
     #[serde(default)]
     pub failed: Option<String>,
+    /// The content is as of a close(), fsync() or truncate(2): complete.
+    /// An entry written while the file was still being written (the
+    /// daemon died before the close) is not uploaded on its own: that
+    /// would store a truncated file (`smhfs resume --retry-failed` does).
+    #[serde(default)]
+    pub complete: bool,
 }
 
 /// The journal directory.
@@ -191,6 +197,7 @@ mod tests {
             mtime: Some(SystemTime::now()),
             plan: None,
             failed: None,
+            complete: false,
         };
         j.write(&e).unwrap();
         e.failed = Some("x".into());

@@ -39,7 +39,8 @@ impl SmhFs {
         // An entry exists before anything is sent, even if the begin call
         // is where we die.
         if of.journal_id.is_none() {
-            let e = self.journal_entry(&path, st, None);
+            let mut e = self.journal_entry(&path, st, None);
+            e.complete = true;
             if let Err(err) = self.dur.journal.write(&e) {
                 of.upload_failed = true;
                 tracing::error!(%path, "cannot write the upload journal: {err}");
@@ -47,13 +48,15 @@ impl SmhFs {
             }
             of.journal_id = Some(id.clone());
             of.journal_plan = false;
+            of.journal_complete = true;
         }
         let size = hashes.size;
         let sent = self.dur.tracker.start(&id, &path, size, st.path());
         let recorded: Arc<parking_lot::Mutex<Option<UploadPlan>>> = Default::default();
         let on_plan = {
             let journal = self.dur.journal.clone();
-            let template = self.journal_entry(&path, st, None);
+            let mut template = self.journal_entry(&path, st, None);
+            template.complete = true;
             let recorded = recorded.clone();
             Arc::new(move |plan: &UploadPlan| {
                 *recorded.lock() = Some(plan.clone());
@@ -90,6 +93,7 @@ impl SmhFs {
         };
         if let Some(p) = recorded.lock().take() {
             of.journal_plan = true;
+            of.journal_complete = true;
             of.plan = Some(p);
         } else if let Some(p) = resume {
             of.plan = Some(p);
@@ -105,6 +109,7 @@ impl SmhFs {
                 if permanent {
                     let mut ent = self.journal_entry(&path, st, of.plan.clone());
                     ent.failed = Some(e.to_string());
+                    ent.complete = true;
                     let _ = self.dur.journal.write(&ent);
                     of.journal_plan = true;
                 }

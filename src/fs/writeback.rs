@@ -320,6 +320,7 @@ impl SmhFs {
             staged: st.path().to_path_buf(),
             strategy: self.cfg.conflict,
             mtime: st.mtime,
+            complete: plan.is_some(),
             plan,
             failed: None,
         }
@@ -330,17 +331,34 @@ impl SmhFs {
     pub(crate) fn journal_dirty(&self, ino: u64, of: &mut OpenFile) -> FsResult<()> {
         of.plan = None;
         of.fresh = true;
-        if of.journal_id.is_some() && !of.journal_plan {
+        if of.journal_id.is_some() && !of.journal_plan && !of.journal_complete {
             return Ok(());
         }
+        self.journal_write(ino, of, false)
+    }
+
+    /// The content is complete (close, truncate(2)): say so in the journal,
+    /// so that it is uploaded after a crash.
+    pub(crate) fn journal_closed(&self, ino: u64, of: &mut OpenFile) -> FsResult<()> {
+        if of.journal_id.is_some() && of.journal_complete {
+            return Ok(());
+        }
+        self.journal_write(ino, of, true)
+    }
+
+    /// Writes the open file's entry (without a plan).
+    fn journal_write(&self, ino: u64, of: &mut OpenFile, complete: bool) -> FsResult<()> {
         let Some(st) = of.staged.as_ref() else {
             return Ok(());
         };
         let path = self.path_of(ino)?;
-        let e = self.journal_entry(&path, st, None);
+        let mut e = self.journal_entry(&path, st, None);
+        e.complete = complete;
         self.dur.journal.write(&e)?;
         of.journal_id = Some(e.id);
         of.journal_plan = false;
+        of.journal_complete = complete;
+        of.plan = None;
         Ok(())
     }
 
@@ -349,8 +367,8 @@ impl SmhFs {
         if of.journal_id.is_none() {
             return;
         }
-        of.journal_plan = true; // force a rewrite
-        if let Err(e) = self.journal_dirty(ino, of) {
+        let complete = of.journal_complete;
+        if let Err(e) = self.journal_write(ino, of, complete) {
             tracing::error!(ino, "cannot update the journal after a rename: {e}");
         }
     }
@@ -364,6 +382,7 @@ impl SmhFs {
             self.dur.tracker.done(&id);
         }
         of.journal_plan = false;
+        of.journal_complete = false;
         of.plan = None;
     }
 
@@ -605,6 +624,14 @@ impl SmhFs {
                 }
                 e.failed = None;
             }
+            if !e.complete && e.plan.is_none() && !retry_failed {
+                let size = std::fs::metadata(&e.staged).map(|m| m.len()).unwrap_or(0);
+                let why = "incomplete: the file was still being written when smhfs stopped";
+                self.dur.tracker.queued(&e.id, &e.path, size, &e.staged);
+                self.dur.tracker.failed(&e.id, why.into(), true);
+                tracing::error!(path = %e.path, staged = %e.staged.display(), "{why}; its partial content is kept and not uploaded (smhfs resume --retry-failed uploads it)");
+                continue;
+            }
             if !e.staged.is_file() {
                 tracing::error!(path = %e.path, staged = %e.staged.display(), "journaled staged file is missing; nothing to upload");
                 let _ = self.dur.journal.remove(&e.id);
@@ -641,6 +668,7 @@ impl SmhFs {
             remote: false,
             journal_id: Some(e.id.clone()),
             journal_plan: e.plan.is_some(),
+            journal_complete: true,
             plan: e.plan.clone(),
             ..Default::default()
         };
@@ -712,6 +740,8 @@ pub fn journal_status(cache_dir: &std::path::Path) -> Vec<UploadInfo> {
                 sent: 0,
                 state: if e.failed.is_some() {
                     "failed".into()
+                } else if !e.complete && e.plan.is_none() {
+                    "partial".into()
                 } else {
                     "journaled".into()
                 },
