@@ -36,9 +36,9 @@ impl SmhFs {
                 return Err(FsError::Io(e));
             }
         };
-        // An entry exists before anything is sent, even if the begin call
-        // is where we die.
-        if of.journal_id.is_none() {
+        // A complete entry exists before anything is sent, even if the
+        // begin call is where we die.
+        if of.journal_id.is_none() || !of.journal_complete {
             let mut e = self.journal_entry(&path, st, None);
             e.complete = true;
             if let Err(err) = self.dur.journal.write(&e) {
