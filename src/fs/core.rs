@@ -102,6 +102,8 @@ pub struct SmhFs {
     handles: Mutex<HashMap<u64, Handle>>,
     dir_handles: Mutex<HashMap<u64, Option<Arc<Vec<DirItem>>>>>,
     next_fh: AtomicU64,
+    /// Uploads in flight (`wait_idle` at unmount), see `lifecycle.rs`.
+    pub(crate) in_flight: super::lifecycle::InFlight,
 }
 
 /// Total read-ahead memory across handles.
@@ -130,6 +132,7 @@ impl SmhFs {
             handles: Mutex::new(HashMap::new()),
             dir_handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
+            in_flight: Default::default(),
             client,
             cfg,
         }

@@ -31,6 +31,7 @@ pub mod core;
 pub mod error;
 pub mod fuse;
 pub mod inode;
+pub mod lifecycle;
 pub mod read;
 pub mod staging;
 pub mod upload;
