@@ -725,6 +725,7 @@ fn serve(
         read_only: opts.read_only,
         threads: 4,
         noexec: opts.noexec,
+        fsname: args.source.clone(),
         unmount_timeout: opts.unmount_timeout,
     };
     tracing::info!(

@@ -513,6 +513,8 @@ pub struct MountConfig {
     pub read_only: bool,
     pub threads: usize,
     pub noexec: bool,
+    /// Shown as the mount's source (`LIB:SPACE/PATH`).
+    pub fsname: String,
     /// How long unmount/SIGTERM wait for uploads in flight.
     pub unmount_timeout: Duration,
 }
@@ -527,8 +529,11 @@ pub fn mount_and_serve(
     on_mounted: impl FnOnce(),
 ) -> std::io::Result<()> {
     let mut options = vec![
-        MountOption::FSName("smhfs".into()),
-        MountOption::Subtype("smhfs".into()),
+        // The source as written in fstab (so `mount -a` sees it mounted) and
+        // type `fuse.smhfs`: the pure-Rust mount drops `Subtype`, the kernel
+        // takes `subtype=` as a mount option.
+        MountOption::FSName(cfg.fsname.clone()),
+        MountOption::CUSTOM("subtype=smhfs".into()),
         MountOption::DefaultPermissions,
         MountOption::NoDev,
         MountOption::NoSuid,
