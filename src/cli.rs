@@ -162,9 +162,28 @@ pub struct MountOptions {
 /// (`dev`/`suid` too: smhfs always mounts nodev,nosuid; SMH holds no devices
 /// or setuid files.)
 const IGNORED: &[&str] = &[
-    "defaults", "auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev", "dev",
-    "nodev", "suid", "nosuid", "atime", "noatime", "relatime", "strictatime", "nodiratime",
-    "async", "sync", "loud", "silent",
+    "defaults",
+    "auto",
+    "noauto",
+    "user",
+    "nouser",
+    "users",
+    "owner",
+    "group",
+    "_netdev",
+    "dev",
+    "nodev",
+    "suid",
+    "nosuid",
+    "atime",
+    "noatime",
+    "relatime",
+    "strictatime",
+    "nodiratime",
+    "async",
+    "sync",
+    "loud",
+    "silent",
 ];
 
 /// Splits an `-o` value at unescaped commas. `\,` `\\` `\"` `\=` are escapes;
@@ -485,7 +504,9 @@ fn run_opts(args: MountArgs, opts: MountOptions) -> Result<(), String> {
     let source = Source::parse(&args.source)?;
     if let Some(t) = args.fstype.as_deref() {
         if t != "fuse.smhfs" && t != "smhfs" {
-            return Err(format!("unexpected filesystem type {t:?} (expected fuse.smhfs)"));
+            return Err(format!(
+                "unexpected filesystem type {t:?} (expected fuse.smhfs)"
+            ));
         }
     }
     if let Some(ns) = args.namespace.as_deref() {
@@ -507,8 +528,8 @@ fn run_opts(args: MountArgs, opts: MountOptions) -> Result<(), String> {
     let mut readiness = if opts.foreground {
         crate::daemon::Readiness::foreground()
     } else {
-        let r = crate::daemon::detach_with(opts.nofail)
-            .map_err(|e| format!("cannot detach: {e}"))?;
+        let r =
+            crate::daemon::detach_with(opts.nofail).map_err(|e| format!("cannot detach: {e}"))?;
         crate::logging::init(
             opts.debug,
             &crate::logging::LogTarget::detached(opts.log_file.as_deref(), &opts.cache_dir),
@@ -550,9 +571,7 @@ fn check_mountpoint(dir: &Path) -> Result<PathBuf, String> {
                      it failed ({e}); run: fusermount3 -u {shown}"
                 )
             })?;
-            eprintln!(
-                "smhfs: {shown} was a dead smhfs mount (its daemon died); detached it"
-            );
+            eprintln!("smhfs: {shown} was a dead smhfs mount (its daemon died); detached it");
             return check_mountpoint(dir);
         }
         Err(e) => return Err(format!("mount point {shown}: {e}")),

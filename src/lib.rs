@@ -6,7 +6,7 @@
 
 pub mod cli;
 pub mod daemon;
-pub mod logging;
 pub mod fs;
+pub mod logging;
 pub mod server;
 pub mod smh;

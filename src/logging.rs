@@ -46,19 +46,12 @@ pub fn init(debug: bool, target: &LogTarget) {
                 .append(true)
                 .open(p);
             match f {
-                Ok(f) => b
-                    .with_writer(Arc::new(f))
-                    .with_ansi(false)
-                    .try_init(),
+                Ok(f) => b.with_writer(Arc::new(f)).with_ansi(false).try_init(),
                 Err(_) => return,
             }
         }
         LogTarget::Syslog => match Syslog::connect() {
-            Ok(s) => b
-                .with_writer(s)
-                .with_ansi(false)
-                .without_time()
-                .try_init(),
+            Ok(s) => b.with_writer(s).with_ansi(false).without_time().try_init(),
             Err(_) => return,
         },
     };

@@ -95,7 +95,7 @@ pub struct SmhFs {
     pub(crate) dirs: DirCache,
     urls: Arc<UrlCache>,
     budget: Arc<ReadBudget>,
-    files: Mutex<HashMap<u64, OpenFileRef>>,
+    pub(crate) files: Mutex<HashMap<u64, OpenFileRef>>,
     /// Attributes of staged files, readable without waiting for the file's
     /// lock (an upload holds it; `ls -l` must not hang meanwhile).
     local: Mutex<HashMap<u64, Meta>>,
@@ -175,7 +175,11 @@ impl SmhFs {
     /// Locks the open-file state of `ino`, creating it if needed. A release
     /// may drop the entry from the map while we wait for its lock; then the
     /// state we hold is orphaned and we take the current one instead.
-    async fn lock_open_file(&self, ino: u64, remote: bool) -> tokio::sync::OwnedMutexGuard<OpenFile> {
+    async fn lock_open_file(
+        &self,
+        ino: u64,
+        remote: bool,
+    ) -> tokio::sync::OwnedMutexGuard<OpenFile> {
         loop {
             let of = self.open_file_or_insert(ino, remote);
             let guard = of.clone().lock_owned().await;

@@ -83,8 +83,13 @@ impl SmhFuse {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
+        // Counted from arrival: unmount waits for requests being served.
+        let op = self.fs.op_guard();
         let fut = f(self.fs.clone(), self.look, self.ttl);
-        self.rt.spawn(fut);
+        self.rt.spawn(async move {
+            fut.await;
+            drop(op);
+        });
     }
 }
 
@@ -613,10 +618,11 @@ pub fn mount_and_serve(
             in_flight = fs.uploads_in_flight(),
             "unmounted; waiting for uploads in flight"
         );
-        if !rt.block_on(fs.wait_idle(timeout)) {
-            tracing::warn!("uploads still running after unmount_timeout; their staged files are kept");
-        }
     }
+    if !rt.block_on(fs.wait_idle(timeout)) {
+        tracing::warn!("uploads still running after unmount_timeout; their staged files are kept");
+    }
+    fs.discard_confirmed_staged();
     res
 }
 
