@@ -31,7 +31,7 @@ const OPTIONS_HELP: &str = r#"Mount options (-o, comma separated, may be repeate
   part_size=BYTES         upload part size, suffixes K, M, G (default 8M)
   upload_concurrency=N    part uploads in flight per file (default 4)
   permanent_delete        delete for good instead of moving to the recycle bin
-  rw                      read-write mount (the default; the last of ro/rw wins)
+  rw                      read-write mount (the default; ro wins if both are given)
   noexec, exec            passed to the kernel (nodev and nosuid are always set)
   debug                   verbose logging
   foreground              same as -f: stay attached, log to stderr
@@ -330,7 +330,8 @@ impl MountOptions {
                 }
                 "allow_other" => o.allow_other = true,
                 "ro" => o.read_only = true,
-                "rw" => o.read_only = false,
+                // mount(8) may add `rw` on its own: `ro` anywhere wins.
+                "rw" => {}
                 "noexec" => o.noexec = true,
                 "exec" => o.noexec = false,
                 "nofail" => o.nofail = true,
@@ -514,6 +515,20 @@ fn run_opts(args: MountArgs, opts: MountOptions) -> Result<(), String> {
     }
     let creds = CredentialsFile::load(&opts.credentials_file)?;
     let mountpoint = check_mountpoint(&args.mountpoint)?;
+    // The daemon runs in `/`: relative paths must not change meaning.
+    let mut opts = opts;
+    for p in [
+        Some(&mut opts.cache_dir),
+        opts.log_file.as_mut(),
+        opts.pid_file.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Ok(abs) = std::path::absolute(&*p) {
+            *p = abs;
+        }
+    }
     std::fs::create_dir_all(&opts.cache_dir)
         .and_then(|_| {
             std::fs::set_permissions(&opts.cache_dir, std::fs::Permissions::from_mode(0o700))
@@ -865,6 +880,129 @@ mod tests {
         assert!(CredentialsFile::load(&p).unwrap_err().contains("chmod 600"));
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(CredentialsFile::load(&p).is_ok());
+    }
+
+    #[test]
+    fn option_escaping() {
+        let v = |s: &str| split_options(s).unwrap();
+        assert_eq!(v("a,b=c"), ["a", "b=c"]);
+        assert_eq!(
+            v(r"credentials=/etc/a\,b.cred,ro"),
+            ["credentials=/etc/a,b.cred", "ro"]
+        );
+        assert_eq!(v(r#"k="x,y=z",ro"#), ["k=x,y=z", "ro"]);
+        assert_eq!(v(r#"k=a\\b\=c\"d"#), [r#"k=a\b=c"d"#]);
+        assert_eq!(v("k=a=b"), ["k=a=b"]);
+        assert!(split_options(r"k=a\x").unwrap_err().contains("escape"));
+        assert!(split_options(r"k=a\").is_err());
+        assert!(split_options(r#"k="open"#).is_err());
+        let o = opts(r"endpoint=http://h,credentials=/c\,d,cache_dir=/x\,y").unwrap();
+        assert_eq!(o.credentials_file, PathBuf::from("/c,d"));
+        assert_eq!(o.cache_dir, PathBuf::from("/x,y"));
+    }
+
+    #[test]
+    fn fstab_and_lifecycle_options() {
+        let o = opts("endpoint=http://h,credentials=/c").unwrap();
+        assert_eq!(o.unmount_timeout, Duration::from_secs(300));
+        assert!(!o.read_only && !o.noexec && !o.nofail);
+        let o = opts("endpoint=http://h,credentials=/c,ro,rw,noexec,nofail,unmount_timeout=7,log_file=/l,pid_file=/p,_netdev,x-systemd.automount,x-systemd.requires=network-online.target,comment=x,users,defaults,nosuid,nodev,suid,dev,auto,noauto,sync")
+            .unwrap();
+        assert!(o.read_only, "ro wins over rw");
+        assert!(o.noexec && o.nofail);
+        assert_eq!(o.unmount_timeout, Duration::from_secs(7));
+        assert_eq!(o.log_file.as_deref(), Some(Path::new("/l")));
+        assert_eq!(o.pid_file.as_deref(), Some(Path::new("/p")));
+        assert!(
+            opts("endpoint=http://h,credentials=/c,rw,ro")
+                .unwrap()
+                .read_only
+        );
+        assert!(opts("endpoint=http://h,credentials=/c,unmount_timeout=x").is_err());
+    }
+
+    #[test]
+    fn mount_helper_argv() {
+        let v = |a: &[&str]| {
+            a.iter()
+                .map(Into::into)
+                .collect::<Vec<std::ffi::OsString>>()
+        };
+        assert_eq!(
+            normalize_argv(v(&[
+                "/sbin/mount.fuse.smhfs",
+                "l:-/p",
+                "/mnt",
+                "-sfnv",
+                "-o",
+                "a,-f",
+                "-t",
+                "fuse.smhfs"
+            ])),
+            v(&[
+                "/sbin/mount.fuse.smhfs",
+                "mount",
+                "l:-/p",
+                "/mnt",
+                "-s",
+                "--fake",
+                "-n",
+                "-v",
+                "-o",
+                "a,-f",
+                "-t",
+                "fuse.smhfs"
+            ])
+        );
+        assert_eq!(
+            normalize_argv(v(&[
+                "mount.fuse.smhfs",
+                "l",
+                "/mnt",
+                "-N",
+                "123",
+                "-o",
+                "x"
+            ])),
+            v(&[
+                "mount.fuse.smhfs",
+                "mount",
+                "l",
+                "/mnt",
+                "-N",
+                "123",
+                "-o",
+                "x"
+            ])
+        );
+        // Parses with clap as `smhfs mount`.
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            m: MountArgs,
+        }
+        use clap::Parser;
+        let argv = normalize_argv(v(&[
+            "mount.fuse.smhfs",
+            "l",
+            "/mnt",
+            "-f",
+            "-o",
+            "x",
+            "-t",
+            "fuse.smhfs",
+        ]));
+        let t = T::try_parse_from(argv.into_iter().skip(1)).unwrap();
+        assert!(t.m.fake && !t.m.foreground);
+        assert_eq!(t.m.fstype.as_deref(), Some("fuse.smhfs"));
+    }
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo(r"/mnt/a\040b"), "/mnt/a b");
+        assert_eq!(unescape_mountinfo(r"/mnt/x\134y"), r"/mnt/x\y");
+        assert_eq!(unescape_mountinfo(r"/plain"), "/plain");
+        assert_eq!(mount_at(Path::new("/proc")).as_deref(), Some("proc"));
     }
 
     #[test]

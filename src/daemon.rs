@@ -72,6 +72,8 @@ pub fn detach_with(nofail: bool) -> std::io::Result<Readiness> {
     // SAFETY: plain syscalls in the child; failures are not fatal.
     unsafe {
         libc::setsid();
+        // Hold no directory busy (paths were made absolute before).
+        libc::chdir(c"/".as_ptr());
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
         if null >= 0 {
             libc::dup2(null, 0);

@@ -66,8 +66,12 @@ pub struct Syslog {
 
 impl Syslog {
     pub fn connect() -> std::io::Result<Self> {
+        Self::connect_to(Path::new("/dev/log"))
+    }
+
+    pub fn connect_to(path: &Path) -> std::io::Result<Self> {
         let sock = UnixDatagram::unbound()?;
-        sock.connect("/dev/log")?;
+        sock.connect(path)?;
         Ok(Self {
             sock: Arc::new(sock),
             pid: std::process::id(),
@@ -81,7 +85,7 @@ pub struct SyslogLine(Syslog);
 impl Write for SyslogLine {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
-        let text = text.trim_end();
+        let text = text.trim();
         // Severity from the level fmt printed first: daemon.err .. daemon.debug.
         let sev = [
             ("ERROR", 3),
@@ -91,7 +95,7 @@ impl Write for SyslogLine {
             ("TRACE", 7),
         ]
         .iter()
-        .find(|(l, _)| text.trim_start().starts_with(l))
+        .find(|(l, _)| text.starts_with(l))
         .map(|(_, s)| *s)
         .unwrap_or(6);
         let msg = format!("<{}>smhfs[{}]: {}", 3 * 8 + sev, self.0.pid, text);
@@ -108,5 +112,41 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Syslog {
     type Writer = SyslogLine;
     fn make_writer(&'a self) -> SyslogLine {
         SyslogLine(self.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::fmt::MakeWriter;
+
+    #[test]
+    fn syslog_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        let rx = UnixDatagram::bind(&path).unwrap();
+        let s = Syslog::connect_to(&path).unwrap();
+        s.make_writer()
+            .write_all(b" WARN smhfs::fs: slow\n")
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let n = rx.recv(&mut buf).unwrap();
+        let got = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert_eq!(
+            got,
+            format!("<28>smhfs[{}]: WARN smhfs::fs: slow", std::process::id())
+        );
+    }
+
+    #[test]
+    fn detached_target() {
+        let t = LogTarget::detached(Some(Path::new("/x.log")), Path::new("/c"));
+        assert!(matches!(t, LogTarget::File(p) if p == Path::new("/x.log")));
+        let t = LogTarget::detached(None, Path::new("/c"));
+        match t {
+            LogTarget::Syslog => assert!(Path::new("/dev/log").exists()),
+            LogTarget::File(p) => assert_eq!(p, Path::new("/c/smhfs.log")),
+            LogTarget::Stderr => panic!("stderr when detached"),
+        }
     }
 }

@@ -51,7 +51,7 @@ fn mount_flags(dir: &Path) -> String {
     info.lines()
         .filter(|l| l.split(' ').nth(4) == Some(want))
         .filter_map(|l| l.split(' ').nth(5).map(str::to_string))
-        .last()
+        .next_back()
         .unwrap_or_default()
 }
 
