@@ -25,8 +25,16 @@ impl LogTarget {
     }
 }
 
-/// Installs the global subscriber (once; later calls do nothing).
+/// Installs the global subscriber (once; later calls do nothing). With
+/// syslog, panics are logged too (a log file also receives stderr).
 pub fn init(debug: bool, target: &LogTarget) {
+    if matches!(target, LogTarget::Syslog) {
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            tracing::error!("panic: {info}");
+            default_hook(info);
+        }));
+    }
     let default = if debug {
         "smhfs=debug,info"
     } else {
@@ -46,7 +54,14 @@ pub fn init(debug: bool, target: &LogTarget) {
                 .append(true)
                 .open(p);
             match f {
-                Ok(f) => b.with_writer(Arc::new(f)).with_ansi(false).try_init(),
+                Ok(f) => {
+                    // Detached: stderr is /dev/null; send stray output
+                    // (panics, libraries) to the log file as well.
+                    use std::os::fd::AsRawFd;
+                    // SAFETY: dup2 onto fd 2 of a file we own.
+                    unsafe { libc::dup2(f.as_raw_fd(), 2) };
+                    b.with_writer(Arc::new(f)).with_ansi(false).try_init()
+                }
                 Err(_) => return,
             }
         }
