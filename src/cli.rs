@@ -335,6 +335,12 @@ impl MountOptions {
                 "noexec" => o.noexec = true,
                 "exec" => o.noexec = false,
                 "nofail" => o.nofail = true,
+                "remount" => {
+                    return Err(
+                        "remount is not supported: umount the mount point and mount it again"
+                            .into(),
+                    )
+                }
                 "log_file" => o.log_file = Some(PathBuf::from(need(k, v)?)),
                 "pid_file" => o.pid_file = Some(PathBuf::from(need(k, v)?)),
                 "unmount_timeout" => o.unmount_timeout = secs(k, need(k, v)?)?,
@@ -919,6 +925,9 @@ mod tests {
                 .read_only
         );
         assert!(opts("endpoint=http://h,credentials=/c,unmount_timeout=x").is_err());
+        assert!(opts("endpoint=http://h,credentials=/c,remount,ro")
+            .unwrap_err()
+            .contains("remount is not supported"));
     }
 
     #[test]

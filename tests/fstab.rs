@@ -423,6 +423,34 @@ async fn detached_parent_exit_codes() {
 }
 
 #[tokio::test]
+async fn detached_logs_without_log_file_and_debug() {
+    let server = TestServer::start();
+    let mut fx = Fx::new(&server);
+    let opts = fx
+        .opts(&server)
+        .replace(&format!(",log_file={}", fx.log_file.display()), "")
+        + ",debug";
+    let out = run(Command::new(env!("CARGO_BIN_EXE_smhfs"))
+        .arg("mount")
+        .arg(format!("{}:-", server.library))
+        .arg(&fx.mnt)
+        .arg("-o")
+        .arg(&opts));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.stderr.is_empty(), "detached: nothing on the terminal");
+    let pid = fx.note_pid();
+    assert!(std::fs::read_dir(&fx.mnt).is_ok());
+    let out = run(Command::new("umount").arg(&fx.mnt));
+    assert!(out.status.success(), "{}", stderr(&out));
+    wait_until("daemon exit", Duration::from_secs(10), || !alive(pid));
+    if Path::new("/dev/log").exists() {
+        return; // went to syslog/journald
+    }
+    let log = std::fs::read_to_string(fx.dir.path().join("cache/smhfs.log")).unwrap();
+    assert!(log.contains("mounted") && log.contains("DEBUG"), "{log}");
+}
+
+#[tokio::test]
 async fn helper_argv_form_and_fake_mount() {
     let server = TestServer::start();
     let mut fx = Fx::new(&server);
