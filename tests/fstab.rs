@@ -594,6 +594,31 @@ async fn lazy_umount_waits_for_upload_in_flight() {
     upload_in_flight_survives("umount -l").await;
 }
 
+#[tokio::test]
+async fn sigterm_with_a_file_held_open_exits_after_unmount_timeout() {
+    let server = TestServer::start();
+    let mut fx = Fx::new(&server);
+    let out = run(Command::new("mount")
+        .arg("-t")
+        .arg("fuse.smhfs")
+        .arg(format!("{}:-", server.library))
+        .arg(&fx.mnt)
+        .arg("-o")
+        .arg(format!("{},unmount_timeout=1", fx.opts(&server))));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let pid = fx.note_pid();
+    std::fs::write(fx.mnt.join("held.txt"), b"held").unwrap();
+    let held = std::fs::File::open(fx.mnt.join("held.txt")).unwrap();
+    // SAFETY: kill(2) on the daemon this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    // Detached from the namespace at once, although a file is open...
+    wait_until("lazy unmount", Duration::from_secs(10), || !fx.mounted());
+    // ...and the daemon gives up waiting after unmount_timeout.
+    wait_until("daemon exit", Duration::from_secs(15), || !alive(pid));
+    drop(held);
+    assert!(fx.log().contains("unmount_timeout"), "{}", fx.log());
+}
+
 #[test]
 fn install_script_is_idempotent() {
     let dir = tempfile::tempdir().unwrap();
