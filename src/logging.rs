@@ -38,7 +38,8 @@ pub fn init(debug: bool, target: &LogTarget) {
     let default = if debug {
         "smhfs=debug,info"
     } else {
-        "smhfs=info,warn"
+        // fuser warns "Failed to umount" after every external umount: noise.
+        "smhfs=info,fuser::session=error,warn"
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
