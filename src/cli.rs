@@ -575,7 +575,8 @@ fn check_mountpoint(dir: &Path) -> Result<PathBuf, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(format!("mount point {shown} does not exist"))
         }
-        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+        // ENOTCONN; ECONNABORTED right after the daemon died.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTCONN | libc::ECONNABORTED)) => {
             // The path cannot be canonicalized through a dead mount: use it
             // as given, made absolute.
             let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
