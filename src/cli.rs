@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use crate::smh::{ConflictStrategy, Credentials, SmhPath};
 
-const OPTIONS_HELP: &str = "\
-Mount options (-o, comma separated, may be repeated):
+const OPTIONS_HELP: &str = r#"Mount options (-o, comma separated, may be repeated):
   endpoint=URL            SMH API endpoint (required), e.g. https://LIB.api.tencentsmh.cn
   credentials=FILE        key=value file: library_secret= or access_token=, optional user_id=;
                           '#' starts a comment; must not be group/world readable (required)
@@ -39,11 +38,33 @@ Mount options (-o, comma separated, may be repeated):
                           min(50% of the free space under cache_dir, 10G)); writers past it
                           wait up to cache_wait for uploads to free room, then get ENOSPC
   cache_wait=SECS         see cache_size (default 30)
-  debug                   verbose logging to stderr
-  foreground              same as -f (smhfs always stays in the foreground for now)
-  (also accepted and ignored: rw, defaults, auto, noauto, user, nouser, _netdev, nofail, dev,
-   nodev, suid, nosuid, exec, noexec, atime, noatime, x-systemd.*)
-";
+  rw                      read-write mount (the default; ro wins if both are given)
+  noexec, exec            passed to the kernel (nodev and nosuid are always set)
+  debug                   verbose logging
+  foreground              same as -f: stay attached, log to stderr
+  log_file=PATH           when detached, log here instead of syslog
+  pid_file=PATH           write the daemon's pid here once mounted (removed at exit)
+  unmount_timeout=SECS    at unmount or SIGTERM, wait this long for uploads still
+                          in flight before exiting (default 300)
+  nofail                  a failed mount is reported on stderr but exits 0 (mount -a goes on)
+  (also accepted and ignored: defaults, auto, noauto, user, nouser, users, owner, group,
+   _netdev, dev, nodev, suid, nosuid, atime, noatime, relatime, sync, async, x-*, comment=*)
+
+Escaping: options are split at ',' ; a value may contain ',' as '\,' (or inside double
+quotes: credentials="/etc/a,b.cred"), '\\' is a backslash, '\"' a double quote. Only the
+first '=' separates key and value, so '=' needs no escape. In /etc/fstab write a space as \040.
+
+Daemon: without -f the command detaches and its exit status tells whether the mount is
+live (0) or failed (1, with the reason on stderr). Logs then go to log_file=, else to syslog
+(/dev/log, i.e. journald), else to CACHE_DIR/smhfs.log when no syslog socket exists.
+umount, fusermount3 -u, SIGTERM and SIGINT unmount and end the daemon; uploads in flight
+finish first (unmount_timeout). A mount point left dead by a killed daemon ("Transport
+endpoint is not connected") is detached automatically at the next mount if it was smhfs.
+
+As a mount helper (/sbin/mount.fuse.smhfs, `mount -t fuse.smhfs`, /etc/fstab):
+  mount.fuse.smhfs SOURCE DIR [-sfnv] [-N NAMESPACE] [-o OPTIONS] [-t fuse.smhfs]
+  (-f there means a fake mount: check everything, mount nothing.)
+"#;
 
 /// `smhfs mount`.
 #[derive(Debug, Clone, clap::Args)]
@@ -56,9 +77,25 @@ pub struct MountArgs {
     /// Mount options, see below.
     #[arg(short = 'o', value_name = "OPTIONS")]
     pub options: Vec<String>,
-    /// Stay in the foreground (the only mode for now).
+    /// Stay in the foreground (do not detach; log to stderr).
     #[arg(short = 'f', long = "foreground")]
     pub foreground: bool,
+    /// Mount helper `-f`: check everything, mount nothing.
+    #[arg(long = "fake", hide = true)]
+    pub fake: bool,
+    /// Mount helper flags: sloppy, no mtab, verbose (accepted, no effect).
+    #[arg(short = 's', hide = true)]
+    pub sloppy: bool,
+    #[arg(short = 'n', hide = true)]
+    pub no_mtab: bool,
+    #[arg(short = 'v', hide = true)]
+    pub verbose: bool,
+    /// Mount helper `-N NS`: mount in this mount namespace (a pid or a path).
+    #[arg(short = 'N', hide = true)]
+    pub namespace: Option<String>,
+    /// Mount helper `-t TYPE` (fuse.smhfs).
+    #[arg(short = 't', hide = true)]
+    pub fstype: Option<String>,
 }
 
 /// `LIBRARY[:SPACE][/PATH]`.
@@ -126,13 +163,70 @@ pub struct MountOptions {
     /// `None`: the default fraction of free space (decided at mount).
     pub cache_size: Option<u64>,
     pub cache_wait: Duration,
+    pub noexec: bool,
+    pub nofail: bool,
+    pub log_file: Option<PathBuf>,
+    pub pid_file: Option<PathBuf>,
+    pub unmount_timeout: Duration,
 }
 
 /// Options ignored on purpose: mount(8) and fstab pass them to every helper.
+/// (`dev`/`suid` too: smhfs always mounts nodev,nosuid; SMH holds no devices
+/// or setuid files.)
 const IGNORED: &[&str] = &[
-    "rw", "defaults", "auto", "noauto", "user", "nouser", "users", "_netdev", "nofail", "dev",
-    "nodev", "suid", "nosuid", "exec", "noexec", "atime", "noatime", "relatime", "async",
+    "defaults",
+    "auto",
+    "noauto",
+    "user",
+    "nouser",
+    "users",
+    "owner",
+    "group",
+    "_netdev",
+    "dev",
+    "nodev",
+    "suid",
+    "nosuid",
+    "atime",
+    "noatime",
+    "relatime",
+    "strictatime",
+    "nodiratime",
+    "async",
+    "sync",
+    "loud",
+    "silent",
 ];
+
+/// Splits an `-o` value at unescaped commas. `\,` `\\` `\"` `\=` are escapes;
+/// double quotes group (and are removed), as libmount allows `key="a,b"`.
+pub fn split_options(s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(e @ (',' | '\\' | '"' | '=')) => cur.push(e),
+                Some(e) => {
+                    return Err(format!(
+                        "invalid escape '\\{e}' in options {s:?} (escape only , \\ \" =)"
+                    ))
+                }
+                None => return Err(format!("options {s:?} end with a lone backslash")),
+            },
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    if quoted {
+        return Err(format!("unbalanced double quote in options {s:?}"));
+    }
+    out.push(cur);
+    Ok(out)
+}
 
 fn default_cache_dir() -> PathBuf {
     if let Some(x) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
@@ -192,6 +286,11 @@ impl MountOptions {
             write_back: None,
             cache_size: None,
             cache_wait: Duration::from_secs(30),
+            noexec: false,
+            nofail: false,
+            log_file: None,
+            pid_file: None,
+            unmount_timeout: Duration::from_secs(300),
         };
         let secs = |k: &str, v: &str| -> Result<Duration, String> {
             let f: f64 = v
@@ -206,7 +305,11 @@ impl MountOptions {
             v.parse()
                 .map_err(|_| format!("invalid value for {k}: {v:?}"))
         };
-        for item in opts.iter().flat_map(|s| s.split(',')) {
+        let mut items = Vec::new();
+        for o in opts {
+            items.extend(split_options(o)?);
+        }
+        for item in &items {
             let item = item.trim();
             if item.is_empty() {
                 continue;
@@ -242,6 +345,20 @@ impl MountOptions {
                 }
                 "allow_other" => o.allow_other = true,
                 "ro" => o.read_only = true,
+                // mount(8) may add `rw` on its own: `ro` anywhere wins.
+                "rw" => {}
+                "noexec" => o.noexec = true,
+                "exec" => o.noexec = false,
+                "nofail" => o.nofail = true,
+                "remount" => {
+                    return Err(
+                        "remount is not supported: umount the mount point and mount it again"
+                            .into(),
+                    )
+                }
+                "log_file" => o.log_file = Some(PathBuf::from(need(k, v)?)),
+                "pid_file" => o.pid_file = Some(PathBuf::from(need(k, v)?)),
+                "unmount_timeout" => o.unmount_timeout = secs(k, need(k, v)?)?,
                 "attr_timeout" => o.attr_timeout = secs(k, need(k, v)?)?,
                 "dir_timeout" => o.dir_timeout = secs(k, need(k, v)?)?,
                 "part_size" => {
@@ -269,9 +386,7 @@ impl MountOptions {
                 "cache_wait" => o.cache_wait = secs(k, need(k, v)?)?,
                 "debug" => o.debug = true,
                 "foreground" => o.foreground = true,
-                k if IGNORED.contains(&k)
-                    || k.starts_with("x-systemd.")
-                    || k.starts_with("comment=") => {}
+                k if IGNORED.contains(&k) || k.starts_with("x-") || k == "comment" => {}
                 _ => return Err(format!("unknown mount option {k:?} (see --help)")),
             }
         }
@@ -348,8 +463,47 @@ impl CredentialsFile {
 /// means the mount-helper form `smhfs SOURCE MOUNTPOINT -o ...`.
 pub const SUBCOMMANDS: &[&str] = &["mount", "serve", "help", "status", "resume"];
 
-/// Inserts `mount` into the mount-helper argv.
+/// Inserts `mount` into the mount-helper argv. Called as `mount.fuse.smhfs`
+/// (argv0 `mount.*`, what mount(8) runs), the helper flags of mount(8) are
+/// translated: `-f` means a fake mount there, and `-sfnv` may come bundled.
 pub fn normalize_argv(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let helper = argv
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("mount."));
+    if helper {
+        let mut out: Vec<std::ffi::OsString> = vec![argv[0].clone(), "mount".into()];
+        let mut i = 1;
+        while i < argv.len() {
+            let a = argv[i].to_str().unwrap_or("");
+            if matches!(a, "-o" | "-N" | "-t") {
+                out.push(argv[i].clone());
+                if let Some(v) = argv.get(i + 1) {
+                    out.push(v.clone());
+                }
+                i += 2;
+                continue;
+            }
+            if a.len() >= 2
+                && a.starts_with('-')
+                && !a.starts_with("--")
+                && a[1..].chars().all(|c| "sfnvh".contains(c))
+            {
+                for c in a[1..].chars() {
+                    out.push(if c == 'f' {
+                        "--fake".into()
+                    } else {
+                        format!("-{c}").into()
+                    });
+                }
+            } else {
+                out.push(argv[i].clone());
+            }
+            i += 1;
+        }
+        return out;
+    }
     if let Some(first) = argv.get(1).and_then(|a| a.to_str()) {
         if !first.starts_with('-') && !SUBCOMMANDS.contains(&first) {
             argv.insert(1, "mount".into());
@@ -358,33 +512,215 @@ pub fn normalize_argv(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStri
     argv
 }
 
-/// Runs `smhfs mount`: checks everything, proves access, mounts, serves
-/// until unmounted. Errors are returned as one line for stderr.
+/// Runs `smhfs mount`: checks everything, detaches (unless `-f`), proves
+/// access, mounts, serves until unmounted. Errors are returned as one line
+/// for stderr. With `nofail` a failure is printed and `Ok` returned.
 pub fn run(args: MountArgs) -> Result<(), String> {
+    let opts = MountOptions::parse(&args.options, args.foreground)?;
+    let nofail = opts.nofail;
+    match run_opts(args, opts) {
+        Err(e) if nofail => {
+            eprintln!("smhfs: {e}");
+            eprintln!("smhfs: nofail is set: not mounted, exit status 0");
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+fn run_opts(args: MountArgs, opts: MountOptions) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
 
-    let opts = MountOptions::parse(&args.options, args.foreground)?;
     let source = Source::parse(&args.source)?;
-    if opts.debug {
-        init_logging(true);
+    if let Some(t) = args.fstype.as_deref() {
+        if t != "fuse.smhfs" && t != "smhfs" {
+            return Err(format!(
+                "unexpected filesystem type {t:?} (expected fuse.smhfs)"
+            ));
+        }
+    }
+    if let Some(ns) = args.namespace.as_deref() {
+        enter_mount_namespace(ns)?;
     }
     let creds = CredentialsFile::load(&opts.credentials_file)?;
-    if !args.mountpoint.is_dir() {
-        return Err(format!(
-            "mount point {} is not a directory",
-            args.mountpoint.display()
-        ));
+    let mountpoint = check_mountpoint(&args.mountpoint)?;
+    // The daemon runs in `/`: relative paths must not change meaning.
+    let mut opts = opts;
+    for p in [
+        Some(&mut opts.cache_dir),
+        opts.log_file.as_mut(),
+        opts.pid_file.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Ok(abs) = std::path::absolute(&*p) {
+            *p = abs;
+        }
     }
-    // Absolute, so unmounting works whatever the working directory becomes.
-    let mountpoint = std::fs::canonicalize(&args.mountpoint)
-        .map_err(|e| format!("mount point {}: {e}", args.mountpoint.display()))?;
     std::fs::create_dir_all(&opts.cache_dir)
         .and_then(|_| {
             std::fs::set_permissions(&opts.cache_dir, std::fs::Permissions::from_mode(0o700))
         })
         .map_err(|e| format!("cache_dir {}: {e}", opts.cache_dir.display()))?;
+    if args.fake {
+        return Ok(());
+    }
     let _cache_lock = crate::fs::journal::lock_cache_dir(&opts.cache_dir)?;
 
+    // Fork now, while no thread exists; from here on errors reach the
+    // waiting parent through `readiness`.
+    let mut readiness = if opts.foreground {
+        crate::daemon::Readiness::foreground()
+    } else {
+        let r =
+            crate::daemon::detach_with(opts.nofail).map_err(|e| format!("cannot detach: {e}"))?;
+        crate::logging::init(
+            opts.debug,
+            &crate::logging::LogTarget::detached(opts.log_file.as_deref(), &opts.cache_dir),
+        );
+        r
+    };
+    let res = serve(&args, &opts, source, creds, mountpoint, &mut readiness);
+    if let Err(e) = &res {
+        tracing::error!("{e}");
+        readiness.failed(e);
+    }
+    res
+}
+
+/// The mount point must exist, be a directory and not be mounted on yet. A
+/// dead smhfs mount left by a killed daemon (ENOTCONN) is detached first.
+fn check_mountpoint(dir: &Path) -> Result<PathBuf, String> {
+    let shown = dir.display();
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(format!("mount point {shown} is not a directory")),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!("mount point {shown} does not exist"))
+        }
+        // ENOTCONN; ECONNABORTED right after the daemon died.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTCONN | libc::ECONNABORTED)) => {
+            // The path cannot be canonicalized through a dead mount: use it
+            // as given, made absolute.
+            let abs = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+            let fstype = mount_at(&abs).unwrap_or_default();
+            if fstype != "fuse.smhfs" {
+                return Err(format!(
+                    "mount point {shown} is a dead FUSE mount ({fstype}: transport endpoint is \
+                     not connected); run: fusermount3 -u {shown}"
+                ));
+            }
+            lazy_detach(&abs).map_err(|e| {
+                format!(
+                    "mount point {shown} is a dead smhfs mount (its daemon died) and detaching \
+                     it failed ({e}); run: fusermount3 -u {shown}"
+                )
+            })?;
+            eprintln!("smhfs: {shown} was a dead smhfs mount (its daemon died); detached it");
+            return check_mountpoint(dir);
+        }
+        Err(e) => return Err(format!("mount point {shown}: {e}")),
+    }
+    // Absolute, so unmounting works whatever the working directory becomes.
+    let abs = std::fs::canonicalize(dir).map_err(|e| format!("mount point {shown}: {e}"))?;
+    if let Some(t) = mount_at(&abs) {
+        return Err(format!(
+            "mount point {shown} is busy: already mounted ({t}); unmount it first"
+        ));
+    }
+    Ok(abs)
+}
+
+/// The type of the topmost mount whose mount point is exactly `dir`.
+pub fn mount_at(dir: &Path) -> Option<String> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let want = dir.to_str()?;
+    let mut found = None;
+    for l in info.lines() {
+        let f: Vec<&str> = l.split(' ').collect();
+        let Some(sep) = f.iter().position(|x| *x == "-") else {
+            continue;
+        };
+        if f.len() > 4 && unescape_mountinfo(f[4]) == want {
+            found = f.get(sep + 1).map(|t| t.to_string());
+        }
+    }
+    found
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\\ooo`.
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn lazy_detach(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes())
+        .map_err(|_| std::io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    if unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) } == 0 {
+        return Ok(());
+    }
+    let err = std::io::Error::last_os_error();
+    // Not root: fusermount3 may still detach our own mount.
+    let ok = std::process::Command::new("fusermount3")
+        .arg("-uz")
+        .arg(dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Ok(())
+    } else {
+        Err(err)
+    }
+}
+
+/// mount(8)'s `-N NS`: a pid or a path to a mount namespace file.
+fn enter_mount_namespace(ns: &str) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let path = if ns.chars().all(|c| c.is_ascii_digit()) {
+        format!("/proc/{ns}/ns/mnt")
+    } else {
+        ns.to_string()
+    };
+    let f = std::fs::File::open(&path).map_err(|e| format!("namespace {path}: {e}"))?;
+    // SAFETY: setns on an fd we own; still single-threaded here.
+    if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNS) } != 0 {
+        return Err(format!(
+            "cannot enter namespace {path}: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
+}
+
+fn serve(
+    args: &MountArgs,
+    opts: &MountOptions,
+    source: Source,
+    creds: CredentialsFile,
+    mountpoint: PathBuf,
+    readiness: &mut crate::daemon::Readiness,
+) -> Result<(), String> {
+    if opts.debug && !readiness.is_detached() {
+        init_logging(true);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .thread_name("smhfs-io")
@@ -439,7 +775,7 @@ pub fn run(args: MountArgs) -> Result<(), String> {
         permanent_delete: opts.permanent_delete,
     };
     let mut fs = crate::fs::SmhFs::new(client, fs_cfg);
-    fs.set_durability(durability_options(&opts));
+    fs.set_durability(durability_options(opts));
     let fs = std::sync::Arc::new(fs);
     // Journaled uploads of an earlier run continue in the background.
     fs.start_background(rt.handle());
@@ -458,10 +794,13 @@ pub fn run(args: MountArgs) -> Result<(), String> {
         },
     );
     let mcfg = crate::fs::fuse::MountConfig {
-        mountpoint,
+        mountpoint: mountpoint.clone(),
         allow_other: opts.allow_other,
         read_only: opts.read_only,
         threads: 4,
+        noexec: opts.noexec,
+        fsname: args.source.clone(),
+        unmount_timeout: opts.unmount_timeout,
     };
     tracing::info!(
         source = %args.source,
@@ -470,9 +809,21 @@ pub fn run(args: MountArgs) -> Result<(), String> {
         cache_dir = %opts.cache_dir.display(),
         "mounting"
     );
-    let res = crate::fs::fuse::mount_and_serve(fuse, &mcfg);
-    // The kernel side is gone; finish what the write-back queue holds.
-    let left = rt.block_on(fs_keep.drain_uploads(UPLOAD_DRAIN_TIMEOUT));
+    let pid_file = opts.pid_file.clone();
+    let res = crate::fs::fuse::mount_and_serve(fuse, &mcfg, || {
+        if let Some(p) = &pid_file {
+            if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
+                tracing::warn!("cannot write pid_file {}: {e}", p.display());
+            }
+        }
+        readiness.ready();
+    });
+    if let Some(p) = &opts.pid_file {
+        let _ = std::fs::remove_file(p);
+    }
+    // The kernel side is gone; finish what the write-back queue holds
+    // (what is left stays journaled for the next mount or `smhfs resume`).
+    let left = rt.block_on(fs_keep.drain_uploads(opts.unmount_timeout));
     if left > 0 {
         tracing::error!(
             left,
@@ -485,9 +836,6 @@ pub fn run(args: MountArgs) -> Result<(), String> {
     tracing::info!("unmounted");
     Ok(())
 }
-
-/// How long unmount waits for background uploads.
-const UPLOAD_DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
 
 fn durability_options(opts: &MountOptions) -> crate::fs::writeback::DurabilityOptions {
     crate::fs::writeback::DurabilityOptions {
@@ -583,18 +931,7 @@ pub fn run_resume(args: ResumeArgs) -> Result<(), String> {
 }
 
 fn init_logging(debug: bool) {
-    let default = if debug {
-        "smhfs=debug,info"
-    } else {
-        "smhfs=info,warn"
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    crate::logging::init(debug, &crate::logging::LogTarget::Stderr);
 }
 
 #[cfg(test)]
@@ -686,6 +1023,132 @@ mod tests {
         assert!(CredentialsFile::load(&p).unwrap_err().contains("chmod 600"));
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(CredentialsFile::load(&p).is_ok());
+    }
+
+    #[test]
+    fn option_escaping() {
+        let v = |s: &str| split_options(s).unwrap();
+        assert_eq!(v("a,b=c"), ["a", "b=c"]);
+        assert_eq!(
+            v(r"credentials=/etc/a\,b.cred,ro"),
+            ["credentials=/etc/a,b.cred", "ro"]
+        );
+        assert_eq!(v(r#"k="x,y=z",ro"#), ["k=x,y=z", "ro"]);
+        assert_eq!(v(r#"k=a\\b\=c\"d"#), [r#"k=a\b=c"d"#]);
+        assert_eq!(v("k=a=b"), ["k=a=b"]);
+        assert!(split_options(r"k=a\x").unwrap_err().contains("escape"));
+        assert!(split_options(r"k=a\").is_err());
+        assert!(split_options(r#"k="open"#).is_err());
+        let o = opts(r"endpoint=http://h,credentials=/c\,d,cache_dir=/x\,y").unwrap();
+        assert_eq!(o.credentials_file, PathBuf::from("/c,d"));
+        assert_eq!(o.cache_dir, PathBuf::from("/x,y"));
+    }
+
+    #[test]
+    fn fstab_and_lifecycle_options() {
+        let o = opts("endpoint=http://h,credentials=/c").unwrap();
+        assert_eq!(o.unmount_timeout, Duration::from_secs(300));
+        assert!(!o.read_only && !o.noexec && !o.nofail);
+        let o = opts("endpoint=http://h,credentials=/c,ro,rw,noexec,nofail,unmount_timeout=7,log_file=/l,pid_file=/p,_netdev,x-systemd.automount,x-systemd.requires=network-online.target,comment=x,users,defaults,nosuid,nodev,suid,dev,auto,noauto,sync")
+            .unwrap();
+        assert!(o.read_only, "ro wins over rw");
+        assert!(o.noexec && o.nofail);
+        assert_eq!(o.unmount_timeout, Duration::from_secs(7));
+        assert_eq!(o.log_file.as_deref(), Some(Path::new("/l")));
+        assert_eq!(o.pid_file.as_deref(), Some(Path::new("/p")));
+        assert!(
+            opts("endpoint=http://h,credentials=/c,rw,ro")
+                .unwrap()
+                .read_only
+        );
+        assert!(opts("endpoint=http://h,credentials=/c,unmount_timeout=x").is_err());
+        assert!(opts("endpoint=http://h,credentials=/c,remount,ro")
+            .unwrap_err()
+            .contains("remount is not supported"));
+    }
+
+    #[test]
+    fn mount_helper_argv() {
+        let v = |a: &[&str]| {
+            a.iter()
+                .map(Into::into)
+                .collect::<Vec<std::ffi::OsString>>()
+        };
+        assert_eq!(
+            normalize_argv(v(&[
+                "/sbin/mount.fuse.smhfs",
+                "l:-/p",
+                "/mnt",
+                "-sfnv",
+                "-o",
+                "a,-f",
+                "-t",
+                "fuse.smhfs"
+            ])),
+            v(&[
+                "/sbin/mount.fuse.smhfs",
+                "mount",
+                "l:-/p",
+                "/mnt",
+                "-s",
+                "--fake",
+                "-n",
+                "-v",
+                "-o",
+                "a,-f",
+                "-t",
+                "fuse.smhfs"
+            ])
+        );
+        assert_eq!(
+            normalize_argv(v(&[
+                "mount.fuse.smhfs",
+                "l",
+                "/mnt",
+                "-N",
+                "123",
+                "-o",
+                "x"
+            ])),
+            v(&[
+                "mount.fuse.smhfs",
+                "mount",
+                "l",
+                "/mnt",
+                "-N",
+                "123",
+                "-o",
+                "x"
+            ])
+        );
+        // Parses with clap as `smhfs mount`.
+        #[derive(clap::Parser)]
+        struct T {
+            #[command(flatten)]
+            m: MountArgs,
+        }
+        use clap::Parser;
+        let argv = normalize_argv(v(&[
+            "mount.fuse.smhfs",
+            "l",
+            "/mnt",
+            "-f",
+            "-o",
+            "x",
+            "-t",
+            "fuse.smhfs",
+        ]));
+        let t = T::try_parse_from(argv.into_iter().skip(1)).unwrap();
+        assert!(t.m.fake && !t.m.foreground);
+        assert_eq!(t.m.fstype.as_deref(), Some("fuse.smhfs"));
+    }
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo(r"/mnt/a\040b"), "/mnt/a b");
+        assert_eq!(unescape_mountinfo(r"/mnt/x\134y"), r"/mnt/x\y");
+        assert_eq!(unescape_mountinfo(r"/plain"), "/plain");
+        assert_eq!(mount_at(Path::new("/proc")).as_deref(), Some("proc"));
     }
 
     #[test]

@@ -45,6 +45,12 @@ impl Readiness {
 ///
 /// Must be called before any thread is started.
 pub fn detach() -> std::io::Result<Readiness> {
+    detach_with(false)
+}
+
+/// Like [`detach`]; with `nofail` (the fstab option) a failure is still
+/// printed but the parent exits 0, so `mount -a` goes on.
+pub fn detach_with(nofail: bool) -> std::io::Result<Readiness> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two fds into the array we own.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -60,12 +66,14 @@ pub fn detach() -> std::io::Result<Readiness> {
     }
     if pid > 0 {
         drop(write_end);
-        parent_wait(File::from(read_end), pid);
+        parent_wait(File::from(read_end), pid, nofail);
     }
     drop(read_end);
     // SAFETY: plain syscalls in the child; failures are not fatal.
     unsafe {
         libc::setsid();
+        // Hold no directory busy (paths were made absolute before).
+        libc::chdir(c"/".as_ptr());
         let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
         if null >= 0 {
             libc::dup2(null, 0);
@@ -81,16 +89,23 @@ pub fn detach() -> std::io::Result<Readiness> {
     })
 }
 
-fn parent_wait(mut pipe: File, child: libc::pid_t) -> ! {
+fn parent_wait(mut pipe: File, child: libc::pid_t, nofail: bool) -> ! {
     let mut msg = String::new();
     let _ = pipe.read_to_string(&mut msg);
     let line = msg.lines().next().unwrap_or("");
     if line == "ok" {
         std::process::exit(0);
     }
+    let fail = || -> ! {
+        if nofail {
+            eprintln!("smhfs: nofail is set: not mounted, exit status 0");
+            std::process::exit(0);
+        }
+        std::process::exit(1);
+    };
     if let Some(err) = line.strip_prefix("err ") {
         eprintln!("smhfs: {err}");
-        std::process::exit(1);
+        fail();
     }
     // The child died without a word: report how.
     let mut status = 0;
@@ -107,5 +122,5 @@ fn parent_wait(mut pipe: File, child: libc::pid_t) -> ! {
             libc::WEXITSTATUS(status)
         );
     }
-    std::process::exit(1);
+    fail();
 }

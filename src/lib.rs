@@ -7,5 +7,6 @@
 pub mod cli;
 pub mod daemon;
 pub mod fs;
+pub mod logging;
 pub mod server;
 pub mod smh;

@@ -65,7 +65,10 @@ async fn mkdir_readdir_stat() {
         std::io::Error::last_os_error().raw_os_error(),
         Some(libc::EPERM)
     );
-    let out = sh(&format!("df -B1 {}", m.mnt.display()));
+    let out = sh(&format!(
+        "df -B1 --output=source,fstype,size {}",
+        m.mnt.display()
+    ));
     assert!(out.contains("smhfs"), "{out}");
 }
 

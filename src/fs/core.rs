@@ -119,6 +119,8 @@ pub struct SmhFs {
     next_fh: AtomicU64,
     /// Journal, write-back queue, cache bound (`writeback.rs`).
     pub(crate) dur: super::writeback::Durability,
+    /// Uploads in flight (`wait_idle` at unmount), see `lifecycle.rs`.
+    pub(crate) in_flight: super::lifecycle::InFlight,
 }
 
 /// Total read-ahead memory across handles.
@@ -148,6 +150,7 @@ impl SmhFs {
             dir_handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             dur: super::writeback::Durability::new(&cfg.cache_dir, Default::default()),
+            in_flight: Default::default(),
             client,
             cfg,
         }

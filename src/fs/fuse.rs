@@ -83,8 +83,13 @@ impl SmhFuse {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
+        // Counted from arrival: unmount waits for requests being served.
+        let op = self.fs.op_guard();
         let fut = f(self.fs.clone(), self.look, self.ttl);
-        self.rt.spawn(fut);
+        self.rt.spawn(async move {
+            fut.await;
+            drop(op);
+        });
     }
 }
 
@@ -525,14 +530,28 @@ pub struct MountConfig {
     pub allow_other: bool,
     pub read_only: bool,
     pub threads: usize,
+    pub noexec: bool,
+    /// Shown as the mount's source (`LIB:SPACE/PATH`).
+    pub fsname: String,
+    /// How long unmount/SIGTERM wait for uploads in flight.
+    pub unmount_timeout: Duration,
 }
 
 /// Mounts and serves until unmounted (by `fusermount3 -u`, `umount`, or
-/// SIGINT/SIGTERM, which unmount cleanly).
-pub fn mount_and_serve(fuse: SmhFuse, cfg: &MountConfig) -> std::io::Result<()> {
+/// SIGINT/SIGTERM, which unmount cleanly). `on_mounted` runs once the mount
+/// is live. Uploads in flight finish before this returns (at most
+/// `unmount_timeout`; a second signal exits at once, keeping staged files).
+pub fn mount_and_serve(
+    fuse: SmhFuse,
+    cfg: &MountConfig,
+    on_mounted: impl FnOnce(),
+) -> std::io::Result<()> {
     let mut options = vec![
-        MountOption::FSName("smhfs".into()),
-        MountOption::Subtype("smhfs".into()),
+        // The source as written in fstab (so `mount -a` sees it mounted) and
+        // type `fuse.smhfs`: the pure-Rust mount drops `Subtype`, the kernel
+        // takes `subtype=` as a mount option.
+        MountOption::FSName(cfg.fsname.clone()),
+        MountOption::CUSTOM("subtype=smhfs".into()),
         MountOption::DefaultPermissions,
         MountOption::NoDev,
         MountOption::NoSuid,
@@ -543,6 +562,9 @@ pub fn mount_and_serve(fuse: SmhFuse, cfg: &MountConfig) -> std::io::Result<()> 
     } else {
         MountOption::RW
     });
+    if cfg.noexec {
+        options.push(MountOption::NoExec);
+    }
     let mut config = fuser::Config::default();
     config.mount_options = options;
     config.acl = if cfg.allow_other {
@@ -553,9 +575,12 @@ pub fn mount_and_serve(fuse: SmhFuse, cfg: &MountConfig) -> std::io::Result<()> 
     config.n_threads = Some(cfg.threads.max(1));
     config.clone_fd = true;
     let rt = fuse.rt.clone();
+    let fs = fuse.fs.clone();
+    let timeout = cfg.unmount_timeout;
     let mut session = fuser::Session::new(fuse, &cfg.mountpoint, &config)?;
     let mut unmounter = session.unmount_callable();
     let mountpoint = cfg.mountpoint.clone();
+    let fs2 = fs.clone();
     rt.spawn(async move {
         use tokio::signal::unix::{signal, SignalKind};
         let (Ok(mut int), Ok(mut term)) = (
@@ -572,14 +597,46 @@ pub fn mount_and_serve(fuse: SmhFuse, cfg: &MountConfig) -> std::io::Result<()> 
         tracing::info!(mountpoint = %mountpoint.display(), "signal received, unmounting");
         let _ = tokio::task::spawn_blocking(move || {
             if let Err(e) = unmounter.unmount() {
-                tracing::warn!("unmount failed ({e}); detaching lazily");
+                tracing::info!("unmount: {e}; detaching lazily (open files finish first)");
                 lazy_unmount(&mountpoint);
             }
         })
         .await;
+        // The session ends once the last open file is closed; a close() that
+        // is uploading finishes first. Bounded: exit anyway after the timeout,
+        // at once on a second signal. Unconfirmed staged files are kept.
+        let again = async {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(timeout) => {
+                tracing::warn!(in_flight = fs2.uploads_in_flight(),
+                    "still busy after unmount_timeout; exiting, unfinished uploads stay staged");
+            }
+            _ = again => {
+                tracing::warn!(in_flight = fs2.uploads_in_flight(),
+                    "second signal; exiting now, unfinished uploads stay staged");
+            }
+        }
+        std::process::exit(1);
     });
     tracing::info!(mountpoint = %cfg.mountpoint.display(), "mounted");
-    session.run()
+    on_mounted();
+    let res = session.run();
+    if fs.uploads_in_flight() > 0 {
+        tracing::info!(
+            in_flight = fs.uploads_in_flight(),
+            "unmounted; waiting for uploads in flight"
+        );
+    }
+    if !rt.block_on(fs.wait_idle(timeout)) {
+        tracing::warn!("uploads still running after unmount_timeout; their staged files are kept");
+    }
+    fs.discard_confirmed_staged();
+    res
 }
 
 fn lazy_unmount(path: &Path) {

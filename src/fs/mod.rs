@@ -32,6 +32,7 @@ pub mod error;
 pub mod fuse;
 pub mod inode;
 pub mod journal;
+pub mod lifecycle;
 pub mod read;
 pub mod staging;
 pub mod upload;

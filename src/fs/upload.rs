@@ -18,6 +18,8 @@ impl SmhFs {
     /// Uploads the open file's staged content to its current path. The
     /// caller holds the file's lock, so writes wait for the upload.
     pub(crate) async fn upload_locked(&self, ino: u64, of: &mut OpenFile) -> FsResult<()> {
+        // Unmount waits for this (`SmhFs::wait_idle`).
+        let _in_flight = self.in_flight.begin();
         let path = self.path_of(ino)?;
         let Some(st) = of.staged.as_mut() else {
             of.dirty = false;
