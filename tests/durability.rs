@@ -376,13 +376,49 @@ async fn write_back_200_files_all_on_server_after_unmount() {
     );
 }
 
+/// Writes `size` bytes to `path` from a child process through one
+/// descriptor, and returns the errno of the first failing write or close.
+/// (Not from the test process: a fork by a concurrent test would inherit
+/// the descriptor, and its close at exec is a flush, which uploads.)
+fn write_in_child(path: &Path, size: u64) -> Option<i32> {
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import os,sys\n\
+             n=int(sys.argv[2]); b=b'\\5'*(1<<20)\n\
+             try:\n\
+             \x20f=os.open(sys.argv[1],os.O_WRONLY|os.O_CREAT|os.O_TRUNC)\n\
+             \x20while n>0:\n\
+             \x20\x20n-=os.write(f,b[:min(n,len(b))])\n\
+             \x20os.close(f)\n\
+             except OSError as e:\n\
+             \x20print(e.errno); sys.exit(0)\n\
+             print(0)",
+        )
+        .arg(path)
+        .arg(size.to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.trim().parse::<i32>() {
+        Ok(0) => None,
+        Ok(e) => Some(e),
+        Err(_) => panic!(
+            "writer failed: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn cache_size_smaller_than_the_file_gives_enospc_and_nothing_partial() {
     let server = TestServer::start();
     let client = client_for(&server);
     let m = MountGuard::new(&server, "cache_size=4M,cache_wait=1");
-    let err = std::fs::write(m.path("huge.bin"), vec![5u8; 8 * MIB as usize]).unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+    assert_eq!(
+        write_in_child(&m.path("huge.bin"), 8 * MIB),
+        Some(libc::ENOSPC)
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(client.head_file(&p("huge.bin")).await.unwrap().is_none());
     assert!(
@@ -432,8 +468,10 @@ async fn full_cache_disk_gives_enospc_to_the_writer() {
             &server,
             &format!("cache_dir={},cache_size=1G", cache.display()),
         );
-        let err = std::fs::write(m.path("big.bin"), vec![1u8; 16 * MIB as usize]).unwrap_err();
-        assert_eq!(err.raw_os_error(), Some(libc::ENOSPC), "{err}");
+        assert_eq!(
+            write_in_child(&m.path("big.bin"), 16 * MIB),
+            Some(libc::ENOSPC)
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert!(client.head_file(&p("big.bin")).await.unwrap().is_none());
         assert!(leftovers(&cache).is_empty(), "{:?}", leftovers(&cache));
