@@ -566,7 +566,6 @@ fn run_opts(args: MountArgs, opts: MountOptions) -> Result<(), String> {
     if args.fake {
         return Ok(());
     }
-    let _cache_lock = crate::fs::journal::lock_cache_dir(&opts.cache_dir)?;
 
     // Fork now, while no thread exists; from here on errors reach the
     // waiting parent through `readiness`.
@@ -774,6 +773,9 @@ fn serve(
         upload_concurrency: opts.upload_concurrency,
         permanent_delete: opts.permanent_delete,
     };
+    // One process per journal (checked after the access check, so a wrong
+    // endpoint is reported as such).
+    let _cache_lock = crate::fs::journal::lock_cache_dir(&opts.cache_dir)?;
     let mut fs = crate::fs::SmhFs::new(client, fs_cfg);
     fs.set_durability(durability_options(opts));
     let fs = std::sync::Arc::new(fs);
