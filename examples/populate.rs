@@ -22,7 +22,8 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use futures::StreamExt;
 use smhfs::smh::{
-    ClientConfig, ConflictStrategy, ContentHasher, Credentials, RetryPolicy, SmhClient, SmhPath, UploadOptions,
+    ClientConfig, ConflictStrategy, ContentHasher, Credentials, RetryPolicy, SmhClient, SmhPath,
+    UploadOptions,
 };
 
 #[derive(Parser, Debug)]
@@ -73,8 +74,12 @@ async fn main() -> anyhow::Result<()> {
     if !client.dir_exists(&dir).await? {
         client.create_dir(&dir, ConflictStrategy::Rename).await?;
     }
-    let existing: std::collections::HashSet<String> =
-        client.list_all(&dir).await?.into_iter().map(|e| e.name).collect();
+    let existing: std::collections::HashSet<String> = client
+        .list_all(&dir)
+        .await?
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
 
     // One staged source for all files; its hashes are computed once.
     let staging = tempfile::tempdir()?;
@@ -89,7 +94,13 @@ async fn main() -> anyhow::Result<()> {
     let opts = UploadOptions::default();
 
     let names: Vec<String> = (0..args.count)
-        .map(|i| if args.kind == "file" { format!("e{i:05}.bin") } else { format!("e{i:05}") })
+        .map(|i| {
+            if args.kind == "file" {
+                format!("e{i:05}.bin")
+            } else {
+                format!("e{i:05}")
+            }
+        })
         .filter(|n| !existing.contains(n))
         .collect();
     let todo = names.len();
@@ -136,7 +147,11 @@ async fn main() -> anyhow::Result<()> {
         args.dir
     );
     if total < args.count {
-        bail!("{} holds {total} entries, expected at least {}", args.dir, args.count);
+        bail!(
+            "{} holds {total} entries, expected at least {}",
+            args.dir,
+            args.count
+        );
     }
     Ok(())
 }

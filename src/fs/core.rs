@@ -56,6 +56,8 @@ pub struct DirItem {
     pub ino: u64,
     pub name: String,
     pub kind: Kind,
+    /// Attributes for readdirplus (from the same listing).
+    pub meta: Meta,
 }
 
 /// Space figures for statfs, in bytes.
@@ -172,7 +174,11 @@ impl SmhFs {
     /// Locks the open-file state of `ino`, creating it if needed. A release
     /// may drop the entry from the map while we wait for its lock; then the
     /// state we hold is orphaned and we take the current one instead.
-    async fn lock_open_file(&self, ino: u64, remote: bool) -> tokio::sync::OwnedMutexGuard<OpenFile> {
+    async fn lock_open_file(
+        &self,
+        ino: u64,
+        remote: bool,
+    ) -> tokio::sync::OwnedMutexGuard<OpenFile> {
         loop {
             let of = self.open_file_or_insert(ino, remote);
             let guard = of.clone().lock_owned().await;
@@ -310,11 +316,13 @@ impl SmhFs {
             ino,
             name: ".".into(),
             kind: Kind::Dir,
+            meta: Meta::new_dir(),
         });
         items.push(DirItem {
             ino: parent_ino,
             name: "..".into(),
             kind: Kind::Dir,
+            meta: Meta::new_dir(),
         });
         let mut seen = std::collections::HashSet::new();
         {
@@ -326,7 +334,19 @@ impl SmhFs {
                         ino: inodes.lookup(&p, false),
                         name: name.clone(),
                         kind: m.kind,
+                        meta: m.clone(),
                     });
+                }
+            }
+        }
+        {
+            // A staged file's local size wins, as in `resolve`.
+            let local = self.local.lock();
+            if !local.is_empty() {
+                for it in items.iter_mut().skip(2) {
+                    if let Some(m) = local.get(&it.ino) {
+                        it.meta = m.clone();
+                    }
                 }
             }
         }
@@ -339,10 +359,17 @@ impl SmhFs {
             if p.parent().as_ref() == Some(&dir) {
                 if let Some(name) = p.name() {
                     if !seen.contains(name) {
+                        let meta = self
+                            .local
+                            .lock()
+                            .get(&fino)
+                            .cloned()
+                            .unwrap_or_else(|| Meta::new_file(0));
                         items.push(DirItem {
                             ino: fino,
                             name: name.to_string(),
                             kind: Kind::File,
+                            meta,
                         });
                     }
                 }
@@ -351,6 +378,13 @@ impl SmhFs {
         let items = Arc::new(items);
         self.dir_handles.lock().insert(fh, Some(items.clone()));
         Ok(items)
+    }
+
+    /// The inode of `dir/name` handed to the kernel by readdirplus, counted
+    /// as one lookup (undo with `forget` if the entry did not fit).
+    pub fn readdirplus_ino(&self, dir: &SmhPath, name: &str) -> Option<u64> {
+        let p = dir.join(name).ok()?;
+        Some(self.inodes.lock().lookup(&p, true))
     }
 
     pub fn releasedir(&self, fh: u64) {
