@@ -239,6 +239,42 @@ impl SmhFs {
         self.resolve_remote(path).await
     }
 
+    /// Attributes known without a network call (local staging, caches),
+    /// so the FUSE thread can answer at once; `None`: ask `resolve`.
+    fn resolve_cached(&self, path: &SmhPath) -> Option<Option<Meta>> {
+        let ino = self.inodes.lock().ino_of(path);
+        if let Some(m) = ino.and_then(|i| self.local.lock().get(&i).cloned()) {
+            return Some(Some(m));
+        }
+        if *path == self.cfg.root {
+            return Some(Some(Meta::new_dir()));
+        }
+        self.attrs.get(path)
+    }
+
+    /// `lookup` answered from the caches, if they know the answer.
+    pub fn lookup_cached(&self, parent: u64, name: &std::ffi::OsStr) -> Option<FsResult<Attr>> {
+        let path = match self.child(parent, name) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        let meta = self.resolve_cached(&path)?;
+        Some(meta.ok_or(FsError::NotFound).map(|meta| {
+            let ino = self.inodes.lock().lookup(&path, true);
+            Attr { ino, meta }
+        }))
+    }
+
+    /// `getattr` answered from the caches, if they know the answer.
+    pub fn getattr_cached(&self, ino: u64) -> Option<FsResult<Attr>> {
+        let path = match self.path_of(ino) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        let meta = self.resolve_cached(&path)?;
+        Some(meta.ok_or(FsError::NotFound).map(|meta| Attr { ino, meta }))
+    }
+
     pub async fn lookup(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<Attr> {
         let path = self.child(parent, name)?;
         let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
@@ -734,6 +770,26 @@ impl SmhFs {
                 meta.size,
             )
             .await?)
+    }
+
+    /// A write to an already staged file whose state is not locked, done
+    /// in the calling (FUSE) thread: no copy of the data, no task switch.
+    /// `None`: take the async path.
+    pub fn write_now(&self, fh: u64, offset: u64, data: &[u8]) -> Option<FsResult<u32>> {
+        if self.cfg.read_only {
+            return None;
+        }
+        let (ino, _) = self.handle_ino(fh).ok()?;
+        let of = self.open_file(ino)?;
+        let mut of = of.try_lock().ok()?;
+        let of = &mut *of;
+        let st = of.staged.as_mut()?;
+        if let Err(e) = st.write_at(offset, data) {
+            return Some(Err(e.into()));
+        }
+        self.note_local(ino, st);
+        of.dirty = true;
+        Some(Ok(data.len() as u32))
     }
 
     pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {

@@ -110,6 +110,13 @@ impl Filesystem for SmhFuse {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.fs.lookup_cached(parent.0, name) {
+            Some(Ok(a)) => {
+                return reply.entry(&self.ttl, &Self::file_attr(self.look, &a), Generation(0))
+            }
+            Some(Err(e)) => return reply.error(errno("lookup", &e)),
+            None => {}
+        }
         let name = name.to_owned();
         self.spawn(|fs, look, ttl| async move {
             match fs.lookup(parent.0, &name).await {
@@ -124,6 +131,11 @@ impl Filesystem for SmhFuse {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.fs.getattr_cached(ino.0) {
+            Some(Ok(a)) => return reply.attr(&self.ttl, &Self::file_attr(self.look, &a)),
+            Some(Err(e)) => return reply.error(errno("getattr", &e)),
+            None => {}
+        }
         self.spawn(|fs, look, ttl| async move {
             match fs.getattr(ino.0).await {
                 Ok(a) => reply.attr(&ttl, &Self::file_attr(look, &a)),
@@ -314,6 +326,11 @@ impl Filesystem for SmhFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        match self.fs.write_now(fh.0, offset, data) {
+            Some(Ok(n)) => return reply.written(n),
+            Some(Err(e)) => return reply.error(errno("write", &e)),
+            None => {}
+        }
         let data = data.to_vec();
         self.spawn(|fs, _, _| async move {
             match fs.write(fh.0, offset, &data).await {
