@@ -535,8 +535,11 @@ pub async fn confirm(
             Ok((meta, blobs))
         });
         meta.map(|(meta, blobs)| {
-            let _ = std::fs::remove_dir_all(dir);
-            store.remove_orphans(blobs);
+            // Cleanup runs behind the reply: the file is committed already.
+            tokio::task::spawn_blocking(move || {
+                let _ = std::fs::remove_dir_all(dir);
+                store.remove_orphans(blobs);
+            });
             meta
         })
     })
