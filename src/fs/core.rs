@@ -249,7 +249,20 @@ impl SmhFs {
         if *path == self.cfg.root {
             return Some(Some(Meta::new_dir()));
         }
-        self.attrs.get(path)
+        if let Some(hit) = self.attrs.get(path) {
+            return Some(hit);
+        }
+        let (parent, name) = (path.parent()?, path.name()?);
+        let listing = self.dirs.get(&parent)?;
+        let found = listing
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, m)| m.clone());
+        match &found {
+            Some(m) => self.attrs.put(path.clone(), m.clone()),
+            None => self.attrs.put_missing(path.clone()),
+        }
+        Some(found)
     }
 
     /// `lookup` answered from the caches, if they know the answer.

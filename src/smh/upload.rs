@@ -130,12 +130,19 @@ enum PartBody {
 }
 
 impl PartBody {
-    fn from_file(file: &Arc<std::fs::File>, offset: u64, len: u64) -> Self {
-        PartBody::File {
+    /// A small range is read at once (one write of head and body on the
+    /// wire, no stream); a larger one is streamed.
+    fn from_file(file: &Arc<std::fs::File>, offset: u64, len: u64) -> Result<Self> {
+        if len <= STREAM_CHUNK {
+            let mut buf = vec![0u8; len as usize];
+            file.read_exact_at(&mut buf, offset)?;
+            return Ok(PartBody::Bytes(Bytes::from(buf)));
+        }
+        Ok(PartBody::File {
             file: file.clone(),
             offset,
             len,
-        }
+        })
     }
 
     fn len(&self) -> u64 {
@@ -406,7 +413,7 @@ impl SmhClient {
         }
         match kind {
             UploadKind::Simple => {
-                let data = PartBody::from_file(&file, 0, size);
+                let data = PartBody::from_file(&file, 0, size)?;
                 if let Err(e) = self.put_to_object_store(&ticket, None, data.clone()).await {
                     if e.status() != Some(403) {
                         return Err(e);
@@ -458,7 +465,7 @@ impl SmhClient {
                 let file = file.clone();
                 async move {
                     let (offset, len) = part_range(n, plan.part_size, plan.size);
-                    let data = PartBody::from_file(&file, offset, len);
+                    let data = PartBody::from_file(&file, offset, len)?;
                     let mut renewed_for_403 = false;
                     // Once per part: a ticket shorter-lived than the margin
                     // would otherwise be renewed forever.
