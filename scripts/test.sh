@@ -5,4 +5,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo build --all-targets
-cargo test --all-targets -- --test-threads=2
+cargo test
