@@ -56,6 +56,8 @@ pub struct DirItem {
     pub ino: u64,
     pub name: String,
     pub kind: Kind,
+    /// Attributes for readdirplus (from the same listing).
+    pub meta: Meta,
 }
 
 /// Space figures for statfs, in bytes.
@@ -258,6 +260,55 @@ impl SmhFs {
         self.resolve_remote(path).await
     }
 
+    /// Attributes known without a network call (local staging, caches),
+    /// so the FUSE thread can answer at once; `None`: ask `resolve`.
+    fn resolve_cached(&self, path: &SmhPath) -> Option<Option<Meta>> {
+        let ino = self.inodes.lock().ino_of(path);
+        if let Some(m) = ino.and_then(|i| self.local.lock().get(&i).cloned()) {
+            return Some(Some(m));
+        }
+        if *path == self.cfg.root {
+            return Some(Some(Meta::new_dir()));
+        }
+        if let Some(hit) = self.attrs.get(path) {
+            return Some(hit);
+        }
+        let (parent, name) = (path.parent()?, path.name()?);
+        let listing = self.dirs.get(&parent)?;
+        let found = listing
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, m)| m.clone());
+        match &found {
+            Some(m) => self.attrs.put(path.clone(), m.clone()),
+            None => self.attrs.put_missing(path.clone()),
+        }
+        Some(found)
+    }
+
+    /// `lookup` answered from the caches, if they know the answer.
+    pub fn lookup_cached(&self, parent: u64, name: &std::ffi::OsStr) -> Option<FsResult<Attr>> {
+        let path = match self.child(parent, name) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        let meta = self.resolve_cached(&path)?;
+        Some(meta.ok_or(FsError::NotFound).map(|meta| {
+            let ino = self.inodes.lock().lookup(&path, true);
+            Attr { ino, meta }
+        }))
+    }
+
+    /// `getattr` answered from the caches, if they know the answer.
+    pub fn getattr_cached(&self, ino: u64) -> Option<FsResult<Attr>> {
+        let path = match self.path_of(ino) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        let meta = self.resolve_cached(&path)?;
+        Some(meta.ok_or(FsError::NotFound).map(|meta| Attr { ino, meta }))
+    }
+
     pub async fn lookup(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<Attr> {
         let path = self.child(parent, name)?;
         let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
@@ -335,11 +386,13 @@ impl SmhFs {
             ino,
             name: ".".into(),
             kind: Kind::Dir,
+            meta: Meta::new_dir(),
         });
         items.push(DirItem {
             ino: parent_ino,
             name: "..".into(),
             kind: Kind::Dir,
+            meta: Meta::new_dir(),
         });
         let mut seen = std::collections::HashSet::new();
         {
@@ -351,7 +404,19 @@ impl SmhFs {
                         ino: inodes.lookup(&p, false),
                         name: name.clone(),
                         kind: m.kind,
+                        meta: m.clone(),
                     });
+                }
+            }
+        }
+        {
+            // A staged file's local size wins, as in `resolve`.
+            let local = self.local.lock();
+            if !local.is_empty() {
+                for it in items.iter_mut().skip(2) {
+                    if let Some(m) = local.get(&it.ino) {
+                        it.meta = m.clone();
+                    }
                 }
             }
         }
@@ -364,10 +429,17 @@ impl SmhFs {
             if p.parent().as_ref() == Some(&dir) {
                 if let Some(name) = p.name() {
                     if !seen.contains(name) {
+                        let meta = self
+                            .local
+                            .lock()
+                            .get(&fino)
+                            .cloned()
+                            .unwrap_or_else(|| Meta::new_file(0));
                         items.push(DirItem {
                             ino: fino,
                             name: name.to_string(),
                             kind: Kind::File,
+                            meta,
                         });
                     }
                 }
@@ -376,6 +448,13 @@ impl SmhFs {
         let items = Arc::new(items);
         self.dir_handles.lock().insert(fh, Some(items.clone()));
         Ok(items)
+    }
+
+    /// The inode of `dir/name` handed to the kernel by readdirplus, counted
+    /// as one lookup (undo with `forget` if the entry did not fit).
+    pub fn readdirplus_ino(&self, dir: &SmhPath, name: &str) -> Option<u64> {
+        let p = dir.join(name).ok()?;
+        Some(self.inodes.lock().lookup(&p, true))
     }
 
     pub fn releasedir(&self, fh: u64) {
@@ -761,6 +840,26 @@ impl SmhFs {
                 meta.size,
             )
             .await?)
+    }
+
+    /// A write to an already staged file whose state is not locked, done
+    /// in the calling (FUSE) thread: no copy of the data, no task switch.
+    /// `None`: take the async path.
+    pub fn write_now(&self, fh: u64, offset: u64, data: &[u8]) -> Option<FsResult<u32>> {
+        if self.cfg.read_only {
+            return None;
+        }
+        let (ino, _) = self.handle_ino(fh).ok()?;
+        let of = self.open_file(ino)?;
+        let mut of = of.try_lock().ok()?;
+        let of = &mut *of;
+        let st = of.staged.as_mut()?;
+        if let Err(e) = st.write_at(offset, data) {
+            return Some(Err(e.into()));
+        }
+        self.note_local(ino, st);
+        of.dirty = true;
+        Some(Ok(data.len() as u32))
     }
 
     pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {

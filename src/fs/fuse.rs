@@ -37,6 +37,9 @@ pub struct SmhFuse {
 }
 
 const BLOCK: u32 = 4096;
+/// `st_blksize`, the I/O size tools like `cp` and `cat` use for their
+/// buffers: one request of `max_write` instead of 8 of 128 KiB.
+const IO_SIZE: u32 = 1 << 20;
 
 /// The one place filesystem errors become errno values for the kernel.
 fn errno(op: &str, e: &FsError) -> Errno {
@@ -73,7 +76,7 @@ impl SmhFuse {
             uid: look.uid,
             gid: look.gid,
             rdev: 0,
-            blksize: BLOCK,
+            blksize: IO_SIZE,
             flags: 0,
         }
     }
@@ -106,10 +109,19 @@ impl Filesystem for SmhFuse {
         let _ = config.add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC);
         let _ = config.set_max_write(1 << 20);
         let _ = config.set_max_readahead(1 << 20);
+        // `ls -l`: names and attributes in one pass, no lookup per entry.
+        let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS);
         Ok(())
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.fs.lookup_cached(parent.0, name) {
+            Some(Ok(a)) => {
+                return reply.entry(&self.ttl, &Self::file_attr(self.look, &a), Generation(0))
+            }
+            Some(Err(e)) => return reply.error(errno("lookup", &e)),
+            None => {}
+        }
         let name = name.to_owned();
         self.spawn(|fs, look, ttl| async move {
             match fs.lookup(parent.0, &name).await {
@@ -124,6 +136,11 @@ impl Filesystem for SmhFuse {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.fs.getattr_cached(ino.0) {
+            Some(Ok(a)) => return reply.attr(&self.ttl, &Self::file_attr(self.look, &a)),
+            Some(Err(e)) => return reply.error(errno("getattr", &e)),
+            None => {}
+        }
         self.spawn(|fs, look, ttl| async move {
             match fs.getattr(ino.0).await {
                 Ok(a) => reply.attr(&ttl, &Self::file_attr(look, &a)),
@@ -314,6 +331,11 @@ impl Filesystem for SmhFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        match self.fs.write_now(fh.0, offset, data) {
+            Some(Ok(n)) => return reply.written(n),
+            Some(Err(e)) => return reply.error(errno("write", &e)),
+            None => {}
+        }
         let data = data.to_vec();
         self.spawn(|fs, _, _| async move {
             match fs.write(fh.0, offset, &data).await {
@@ -407,6 +429,59 @@ impl Filesystem for SmhFuse {
         });
     }
 
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: fuser::ReplyDirectoryPlus,
+    ) {
+        self.spawn(|fs, look, ttl| async move {
+            let dir = match fs.path_of(ino.0) {
+                Ok(d) => d,
+                Err(e) => return reply.error(errno("readdirplus", &e)),
+            };
+            match fs.readdir(ino.0, fh.0, offset).await {
+                Ok(items) => {
+                    for (i, it) in items.iter().enumerate().skip(offset as usize) {
+                        let dot = i < 2;
+                        let eino = if dot {
+                            it.ino
+                        } else {
+                            match fs.readdirplus_ino(&dir, &it.name) {
+                                Some(e) => e,
+                                None => continue,
+                            }
+                        };
+                        let attr = Self::file_attr(
+                            look,
+                            &Attr {
+                                ino: eino,
+                                meta: it.meta.clone(),
+                            },
+                        );
+                        if reply.add(
+                            INodeNo(eino),
+                            (i + 1) as u64,
+                            &it.name,
+                            &ttl,
+                            &attr,
+                            Generation(0),
+                        ) {
+                            if !dot {
+                                fs.forget(eino, 1);
+                            }
+                            break;
+                        }
+                    }
+                    reply.ok();
+                }
+                Err(e) => reply.error(errno("readdirplus", &e)),
+            }
+        });
+    }
+
     fn releasedir(
         &self,
         _req: &Request,
@@ -470,6 +545,8 @@ impl Filesystem for SmhFuse {
     ) {
         // SMH keeps no extended attributes; smhfs shows upload progress as
         // read-only `user.smhfs.status` (root) and `user.smhfs.upload`.
+        // Other names get ENODATA at once, from this thread. (Not ENOSYS:
+        // the kernel would then never ask again, for these names either.)
         let Some(name) = name.to_str().filter(|n| n.starts_with("user.smhfs.")) else {
             reply.error(Errno::from_i32(libc::ENODATA));
             return;
@@ -485,12 +562,8 @@ impl Filesystem for SmhFuse {
         });
     }
 
-    fn listxattr(&self, _req: &Request, _ino: INodeNo, size: u32, reply: fuser::ReplyXattr) {
-        if size == 0 {
-            reply.size(0);
-        } else {
-            reply.data(&[]);
-        }
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: fuser::ReplyXattr) {
+        reply.error(Errno::from_i32(libc::ENOSYS));
     }
 
     fn create(

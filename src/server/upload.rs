@@ -8,7 +8,6 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::Response;
 use futures::StreamExt;
 use rusqlite::{params, Connection, OptionalExtension};
-use tokio::io::AsyncWriteExt;
 
 use super::auth::Auth;
 use super::error::{SResult, ServerError};
@@ -434,7 +433,21 @@ pub async fn confirm(
         ));
     }
     let _guard = ConfirmGuard(app.clone(), key.clone());
-    let task = task_of(app, key.clone(), space.clone()).await?;
+    // The task and its parts in one trip to the database.
+    let (k2, sp2) = (key.clone(), space.clone());
+    let (task, parts) = app
+        .db(move |c| {
+            let task = load_task(c, &k2)?
+                .filter(|t| t.space == sp2)
+                .ok_or_else(|| ServerError::api(404, "UploadNotFound", "no such upload task"))?;
+            let parts = if task.confirmed {
+                Vec::new()
+            } else {
+                load_parts(c, &k2)?
+            };
+            Ok((task, parts))
+        })
+        .await?;
     if task.confirmed {
         return Err(ServerError::api(
             409,
@@ -444,8 +457,6 @@ pub async fn confirm(
     }
     let strategy = ctx.strategy(task.strategy)?;
     let force = task.force || auth.allows(&["upload_file_force"]);
-    let k2 = key.clone();
-    let parts = app.db(move |c| load_parts(c, &k2)).await?;
     if parts.is_empty() {
         return Err(ServerError::api(
             404,
@@ -509,8 +520,12 @@ pub async fn confirm(
     let cap = app.args.capacity;
     let target = task.path.clone();
     let k4 = key.clone();
-    let res = app
-        .db(move |c| {
+    let store = app.store.clone();
+    let dir = app.store.upload_dir(&key);
+    // Commit, then drop the part files and replaced blobs, in one trip to
+    // the blocking pool.
+    let res = tokio::task::spawn_blocking(move || {
+        let meta = store.tx(|c| {
             let (meta, blobs) = commit_file(c, &space, &target, strategy, force, &data, cap)?;
             c.execute(
                 "UPDATE uploads SET confirmed=1, final_path=?2 WHERE key=?1",
@@ -518,22 +533,24 @@ pub async fn confirm(
             )?;
             c.execute("DELETE FROM parts WHERE key=?1", [&k4])?;
             Ok((meta, blobs))
+        });
+        meta.map(|(meta, blobs)| {
+            // Cleanup runs behind the reply: the file is committed already.
+            tokio::task::spawn_blocking(move || {
+                let _ = std::fs::remove_dir_all(dir);
+                store.remove_orphans(blobs);
+            });
+            meta
         })
-        .await;
-    let (meta, blobs) = match res {
+    })
+    .await?;
+    let meta = match res {
         Ok(x) => x,
         Err(e) => {
             cleanup_blob(app, &blob);
             return Err(e);
         }
     };
-    let store = app.store.clone();
-    let dir = app.store.upload_dir(&key);
-    tokio::task::spawn_blocking(move || {
-        let _ = std::fs::remove_dir_all(dir);
-        store.remove_orphans(blobs);
-    })
-    .await?;
     Ok(json_response(StatusCode::OK, &meta))
 }
 
@@ -675,6 +692,13 @@ async fn drain(body: axum::body::Body) {
     }
 }
 
+fn etag_of(crc: u64, n: u64) -> String {
+    format!("\"{crc:016x}{n:016x}\"")
+}
+
+/// Received part bytes are written in buffers of this size.
+const RECV_BUF: usize = 1 << 20;
+
 async fn object_put_inner(app: &Arc<App>, ctx: &Ctx, key: &str) -> SResult<Response> {
     app.faults.check("part", true)?;
     app.faults.delay("part").await;
@@ -736,24 +760,69 @@ async fn object_put_inner(app: &Arc<App>, ctx: &Ctx, key: &str) -> SResult<Respo
         1
     };
     let dir = app.store.upload_dir(&key);
-    tokio::fs::create_dir_all(&dir).await?;
     let tmp = dir.join(format!("{num}.tmp{}", random_hex(6)));
+    let fin = dir.join(num.to_string());
     let body = ctx.take_body().unwrap_or_default();
+    // The body is gathered in buffers of up to RECV_BUF and each buffer is
+    // written with one blocking call (std::fs), so a small part costs one
+    // hop to the blocking pool instead of one per file operation.
     let received = async {
-        let file = tokio::fs::File::create(&tmp).await?;
-        let mut w = tokio::io::BufWriter::with_capacity(1 << 20, file);
         let mut stream = body.into_data_stream();
         let mut crc = Crc64::new();
         let mut n = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                ServerError::cos(400, "IncompleteBody", format!("reading the body: {e}"))
-            })?;
-            crc.update(&chunk);
-            n += chunk.len() as u64;
-            w.write_all(&chunk).await?;
+        let mut buf: Vec<u8> = Vec::new();
+        let mut file: Option<std::fs::File> = None;
+        let mut done = false;
+        while !done {
+            match stream.next().await {
+                Some(chunk) => {
+                    let chunk = chunk.map_err(|e| {
+                        ServerError::cos(400, "IncompleteBody", format!("reading the body: {e}"))
+                    })?;
+                    crc.update(&chunk);
+                    n += chunk.len() as u64;
+                    if buf.is_empty() && chunk.len() >= RECV_BUF {
+                        buf = chunk.to_vec();
+                    } else {
+                        buf.extend_from_slice(&chunk);
+                    }
+                    if buf.len() < RECV_BUF {
+                        continue;
+                    }
+                }
+                None => done = true,
+            }
+            let data = std::mem::take(&mut buf);
+            let (d, t, f) = (dir.clone(), tmp.clone(), file.take());
+            // With the last buffer: rename into place and record the part.
+            let last = done.then(|| (fin.clone(), key.clone(), n, etag_of(crc.value(), n)));
+            let store = app.store.clone();
+            file = tokio::task::spawn_blocking(move || -> SResult<Option<std::fs::File>> {
+                use std::io::Write;
+                let mut f = match f {
+                    Some(f) => f,
+                    None => {
+                        std::fs::create_dir_all(&d)?;
+                        std::fs::File::create(&t)?
+                    }
+                };
+                f.write_all(&data)?;
+                let Some((fin, key, n, etag)) = last else {
+                    return Ok(Some(f));
+                };
+                drop(f);
+                std::fs::rename(&t, &fin)?;
+                store.tx(|c| {
+                    c.execute(
+                        "INSERT OR REPLACE INTO parts(key,num,size,etag,mtime) VALUES(?1,?2,?3,?4,?5)",
+                        params![key, num as i64, n as i64, etag, now_iso()],
+                    )?;
+                    Ok(None)
+                })
+            })
+            .await
+            .map_err(std::io::Error::other)??;
         }
-        w.flush().await?;
         Ok::<_, ServerError>((n, crc.value()))
     }
     .await;
@@ -764,18 +833,7 @@ async fn object_put_inner(app: &Arc<App>, ctx: &Ctx, key: &str) -> SResult<Respo
             return Err(e.into_cos());
         }
     };
-    tokio::fs::rename(&tmp, dir.join(num.to_string())).await?;
-    let etag = format!("\"{crc:016x}{n:016x}\"");
-    let e2 = etag.clone();
-    app.db(move |c| {
-        c.execute(
-            "INSERT OR REPLACE INTO parts(key,num,size,etag,mtime) VALUES(?1,?2,?3,?4,?5)",
-            params![key, num as i64, n as i64, e2, now_iso()],
-        )?;
-        Ok(())
-    })
-    .await
-    .map_err(ServerError::into_cos)?;
+    let etag = etag_of(crc, n);
     Stats::add(&app.stats.part_bytes, n);
     if task.multipart {
         let app2 = app.clone();

@@ -128,14 +128,69 @@ fn renew_margin(t: &UploadTicket) -> Duration {
 /// At most this many 403-driven renewals per part.
 const MAX_403_RENEWALS: u32 = 8;
 
-async fn read_at(file: Arc<std::fs::File>, offset: u64, len: u64) -> Result<Bytes> {
-    tokio::task::spawn_blocking(move || {
-        let mut buf = vec![0u8; len as usize];
-        file.read_exact_at(&mut buf, offset)?;
-        Ok(Bytes::from(buf))
-    })
-    .await
-    .map_err(|e| SmhError::Upload(format!("read task failed: {e}")))?
+/// Chunk read from the staged file per step of a streamed part body.
+const STREAM_CHUNK: u64 = 256 * 1024;
+
+/// The body of one object PUT: in memory, or a byte range of a local file
+/// streamed in small chunks (a part is never held whole in memory, so
+/// memory stays at concurrency x a few chunks).
+#[derive(Clone)]
+enum PartBody {
+    Bytes(Bytes),
+    File {
+        file: Arc<std::fs::File>,
+        offset: u64,
+        len: u64,
+    },
+}
+
+impl PartBody {
+    /// A small range is read at once (one write of head and body on the
+    /// wire, no stream); a larger one is streamed.
+    fn from_file(file: &Arc<std::fs::File>, offset: u64, len: u64) -> Result<Self> {
+        if len <= STREAM_CHUNK {
+            let mut buf = vec![0u8; len as usize];
+            file.read_exact_at(&mut buf, offset)?;
+            return Ok(PartBody::Bytes(Bytes::from(buf)));
+        }
+        Ok(PartBody::File {
+            file: file.clone(),
+            offset,
+            len,
+        })
+    }
+
+    fn len(&self) -> u64 {
+        match self {
+            PartBody::Bytes(b) => b.len() as u64,
+            PartBody::File { len, .. } => *len,
+        }
+    }
+
+    fn to_body(&self) -> reqwest::Body {
+        match self {
+            PartBody::Bytes(b) => reqwest::Body::from(b.clone()),
+            PartBody::File { file, offset, len } => {
+                let state = (file.clone(), *offset, *len);
+                let chunks = futures::stream::try_unfold(state, |(file, off, left)| async move {
+                    if left == 0 {
+                        return Ok::<_, std::io::Error>(None);
+                    }
+                    let n = left.min(STREAM_CHUNK);
+                    let f = file.clone();
+                    let buf = tokio::task::spawn_blocking(move || {
+                        let mut buf = vec![0u8; n as usize];
+                        f.read_exact_at(&mut buf, off)?;
+                        Ok::<_, std::io::Error>(Bytes::from(buf))
+                    })
+                    .await
+                    .map_err(std::io::Error::other)??;
+                    Ok(Some((buf, (file, off + n, left - n))))
+                });
+                reqwest::Body::wrap_stream(chunks)
+            }
+        }
+    }
 }
 
 /// The ticket shared by concurrent part uploads, with a generation so that
@@ -201,14 +256,19 @@ impl SmhClient {
         &self,
         ticket: &UploadTicket,
         part: Option<u32>,
-        body: Bytes,
+        body: PartBody,
     ) -> Result<()> {
         let url = self.object_url(ticket, part);
         let shown = redact_url(&url);
         let max = self.config().retry.max_retries;
         let mut attempt = 0;
         loop {
-            let mut req = self.inner.http.put(&url).body(body.clone());
+            let mut req = self
+                .inner
+                .http
+                .put(&url)
+                .header(reqwest::header::CONTENT_LENGTH, body.len())
+                .body(body.to_body());
             for (k, v) in ticket.header_pairs() {
                 req = req.header(k, v);
             }
@@ -243,13 +303,14 @@ impl SmhClient {
                 "part number {part_number} out of range"
             )));
         }
-        self.put_to_object_store(ticket, Some(part_number), body)
+        self.put_to_object_store(ticket, Some(part_number), PartBody::Bytes(body))
             .await
     }
 
     /// PUT the whole body of a simple upload.
     pub async fn put_object(&self, ticket: &UploadTicket, body: Bytes) -> Result<()> {
-        self.put_to_object_store(ticket, None, body).await
+        self.put_to_object_store(ticket, None, PartBody::Bytes(body))
+            .await
     }
 
     fn upload_task_path(&self, confirm_key: &str) -> Result<String> {
@@ -367,8 +428,8 @@ impl SmhClient {
         }
         match kind {
             UploadKind::Simple => {
-                let data = read_at(file, 0, size).await?;
-                if let Err(e) = self.put_object(&ticket, data.clone()).await {
+                let data = PartBody::from_file(&file, 0, size)?;
+                if let Err(e) = self.put_to_object_store(&ticket, None, data.clone()).await {
                     if e.status() != Some(403) {
                         return Err(e);
                     }
@@ -387,7 +448,7 @@ impl SmhClient {
                             "second begin did not return a ticket".into(),
                         ));
                     };
-                    self.put_object(&t, data).await?;
+                    self.put_to_object_store(&t, None, data).await?;
                     if let Some(p) = &opts.on_progress {
                         p(size);
                     }
@@ -426,7 +487,7 @@ impl SmhClient {
                 let file = file.clone();
                 async move {
                     let (offset, len) = part_range(n, plan.part_size, plan.size);
-                    let data = read_at(file, offset, len).await?;
+                    let data = PartBody::from_file(&file, offset, len)?;
                     let mut refused = 0;
                     // Once per part: a ticket shorter-lived than the margin
                     // would otherwise be renewed forever.
@@ -439,7 +500,10 @@ impl SmhClient {
                                 .await?;
                             continue;
                         }
-                        match self.put_part(&ticket, n, data.clone()).await {
+                        match self
+                            .put_to_object_store(&ticket, Some(n), data.clone())
+                            .await
+                        {
                             Ok(()) => {
                                 if let Some(p) = &opts.on_progress {
                                     p(len);
