@@ -853,12 +853,34 @@ impl SmhFs {
         let of = self.open_file(ino)?;
         let mut of = of.try_lock().ok()?;
         let of = &mut *of;
+        // The journal must be (re)written, or the write failed before: the
+        // async path does that.
+        if of.write_error.is_some()
+            || of.journal_id.is_none()
+            || of.journal_plan
+            || of.journal_complete
+        {
+            return None;
+        }
         let st = of.staged.as_mut()?;
+        let grow = (offset + data.len() as u64).saturating_sub(st.size());
+        if grow > 0 {
+            // No room without waiting: the async path waits (or ENOSPC).
+            if !self.dur.budget.try_reserve(grow, st.charged()) {
+                return None;
+            }
+            st.add_charged(grow);
+        }
         if let Err(e) = st.write_at(offset, data) {
-            return Some(Err(e.into()));
+            let e = FsError::from(e);
+            // The content is now incomplete: it must never be uploaded.
+            of.write_error = Some(e.errno());
+            return Some(Err(e));
         }
         self.note_local(ino, st);
         of.dirty = true;
+        of.plan = None;
+        of.fresh = true;
         Some(Ok(data.len() as u32))
     }
 

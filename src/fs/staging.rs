@@ -73,6 +73,11 @@ impl CacheBudget {
         }
     }
 
+    /// Takes `n` bytes of room if there is some now.
+    pub fn try_reserve(&self, n: u64, own: u64) -> bool {
+        own.saturating_add(n) <= self.limit && self.try_take(n)
+    }
+
     /// Counts `n` bytes without waiting (data already on disk).
     pub fn force(&self, n: u64) {
         let mut u = self.used.lock();
