@@ -141,7 +141,7 @@ async fn kill9_mid_upload_then_remount_sends_only_missing_parts() {
     let server = TestServer::start();
     let client = client_for(&server);
     let work = tempfile::tempdir().unwrap();
-    let size = 192 * MIB;
+    let size = 300 * MIB;
     let src = random_file(work.path(), "big.bin", size);
     let want = hash_file(&src);
     let opts = "part_size=8M,upload_concurrency=2";
@@ -149,7 +149,7 @@ async fn kill9_mid_upload_then_remount_sends_only_missing_parts() {
     server.admin("/__latency", "part:400").await;
     let mut cp = spawn_cp(&src, &m1.path("big.bin"));
     wait_for("a third of the parts", Duration::from_secs(90), || async {
-        part_bytes(&server).await >= 64 * MIB
+        part_bytes(&server).await >= 96 * MIB
     })
     .await;
     m1.signal_and_wait(libc::SIGKILL).expect("daemon killed");
