@@ -27,8 +27,13 @@ impl SmhFs {
         };
         let id = st.id();
         of.fresh = false;
+        // Write-back acknowledged the data at close: it must be on disk
+        // before the upload may fail and leave it to a later mount.
+        let sync = self.write_back();
         let hashes = match tokio::task::block_in_place(|| {
-            st.sync()?;
+            if sync {
+                st.sync()?;
+            }
             st.hashes()
         }) {
             Ok(h) => h,

@@ -269,7 +269,7 @@ impl Durability {
     pub fn new(cache_dir: &std::path::Path, opts: DurabilityOptions) -> Self {
         Self {
             budget: CacheBudget::new(opts.cache_size, opts.cache_wait),
-            journal: Journal::new(cache_dir),
+            journal: Journal::new(cache_dir).durable(opts.write_back.is_some()),
             tracker: Tracker::default(),
             queue: Queue::default(),
             opts,

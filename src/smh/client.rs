@@ -546,9 +546,30 @@ impl SmhClient {
                 "refusing to delete the root directory".into(),
             ));
         }
-        let call = ApiCall::new(Method::DELETE, self.space_path("directory", path))
+        self.delete("directory", path, permanent).await
+    }
+
+    /// DELETE of a file or directory (to the recycle bin unless `permanent`).
+    async fn delete(&self, kind: &str, path: &SmhPath, permanent: bool) -> Result<()> {
+        let call = ApiCall::new(Method::DELETE, self.space_path(kind, path))
             .query("permanent", if permanent { "1" } else { "0" });
         self.call(call).await.map(drop)
+    }
+
+    /// PUT on `to` with a `from` (move) or `copyFrom` (copy) body; the reply's
+    /// path is the final one (a `rename` strategy may have changed it).
+    async fn put_from(
+        &self,
+        kind: &str,
+        to: &SmhPath,
+        body: MoveBody,
+        strategy: ConflictStrategy,
+    ) -> Result<SmhPath> {
+        let call = ApiCall::new(Method::PUT, self.space_path(kind, to))
+            .query("conflict_resolution_strategy", strategy.as_str())
+            .json(&body);
+        let resp = self.call(call).await?;
+        path_reply(resp, to).await
     }
 
     /// Moves/renames a directory (`ask` or `rename` only).
@@ -562,14 +583,8 @@ impl SmhClient {
             ConflictStrategy::Overwrite => ConflictStrategy::Ask,
             s => s,
         };
-        let call = ApiCall::new(Method::PUT, self.space_path("directory", to))
-            .query("conflict_resolution_strategy", strategy.as_str())
-            .json(&MoveBody {
-                from: Some(from.to_string()),
-                copy_from: None,
-            });
-        let resp = self.call(call).await?;
-        path_reply(resp, to).await
+        self.put_from("directory", to, MoveBody::moving(from), strategy)
+            .await
     }
 
     // ---- files -------------------------------------------------------
@@ -692,9 +707,7 @@ impl SmhClient {
     }
 
     pub async fn delete_file(&self, path: &SmhPath, permanent: bool) -> Result<()> {
-        let call = ApiCall::new(Method::DELETE, self.space_path("file", path))
-            .query("permanent", if permanent { "1" } else { "0" });
-        self.call(call).await.map(drop)
+        self.delete("file", path, permanent).await
     }
 
     pub async fn move_file(
@@ -703,14 +716,8 @@ impl SmhClient {
         to: &SmhPath,
         strategy: ConflictStrategy,
     ) -> Result<SmhPath> {
-        let call = ApiCall::new(Method::PUT, self.space_path("file", to))
-            .query("conflict_resolution_strategy", strategy.as_str())
-            .json(&MoveBody {
-                from: Some(from.to_string()),
-                copy_from: None,
-            });
-        let resp = self.call(call).await?;
-        path_reply(resp, to).await
+        self.put_from("file", to, MoveBody::moving(from), strategy)
+            .await
     }
 
     pub async fn copy_file(
@@ -719,14 +726,8 @@ impl SmhClient {
         to: &SmhPath,
         strategy: ConflictStrategy,
     ) -> Result<SmhPath> {
-        let call = ApiCall::new(Method::PUT, self.space_path("file", to))
-            .query("conflict_resolution_strategy", strategy.as_str())
-            .json(&MoveBody {
-                from: None,
-                copy_from: Some(from.to_string()),
-            });
-        let resp = self.call(call).await?;
-        path_reply(resp, to).await
+        self.put_from("file", to, MoveBody::copying(from), strategy)
+            .await
     }
 
     /// Usage and quota of the space (for statfs). Falls back to the space

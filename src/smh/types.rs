@@ -340,6 +340,22 @@ pub struct MoveBody {
     pub copy_from: Option<String>,
 }
 
+impl MoveBody {
+    pub fn moving(from: &crate::smh::SmhPath) -> Self {
+        Self {
+            from: Some(from.to_string()),
+            copy_from: None,
+        }
+    }
+
+    pub fn copying(from: &crate::smh::SmhPath) -> Self {
+        Self {
+            from: None,
+            copy_from: Some(from.to_string()),
+        }
+    }
+}
+
 /// Delete reply when the recycle bin took the item.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
