@@ -142,24 +142,23 @@ impl Meta {
 /// How long a "does not exist" answer is trusted.
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(1);
 
-/// path -> `Some(meta)` or `None` (known missing), each with an expiry.
-pub struct AttrCache {
-    ttl: Duration,
-    map: Mutex<LruCache<SmhPath, (Option<Meta>, Instant)>>,
+/// A bounded LRU of paths to values that expire; the expiry logic both
+/// caches share.
+struct TtlMap<V> {
+    map: Mutex<LruCache<SmhPath, (V, Instant)>>,
 }
 
-impl AttrCache {
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
+impl<V: Clone> TtlMap<V> {
+    fn new(capacity: usize) -> Self {
         Self {
-            ttl,
             map: Mutex::new(LruCache::new(
                 NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN),
             )),
         }
     }
 
-    /// `Some(Some(meta))` fresh hit, `Some(None)` fresh negative, `None` unknown.
-    pub fn get(&self, path: &SmhPath) -> Option<Option<Meta>> {
+    /// The value if still fresh; an expired one is dropped.
+    fn get(&self, path: &SmhPath) -> Option<V> {
         let mut m = self.map.lock();
         match m.get(path) {
             Some((v, exp)) if *exp > Instant::now() => Some(v.clone()),
@@ -171,31 +170,23 @@ impl AttrCache {
         }
     }
 
-    pub fn put(&self, path: SmhPath, meta: Meta) {
-        if self.ttl.is_zero() {
-            return;
+    fn put(&self, path: SmhPath, v: V, ttl: Duration) {
+        self.map.lock().put(path, (v, Instant::now() + ttl));
+    }
+
+    /// Changes a cached value in place, keeping its expiry.
+    fn update(&self, path: &SmhPath, f: impl FnOnce(&mut V)) {
+        if let Some((v, _)) = self.map.lock().get_mut(path) {
+            f(v);
         }
-        self.map
-            .lock()
-            .put(path, (Some(meta), Instant::now() + self.ttl));
     }
 
-    pub fn put_missing(&self, path: SmhPath) {
-        self.map.lock().put(
-            path,
-            (
-                None,
-                Instant::now() + NEGATIVE_TTL.min(self.ttl.max(NEGATIVE_TTL)),
-            ),
-        );
-    }
-
-    pub fn remove(&self, path: &SmhPath) {
+    fn remove(&self, path: &SmhPath) {
         self.map.lock().pop(path);
     }
 
     /// Drops `path` and everything below it (after a rename or rmdir).
-    pub fn remove_tree(&self, path: &SmhPath) {
+    fn remove_tree(&self, path: &SmhPath) {
         let mut m = self.map.lock();
         let keys: Vec<SmhPath> = m
             .iter()
@@ -205,6 +196,47 @@ impl AttrCache {
         for k in keys {
             m.pop(&k);
         }
+    }
+}
+
+/// path -> `Some(meta)` or `None` (known missing), each with an expiry.
+pub struct AttrCache {
+    ttl: Duration,
+    map: TtlMap<Option<Meta>>,
+}
+
+impl AttrCache {
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self {
+            ttl,
+            map: TtlMap::new(capacity),
+        }
+    }
+
+    /// `Some(Some(meta))` fresh hit, `Some(None)` fresh negative, `None` unknown.
+    pub fn get(&self, path: &SmhPath) -> Option<Option<Meta>> {
+        self.map.get(path)
+    }
+
+    pub fn put(&self, path: SmhPath, meta: Meta) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        self.map.put(path, Some(meta), self.ttl);
+    }
+
+    pub fn put_missing(&self, path: SmhPath) {
+        self.map
+            .put(path, None, NEGATIVE_TTL.min(self.ttl.max(NEGATIVE_TTL)));
+    }
+
+    pub fn remove(&self, path: &SmhPath) {
+        self.map.remove(path);
+    }
+
+    /// Drops `path` and everything below it (after a rename or rmdir).
+    pub fn remove_tree(&self, path: &SmhPath) {
+        self.map.remove_tree(path);
     }
 }
 
@@ -214,70 +246,47 @@ pub type Listing = Arc<Vec<(String, Meta)>>;
 /// Directory path -> complete listing, for `dir_timeout`.
 pub struct DirCache {
     ttl: Duration,
-    map: Mutex<LruCache<SmhPath, (Listing, Instant)>>,
+    map: TtlMap<Listing>,
 }
 
 impl DirCache {
     pub fn new(ttl: Duration, capacity: usize) -> Self {
         Self {
             ttl,
-            map: Mutex::new(LruCache::new(
-                NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN),
-            )),
+            map: TtlMap::new(capacity),
         }
     }
 
     pub fn get(&self, dir: &SmhPath) -> Option<Listing> {
-        let mut m = self.map.lock();
-        match m.get(dir) {
-            Some((l, exp)) if *exp > Instant::now() => Some(l.clone()),
-            Some(_) => {
-                m.pop(dir);
-                None
-            }
-            None => None,
-        }
+        self.map.get(dir)
     }
 
     pub fn put(&self, dir: SmhPath, listing: Listing) {
         if self.ttl.is_zero() {
             return;
         }
-        self.map
-            .lock()
-            .put(dir, (listing, Instant::now() + self.ttl));
+        self.map.put(dir, listing, self.ttl);
     }
 
     /// Our own change: add or replace `name` in a cached listing.
     pub fn upsert(&self, dir: &SmhPath, name: &str, meta: Meta) {
-        let mut m = self.map.lock();
-        if let Some((l, _)) = m.get_mut(dir) {
+        self.map.update(dir, |l| {
             let v = Arc::make_mut(l);
             match v.iter_mut().find(|(n, _)| n == name) {
                 Some(e) => e.1 = meta,
                 None => v.push((name.to_string(), meta)),
             }
-        }
+        });
     }
 
     /// Our own change: `name` left the directory.
     pub fn remove_entry(&self, dir: &SmhPath, name: &str) {
-        let mut m = self.map.lock();
-        if let Some((l, _)) = m.get_mut(dir) {
-            Arc::make_mut(l).retain(|(n, _)| n != name);
-        }
+        self.map
+            .update(dir, |l| Arc::make_mut(l).retain(|(n, _)| n != name));
     }
 
     pub fn remove_tree(&self, path: &SmhPath) {
-        let mut m = self.map.lock();
-        let keys: Vec<SmhPath> = m
-            .iter()
-            .filter(|(k, _)| k.starts_with(path))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in keys {
-            m.pop(&k);
-        }
+        self.map.remove_tree(path);
     }
 }
 
