@@ -727,13 +727,7 @@ fn serve(
         .build()
         .map_err(|e| format!("cannot start runtime: {e}"))?;
 
-    let mut cc = crate::smh::ClientConfig::new(
-        opts.endpoint.clone(),
-        &source.library,
-        &source.space,
-        creds.credentials,
-    );
-    cc.user_id = creds.user_id;
+    let cc = client_config(opts, &source, creds);
     let client = crate::smh::SmhClient::new(cc.clone()).map_err(|e| e.to_string())?;
     // The access check fails fast: a wrong endpoint should not take a minute.
     let mut quick = cc;
@@ -762,17 +756,7 @@ fn serve(
     // Before this point failures are one line on stderr (retry chatter of the
     // access check stays quiet unless `debug`).
     init_logging(opts.debug);
-    let fs_cfg = crate::fs::FsConfig {
-        root: source.path.clone(),
-        conflict: opts.conflict,
-        cache_dir: opts.cache_dir.clone(),
-        read_only: opts.read_only,
-        attr_timeout: opts.attr_timeout,
-        dir_timeout: opts.dir_timeout,
-        part_size: opts.part_size,
-        upload_concurrency: opts.upload_concurrency,
-        permanent_delete: opts.permanent_delete,
-    };
+    let fs_cfg = fs_config(opts, &source);
     // One process per journal (checked after the access check, so a wrong
     // endpoint is reported as such).
     let _cache_lock = crate::fs::journal::lock_cache_dir(&opts.cache_dir)?;
@@ -839,6 +823,37 @@ fn serve(
     Ok(())
 }
 
+/// The client for a mount (and for `smhfs resume` of its journal).
+fn client_config(
+    opts: &MountOptions,
+    source: &Source,
+    creds: CredentialsFile,
+) -> crate::smh::ClientConfig {
+    let mut cc = crate::smh::ClientConfig::new(
+        opts.endpoint.clone(),
+        &source.library,
+        &source.space,
+        creds.credentials,
+    );
+    cc.user_id = creds.user_id;
+    cc
+}
+
+/// The filesystem core's settings from the mount options.
+fn fs_config(opts: &MountOptions, source: &Source) -> crate::fs::FsConfig {
+    crate::fs::FsConfig {
+        root: source.path.clone(),
+        conflict: opts.conflict,
+        cache_dir: opts.cache_dir.clone(),
+        read_only: opts.read_only,
+        attr_timeout: opts.attr_timeout,
+        dir_timeout: opts.dir_timeout,
+        part_size: opts.part_size,
+        upload_concurrency: opts.upload_concurrency,
+        permanent_delete: opts.permanent_delete,
+    }
+}
+
 fn durability_options(opts: &MountOptions) -> crate::fs::writeback::DurabilityOptions {
     crate::fs::writeback::DurabilityOptions {
         write_back: opts.write_back,
@@ -880,24 +895,12 @@ pub fn run_resume(args: ResumeArgs) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start runtime: {e}"))?;
-    let mut cc = crate::smh::ClientConfig::new(
-        opts.endpoint.clone(),
-        &source.library,
-        &source.space,
-        creds.credentials,
-    );
-    cc.user_id = creds.user_id;
-    let client = crate::smh::SmhClient::new(cc).map_err(|e| e.to_string())?;
+    let client = crate::smh::SmhClient::new(client_config(&opts, &source, creds))
+        .map_err(|e| e.to_string())?;
+    // Resuming uploads needs write access whatever the mount used.
     let fs_cfg = crate::fs::FsConfig {
-        root: source.path.clone(),
-        conflict: opts.conflict,
-        cache_dir: opts.cache_dir.clone(),
         read_only: false,
-        attr_timeout: opts.attr_timeout,
-        dir_timeout: opts.dir_timeout,
-        part_size: opts.part_size,
-        upload_concurrency: opts.upload_concurrency,
-        permanent_delete: opts.permanent_delete,
+        ..fs_config(&opts, &source)
     };
     let mut fs = crate::fs::SmhFs::new(client, fs_cfg);
     let mut d = durability_options(&opts);

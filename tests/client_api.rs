@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::TestServer;
+use common::{client_for, TestServer};
 use futures::StreamExt;
 use rand::RngCore;
 use smhfs::smh::types::{BeginBody, ConfirmBody};
@@ -15,21 +15,6 @@ use smhfs::smh::{
 };
 
 const MIB: usize = 1024 * 1024;
-
-fn client_for(server: &TestServer) -> SmhClient {
-    let mut cfg = ClientConfig::new(
-        server.url.parse().unwrap(),
-        &server.library,
-        "-",
-        Credentials::LibrarySecret(server.secret.clone()),
-    );
-    cfg.retry = RetryPolicy {
-        max_retries: 8,
-        base_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(200),
-    };
-    SmhClient::new(cfg).unwrap()
-}
 
 fn p(s: &str) -> SmhPath {
     SmhPath::parse(s).unwrap()

@@ -94,6 +94,22 @@ impl SmhFuse {
             drop(op);
         });
     }
+
+    /// For operations whose only answer is success or an errno.
+    fn spawn_empty<F>(&self, op: &'static str, reply: ReplyEmpty, f: impl FnOnce(Arc<SmhFs>) -> F)
+    where
+        F: std::future::Future<Output = Result<(), FsError>> + Send + 'static,
+    {
+        self.spawn(|fs, _, _| {
+            let fut = f(fs);
+            async move {
+                match fut.await {
+                    Ok(()) => reply.ok(),
+                    Err(e) => reply.error(errno(op, &e)),
+                }
+            }
+        });
+    }
 }
 
 fn time_of(t: TimeOrNow) -> SystemTime {
@@ -221,21 +237,15 @@ impl Filesystem for SmhFuse {
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
-        self.spawn(|fs, _, _| async move {
-            match fs.unlink(parent.0, &name).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("unlink", &e)),
-            }
+        self.spawn_empty("unlink", reply, |fs| async move {
+            fs.unlink(parent.0, &name).await
         });
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
-        self.spawn(|fs, _, _| async move {
-            match fs.rmdir(parent.0, &name).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("rmdir", &e)),
-            }
+        self.spawn_empty("rmdir", reply, |fs| async move {
+            fs.rmdir(parent.0, &name).await
         });
     }
 
@@ -267,14 +277,9 @@ impl Filesystem for SmhFuse {
         }
         let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         let (name, newname) = (name.to_owned(), newname.to_owned());
-        self.spawn(|fs, _, _| async move {
-            match fs
-                .rename(parent.0, &name, newparent.0, &newname, noreplace)
+        self.spawn_empty("rename", reply, |fs| async move {
+            fs.rename(parent.0, &name, newparent.0, &newname, noreplace)
                 .await
-            {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("rename", &e)),
-            }
         });
     }
 
@@ -353,12 +358,7 @@ impl Filesystem for SmhFuse {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        self.spawn(|fs, _, _| async move {
-            match fs.flush(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("flush", &e)),
-            }
-        });
+        self.spawn_empty("flush", reply, |fs| async move { fs.flush(fh.0).await });
     }
 
     fn release(
@@ -371,12 +371,7 @@ impl Filesystem for SmhFuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.spawn(|fs, _, _| async move {
-            match fs.release(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("release", &e)),
-            }
-        });
+        self.spawn_empty("release", reply, |fs| async move { fs.release(fh.0).await });
     }
 
     fn fsync(
@@ -387,12 +382,7 @@ impl Filesystem for SmhFuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.spawn(|fs, _, _| async move {
-            match fs.fsync(fh.0).await {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("fsync", &e)),
-            }
-        });
+        self.spawn_empty("fsync", reply, |fs| async move { fs.fsync(fh.0).await });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

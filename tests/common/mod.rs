@@ -208,3 +208,20 @@ fn try_spawn(
         }
     }
 }
+
+/// A client on the server's library (space `-`), retrying quickly so tests
+/// that inject 429/503 bursts stay fast.
+pub fn client_for(server: &TestServer) -> smhfs::smh::SmhClient {
+    let mut cfg = smhfs::smh::ClientConfig::new(
+        server.url.parse().unwrap(),
+        &server.library,
+        "-",
+        smhfs::smh::Credentials::LibrarySecret(server.secret.clone()),
+    );
+    cfg.retry = smhfs::smh::RetryPolicy {
+        max_retries: 8,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(200),
+    };
+    smhfs::smh::SmhClient::new(cfg).unwrap()
+}

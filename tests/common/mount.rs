@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use smhfs::smh::{ClientConfig, Credentials, RetryPolicy, SmhClient, SmhPath};
+use smhfs::smh::SmhPath;
 
 use crate::common::TestServer;
 
@@ -243,21 +243,7 @@ impl Drop for MountGuard {
     }
 }
 
-/// A client on the same library, to check what the server holds.
-pub fn client_for(server: &TestServer) -> SmhClient {
-    let mut cfg = ClientConfig::new(
-        server.url.parse().unwrap(),
-        &server.library,
-        "-",
-        Credentials::LibrarySecret(server.secret.clone()),
-    );
-    cfg.retry = RetryPolicy {
-        max_retries: 3,
-        base_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(100),
-    };
-    SmhClient::new(cfg).unwrap()
-}
+pub use crate::common::client_for;
 
 pub fn p(s: &str) -> SmhPath {
     SmhPath::parse(s).unwrap()
