@@ -40,6 +40,10 @@ const OPTIONS_HELP: &str = r#"Mount options (-o, comma separated, may be repeate
   cache_wait=SECS         see cache_size (default 30)
   rw                      read-write mount (the default; ro wins if both are given)
   noexec, exec            passed to the kernel (nodev and nosuid are always set)
+  xattr                   show upload progress as read-only extended attributes
+                          user.smhfs.status (root) and user.smhfs.upload (a file); off by
+                          default because answering getxattr makes `ls -l` ask twice per
+                          entry (`smhfs status MOUNTPOINT` needs no xattrs)
   debug                   verbose logging
   foreground              same as -f: stay attached, log to stderr
   log_file=PATH           when detached, log here instead of syslog
@@ -164,6 +168,8 @@ pub struct MountOptions {
     pub cache_size: Option<u64>,
     pub cache_wait: Duration,
     pub noexec: bool,
+    /// `user.smhfs.*` status attributes (see `fs::control` for why not by default).
+    pub xattr: bool,
     pub nofail: bool,
     pub log_file: Option<PathBuf>,
     pub pid_file: Option<PathBuf>,
@@ -287,6 +293,7 @@ impl MountOptions {
             cache_size: None,
             cache_wait: Duration::from_secs(30),
             noexec: false,
+            xattr: false,
             nofail: false,
             log_file: None,
             pid_file: None,
@@ -348,6 +355,7 @@ impl MountOptions {
                 // mount(8) may add `rw` on its own: `ro` anywhere wins.
                 "rw" => {}
                 "noexec" => o.noexec = true,
+                "xattr" => o.xattr = true,
                 "exec" => o.noexec = false,
                 "nofail" => o.nofail = true,
                 "remount" => {
@@ -770,6 +778,13 @@ fn serve(
         rt.spawn(async move { fs.resume_journal(false) });
     }
     let fs_keep = fs.clone();
+    let control = match crate::fs::control::serve(fs.clone(), &mountpoint, rt.handle()) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!("no status socket (`smhfs status` will not see this mount): {e}");
+            None
+        }
+    };
     let fuse = crate::fs::fuse::SmhFuse::new(
         fs,
         rt.handle().clone(),
@@ -778,7 +793,8 @@ fn serve(
             gid: opts.gid,
             umask: opts.umask,
         },
-    );
+    )
+    .with_status_xattrs(opts.xattr);
     let mcfg = crate::fs::fuse::MountConfig {
         mountpoint: mountpoint.clone(),
         allow_other: opts.allow_other,
@@ -810,6 +826,7 @@ fn serve(
     // The kernel side is gone; finish what the write-back queue holds
     // (what is left stays journaled for the next mount or `smhfs resume`).
     let left = rt.block_on(fs_keep.drain_uploads(opts.unmount_timeout));
+    drop(control);
     if left > 0 {
         tracing::error!(
             left,

@@ -351,6 +351,25 @@ async fn write_back_200_files_all_on_server_after_unmount() {
         m.mnt.display()
     ));
     let v: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
+    // The answer came from this mount's daemon (over its status socket).
+    let theirs = std::path::PathBuf::from(v["cache_dir"].as_str().unwrap_or_default());
+    assert_eq!(
+        theirs.canonicalize().ok(),
+        m.cache_dir.canonicalize().ok(),
+        "{status}"
+    );
+    assert!(v["uploads"].is_array(), "{status}");
+    // Without `-o xattr` the mount has no extended attributes at all (ENOSYS
+    // to the kernel, which tells the caller EOPNOTSUPP), so `ls -l` does not
+    // ask for them entry by entry.
+    assert_eq!(
+        xattr_errno(&m.path("wb/f000"), "security.selinux"),
+        Some(libc::EOPNOTSUPP)
+    );
+    assert_eq!(
+        xattr_errno(&m.mnt, "user.smhfs.status"),
+        Some(libc::EOPNOTSUPP)
+    );
     eprintln!(
         "write-back: 200 closes in {wrote:?}; status right after: pending {} uploads listed {}",
         v["pending"],
@@ -503,12 +522,13 @@ async fn write_back_kill9_then_smhfs_resume_command() {
         part_bytes(&server).await >= 8 * MIB
     })
     .await;
-    // The per-file xattr shows the upload in progress.
+    // `smhfs status` shows the upload in progress.
     let x = sh(&format!(
-        "getfattr --only-values -n user.smhfs.upload {} 2>/dev/null || true",
-        m.path("wbk.bin").display()
+        "{} status --json {} || true",
+        env!("CARGO_BIN_EXE_smhfs"),
+        m.mnt.display()
     ));
-    eprintln!("write-back kill: close after {closed:?}; xattr {x}");
+    eprintln!("write-back kill: close after {closed:?}; status {x}");
     m.signal_and_wait(libc::SIGKILL).expect("killed");
     m.unmount();
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -582,6 +602,17 @@ async fn uploads_that_never_began_are_sent_after_a_crash() {
     .await;
 }
 
+/// The errno of a failed getxattr (None if it succeeded).
+fn xattr_errno(path: &Path, name: &str) -> Option<i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 256];
+    // SAFETY: valid C strings and a buffer we own, with its length.
+    let r = unsafe { libc::getxattr(c.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (r < 0).then(|| std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+}
+
 fn xattr(path: &Path, name: &str) -> Option<String> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
@@ -596,7 +627,7 @@ fn xattr(path: &Path, name: &str) -> Option<String> {
 async fn write_back_permanent_failure_is_kept_logged_and_shown() {
     let server = TestServer::start();
     let client = client_for(&server);
-    let mut m = MountGuard::new(&server, "write_back=2,conflict=ask");
+    let mut m = MountGuard::new(&server, "write_back=2,conflict=ask,xattr");
     let data = random_bytes(50_000);
     std::fs::write(m.path("x.txt"), &data).unwrap();
     // Pending: the per-file attribute shows it.

@@ -34,6 +34,8 @@ pub struct SmhFuse {
     rt: Handle,
     look: Presentation,
     ttl: Duration,
+    /// Answer `user.smhfs.*` getxattr (`-o xattr`); otherwise ENOSYS.
+    xattrs: bool,
 }
 
 const BLOCK: u32 = 4096;
@@ -54,7 +56,18 @@ fn errno(op: &str, e: &FsError) -> Errno {
 impl SmhFuse {
     pub fn new(fs: Arc<SmhFs>, rt: Handle, look: Presentation) -> Self {
         let ttl = fs.config().attr_timeout;
-        Self { fs, rt, look, ttl }
+        Self {
+            fs,
+            rt,
+            look,
+            ttl,
+            xattrs: false,
+        }
+    }
+
+    pub fn with_status_xattrs(mut self, on: bool) -> Self {
+        self.xattrs = on;
+        self
     }
 
     fn file_attr(look: Presentation, a: &Attr) -> FileAttr {
@@ -533,10 +546,15 @@ impl Filesystem for SmhFuse {
         size: u32,
         reply: fuser::ReplyXattr,
     ) {
-        // SMH keeps no extended attributes; smhfs shows upload progress as
-        // read-only `user.smhfs.status` (root) and `user.smhfs.upload`.
-        // Other names get ENODATA at once, from this thread. (Not ENOSYS:
-        // the kernel would then never ask again, for these names either.)
+        // SMH keeps no extended attributes. ENOSYS makes the kernel stop
+        // asking (for `security.*` on every entry of `ls -l`), so that is the
+        // answer unless `-o xattr` shows upload progress as read-only
+        // `user.smhfs.status` (root) and `user.smhfs.upload`; then other names
+        // get ENODATA at once, from this thread.
+        if !self.xattrs {
+            reply.error(Errno::from_i32(libc::ENOSYS));
+            return;
+        }
         let Some(name) = name.to_str().filter(|n| n.starts_with("user.smhfs.")) else {
             reply.error(Errno::from_i32(libc::ENODATA));
             return;

@@ -27,6 +27,7 @@
 //!   `localModificationTime`.
 
 pub mod cache;
+pub mod control;
 pub mod core;
 pub mod error;
 pub mod fuse;

@@ -698,21 +698,24 @@ impl SmhFs {
         true
     }
 
+    /// What `smhfs status MOUNTPOINT` shows (also the root's
+    /// `user.smhfs.status` attribute with `-o xattr`).
+    pub fn status_snapshot(&self) -> serde_json::Value {
+        serde_json::json!({
+            "pending": self.pending_uploads(),
+            "write_back": self.write_back(),
+            "cache_used": self.dur.budget.used(),
+            "cache_size": self.dur.budget.limit(),
+            "cache_dir": self.cfg.cache_dir.display().to_string(),
+            "uploads": self.dur.tracker.all(),
+        })
+    }
+
     /// JSON for the `user.smhfs.upload` (a file) or `user.smhfs.status`
-    /// (the root) extended attribute.
+    /// (the root) extended attribute (mounts with `-o xattr`).
     pub async fn upload_xattr(&self, ino: u64, name: &str) -> Option<Vec<u8>> {
         match name {
-            "user.smhfs.status" => {
-                let v = serde_json::json!({
-                    "pending": self.pending_uploads(),
-                    "write_back": self.write_back(),
-                    "cache_used": self.dur.budget.used(),
-                    "cache_size": self.dur.budget.limit(),
-                    "cache_dir": self.cfg.cache_dir.display().to_string(),
-                    "uploads": self.dur.tracker.all(),
-                });
-                serde_json::to_vec(&v).ok()
-            }
+            "user.smhfs.status" => serde_json::to_vec(&self.status_snapshot()).ok(),
             "user.smhfs.upload" => {
                 let of = self.open_file(ino)?;
                 let id = {
@@ -769,37 +772,6 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-fn read_status_xattr(mnt: &std::path::Path) -> Result<serde_json::Value, String> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(mnt.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
-    let name = c"user.smhfs.status";
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        // SAFETY: valid C strings; the buffer is ours and its length is passed.
-        let n = unsafe {
-            libc::getxattr(
-                c.as_ptr(),
-                name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-            )
-        };
-        if n >= 0 {
-            buf.truncate(n as usize);
-            return serde_json::from_slice(&buf).map_err(|e| e.to_string());
-        }
-        let err = std::io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::ERANGE) && buf.len() < 1 << 28 {
-            buf = vec![0u8; buf.len() * 4];
-            continue;
-        }
-        return Err(format!(
-            "{} is not an smhfs mount (or too old a daemon): {err}",
-            mnt.display()
-        ));
-    }
-}
-
 fn human(n: u64) -> String {
     const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
@@ -819,7 +791,7 @@ fn human(n: u64) -> String {
 pub fn run_status(args: StatusArgs) -> Result<i32, String> {
     let snapshot = || -> Result<serde_json::Value, String> {
         match (&args.mountpoint, &args.cache_dir) {
-            (Some(m), _) => read_status_xattr(m),
+            (Some(m), _) => super::control::query(m),
             (None, Some(d)) => Ok(serde_json::json!({
                 "pending": 0,
                 "cache_dir": d.display().to_string(),
