@@ -30,6 +30,16 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => smhfs::server::run(args),
         Command::Mount(args) => {
+            // One malloc arena: read-ahead chunks are allocated on one tokio
+            // thread and freed on another, and with an arena per thread the
+            // freed chunks pile up (a 1 GiB read peaked at 90 MiB RSS; with
+            // one arena, 42 MiB). Reused memory also skips the page faults
+            // of fresh mappings.
+            #[cfg(target_env = "gnu")]
+            // SAFETY: called before any thread exists; mallopt only tunes.
+            unsafe {
+                libc::mallopt(libc::M_ARENA_MAX, 1);
+            }
             if let Err(e) = smhfs::cli::run(args) {
                 eprintln!("smhfs: {e}");
                 std::process::exit(1);

@@ -404,3 +404,73 @@ async fn parallel_writers_and_readers() {
         );
     }
 }
+
+/// Reads that straddle the read-ahead's chunks, seeks back and forth, odd
+/// buffer sizes, reads past the end, and mmap of a read-only handle (which
+/// bypasses the page cache) all see the server's bytes.
+#[tokio::test]
+async fn reads_straddle_chunks_seek_and_mmap() {
+    let server = TestServer::start();
+    let m = MountGuard::new(&server, "");
+    let client = client_for(&server);
+    let data = random_bytes(21 * MIB + 12_345);
+    let src = tempfile::NamedTempFile::new().unwrap();
+    fs::write(src.path(), &data).unwrap();
+    client
+        .upload_file(
+            &p("r.bin"),
+            src.path(),
+            None,
+            &smhfs::smh::UploadOptions::default(),
+        )
+        .await
+        .unwrap();
+    let f = fs::File::open(m.path("r.bin")).unwrap();
+    // Sequential with a buffer that never lines up with 1 or 4 MiB.
+    let mut back = Vec::with_capacity(data.len());
+    let mut buf = vec![0u8; 1_000_003];
+    let mut r = &f;
+    loop {
+        let n = r.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        back.extend_from_slice(&buf[..n]);
+    }
+    assert!(back == data, "sequential read differs");
+    // Seeks: backwards, across chunk edges, the last bytes, past the end.
+    let mut x = [0u8; 70_000];
+    for at in [
+        4 * MIB - 10,
+        MIB / 2,
+        16 * MIB - 1,
+        8 * MIB + 5,
+        3,
+        data.len() - 100,
+    ] {
+        let n = f.read_at(&mut x, at as u64).unwrap();
+        let want = &data[at..(at + x.len()).min(data.len())];
+        assert_eq!(n, want.len(), "length at {at}");
+        assert!(&x[..n] == want, "bytes at {at}");
+    }
+    assert_eq!(f.read_at(&mut x, data.len() as u64 + 10).unwrap(), 0);
+    // mmap of the read-only handle.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            data.len(),
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            std::os::fd::AsRawFd::as_raw_fd(&f),
+            0,
+        )
+    };
+    assert_ne!(ptr, libc::MAP_FAILED, "{}", std::io::Error::last_os_error());
+    // SAFETY: a read-only mapping of data.len() bytes, unmapped below.
+    let mapped = unsafe { std::slice::from_raw_parts(ptr as *const u8, data.len()) };
+    let same = mapped[9 * MIB..9 * MIB + 4096] == data[9 * MIB..9 * MIB + 4096]
+        && mapped[data.len() - 7..] == data[data.len() - 7..];
+    // SAFETY: the mapping made above.
+    unsafe { libc::munmap(ptr, data.len()) };
+    assert!(same, "mmap sees other bytes");
+}

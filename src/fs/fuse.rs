@@ -36,12 +36,27 @@ pub struct SmhFuse {
     ttl: Duration,
     /// Answer `user.smhfs.*` getxattr (`-o xattr`); otherwise ENOSYS.
     xattrs: bool,
+    /// Read-only handles bypass the page cache (see `read_flags`).
+    direct_reads: bool,
 }
 
 const BLOCK: u32 = 4096;
 /// `st_blksize`, the I/O size tools like `cp` and `cat` use for their
 /// buffers: one request of `max_write` instead of 8 of 128 KiB.
 const IO_SIZE: u32 = 1 << 20;
+
+/// Read-only handles bypass the kernel page cache (as mountpoint-s3 does):
+/// the read-ahead queue already holds what a sequential reader needs, and
+/// filling the page cache with a streamed file costs a fresh page per 4 KiB
+/// (the kernel dropped these pages at the next open anyway, without
+/// `FOPEN_KEEP_CACHE`). mmap still works (`FUSE_DIRECT_IO_ALLOW_MMAP`).
+fn read_flags(write: bool, direct_reads: bool) -> FopenFlags {
+    if write || !direct_reads {
+        FopenFlags::empty()
+    } else {
+        FopenFlags::FOPEN_DIRECT_IO
+    }
+}
 
 /// The one place filesystem errors become errno values for the kernel.
 fn errno(op: &str, e: &FsError) -> Errno {
@@ -62,6 +77,7 @@ impl SmhFuse {
             look,
             ttl,
             xattrs: false,
+            direct_reads: false,
         }
     }
 
@@ -140,6 +156,11 @@ impl Filesystem for SmhFuse {
         let _ = config.set_max_readahead(1 << 20);
         // `ls -l`: names and attributes in one pass, no lookup per entry.
         let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS);
+        // Direct-I/O reads only where mmap of such handles works (kernel
+        // 6.6+); older kernels would refuse mmap with ENODEV.
+        self.direct_reads = config
+            .add_capabilities(InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP)
+            .is_ok();
         Ok(())
     }
 
@@ -310,9 +331,10 @@ impl Filesystem for SmhFuse {
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         let truncate = flags.0 & libc::O_TRUNC != 0;
+        let direct_reads = self.direct_reads;
         self.spawn(|fs, _, _| async move {
             match fs.open(ino.0, write, truncate).await {
-                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Ok(fh) => reply.opened(FileHandle(fh), read_flags(write, direct_reads)),
                 Err(e) => reply.error(errno("open", &e)),
             }
         });

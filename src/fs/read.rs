@@ -1,5 +1,6 @@
-//! Reads: download-URL cache, ranged GETs, and a sequential read-ahead
-//! whose window grows (1 MiB -> 16 MiB) and is fetched in parallel chunks.
+//! Reads: download-URL cache, ranged GETs, and a sequential read-ahead: a
+//! queue of chunk-sized GETs in flight ahead of the reader, deepening from
+//! 1 MiB to 16 MiB while reads stay sequential.
 //!
 //! Memory is bounded per handle (one window) and in total (a shared byte
 //! budget; when it is spent, windows fall back to the minimum).
@@ -108,6 +109,7 @@ pub async fn fetch(
 }
 
 /// Bytes held by all read-ahead buffers.
+/// Memory shared by all read-ahead windows.
 #[derive(Debug)]
 pub struct ReadBudget {
     used: AtomicU64,
@@ -121,93 +123,127 @@ impl ReadBudget {
             limit,
         })
     }
+
+    fn take(&self, n: u64) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                (u + n <= self.limit).then_some(u + n)
+            })
+            .is_ok()
+    }
+
+    fn give(&self, n: u64) {
+        self.used.fetch_sub(n, Ordering::Relaxed);
+    }
 }
 
-/// A window being fetched in the background: `(start, len, task)`.
-type Pending = (u64, u64, tokio::task::JoinHandle<Result<Bytes, SmhError>>);
+/// One ranged GET of the read-ahead queue.
+#[derive(Debug)]
+struct Chunk {
+    offset: u64,
+    len: u64,
+    state: ChunkState,
+}
 
-/// Per-handle read-ahead state: one buffered window plus, for sequential
-/// readers, the next window fetched in the background once half of the
-/// current one was consumed (so the network overlaps the reader).
+#[derive(Debug)]
+enum ChunkState {
+    Fetching(tokio::task::JoinHandle<Result<Bytes, SmhError>>),
+    Ready(Bytes),
+}
+
+impl Chunk {
+    fn end(&self) -> u64 {
+        self.offset + self.len
+    }
+
+    async fn data(&mut self) -> Result<Bytes, SmhError> {
+        if let ChunkState::Fetching(task) = &mut self.state {
+            let b = match task.await {
+                Ok(r) => r?,
+                Err(e) => {
+                    return Err(SmhError::Network {
+                        url: String::new(),
+                        message: format!("read-ahead task failed: {e}"),
+                    })
+                }
+            };
+            self.state = ChunkState::Ready(b);
+        }
+        match &self.state {
+            ChunkState::Ready(b) => Ok(b.clone()),
+            ChunkState::Fetching(_) => unreachable!("awaited above"),
+        }
+    }
+}
+
+/// Sequential read-ahead of one open handle: a queue of chunk-sized ranged
+/// GETs in flight ahead of the reader. The queue deepens (1 MiB, then up to
+/// MAX_WINDOW / CHUNK chunks) while reads stay sequential and resets on a
+/// seek. Reads are slices of the fetched chunks, so no byte is copied
+/// between the socket and the reply except where a read straddles two
+/// chunks.
 #[derive(Debug)]
 pub struct ReadAhead {
     budget: Arc<ReadBudget>,
-    start: u64,
-    buf: Bytes,
-    /// Where the next read starts if the reader is sequential.
+    chunks: std::collections::VecDeque<Chunk>,
+    /// Where the next sequential read starts.
     next: u64,
+    /// Bytes to keep fetched or in flight ahead of the reader.
     window: u64,
-    pending: Option<Pending>,
 }
 
 impl ReadAhead {
     pub fn new(budget: Arc<ReadBudget>) -> Self {
         Self {
             budget,
-            start: 0,
-            buf: Bytes::new(),
+            chunks: Default::default(),
             next: 0,
             window: MIN_WINDOW,
-            pending: None,
         }
     }
 
-    /// Served from the buffer, if it holds all of it (or up to EOF).
-    fn cached(&self, offset: u64, len: u64, file_size: u64) -> Option<Bytes> {
-        let end = (offset + len).min(file_size);
-        if offset >= self.start && end <= self.start + self.buf.len() as u64 && offset <= end {
-            let a = (offset - self.start) as usize;
-            let b = (end - self.start) as usize;
-            return Some(self.buf.slice(a..b));
+    fn clear(&mut self) {
+        for c in self.chunks.drain(..) {
+            if let ChunkState::Fetching(t) = &c.state {
+                t.abort();
+            }
+            self.budget.give(c.len);
         }
-        None
     }
 
-    fn set_buf(&mut self, start: u64, buf: Bytes) {
-        let old = self.buf.len() as u64;
-        self.budget.used.fetch_sub(old, Ordering::Relaxed);
-        self.budget
-            .used
-            .fetch_add(buf.len() as u64, Ordering::Relaxed);
-        self.start = start;
-        self.buf = buf;
-    }
-
-    fn take_pending(&mut self) -> Option<Pending> {
-        let p = self.pending.take()?;
-        self.budget.used.fetch_sub(p.1, Ordering::Relaxed);
-        Some(p)
-    }
-
-    /// Starts fetching the window after the buffer when the reader is past
-    /// its middle.
-    fn maybe_prefetch(
+    /// Queues fetches until `window` bytes past `from` are covered (or the
+    /// file ends, or the shared budget is spent: then one chunk at most).
+    fn fill(
         &mut self,
         client: &SmhClient,
         urls: &Arc<UrlCache>,
         path: &SmhPath,
+        from: u64,
         file_size: u64,
     ) {
-        let end = self.start + self.buf.len() as u64;
-        if self.pending.is_some()
-            || end >= file_size
-            || self.buf.is_empty()
-            || self.next < self.start + self.buf.len() as u64 / 2
-        {
-            return;
+        loop {
+            let end = self.chunks.back().map_or(from, Chunk::end);
+            if end >= file_size || end >= from + self.window {
+                return;
+            }
+            let len = CHUNK.min(self.window).min(file_size - end);
+            if !self.budget.take(len) {
+                if !self.chunks.is_empty() {
+                    return;
+                }
+                // Over budget: still fetch what the reader needs now.
+                self.budget.used.fetch_add(len, Ordering::Relaxed);
+            }
+            let (c, u, p) = (client.clone(), urls.clone(), path.clone());
+            let task = tokio::spawn(async move { fetch(&c, &u, &p, end, len).await });
+            self.chunks.push_back(Chunk {
+                offset: end,
+                len,
+                state: ChunkState::Fetching(task),
+            });
         }
-        self.window = (self.window * 2).min(MAX_WINDOW);
-        let len = self.window.min(file_size - end);
-        if self.budget.used.load(Ordering::Relaxed) + len > self.budget.limit {
-            return;
-        }
-        self.budget.used.fetch_add(len, Ordering::Relaxed);
-        let (client, urls, path) = (client.clone(), urls.clone(), path.clone());
-        let task = tokio::spawn(async move { fetch(&client, &urls, &path, end, len).await });
-        self.pending = Some((end, len, task));
     }
 
-    /// Reads `len` bytes at `offset` of a file of `file_size` bytes.
     pub async fn read(
         &mut self,
         client: &SmhClient,
@@ -220,65 +256,78 @@ impl ReadAhead {
         if offset >= file_size || len == 0 {
             return Ok(Bytes::new());
         }
+        let end = (offset + len).min(file_size);
         let sequential = offset == self.next;
-        self.next = offset + len;
-        if !sequential {
-            self.window = MIN_WINDOW;
+        self.next = end;
+        // Keep the queue if the read starts inside it or right at its end.
+        let keep = self.chunks.front().is_some_and(|c| {
+            c.offset <= offset && offset <= self.chunks.back().map_or(0, Chunk::end)
+        });
+        if !keep {
+            self.clear();
+            self.window = MIN_WINDOW.max(len);
+        } else if sequential {
+            self.window = (self.window * 2).min(MAX_WINDOW).max(len);
         }
-        if let Some(b) = self.cached(offset, len, file_size) {
-            if sequential {
-                self.maybe_prefetch(client, urls, path, file_size);
+        // Drop chunks wholly behind the reader.
+        while self.chunks.front().is_some_and(|c| c.end() <= offset) {
+            if let Some(c) = self.chunks.pop_front() {
+                self.budget.give(c.len);
             }
-            return Ok(b);
         }
-        // The background window, if it continues the buffer and covers us.
-        if let Some((ps, pl, task)) = self.take_pending() {
-            let buf_end = self.start + self.buf.len() as u64;
-            if ps == buf_end && offset >= self.start && offset < ps + pl {
-                if let Ok(Ok(data)) = task.await {
-                    let keep_from = offset.min(ps);
-                    let mut joined =
-                        BytesMut::with_capacity((ps - keep_from) as usize + data.len());
-                    joined.extend_from_slice(&self.buf[(keep_from - self.start) as usize..]);
-                    joined.extend_from_slice(&data);
-                    self.set_buf(keep_from, joined.freeze());
-                    if let Some(b) = self.cached(offset, len, file_size) {
-                        self.maybe_prefetch(client, urls, path, file_size);
-                        return Ok(b);
-                    }
+        self.fill(client, urls, path, offset, file_size);
+        match self.gather(offset, end).await {
+            Ok(b) if !b.is_empty() => Ok(b),
+            r => {
+                // A failed or short range: start over at the next read.
+                self.clear();
+                r
+            }
+        }
+    }
+
+    /// The bytes of [offset, end) from the queue, waiting for fetches.
+    async fn gather(&mut self, offset: u64, end: u64) -> Result<Bytes, SmhError> {
+        let mut whole: Option<Bytes> = None;
+        let mut out: Option<BytesMut> = None;
+        let mut at = offset;
+        for c in self.chunks.iter_mut() {
+            if at >= end {
+                break;
+            }
+            if c.end() <= at {
+                continue;
+            }
+            let data = c.data().await?;
+            let from = (at - c.offset) as usize;
+            let to = ((end - c.offset) as usize).min(data.len());
+            if from >= to {
+                break; // short reply from the server
+            }
+            let piece = data.slice(from..to);
+            at += piece.len() as u64;
+            match &mut out {
+                None if at >= end => {
+                    whole = Some(piece);
+                    break;
                 }
-            } else {
-                task.abort();
+                None => {
+                    let mut b = BytesMut::with_capacity((end - offset) as usize);
+                    b.extend_from_slice(&piece);
+                    out = Some(b);
+                }
+                Some(b) => b.extend_from_slice(&piece),
+            }
+            if to < c.len as usize {
+                break; // short chunk: never hand out bytes past a gap
             }
         }
-        if sequential {
-            self.window = (self.window * 2).min(MAX_WINDOW);
-        }
-        let over_budget =
-            self.budget.used.load(Ordering::Relaxed) + self.window > self.budget.limit;
-        let window = if over_budget { MIN_WINDOW } else { self.window };
-        let fetch_len = window.max(len).min(file_size - offset);
-        let data = fetch(client, urls, path, offset, fetch_len).await?;
-        self.set_buf(offset, data);
-        if sequential {
-            self.maybe_prefetch(client, urls, path, file_size);
-        }
-        // A short reply from the server: hand out what we have, never more
-        // than asked.
-        Ok(self.cached(offset, len, file_size).unwrap_or_else(|| {
-            let n = (len as usize).min(self.buf.len());
-            self.buf.slice(..n)
-        }))
+        Ok(whole.unwrap_or_else(|| out.map(BytesMut::freeze).unwrap_or_default()))
     }
 }
 
 impl Drop for ReadAhead {
     fn drop(&mut self) {
-        if let Some((_, _, task)) = self.take_pending() {
-            task.abort();
-        }
-        self.budget
-            .used
-            .fetch_sub(self.buf.len() as u64, Ordering::Relaxed);
+        self.clear();
     }
 }

@@ -677,7 +677,7 @@ impl SmhClient {
                 }
                 Ok(resp) if resp.status().is_success() => {
                     let whole = resp.status() == StatusCode::OK;
-                    match resp.bytes().await {
+                    match body_into(resp, if whole { 0 } else { len }).await {
                         Ok(b) if whole => {
                             // Server ignored Range: cut our window out of the body.
                             let start = (offset as usize).min(b.len());
@@ -811,4 +811,15 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     redact_url(&s)
+}
+
+/// Reads a response body into one buffer of `expect` bytes (grown if the
+/// server sends more): one copy from the socket's frames, and no second
+/// whole-body buffer as `bytes()` keeps while it collects.
+async fn body_into(mut resp: reqwest::Response, expect: u64) -> reqwest::Result<Bytes> {
+    let mut out = bytes::BytesMut::with_capacity(expect.min(64 << 20) as usize);
+    while let Some(chunk) = resp.chunk().await? {
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out.freeze())
 }
