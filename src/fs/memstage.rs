@@ -170,7 +170,12 @@ impl MemStaged {
         if buf.capacity() < end {
             // Most files are written once, front to back: grow in big
             // steps, within the bound.
-            let want = (end * 2).clamp(16 << 10, MEM_FILE_MAX as usize).max(end);
+            let want = if end >= 64 << 10 {
+                MEM_FILE_MAX as usize
+            } else {
+                (end * 2).max(16 << 10)
+            }
+            .max(end);
             buf.reserve(want - buf.len());
         }
         if off > buf.len() {
