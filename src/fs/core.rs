@@ -978,6 +978,23 @@ impl SmhFs {
         self.flush_ino(ino).await
     }
 
+    /// `flush` answered in the calling (FUSE) thread when there is nothing
+    /// to upload (read-only opens, already uploaded). `None`: async path.
+    pub fn flush_now(&self, fh: u64) -> Option<FsResult<()>> {
+        let ino = self.handles.lock().get(&fh)?.ino;
+        let Some(of) = self.open_file(ino) else {
+            return Some(Ok(()));
+        };
+        let of = of.try_lock().ok()?;
+        if let Some(e) = of.write_error {
+            return Some(Err(FsError::Io(std::io::Error::from_raw_os_error(e))));
+        }
+        if !of.dirty || of.unlinked {
+            return Some(Ok(()));
+        }
+        None
+    }
+
     pub async fn fsync(&self, fh: u64) -> FsResult<()> {
         let (ino, _) = self.handle_ino(fh)?;
         if let Some(of) = self.open_file(ino) {

@@ -358,6 +358,11 @@ impl Filesystem for SmhFuse {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        match self.fs.flush_now(fh.0) {
+            Some(Ok(())) => return reply.ok(),
+            Some(Err(e)) => return reply.error(errno("flush", &e)),
+            None => {}
+        }
         self.spawn_empty("flush", reply, |fs| async move { fs.flush(fh.0).await });
     }
 
