@@ -804,6 +804,7 @@ async fn small_file_whose_upload_fails_for_good_is_kept_and_shown() {
             "import os,sys,time\n\
              f=os.open(sys.argv[1],os.O_WRONLY|os.O_CREAT|os.O_EXCL)\n\
              os.write(f,b'ours'*1000)\n\
+             print('written',flush=True)\n\
              t=time.time()\n\
              while not os.path.exists(sys.argv[2]) and time.time()-t<30: time.sleep(0.05)\n\
              try:\n\
@@ -816,18 +817,16 @@ async fn small_file_whose_upload_fails_for_good_is_kept_and_shown() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut out = std::io::BufReader::new(writer.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "written");
     client_upload(&client, "mine.txt", b"theirs").await;
     std::fs::write(&go, b"").unwrap();
-    let mut out = String::new();
-    writer
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    line.clear();
+    out.read_to_string(&mut line).unwrap();
     let _ = writer.wait();
-    assert_eq!(out.trim(), libc::EEXIST.to_string(), "close() says EEXIST");
+    assert_eq!(line.trim(), libc::EEXIST.to_string(), "close() says EEXIST");
     let status = Command::new(env!("CARGO_BIN_EXE_smhfs"))
         .arg("status")
         .arg(&m.mnt)

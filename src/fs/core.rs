@@ -745,7 +745,7 @@ impl SmhFs {
     /// the caches know the name is free, nothing about the inode is open,
     /// and the content starts in memory. `None`: take the async path.
     pub fn create_now(&self, parent: u64, name: &std::ffi::OsStr) -> Option<FsResult<(Attr, u64)>> {
-        if self.cfg.read_only || self.write_back() {
+        if self.cfg.read_only {
             return None;
         }
         let path = match self.child(parent, name) {
@@ -1024,8 +1024,10 @@ impl SmhFs {
         if !upload {
             // Write-back: durable locally (staged data and journal entry
             // fsynced), uploaded in the background.
-            self.spill(ino, &mut of, true)?;
-            if let Some(st) = &of.staged {
+            if of.staged.as_ref().is_some_and(|s| s.is_mem()) {
+                // Written, fsynced and journaled as complete.
+                self.spill(ino, &mut of, true)?;
+            } else if let Some(st) = &of.staged {
                 st.sync()?;
             }
             self.journal_closed(ino, &mut of)?;
@@ -1057,10 +1059,7 @@ impl SmhFs {
         }
         if of.dirty && !of.unlinked && self.write_back() {
             // Uploaded by the queue; stays visible until then.
-            if let Err(e) = self
-                .spill(ino, &mut of, true)
-                .and_then(|()| self.journal_closed(ino, &mut of))
-            {
+            if let Err(e) = self.journal_closed(ino, &mut of) {
                 tracing::error!(ino, "cannot write the upload journal: {e}");
             }
             self.enqueue_upload(ino, &of);

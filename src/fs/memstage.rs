@@ -9,9 +9,11 @@
 //! file with a journal entry ("spills") when it grows past
 //! [`MEM_FILE_MAX`], when all in-memory files together would pass
 //! [`MEM_TOTAL_MAX`] or the cache bound, when its upload fails (so it is
-//! retried or reported, never lost), and in write-back mode (close must
-//! leave it durable). A daemon crash before close loses only content whose
-//! close() had not succeeded: the writer learns of it from that close().
+//! retried or reported, never lost), and at close in write-back mode
+//! (close acknowledges it: it must be durable; this still saves the journal
+//! entry, and its fsyncs, at the first write). A daemon crash before close
+//! loses only content whose close() had not succeeded: the writer learns of
+//! it from that close().
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -13,8 +13,7 @@
 //!   sequential read-ahead growing 1 -> 16 MiB with the next window fetched in
 //!   the background; 256 MiB of read-ahead in total at most.
 //! * **Write**: data goes to a [`staging::StagedFile`] in `cache_dir` (a new
-//!   file of up to 1 MiB in close-synchronous mode: to memory, see
-//!   [`memstage`]). An existing file is downloaded into it at the first
+//!   file of up to 1 MiB: to memory until close, see [`memstage`]). An existing file is downloaded into it at the first
 //!   write or truncate (not at open, so read-write opens that only read cost
 //!   nothing); `O_TRUNC` starts empty. `close()` (flush) and `fsync()` upload a dirty file and
 //!   return the upload's errno; the staged copy is deleted only after the

@@ -309,12 +309,9 @@ impl SmhFs {
         Ok(st)
     }
 
-    /// Local content for a file that starts empty: in memory unless close
-    /// must leave it durable (write-back).
+    /// Local content for a file that starts empty: in memory (moved to a
+    /// staged file when it must be durable or large, see `memstage.rs`).
     pub(crate) fn new_staged_small(&self) -> FsResult<Staged> {
-        if self.write_back() {
-            return Ok(Staged::Disk(self.new_staged()?));
-        }
         Ok(Staged::Mem(MemStaged::new(
             self.dur.budget.clone(),
             self.dur.mem.clone(),
@@ -444,6 +441,10 @@ impl SmhFs {
     /// The content is complete (close, truncate(2)): say so in the journal,
     /// so that it is uploaded after a crash.
     pub(crate) fn journal_closed(&self, ino: u64, of: &mut OpenFile) -> FsResult<()> {
+        if self.write_back() {
+            // Acknowledged before the upload: must survive a crash.
+            self.spill(ino, of, true)?;
+        }
         if of.journal_id.is_some() && of.journal_complete {
             return Ok(());
         }
