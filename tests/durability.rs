@@ -728,13 +728,14 @@ async fn a_file_still_being_written_at_a_crash_is_kept_not_uploaded() {
     let mut m1 = MountGuard::new(&server, "");
     // A writer that has not closed its file when the daemon dies.
     // (One process, one descriptor: a shell redirection would dup and close
-    // it, and every close is a flush that uploads.)
+    // it, and every close is a flush that uploads.) Past 1 MiB: smaller new
+    // files are held in memory until their close reports the upload.
     let mut writer = Command::new("python3")
         .arg("-c")
         .arg(
             "import os,sys,time\n\
              f=os.open(sys.argv[1],os.O_WRONLY|os.O_CREAT|os.O_TRUNC)\n\
-             os.write(f,os.urandom(300000))\n\
+             os.write(f,os.urandom(1500000))\n\
              time.sleep(30)",
         )
         .arg(m1.path("p.bin"))
@@ -744,7 +745,7 @@ async fn a_file_still_being_written_at_a_crash_is_kept_not_uploaded() {
         std::fs::read_dir(&m1.cache_dir)
             .map(|d| {
                 d.filter_map(|e| e.ok())
-                    .any(|e| e.metadata().map(|m| m.len() >= 300_000).unwrap_or(false))
+                    .any(|e| e.metadata().map(|m| m.len() >= 1_500_000).unwrap_or(false))
             })
             .unwrap_or(false)
     })
@@ -787,4 +788,95 @@ async fn client_upload(client: &SmhClient, path: &str, data: &[u8]) {
         )
         .await
         .unwrap();
+}
+
+/// Small new files live in memory until close() uploads them; one whose
+/// upload fails must still end up in cache_dir (staged file + journal
+/// entry), readable in the mount, and be uploaded once the server is back.
+#[tokio::test(flavor = "multi_thread")]
+async fn small_file_whose_upload_fails_is_kept_and_retried() {
+    let server = TestServer::start();
+    let client = client_for(&server);
+    let m = MountGuard::new(&server, "");
+    server.admin("/__fault", "part:503:100%").await;
+    let errno = write_in_child(&m.path("small.bin"), 4096);
+    assert!(errno.is_some(), "close() reports the failed upload");
+    let entries = journal_entries(&m.cache_dir);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["complete"], true, "{entries:?}");
+    let staged = PathBuf::from(entries[0]["staged"].as_str().unwrap());
+    assert_eq!(std::fs::read(&staged).unwrap(), vec![5u8; 4096]);
+    assert_eq!(std::fs::read(m.path("small.bin")).unwrap(), vec![5u8; 4096]);
+    server.admin("/__faults/clear", "").await;
+    wait_on_server(&client, "small.bin", 4096, Duration::from_secs(60)).await;
+    assert_eq!(
+        server_hashes(&client, "small.bin").await,
+        ContentHashes::of(&[5u8; 4096])
+    );
+    wait_for("the cache to empty", Duration::from_secs(10), || async {
+        leftovers(&m.cache_dir).is_empty()
+    })
+    .await;
+}
+
+/// ... and one whose upload fails for good (conflict=ask, the name was
+/// taken meanwhile) is kept, marked failed and shown by `smhfs status`.
+#[tokio::test(flavor = "multi_thread")]
+async fn small_file_whose_upload_fails_for_good_is_kept_and_shown() {
+    let server = TestServer::start();
+    let client = client_for(&server);
+    let mut m = MountGuard::new(&server, "conflict=ask");
+    let work = tempfile::tempdir().unwrap();
+    let go = work.path().join("go");
+    // Writes, waits until the name is taken on the server, then closes.
+    let mut writer = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import os,sys,time\n\
+             f=os.open(sys.argv[1],os.O_WRONLY|os.O_CREAT|os.O_EXCL)\n\
+             os.write(f,b'ours'*1000)\n\
+             print('written',flush=True)\n\
+             t=time.time()\n\
+             while not os.path.exists(sys.argv[2]) and time.time()-t<30: time.sleep(0.05)\n\
+             try:\n\
+             \x20os.close(f); print(0)\n\
+             except OSError as e:\n\
+             \x20print(e.errno)",
+        )
+        .arg(m.path("mine.txt"))
+        .arg(&go)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(writer.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "written");
+    client_upload(&client, "mine.txt", b"theirs").await;
+    std::fs::write(&go, b"").unwrap();
+    line.clear();
+    out.read_to_string(&mut line).unwrap();
+    let _ = writer.wait();
+    assert_eq!(line.trim(), libc::EEXIST.to_string(), "close() says EEXIST");
+    let status = Command::new(env!("CARGO_BIN_EXE_smhfs"))
+        .arg("status")
+        .arg(&m.mnt)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("failed") && text.contains("mine.txt"),
+        "{text}"
+    );
+    assert_eq!(
+        server_hashes(&client, "mine.txt").await,
+        ContentHashes::of(b"theirs")
+    );
+    assert!(m.unmount_and_wait(Duration::from_secs(30)).is_some());
+    let entries = journal_entries(&m.cache_dir);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0]["failed"].is_string(), "{entries:?}");
+    let staged = PathBuf::from(entries[0]["staged"].as_str().unwrap());
+    assert_eq!(std::fs::read(staged).unwrap(), b"ours".repeat(1000));
 }

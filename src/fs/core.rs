@@ -23,8 +23,8 @@ use parking_lot::Mutex;
 use super::cache::{AttrCache, DirCache, Kind, Listing, Meta};
 use super::error::{FsError, FsResult};
 use super::inode::{InodeTable, ROOT_INO};
+use super::memstage::Staged;
 use super::read::{ReadAhead, ReadBudget, UrlCache};
-use super::staging::StagedFile;
 use crate::smh::path::MAX_NAME_BYTES;
 use crate::smh::{ConflictStrategy, SmhClient, SmhError, SmhPath};
 
@@ -70,7 +70,7 @@ pub struct SpaceStats {
 /// Per-inode state while the file is open (shared by all its handles).
 #[derive(Debug, Default)]
 pub(crate) struct OpenFile {
-    pub(crate) staged: Option<StagedFile>,
+    pub(crate) staged: Option<Staged>,
     /// Local content differs from the server's.
     pub(crate) dirty: bool,
     /// The server has a version of this file (false for files created here
@@ -667,9 +667,9 @@ impl SmhFs {
     // ---- files ---------------------------------------------------------
 
     /// Records a staged file's size and mtime after a change.
-    pub(crate) fn note_local(&self, ino: u64, st: &StagedFile) {
+    pub(crate) fn note_local(&self, ino: u64, st: &Staged) {
         let mut m = Meta::new_file(st.size());
-        if let Some(t) = st.mtime {
+        if let Some(t) = st.mtime() {
             m.mtime = t;
         }
         self.local.lock().insert(ino, m);
@@ -708,7 +708,7 @@ impl SmhFs {
                 return Err(FsError::Exists);
             }
         }
-        let staged = self.new_staged()?;
+        let staged = self.new_staged_small()?;
         let ino = self.inodes.lock().lookup(&path, true);
         {
             let mut of = self.lock_open_file(ino, false).await;
@@ -741,6 +741,49 @@ impl SmhFs {
         Ok((Attr { ino, meta }, fh))
     }
 
+    /// `create` done in the calling (FUSE) thread when nothing can wait:
+    /// the caches know the name is free, nothing about the inode is open,
+    /// and the content starts in memory. `None`: take the async path.
+    pub fn create_now(&self, parent: u64, name: &std::ffi::OsStr) -> Option<FsResult<(Attr, u64)>> {
+        if self.cfg.read_only {
+            return None;
+        }
+        let path = match self.child(parent, name) {
+            Ok(p) => p,
+            Err(e) => return Some(Err(e)),
+        };
+        if self.resolve_cached(&path)?.is_some() {
+            return None;
+        }
+        let staged = self.new_staged_small().ok()?;
+        {
+            let mut inodes = self.inodes.lock();
+            let ino = inodes.lookup(&path, false);
+            let mut files = self.files.lock();
+            if files.contains_key(&ino) {
+                return None;
+            }
+            inodes.lookup(&path, true);
+            files.insert(
+                ino,
+                Arc::new(tokio::sync::Mutex::new(OpenFile {
+                    staged: Some(staged),
+                    dirty: true,
+                    handles: 1,
+                    fresh: true,
+                    ..Default::default()
+                })),
+            );
+            drop(files);
+            drop(inodes);
+            let meta = Meta::new_file(0);
+            self.local.lock().insert(ino, meta.clone());
+            self.note_entry(&path, meta.clone());
+            let fh = self.new_handle(ino);
+            Some(Ok((Attr { ino, meta }, fh)))
+        }
+    }
+
     /// Opens a file. `write` with `truncate` starts from empty content;
     /// without, the first write fills the staged copy from the server.
     pub async fn open(&self, ino: u64, write: bool, truncate: bool) -> FsResult<u64> {
@@ -761,9 +804,9 @@ impl SmhFs {
             return Err(FsError::Exists);
         }
         if write && truncate {
-            match &mut g.staged {
-                Some(s) => s.truncate(0)?,
-                None => g.staged = Some(self.new_staged()?),
+            match &g.staged {
+                Some(_) => self.staged_truncate(ino, &mut g, 0)?,
+                None => g.staged = Some(self.new_staged_small()?),
             }
             if let Some(st) = &g.staged {
                 self.note_local(ino, st);
@@ -815,7 +858,7 @@ impl SmhFs {
                 at += n;
             }
         }
-        of.staged = Some(st);
+        of.staged = Some(Staged::Disk(st));
         Ok(())
     }
 
@@ -853,16 +896,28 @@ impl SmhFs {
         let of = self.open_file(ino)?;
         let mut of = of.try_lock().ok()?;
         let of = &mut *of;
-        // The journal must be (re)written, or the write failed before: the
-        // async path does that.
-        if of.write_error.is_some()
-            || of.journal_id.is_none()
-            || of.journal_plan
-            || of.journal_complete
-        {
+        if of.write_error.is_some() {
             return None;
         }
-        let st = of.staged.as_mut()?;
+        if let Some(Staged::Mem(m)) = &mut of.staged {
+            // No room in memory: the async path spills.
+            if !m.try_write(offset, data) {
+                return None;
+            }
+            let st = of.staged.as_ref()?;
+            self.note_local(ino, st);
+            of.dirty = true;
+            of.plan = None;
+            of.fresh = true;
+            return Some(Ok(data.len() as u32));
+        }
+        // The journal must be (re)written: the async path does that.
+        if of.journal_id.is_none() || of.journal_plan || of.journal_complete {
+            return None;
+        }
+        let Some(Staged::Disk(st)) = of.staged.as_mut() else {
+            return None;
+        };
         let grow = (offset + data.len() as u64).saturating_sub(st.size());
         if grow > 0 {
             // No room without waiting: the async path waits (or ENOSPC).
@@ -877,6 +932,7 @@ impl SmhFs {
             of.write_error = Some(e.errno());
             return Some(Err(e));
         }
+        let st = of.staged.as_ref()?;
         self.note_local(ino, st);
         of.dirty = true;
         of.plan = None;
@@ -910,14 +966,7 @@ impl SmhFs {
         data: &[u8],
     ) -> FsResult<u32> {
         self.ensure_staged(path, of).await?;
-        let st = of.staged.as_mut().ok_or(FsError::BadHandle)?;
-        let grow = (offset + data.len() as u64).saturating_sub(st.size());
-        if grow > 0 {
-            self.dur.budget.reserve(grow, st.charged()).await?;
-            st.add_charged(grow);
-        }
-        st.write_at(offset, data)?;
-        self.note_local(ino, st);
+        self.staged_write(ino, of, offset, data).await?;
         of.dirty = true;
         self.journal_dirty(ino, of)?;
         Ok(data.len() as u32)
@@ -927,6 +976,23 @@ impl SmhFs {
     pub async fn flush(&self, fh: u64) -> FsResult<()> {
         let (ino, _) = self.handle_ino(fh)?;
         self.flush_ino(ino).await
+    }
+
+    /// `flush` answered in the calling (FUSE) thread when there is nothing
+    /// to upload (read-only opens, already uploaded). `None`: async path.
+    pub fn flush_now(&self, fh: u64) -> Option<FsResult<()>> {
+        let ino = self.handles.lock().get(&fh)?.ino;
+        let Some(of) = self.open_file(ino) else {
+            return Some(Ok(()));
+        };
+        let of = of.try_lock().ok()?;
+        if let Some(e) = of.write_error {
+            return Some(Err(FsError::Io(std::io::Error::from_raw_os_error(e))));
+        }
+        if !of.dirty || of.unlinked {
+            return Some(Ok(()));
+        }
+        None
     }
 
     pub async fn fsync(&self, fh: u64) -> FsResult<()> {
@@ -958,7 +1024,10 @@ impl SmhFs {
         if !upload {
             // Write-back: durable locally (staged data and journal entry
             // fsynced), uploaded in the background.
-            if let Some(st) = &of.staged {
+            if of.staged.as_ref().is_some_and(|s| s.is_mem()) {
+                // Written, fsynced and journaled as complete.
+                self.spill(ino, &mut of, true)?;
+            } else if let Some(st) = &of.staged {
                 st.sync()?;
             }
             self.journal_closed(ino, &mut of)?;
@@ -1006,7 +1075,11 @@ impl SmhFs {
             return result;
         }
         if of.dirty && !of.unlinked {
-            if let Some(st) = of.staged.take() {
+            if let Some(Staged::Mem(_)) = &of.staged {
+                // Only if it could not be written to cache_dir either.
+                tracing::error!(ino, "file closed without a successful upload; its data could not be kept in cache_dir");
+            }
+            if let Some(Staged::Disk(st)) = of.staged.take() {
                 let path = self.inodes.lock().path(ino);
                 tracing::error!(
                     path = %path.map(|p| p.to_string()).unwrap_or_default(),
@@ -1023,6 +1096,33 @@ impl SmhFs {
         self.local.lock().remove(&ino);
         self.files.lock().remove(&ino);
         result
+    }
+
+    /// `release` done in the calling (FUSE) thread when it needs no upload
+    /// and the file's state is not locked. `None`: take the async path.
+    pub fn release_now(&self, fh: u64) -> Option<FsResult<()>> {
+        let ino = self.handles.lock().get(&fh)?.ino;
+        let Some(of_ref) = self.open_file(ino) else {
+            self.handles.lock().remove(&fh);
+            return Some(Ok(()));
+        };
+        let mut of = of_ref.try_lock().ok()?;
+        let last = of.handles <= 1;
+        if last && (of.write_error.is_some() || (of.dirty && !of.unlinked)) {
+            return None;
+        }
+        self.handles.lock().remove(&fh)?;
+        of.handles = of.handles.saturating_sub(1);
+        if !last {
+            return Some(Ok(()));
+        }
+        if let Some(st) = of.staged.take() {
+            st.remove();
+        }
+        drop(of);
+        self.local.lock().remove(&ino);
+        self.files.lock().remove(&ino);
+        Some(Ok(()))
     }
 
     /// truncate / utimens / chmod / chown.
@@ -1049,14 +1149,11 @@ impl SmhFs {
             }
             let res = async {
                 if size == 0 && of.staged.is_none() {
-                    of.staged = Some(self.new_staged()?);
+                    of.staged = Some(self.new_staged_small()?);
                 } else {
                     self.ensure_staged(&path, &mut of).await?;
                 }
-                if let Some(st) = of.staged.as_mut() {
-                    st.truncate(size)?;
-                    self.note_local(ino, st);
-                }
+                self.staged_truncate(ino, &mut of, size)?;
                 of.dirty = true;
                 if size == 0 {
                     of.write_error = None;
@@ -1093,7 +1190,7 @@ impl SmhFs {
             let mut stored = false;
             if let Some(of) = self.open_file(ino) {
                 if let Some(st) = of.lock().await.staged.as_mut() {
-                    st.mtime = Some(t);
+                    st.set_mtime(Some(t));
                     self.note_local(ino, st);
                     stored = true;
                 }

@@ -393,6 +393,11 @@ impl Filesystem for SmhFuse {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        match self.fs.flush_now(fh.0) {
+            Some(Ok(())) => return reply.ok(),
+            Some(Err(e)) => return reply.error(errno("flush", &e)),
+            None => {}
+        }
         self.spawn_empty("flush", reply, |fs| async move { fs.flush(fh.0).await });
     }
 
@@ -406,6 +411,11 @@ impl Filesystem for SmhFuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        match self.fs.release_now(fh.0) {
+            Some(Ok(())) => return reply.ok(),
+            Some(Err(e)) => return reply.error(errno("release", &e)),
+            None => {}
+        }
         self.spawn_empty("release", reply, |fs| async move { fs.release(fh.0).await });
     }
 
@@ -609,6 +619,19 @@ impl Filesystem for SmhFuse {
         if mode & libc::S_IFMT != 0 && mode & libc::S_IFMT != libc::S_IFREG {
             reply.error(Errno::EPERM);
             return;
+        }
+        match self.fs.create_now(parent.0, name) {
+            Some(Ok((a, fh))) => {
+                return reply.created(
+                    &self.ttl,
+                    &Self::file_attr(self.look, &a),
+                    Generation(0),
+                    FileHandle(fh),
+                    FopenFlags::empty(),
+                )
+            }
+            Some(Err(e)) => return reply.error(errno("create", &e)),
+            None => {}
         }
         let name = name.to_owned();
         self.spawn(|fs, look, ttl| async move {

@@ -10,6 +10,9 @@
 //! temp file + fsync + rename + fsync of the directory, so after a crash an
 //! entry is either the old or the new one, never half of one.
 //!
+//! A small file held in memory (`memstage.rs`) has no entry until it moves
+//! to a staged file (it grew, or its upload failed).
+//!
 //! At mount (and with `smhfs resume`) every entry is continued: with a plan,
 //! the server's `?upload` status says which parts it holds and only the
 //! missing ones are sent; without, the staged file is uploaded from scratch.

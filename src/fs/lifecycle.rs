@@ -75,12 +75,21 @@ impl SmhFs {
     /// drop the last RELEASE): staged copies the server confirmed are removed,
     /// unconfirmed ones are kept and named in the log.
     pub fn discard_confirmed_staged(&self) {
-        let files: Vec<_> = self.files.lock().values().cloned().collect();
-        for f in files {
+        let files: Vec<_> = self
+            .files
+            .lock()
+            .iter()
+            .map(|(i, f)| (*i, f.clone()))
+            .collect();
+        for (ino, f) in files {
             let Ok(mut of) = f.try_lock() else {
                 continue;
             };
             if of.dirty && !of.unlinked {
+                // Still open: kept like any file being written at a crash.
+                if let Err(e) = self.spill(ino, &mut of, false) {
+                    tracing::error!(ino, "cannot keep a file held in memory: {e}");
+                }
                 if let Some(st) = &of.staged {
                     tracing::warn!(staged = %st.path().display(), "unmounted with an unconfirmed upload; its data is kept in the staged file");
                 }

@@ -12,10 +12,10 @@
 //! * **Read**: ranged GETs on the download URL (cached, refetched on 403/404),
 //!   sequential read-ahead growing 1 -> 16 MiB with the next window fetched in
 //!   the background; 256 MiB of read-ahead in total at most.
-//! * **Write**: data goes to a [`staging::StagedFile`] in `cache_dir`. An
-//!   existing file is downloaded into it at the first write or truncate (not
-//!   at open, so read-write opens that only read cost nothing); `O_TRUNC`
-//!   starts empty. `close()` (flush) and `fsync()` upload a dirty file and
+//! * **Write**: data goes to a [`staging::StagedFile`] in `cache_dir` (a new
+//!   file of up to 1 MiB: to memory until close, see [`memstage`]). An existing file is downloaded into it at the first
+//!   write or truncate (not at open, so read-write opens that only read cost
+//!   nothing); `O_TRUNC` starts empty. `close()` (flush) and `fsync()` upload a dirty file and
 //!   return the upload's errno; the staged copy is deleted only after the
 //!   server confirmed, and kept (with an ERROR line naming it) otherwise.
 //! * **Conflicts**: see [`core`] for what `overwrite`, `rename` and `ask` mean.
@@ -34,6 +34,7 @@ pub mod fuse;
 pub mod inode;
 pub mod journal;
 pub mod lifecycle;
+pub mod memstage;
 pub mod read;
 pub mod staging;
 pub mod upload;

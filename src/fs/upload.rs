@@ -11,7 +11,9 @@ use std::sync::Arc;
 use super::cache::{format_time, Meta};
 use super::core::{OpenFile, SmhFs};
 use super::error::{FsError, FsResult};
+use super::memstage::Staged;
 use super::writeback::transient;
+use crate::smh::types::FileMeta;
 use crate::smh::{SmhPath, UploadOptions, UploadPlan};
 
 impl SmhFs {
@@ -21,8 +23,22 @@ impl SmhFs {
         // Unmount waits for this (`SmhFs::wait_idle`).
         let _in_flight = self.in_flight.begin();
         let path = self.path_of(ino)?;
-        let Some(st) = of.staged.as_mut() else {
-            of.dirty = false;
+        if let Some(st) = &of.staged {
+            // In memory only for one simple upload whose outcome close() reports.
+            if st.is_mem() && (self.write_back() || st.size() > self.cfg.part_size) {
+                self.spill(ino, of, true)
+                    .inspect_err(|_| of.upload_failed = true)?;
+            }
+        }
+        match of.staged.as_mut() {
+            None => {
+                of.dirty = false;
+                return Ok(());
+            }
+            Some(Staged::Mem(_)) => return self.upload_mem(ino, &path, of).await,
+            Some(Staged::Disk(_)) => {}
+        }
+        let Some(Staged::Disk(st)) = of.staged.as_mut() else {
             return Ok(());
         };
         let id = st.id();
@@ -129,6 +145,90 @@ impl SmhFs {
                 return Err(e);
             }
         };
+        tracing::debug!(%path, size, elapsed = ?started.elapsed(), "uploaded");
+        let local_mtime = st.mtime;
+        self.upload_done(&path, of, &id, &meta, local_mtime);
+        Ok(())
+    }
+
+    /// Uploads an in-memory file in one request. No journal entry: close()
+    /// reports the outcome. A failed upload spills to a staged file with a
+    /// journal entry, so it is retried or reported like any other.
+    async fn upload_mem(&self, ino: u64, path: &SmhPath, of: &mut OpenFile) -> FsResult<()> {
+        let Some(Staged::Mem(m)) = of.staged.as_mut() else {
+            return Ok(());
+        };
+        of.fresh = false;
+        let hashes = m.hashes();
+        let body = m.bytes();
+        let local_mtime = m.mtime;
+        let size = hashes.size;
+        let id = of.staged.as_ref().map(|s| s.id()).unwrap_or_default();
+        let mem_path = of
+            .staged
+            .as_ref()
+            .map(|s| s.path().to_path_buf())
+            .unwrap_or_default();
+        let sent = self.dur.tracker.start(&id, path, size, &mem_path);
+        let opts = UploadOptions {
+            strategy: self.cfg.conflict,
+            part_size: self.cfg.part_size,
+            concurrency: self.cfg.upload_concurrency,
+            local_modification_time: local_mtime.map(format_time),
+            on_plan: None,
+            on_progress: Some(Arc::new(move |n| {
+                sent.fetch_add(n, Ordering::Relaxed);
+            })),
+        };
+        let res = self.client.upload_bytes(path, body, hashes, &opts).await;
+        let e = match res {
+            Ok(meta) => {
+                self.upload_done(path, of, &id, &meta, local_mtime);
+                return Ok(());
+            }
+            Err(e) => FsError::Smh(e),
+        };
+        of.upload_failed = true;
+        let permanent = !transient(&e);
+        of.upload_transient = !permanent;
+        self.dur.tracker.done(&id);
+        if let Err(se) = self.spill(ino, of, true) {
+            // Still in memory: retried in the background while we run.
+            of.upload_transient = true;
+            tracing::error!(%path, "upload failed: {e}; cannot keep the data in cache_dir ({se}); it stays in memory and the upload is retried");
+            return Err(e);
+        }
+        if let Some(Staged::Disk(st)) = &of.staged {
+            let sid = st.id();
+            self.dur.tracker.queued(&sid, path, size, st.path());
+            self.dur.tracker.failed(&sid, e.to_string(), permanent);
+            if permanent {
+                let mut ent = self.journal_entry(path, st, None);
+                ent.failed = Some(e.to_string());
+                ent.complete = true;
+                let _ = self.dur.journal.write(&ent);
+                of.journal_plan = true;
+            }
+            tracing::error!(
+                %path,
+                staged = %st.path().display(),
+                "upload failed: {e}; the data is kept in the staged file{}",
+                if permanent { "" } else { " and the upload is retried" }
+            );
+        }
+        Err(e)
+    }
+
+    /// The server confirmed the content of `of` as `meta`: the journal
+    /// entry goes, the caches learn the file (maybe under another name).
+    fn upload_done(
+        &self,
+        path: &SmhPath,
+        of: &mut OpenFile,
+        id: &str,
+        meta: &FileMeta,
+        local_mtime: Option<std::time::SystemTime>,
+    ) {
         of.dirty = false;
         of.remote = true;
         of.upload_failed = false;
@@ -140,25 +240,22 @@ impl SmhFs {
             }
         }
         of.journal_plan = false;
-        self.dur.tracker.done(&id);
+        self.dur.tracker.done(id);
         let final_path = meta
             .path
             .clone()
             .and_then(|segs| SmhPath::from_segments(segs).ok())
             .filter(|p| !p.is_root())
             .unwrap_or_else(|| path.clone());
-        tracing::debug!(%final_path, size, elapsed = ?started.elapsed(), "uploaded");
-        let local_mtime = st.mtime;
-        if final_path != path {
+        if final_path != *path {
             tracing::info!(requested = %path, stored = %final_path, "upload stored under another name (conflict=rename)");
-            self.inodes.lock().rename(&path, &final_path);
-            self.attrs.remove(&path);
+            self.inodes.lock().rename(path, &final_path);
+            self.attrs.remove(path);
             if let Some(parent) = path.parent() {
                 // The requested name still holds the older file on the server.
                 self.dirs.remove_tree(&parent);
             }
         }
-        self.note_entry(&final_path, Meta::from_file_meta(&meta, local_mtime));
-        Ok(())
+        self.note_entry(&final_path, Meta::from_file_meta(meta, local_mtime));
     }
 }

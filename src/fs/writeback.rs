@@ -29,6 +29,7 @@ use super::cache::format_time;
 use super::core::{OpenFile, SmhFs};
 use super::error::{FsError, FsResult};
 use super::journal::{Journal, JournalEntry};
+use super::memstage::{MemBudget, MemStaged, Staged};
 use super::staging::{CacheBudget, StagedFile};
 use crate::smh::{SmhPath, UploadOptions};
 
@@ -263,6 +264,8 @@ pub struct Durability {
     pub budget: Arc<CacheBudget>,
     pub tracker: Tracker,
     pub queue: Queue,
+    /// Bytes of small files held in memory (`memstage.rs`).
+    pub mem: Arc<MemBudget>,
 }
 
 impl Durability {
@@ -272,6 +275,7 @@ impl Durability {
             journal: Journal::new(cache_dir).durable(opts.write_back.is_some()),
             tracker: Tracker::default(),
             queue: Queue::default(),
+            mem: Arc::default(),
             opts,
         }
     }
@@ -303,6 +307,103 @@ impl SmhFs {
         let mut st = StagedFile::create(&self.cfg.cache_dir)?;
         st.set_budget(Some(self.dur.budget.clone()));
         Ok(st)
+    }
+
+    /// Local content for a file that starts empty: in memory (moved to a
+    /// staged file when it must be durable or large, see `memstage.rs`).
+    pub(crate) fn new_staged_small(&self) -> FsResult<Staged> {
+        Ok(Staged::Mem(MemStaged::new(
+            self.dur.budget.clone(),
+            self.dur.mem.clone(),
+        )))
+    }
+
+    /// Moves an in-memory file's content to a staged file with a journal
+    /// entry (`complete`: as of a close). No-op for a staged file.
+    pub(crate) fn spill(&self, ino: u64, of: &mut OpenFile, complete: bool) -> FsResult<()> {
+        let Some(Staged::Mem(m)) = &of.staged else {
+            return Ok(());
+        };
+        let mut st = self.new_staged()?;
+        let res = (|| {
+            st.write_at(0, m.data())?;
+            if self.write_back() {
+                st.sync()?;
+            }
+            Ok::<_, std::io::Error>(())
+        })();
+        if let Err(e) = res {
+            st.remove();
+            return Err(e.into());
+        }
+        st.mtime = m.mtime;
+        // Dropping the memory copy gives its room back.
+        of.staged = Some(Staged::Disk(st));
+        if let Err(e) = self.journal_write(ino, of, complete) {
+            // Back to memory: nothing refers to the staged file.
+            if let Some(Staged::Disk(st)) = of.staged.take() {
+                let mut back = MemStaged::new(self.dur.budget.clone(), self.dur.mem.clone());
+                let data = st.read_at(0, st.size() as u32).unwrap_or_default();
+                if back.try_write(0, &data) {
+                    back.mtime = st.mtime;
+                    st.remove();
+                    of.staged = Some(Staged::Mem(back));
+                } else {
+                    of.staged = Some(Staged::Disk(st));
+                }
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Writes into the open file's local content, spilling from memory to
+    /// a staged file when memory is not the place (any more).
+    pub(crate) async fn staged_write(
+        &self,
+        ino: u64,
+        of: &mut OpenFile,
+        offset: u64,
+        data: &[u8],
+    ) -> FsResult<()> {
+        if let Some(Staged::Mem(m)) = &mut of.staged {
+            if m.try_write(offset, data) {
+                if let Some(st) = &of.staged {
+                    self.note_local(ino, st);
+                }
+                return Ok(());
+            }
+            self.spill(ino, of, false)?;
+        }
+        let Some(Staged::Disk(st)) = of.staged.as_mut() else {
+            return Err(FsError::BadHandle);
+        };
+        let grow = (offset + data.len() as u64).saturating_sub(st.size());
+        if grow > 0 {
+            self.dur.budget.reserve(grow, st.charged()).await?;
+            st.add_charged(grow);
+        }
+        st.write_at(offset, data)?;
+        if let Some(st) = &of.staged {
+            self.note_local(ino, st);
+        }
+        Ok(())
+    }
+
+    /// Truncates (or extends) the open file's local content.
+    pub(crate) fn staged_truncate(&self, ino: u64, of: &mut OpenFile, size: u64) -> FsResult<()> {
+        if let Some(Staged::Mem(m)) = &mut of.staged {
+            if !m.try_truncate(size) {
+                self.spill(ino, of, false)?;
+            }
+        }
+        if let Some(Staged::Disk(st)) = of.staged.as_mut() {
+            st.truncate(size)?;
+        }
+        if let Some(st) = &of.staged {
+            self.note_local(ino, st);
+        }
+        Ok(())
     }
 
     pub(crate) fn journal_entry(
@@ -340,6 +441,10 @@ impl SmhFs {
     /// The content is complete (close, truncate(2)): say so in the journal,
     /// so that it is uploaded after a crash.
     pub(crate) fn journal_closed(&self, ino: u64, of: &mut OpenFile) -> FsResult<()> {
+        if self.write_back() {
+            // Acknowledged before the upload: must survive a crash.
+            self.spill(ino, of, true)?;
+        }
         if of.journal_id.is_some() && of.journal_complete {
             return Ok(());
         }
@@ -348,7 +453,8 @@ impl SmhFs {
 
     /// Writes the open file's entry (without a plan).
     fn journal_write(&self, ino: u64, of: &mut OpenFile, complete: bool) -> FsResult<()> {
-        let Some(st) = of.staged.as_ref() else {
+        // In memory: journaled when spilled.
+        let Some(Staged::Disk(st)) = of.staged.as_ref() else {
             return Ok(());
         };
         let path = self.path_of(ino)?;
@@ -663,7 +769,7 @@ impl SmhFs {
         st.mtime = e.mtime;
         let ino = self.inodes.lock().lookup(&e.path, false);
         let of = OpenFile {
-            staged: Some(st),
+            staged: Some(Staged::Disk(st)),
             dirty: true,
             remote: false,
             journal_id: Some(e.id.clone()),
@@ -677,7 +783,7 @@ impl SmhFs {
             if files.contains_key(&ino) {
                 drop(files);
                 // Opened meanwhile: upload the journaled copy on its own.
-                if let Some(st) = of.staged {
+                if let Some(Staged::Disk(st)) = of.staged {
                     if let Some(b) = st.budget() {
                         b.release(st.charged());
                     }

@@ -408,9 +408,11 @@ impl SmhClient {
             }
             let started = Instant::now();
             let result = req.send().await;
-            let shown = redact_url(&url);
+            // Only worked out when something is shown (errors, debug).
+            let shown = || redact_url(&url);
             match result {
                 Err(e) => {
+                    let shown = shown();
                     let err = SmhError::Network {
                         url: shown.clone(),
                         message: error_chain(&e),
@@ -426,7 +428,7 @@ impl SmhClient {
                 }
                 Ok(resp) => {
                     let status = resp.status();
-                    tracing::debug!(method = %call.method, url = %shown, status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "smh request");
+                    tracing::debug!(method = %call.method, url = %shown(), status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "smh request");
                     if status.is_success() || status.is_redirection() {
                         return Ok(resp);
                     }
@@ -452,7 +454,7 @@ impl SmhClient {
                         let d = retry_after
                             .unwrap_or_else(|| self.backoff(attempt))
                             .min(self.inner.config.retry.max_delay);
-                        tracing::warn!(method = %call.method, url = %shown, error = %err, retry_in = ?d, "server error; retrying");
+                        tracing::warn!(method = %call.method, url = %shown(), error = %err, retry_in = ?d, "server error; retrying");
                         tokio::time::sleep(d).await;
                         attempt += 1;
                         continue;

@@ -193,6 +193,24 @@ impl PartBody {
     }
 }
 
+/// Where an upload's bytes come from: a local file, or memory.
+#[derive(Clone)]
+enum Source {
+    File(Arc<std::fs::File>),
+    Bytes(Bytes),
+}
+
+impl Source {
+    fn part(&self, offset: u64, len: u64) -> Result<PartBody> {
+        match self {
+            Source::File(f) => PartBody::from_file(f, offset, len),
+            Source::Bytes(b) => Ok(PartBody::Bytes(
+                b.slice(offset as usize..(offset + len) as usize),
+            )),
+        }
+    }
+}
+
 /// The ticket shared by concurrent part uploads, with a generation so that
 /// one 403 leads to one renew, and its renewal margin.
 struct SharedTicket {
@@ -259,7 +277,8 @@ impl SmhClient {
         body: PartBody,
     ) -> Result<()> {
         let url = self.object_url(ticket, part);
-        let shown = redact_url(&url);
+        // Only worked out when something is shown (errors).
+        let shown = || redact_url(&url);
         let max = self.config().retry.max_retries;
         let mut attempt = 0;
         loop {
@@ -276,13 +295,13 @@ impl SmhClient {
                 Ok(resp) if resp.status().is_success() => return Ok(()),
                 Ok(resp) => error_from_response(resp).await,
                 Err(e) => SmhError::Network {
-                    url: shown.clone(),
+                    url: shown(),
                     message: error_chain(&e),
                 },
             };
             if err.is_retryable() && attempt < max {
                 let d = self.backoff(attempt);
-                tracing::warn!(url = %shown, error = %err, retry_in = ?d, "object PUT failed; retrying");
+                tracing::warn!(url = %shown(), error = %err, retry_in = ?d, "object PUT failed; retrying");
                 tokio::time::sleep(d).await;
                 attempt += 1;
                 continue;
@@ -369,6 +388,37 @@ impl SmhClient {
             Some(h) if h.size == size => h,
             _ => hash_file(file.clone()).await?,
         };
+        self.upload_source(path, Source::File(file), hashes, opts)
+            .await
+    }
+
+    /// The whole flow for content in memory whose hashes are known.
+    pub async fn upload_bytes(
+        &self,
+        path: &SmhPath,
+        data: Bytes,
+        hashes: ContentHashes,
+        opts: &UploadOptions,
+    ) -> Result<FileMeta> {
+        if hashes.size != data.len() as u64 {
+            return Err(SmhError::Upload(format!(
+                "hashes are of {} bytes, the body has {}",
+                hashes.size,
+                data.len()
+            )));
+        }
+        self.upload_source(path, Source::Bytes(data), hashes, opts)
+            .await
+    }
+
+    async fn upload_source(
+        &self,
+        path: &SmhPath,
+        source: Source,
+        hashes: ContentHashes,
+        opts: &UploadOptions,
+    ) -> Result<FileMeta> {
+        let size = hashes.size;
         let part_size = part_size_for(size, opts.part_size);
         let kind = if size <= part_size {
             UploadKind::Simple
@@ -428,7 +478,7 @@ impl SmhClient {
         }
         match kind {
             UploadKind::Simple => {
-                let data = PartBody::from_file(&file, 0, size)?;
+                let data = source.part(0, size)?;
                 if let Err(e) = self.put_to_object_store(&ticket, None, data.clone()).await {
                     if e.status() != Some(403) {
                         return Err(e);
@@ -461,7 +511,7 @@ impl SmhClient {
             }
             UploadKind::Multipart => {
                 let parts: Vec<u32> = (1..=plan.part_count).collect();
-                self.send_parts(&plan, ticket, file, parts, opts).await?;
+                self.send_parts(&plan, ticket, source, parts, opts).await?;
             }
         }
         self.finish(&plan.confirm_key, &plan, opts).await
@@ -472,7 +522,7 @@ impl SmhClient {
         &self,
         plan: &UploadPlan,
         ticket: UploadTicket,
-        file: Arc<std::fs::File>,
+        source: Source,
         parts: Vec<u32>,
         opts: &UploadOptions,
     ) -> Result<()> {
@@ -484,10 +534,10 @@ impl SmhClient {
         futures::stream::iter(parts)
             .map(|n| {
                 let shared = shared.clone();
-                let file = file.clone();
+                let source = source.clone();
                 async move {
                     let (offset, len) = part_range(n, plan.part_size, plan.size);
-                    let data = PartBody::from_file(&file, offset, len)?;
+                    let data = source.part(offset, len)?;
                     let mut refused = 0;
                     // Once per part: a ticket shorter-lived than the margin
                     // would otherwise be renewed forever.
@@ -677,7 +727,8 @@ impl SmhClient {
                 Some(t) if !ticket_expires_soon(&t) => t,
                 _ => self.renew_upload(&plan.confirm_key).await?,
             };
-            self.send_parts(plan, ticket, file, missing, opts).await?;
+            self.send_parts(plan, ticket, Source::File(file), missing, opts)
+                .await?;
         }
         self.finish(&plan.confirm_key, plan, opts).await
     }
