@@ -146,6 +146,10 @@ impl HashState {
 /// Files of one upload task (in memory while the task lives).
 pub struct TaskFiles {
     pub key: String,
+    /// Held while writing a batch into the task blob: parallel parts would
+    /// otherwise spin in the kernel on the file's lock (writes to one file
+    /// are serialized anyway); here waiters sleep.
+    pub write_lock: Mutex<()>,
     inner: Mutex<Inner>,
     hash: Mutex<HashState>,
 }
@@ -173,6 +177,7 @@ impl TaskFiles {
     fn new(key: &str, shape: TaskShape, parts: Vec<PartRec>) -> TaskFiles {
         TaskFiles {
             key: key.to_string(),
+            write_lock: Mutex::new(()),
             inner: Mutex::new(Inner {
                 multipart: shape.multipart,
                 psize: shape.psize,

@@ -882,6 +882,8 @@ impl PartWriter {
 
     fn write(&mut self, data: &[axum::body::Bytes]) -> SResult<()> {
         use std::os::unix::fs::FileExt;
+        let tf = self.tf.clone();
+        let _serial = self.place.slot.then(|| tf.write_lock.lock());
         for d in data {
             if self.len.is_some_and(|l| self.written + d.len() as u64 > l) {
                 return Err(ServerError::cos(
