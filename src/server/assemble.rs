@@ -355,7 +355,12 @@ impl TaskFiles {
             (g.psize, !g.writing.is_empty())
         };
         let r = self.finish_sealed(store, parts, want_crc, psize, writers);
-        if r.is_err() {
+        if let Err(e) = &r {
+            if e.code() != "BadCrc64" {
+                // A read or write failed, maybe in the middle of a part the
+                // hasher was fed: start over next time.
+                self.hash.lock().reset();
+            }
             self.inner.lock().sealed = false;
         }
         r

@@ -1027,6 +1027,12 @@ async fn object_put_inner(app: &Arc<App>, ctx: &Ctx, key: &str) -> SResult<Respo
                     n += chunk.len() as u64;
                     batch_len += chunk.len();
                     batch.push(chunk);
+                    if req.len == Some(n) {
+                        // All of Content-Length: record with this batch
+                        // rather than in one more hop after the end.
+                        done = true;
+                        break;
+                    }
                 }
                 Some(Err(e)) => {
                     if let Some(w) = writer.take() {
