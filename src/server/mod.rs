@@ -2,7 +2,8 @@
 //!
 //! Modules: [`routes`] (dispatch, tokens, directories, spaces), [`files`]
 //! (file info/download/delete/move/copy), [`upload`] (begin, parts, confirm,
-//! status, renew, abort), [`objects`] (signed object GETs), [`store`]
+//! status, renew, abort), [`assemble`] (where upload bytes land, hashing,
+//! the blob a confirm produces), [`objects`] (signed object GETs), [`store`]
 //! (SQLite + blobs), [`auth`], [`faults`], [`stats`], [`error`].
 
 pub mod assemble;
