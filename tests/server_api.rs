@@ -1940,3 +1940,48 @@ async fn abort_removes_stored_parts() {
         upload_leftovers(&s)
     );
 }
+
+#[tokio::test]
+async fn concurrent_duplicate_parts_store_the_recorded_version() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    let t = multipart_begin(&s, &tok, "race.bin").await;
+    let n = 6;
+    let versions: Vec<[Vec<u8>; 2]> = (0..n)
+        .map(|i| {
+            let len = if i == n - 1 { 12345 } else { MIB };
+            [data(len, 100 + i as u8), data(len, 200 + i as u8)]
+        })
+        .collect();
+    // Every part twice at once, with different bytes.
+    let mut reqs = Vec::new();
+    for (i, v) in versions.iter().enumerate() {
+        for body in v {
+            reqs.push(put_part(&t, i as u32 + 1, body.clone()));
+        }
+    }
+    for r in futures::future::join_all(reqs).await {
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    // The recorded eTag tells which version of each part won.
+    let key = t["confirmKey"].as_str().unwrap();
+    let (_, v) = send(Method::GET, &api(&s, "file", key, &tok, "upload"), None).await;
+    let mut all = Vec::new();
+    for (i, pair) in versions.iter().enumerate() {
+        let etag = v["parts"][i]["ETag"].as_str().unwrap().to_string();
+        let pick = pair
+            .iter()
+            .find(|b| {
+                let crc = ContentHashes::of(b).crc64;
+                etag == format!("\"{crc:016x}{:016x}\"", b.len())
+            })
+            .expect("the recorded eTag is one of the versions sent");
+        all.extend_from_slice(pick);
+    }
+    confirm_and_verify(&s, &tok, &t, "race.bin", &all).await;
+    assert!(
+        upload_leftovers(&s).is_empty(),
+        "{:?}",
+        upload_leftovers(&s)
+    );
+}
