@@ -1635,3 +1635,353 @@ async fn recycle_bin_restore_and_purge() {
     let (_, v) = send(Method::GET, &bin("", ""), None).await;
     assert_eq!(v["contents"], json!([]));
 }
+
+// ---- Multipart assembly: every layout the task blob must cope with ----
+
+/// The stored content of `path`, through the download redirect.
+async fn download(s: &TestServer, tok: &str, path: &str) -> Vec<u8> {
+    let r = client()
+        .get(api(s, "file", path, tok, ""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FOUND, "download {path}");
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let r = client().get(loc).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    r.bytes().await.unwrap().to_vec()
+}
+
+/// Confirms with the right crc64, then checks the reply, the stored bytes
+/// and the hashes (instant upload of the same content finds it).
+async fn confirm_and_verify(s: &TestServer, tok: &str, t: &Value, path: &str, all: &[u8]) {
+    let h = ContentHashes::of(all);
+    let (st, v) = confirm(
+        s,
+        tok,
+        t["confirmKey"].as_str().unwrap(),
+        json!({"crc64": h.crc64_string()}),
+        "",
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "confirm {path}: {v}");
+    assert_eq!(v["crc64"], h.crc64_string());
+    assert_eq!(v["size"], all.len().to_string());
+    let got = download(s, tok, path).await;
+    assert!(got == all, "{path}: stored bytes differ");
+    if all.len() >= MIB {
+        let (st, v) = send(
+            Method::PUT,
+            &api(s, "file", &format!("{path}.again"), tok, ""),
+            Some(json!({"beginningHash": h.beginning_hash, "fullHash": h.full_hash, "size": all.len().to_string()})),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "instant upload of {path}: {v}");
+    }
+}
+
+/// Files left under the data directory's `uploads/`.
+fn upload_leftovers(s: &TestServer) -> Vec<String> {
+    std::fs::read_dir(s.data.join("uploads"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn non_uniform_part_sizes_are_assembled() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    // Part 2 is longer than part 1 (the task blob's part size): fallback.
+    let sizes = [MIB, 2 * MIB + 3, MIB + 17, 1000];
+    let t = multipart_begin(&s, &tok, "odd.bin").await;
+    let mut all = Vec::new();
+    for (i, n) in sizes.iter().enumerate() {
+        let p = data(*n, 10 + i as u8);
+        all.extend_from_slice(&p);
+        assert_eq!(put_part(&t, i as u32 + 1, p).await.status(), StatusCode::OK);
+    }
+    confirm_and_verify(&s, &tok, &t, "odd.bin", &all).await;
+    assert!(
+        upload_leftovers(&s).is_empty(),
+        "{:?}",
+        upload_leftovers(&s)
+    );
+}
+
+#[tokio::test]
+async fn part_replaced_before_confirm_keeps_the_new_bytes() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    let t = multipart_begin(&s, &tok, "swap.bin").await;
+    let mut parts: Vec<Vec<u8>> = (0..4).map(|i| data(MIB, 20 + i)).collect();
+    parts[3].truncate(4321);
+    for (i, p) in parts.iter().enumerate() {
+        assert_eq!(
+            put_part(&t, i as u32 + 1, p.clone()).await.status(),
+            StatusCode::OK
+        );
+    }
+    // Let the background hasher pass part 2, then replace it twice (the
+    // second replacement goes back into the task blob slot).
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    parts[1] = data(MIB, 77);
+    assert_eq!(
+        put_part(&t, 2, parts[1].clone()).await.status(),
+        StatusCode::OK
+    );
+    parts[1] = data(MIB, 78);
+    assert_eq!(
+        put_part(&t, 2, parts[1].clone()).await.status(),
+        StatusCode::OK
+    );
+    // And the last part, shorter than before.
+    parts[3] = data(999, 79);
+    assert_eq!(
+        put_part(&t, 4, parts[3].clone()).await.status(),
+        StatusCode::OK
+    );
+    let (st, v) = send(
+        Method::GET,
+        &api(
+            &s,
+            "file",
+            t["confirmKey"].as_str().unwrap(),
+            &tok,
+            "upload",
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["parts"].as_array().unwrap().len(), 4);
+    assert_eq!(v["parts"][3]["Size"], 999);
+    let all = parts.concat();
+    confirm_and_verify(&s, &tok, &t, "swap.bin", &all).await;
+    assert!(
+        upload_leftovers(&s).is_empty(),
+        "{:?}",
+        upload_leftovers(&s)
+    );
+}
+
+#[tokio::test]
+async fn parts_out_of_order_with_and_without_announced_size() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    let body = data(3 * MIB + 5555, 30);
+    for (name, begin_body) in [
+        ("rev.bin", None),
+        (
+            "rev-sized.bin",
+            Some(json!({"size": body.len().to_string()})),
+        ),
+    ] {
+        let (st, t) = send(
+            Method::POST,
+            &api(&s, "file", name, &tok, "multipart"),
+            begin_body,
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{t}");
+        // The short last part first, then the others backwards.
+        let chunks: Vec<&[u8]> = body.chunks(MIB).collect();
+        for i in (0..chunks.len()).rev() {
+            assert_eq!(
+                put_part(&t, i as u32 + 1, chunks[i].to_vec())
+                    .await
+                    .status(),
+                StatusCode::OK
+            );
+        }
+        confirm_and_verify(&s, &tok, &t, name, &body).await;
+    }
+    // Part 2 first (a full part or the tail? undecidable), then 1, 3.
+    let (_, t) = send(
+        Method::POST,
+        &api(&s, "file", "mid.bin", &tok, "multipart"),
+        Some(json!({"size": body.len().to_string()})),
+    )
+    .await;
+    let chunks: Vec<&[u8]> = body.chunks(MIB).collect();
+    for i in [1, 0, 2, 3] {
+        put_part(&t, i as u32 + 1, chunks[i].to_vec()).await;
+    }
+    confirm_and_verify(&s, &tok, &t, "mid.bin", &body).await;
+    assert!(
+        upload_leftovers(&s).is_empty(),
+        "{:?}",
+        upload_leftovers(&s)
+    );
+}
+
+#[tokio::test]
+async fn bad_crc64_then_correct_confirm() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    // Multipart with uniform parts (the task blob is renamed at confirm).
+    let body = data(2 * MIB + 99, 40);
+    let t = multipart_begin(&s, &tok, "crc.bin").await;
+    for (i, c) in body.chunks(MIB).enumerate() {
+        put_part(&t, i as u32 + 1, c.to_vec()).await;
+    }
+    let key = t["confirmKey"].as_str().unwrap();
+    let (st, v) = confirm(&s, &tok, key, json!({"crc64": "1"}), "").await;
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("BadCrc64"))
+    );
+    let (st, v) = send(Method::GET, &api(&s, "file", key, &tok, "upload"), None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["confirmed"], false);
+    assert_eq!(v["parts"].as_array().unwrap().len(), 3);
+    confirm_and_verify(&s, &tok, &t, "crc.bin", &body).await;
+    // Simple uploads, small (kept in the database) and large (a file); the
+    // second time with a re-sent body.
+    for (name, n) in [("small.txt", 3000), ("large.bin", 300 * 1024)] {
+        let body = data(n, 41);
+        let (st, t) = send(Method::PUT, &api(&s, "file", name, &tok, ""), None).await;
+        assert_eq!(st, StatusCode::CREATED);
+        assert_eq!(
+            put_object(&t, "", data(n, 42)).await.status(),
+            StatusCode::OK
+        );
+        let key = t["confirmKey"].as_str().unwrap();
+        let (st, v) = confirm(&s, &tok, key, json!({"crc64": "7"}), "").await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("BadCrc64"))
+        );
+        // The crc64 of the intended body does not match the bytes sent
+        // either; the client sends them again.
+        let want = ContentHashes::of(&body).crc64_string();
+        let (st, v) = confirm(&s, &tok, key, json!({"crc64": want}), "").await;
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("BadCrc64"))
+        );
+        assert_eq!(
+            put_object(&t, "", body.clone()).await.status(),
+            StatusCode::OK
+        );
+        confirm_and_verify(&s, &tok, &t, name, &body).await;
+    }
+    assert!(
+        upload_leftovers(&s).is_empty(),
+        "{:?}",
+        upload_leftovers(&s)
+    );
+}
+
+#[tokio::test]
+async fn parts_after_a_server_restart_complete_the_file() {
+    let mut s = TestServer::start();
+    let tok = s.token().await;
+    let mut parts: Vec<Vec<u8>> = (0..3).map(|i| data(MIB, 50 + i)).collect();
+    parts[2].truncate(777);
+    let t = multipart_begin(&s, &tok, "restart.bin").await;
+    put_part(&t, 1, parts[0].clone()).await;
+    put_part(&t, 2, parts[1].clone()).await;
+    // A small simple upload stored but not confirmed.
+    let small = data(5000, 59);
+    let (_, ts) = send(Method::PUT, &api(&s, "file", "small.txt", &tok, ""), None).await;
+    assert_eq!(
+        put_object(&ts, "", small.clone()).await.status(),
+        StatusCode::OK
+    );
+    s.restart();
+    let tok = s.token().await;
+    let key = t["confirmKey"].as_str().unwrap();
+    let (st, v) = send(Method::GET, &api(&s, "file", key, &tok, "upload"), None).await;
+    assert_eq!(st, StatusCode::OK);
+    let ticket = v["uploadPartInfo"].clone();
+    // Part 2 replaced, part 3 added after the restart.
+    parts[1] = data(MIB, 60);
+    assert_eq!(
+        put_part(&ticket, 2, parts[1].clone()).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        put_part(&ticket, 3, parts[2].clone()).await.status(),
+        StatusCode::OK
+    );
+    confirm_and_verify(&s, &tok, &t, "restart.bin", &parts.concat()).await;
+    confirm_and_verify(&s, &tok, &ts, "small.txt", &small).await;
+    assert!(
+        upload_leftovers(&s).is_empty(),
+        "{:?}",
+        upload_leftovers(&s)
+    );
+}
+
+#[tokio::test]
+async fn abort_removes_stored_parts() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    let t = multipart_begin(&s, &tok, "gone.bin").await;
+    put_part(&t, 1, data(MIB, 1)).await;
+    put_part(&t, 2, data(2 * MIB, 2)).await; // fallback file
+    let (_, ts) = send(Method::PUT, &api(&s, "file", "gone.txt", &tok, ""), None).await;
+    put_object(&ts, "", data(100, 3)).await;
+    assert!(!upload_leftovers(&s).is_empty());
+    for t in [&t, &ts] {
+        let key = t["confirmKey"].as_str().unwrap();
+        let (st, _) = send(Method::DELETE, &api(&s, "file", key, &tok, "upload"), None).await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        let (st, _) = confirm(&s, &tok, key, json!({}), "").await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+    }
+    assert!(
+        upload_leftovers(&s).is_empty(),
+        "{:?}",
+        upload_leftovers(&s)
+    );
+}
+
+#[tokio::test]
+async fn concurrent_duplicate_parts_store_the_recorded_version() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    let t = multipart_begin(&s, &tok, "race.bin").await;
+    let n = 6;
+    let versions: Vec<[Vec<u8>; 2]> = (0..n)
+        .map(|i| {
+            let len = if i == n - 1 { 12345 } else { MIB };
+            [data(len, 100 + i as u8), data(len, 200 + i as u8)]
+        })
+        .collect();
+    // Every part twice at once, with different bytes.
+    let mut reqs = Vec::new();
+    for (i, v) in versions.iter().enumerate() {
+        for body in v {
+            reqs.push(put_part(&t, i as u32 + 1, body.clone()));
+        }
+    }
+    for r in futures::future::join_all(reqs).await {
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+    // The recorded eTag tells which version of each part won.
+    let key = t["confirmKey"].as_str().unwrap();
+    let (_, v) = send(Method::GET, &api(&s, "file", key, &tok, "upload"), None).await;
+    let mut all = Vec::new();
+    for (i, pair) in versions.iter().enumerate() {
+        let etag = v["parts"][i]["ETag"].as_str().unwrap().to_string();
+        let pick = pair
+            .iter()
+            .find(|b| {
+                let crc = ContentHashes::of(b).crc64;
+                etag == format!("\"{crc:016x}{:016x}\"", b.len())
+            })
+            .expect("the recorded eTag is one of the versions sent");
+        all.extend_from_slice(pick);
+    }
+    confirm_and_verify(&s, &tok, &t, "race.bin", &all).await;
+    assert!(
+        upload_leftovers(&s).is_empty(),
+        "{:?}",
+        upload_leftovers(&s)
+    );
+}

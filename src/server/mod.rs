@@ -2,7 +2,8 @@
 //!
 //! Modules: [`routes`] (dispatch, tokens, directories, spaces), [`files`]
 //! (file info/download/delete/move/copy), [`upload`] (begin, parts, confirm,
-//! status, renew, abort), [`objects`] (signed object GETs), [`store`]
+//! status, renew, abort), [`assemble`] (where upload bytes land, hashing,
+//! the blob a confirm produces), [`objects`] (signed object GETs), [`store`]
 //! (SQLite + blobs), [`auth`], [`faults`], [`stats`], [`error`].
 
 pub mod assemble;
@@ -82,8 +83,8 @@ pub struct App {
     pub tokens: Mutex<HashMap<String, Token>>,
     pub spaces: Mutex<HashSet<String>>,
     pub sign_key: String,
-    /// Background assembly of multipart uploads.
-    pub assemblies: assemble::Assemblies,
+    /// Files of live upload tasks (task blobs, fallback parts, hashers).
+    pub tasks: assemble::Tasks,
     /// Confirm keys being confirmed right now.
     pub confirming: Mutex<HashSet<String>>,
 }
@@ -97,6 +98,21 @@ impl App {
     {
         let s = self.store.clone();
         tokio::task::spawn_blocking(move || s.tx(f)).await?
+    }
+
+    /// Like [`App::db`] for a transaction of a few cached statements: runs
+    /// it right here when the database is free, since the trip to the
+    /// blocking pool (two thread wake-ups) costs more than the work.
+    pub async fn db_small<T, F>(&self, f: F) -> SResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> SResult<T> + Send + 'static,
+    {
+        if self.store.busy() {
+            self.db(f).await
+        } else {
+            self.store.tx(f)
+        }
     }
 }
 
@@ -143,6 +159,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             // Upload tasks outlive tickets, but not forever.
             let cutoff = store::now_ms() - TASK_LIFETIME_MS;
             c.execute(
+                "DELETE FROM blobdata WHERE id IN (SELECT dbblob FROM parts WHERE dbblob IS NOT NULL
+                 AND key IN (SELECT key FROM uploads WHERE created < ?1))",
+                [cutoff],
+            )?;
+            c.execute(
                 "DELETE FROM parts WHERE key IN (SELECT key FROM uploads WHERE created < ?1)",
                 [cutoff],
             )?;
@@ -174,13 +195,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokens: Mutex::new(tokens),
         spaces: Mutex::new(spaces),
         sign_key,
-        assemblies: assemble::Assemblies::default(),
+        tasks: assemble::Tasks::default(),
         confirming: Mutex::new(HashSet::new()),
     });
     tokio::spawn(expire_tasks(app.clone()));
     let router = axum::Router::new()
         .fallback(routes::dispatch)
         .with_state(app);
+    // Small replies (begin, confirm) must not wait for Nagle.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     // Graceful shutdown on SIGTERM/SIGINT: stop accepting, let requests in
     // flight finish, but give up on them after ten seconds.
     let stopping = Arc::new(tokio::sync::Notify::new());
@@ -229,45 +254,69 @@ async fn expire_tasks(app: Arc<App>) {
     loop {
         tick.tick().await;
         let cutoff = store::now_ms() - TASK_LIFETIME_MS;
-        let keys = app
-            .db(move |c| {
+        let app2 = app.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let Ok(tasks) = app2.store.tx(|c| {
                 let mut stmt = c.prepare("SELECT key FROM uploads WHERE created < ?1")?;
                 let keys = stmt
                     .query_map([cutoff], |r| r.get::<_, String>(0))?
                     .collect::<Result<Vec<_>, _>>()?;
                 drop(stmt);
+                let mut tasks = Vec::new();
+                for k in keys {
+                    let parts = assemble::load_part_recs(c, &k)?;
+                    tasks.push((k, parts));
+                }
+                c.execute(
+                    "DELETE FROM blobdata WHERE id IN (SELECT dbblob FROM parts WHERE dbblob IS NOT NULL
+                     AND key IN (SELECT key FROM uploads WHERE created < ?1))",
+                    [cutoff],
+                )?;
                 c.execute(
                     "DELETE FROM parts WHERE key IN (SELECT key FROM uploads WHERE created < ?1)",
                     [cutoff],
                 )?;
                 c.execute("DELETE FROM uploads WHERE created < ?1", [cutoff])?;
-                Ok(keys)
-            })
-            .await;
-        if let Ok(keys) = keys {
-            for k in keys {
-                app.assemblies.forget(&k);
-                let _ = tokio::fs::remove_dir_all(app.store.upload_dir(&k)).await;
+                Ok(tasks)
+            }) else {
+                return;
+            };
+            for (k, parts) in tasks {
+                app2.tasks.remove(&k);
+                assemble::remove_task_files(&app2.store, &k, &parts);
             }
-        }
+        })
+        .await;
     }
 }
 
-/// Removes part directories of upload tasks that no longer exist.
+/// Removes upload files no live task uses: task blobs and fallback parts of
+/// gone tasks (`{key}.blob`, `{key}.{n}.{random}`), unreferenced fallback
+/// parts, and part directories of the previous layout.
 fn clean_upload_dirs(store: &Store) {
-    let Ok(keys) = store.tx(|c| {
+    let Ok((keys, files)) = store.tx(|c| {
         let mut stmt = c.prepare("SELECT key FROM uploads WHERE confirmed=0")?;
         let keys = stmt
             .query_map([], |r| r.get::<_, String>(0))?
             .collect::<Result<HashSet<_>, _>>()?;
-        Ok(keys)
+        let mut stmt = c.prepare("SELECT file FROM parts WHERE file IS NOT NULL")?;
+        let files = stmt
+            .query_map([], |r| r.get::<_, String>(0))?
+            .collect::<Result<HashSet<_>, _>>()?;
+        Ok((keys, files))
     }) else {
         return;
     };
     if let Ok(rd) = std::fs::read_dir(store.dir.join("uploads")) {
         for e in rd.flatten() {
-            if !keys.contains(e.file_name().to_string_lossy().as_ref()) {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let key = name.split('.').next().unwrap_or("");
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            let live = keys.contains(key);
+            if is_dir && !live {
                 let _ = std::fs::remove_dir_all(e.path());
+            } else if !is_dir && (!live || (!name.ends_with(".blob") && !files.contains(&name))) {
+                let _ = std::fs::remove_file(e.path());
             }
         }
     }

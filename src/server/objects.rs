@@ -116,11 +116,26 @@ pub async fn object_get(app: &Arc<App>, ctx: Ctx, blob: &str) -> SResult<Respons
     if blob.is_empty() || !blob.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ServerError::cos(404, "NoSuchKey", "no such object"));
     }
+    let gone = || ServerError::cos(404, "NoSuchKey", "the object does not exist");
     let path = app.store.blob_path(blob);
-    let mut file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|_| ServerError::cos(404, "NoSuchKey", "the object does not exist"))?;
-    let size = file.metadata().await?.len();
+    // A blob file, or else a small blob in the database.
+    let (mut file, mem) = match tokio::fs::File::open(&path).await {
+        Ok(f) => (Some(f), None),
+        Err(_) => {
+            let (store, id) = (app.store.clone(), blob.to_string());
+            let data = if store.busy() {
+                tokio::task::spawn_blocking(move || store.small_blob(&id)).await??
+            } else {
+                store.small_blob(&id)?
+            };
+            (None, Some(axum::body::Bytes::from(data.ok_or_else(gone)?)))
+        }
+    };
+    let size = match (&file, &mem) {
+        (Some(f), _) => f.metadata().await?.len(),
+        (None, Some(m)) => m.len() as u64,
+        (None, None) => return Err(gone()),
+    };
     let range = parse_range(ctx.headers.get("range").and_then(|v| v.to_str().ok()), size)?;
     let (status, start, len) = match range {
         Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e - s + 1),
@@ -129,12 +144,20 @@ pub async fn object_get(app: &Arc<App>, ctx: Ctx, blob: &str) -> SResult<Respons
     let mut resp = if ctx.method == Method::HEAD {
         Response::new(Body::empty())
     } else {
-        if start > 0 {
-            file.seek(SeekFrom::Start(start)).await?;
-        }
         Stats::add(&app.stats.object_bytes_served, len);
-        let stream = ReaderStream::with_capacity(file.take(len), 256 * 1024);
-        Response::new(Body::from_stream(stream))
+        match (file.take(), mem) {
+            (Some(mut file), _) => {
+                if start > 0 {
+                    file.seek(SeekFrom::Start(start)).await?;
+                }
+                let stream = ReaderStream::with_capacity(file.take(len), 256 * 1024);
+                Response::new(Body::from_stream(stream))
+            }
+            (None, Some(m)) => {
+                Response::new(Body::from(m.slice(start as usize..(start + len) as usize)))
+            }
+            (None, None) => return Err(gone()),
+        }
     };
     *resp.status_mut() = status;
     let h = resp.headers_mut();

@@ -1,8 +1,10 @@
 //! Metadata in SQLite (WAL) and file bodies as blob files under the data dir.
 //!
 //! Layout: `DATA/smh.db`, `DATA/blobs/<id>` (immutable file bodies, shared by
-//! copies and instant uploads), `DATA/uploads/<confirmKey>/<part>` (received
-//! parts of upload tasks). The tree is a `nodes` table keyed by
+//! copies and instant uploads; bodies of small simple uploads are rows of
+//! `blobdata` instead: a file each would cost more to create than to write),
+//! `DATA/uploads/<confirmKey>.blob` and `.<n>.<random>` (received parts of
+//! upload tasks, see [`super::assemble`]). The tree is a `nodes` table keyed by
 //! `(space, parent, name)`; the root of a space is the virtual node 0; items
 //! in the recycle bin hang under the negative parent `-recycledItemId`.
 
@@ -82,8 +84,15 @@ pub struct FileData {
     pub lmtime: Option<String>,
 }
 
-const NODE_COLS: &str =
-    "id,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime,rev";
+/// Node columns, as a literal so that statements are `concat!`ed constants
+/// (prepared once, then served from the statement cache).
+macro_rules! node_cols {
+    () => {
+        "id,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime,rev"
+    };
+}
+
+const NODE_COLS: &str = node_cols!();
 
 fn row_node(r: &Row) -> rusqlite::Result<Node> {
     Ok(Node {
@@ -120,9 +129,10 @@ CREATE TABLE IF NOT EXISTS tokens(token TEXT PRIMARY KEY, grants TEXT NOT NULL, 
 CREATE TABLE IF NOT EXISTS uploads(key TEXT PRIMARY KEY, space TEXT NOT NULL, path TEXT NOT NULL,
   multipart INTEGER NOT NULL, upload_id TEXT, strategy TEXT NOT NULL, force INTEGER NOT NULL, auth TEXT NOT NULL,
   sectoken TEXT NOT NULL, expiration INTEGER NOT NULL, ctime TEXT NOT NULL, created INTEGER NOT NULL,
-  confirmed INTEGER NOT NULL DEFAULT 0, final_path TEXT, lmtime TEXT);
+  confirmed INTEGER NOT NULL DEFAULT 0, final_path TEXT, lmtime TEXT, psize INTEGER, size INTEGER);
 CREATE TABLE IF NOT EXISTS parts(key TEXT NOT NULL, num INTEGER NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
-  mtime TEXT NOT NULL, PRIMARY KEY(key, num));
+  mtime TEXT NOT NULL, off INTEGER, file TEXT, dbblob TEXT, PRIMARY KEY(key, num));
+CREATE TABLE IF NOT EXISTS blobdata(id TEXT PRIMARY KEY, data BLOB NOT NULL);
 CREATE TABLE IF NOT EXISTS recycled(id INTEGER PRIMARY KEY AUTOINCREMENT, space TEXT NOT NULL, node INTEGER NOT NULL,
   orig TEXT NOT NULL, name TEXT NOT NULL, is_dir INTEGER NOT NULL, size INTEGER NOT NULL, ctime TEXT, mtime TEXT,
   rtime TEXT NOT NULL);
@@ -141,29 +151,80 @@ impl Store {
         let conn = Connection::open(dir.join("smh.db"))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // One connection, one process: no file locks and no shared-memory
+        // index to maintain on every transaction (a second server on the
+        // same data directory gets "database is locked").
+        conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)?;
+        migrate(&conn)?;
+        conn.set_prepared_statement_cache_capacity(128);
         Ok(Store {
             conn: Mutex::new(conn),
             dir: dir.to_path_buf(),
         })
     }
 
-    /// Runs `f` in a transaction (committed if it returns Ok).
+    /// Runs `f` in a transaction (committed if it returns Ok). BEGIN and
+    /// COMMIT are cached statements: `execute_batch` would parse them on
+    /// every request.
     pub fn tx<T>(&self, f: impl FnOnce(&Connection) -> SResult<T>) -> SResult<T> {
-        let mut c = self.conn.lock();
-        let tx = c.transaction()?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+        let c = self.conn.lock();
+        if !c.is_autocommit() {
+            // A previous closure panicked inside its transaction.
+            c.prepare_cached("ROLLBACK")?.execute([])?;
+        }
+        c.prepare_cached("BEGIN")?.execute([])?;
+        let out = f(&c).and_then(|v| {
+            c.prepare_cached("COMMIT")?.execute([])?;
+            Ok(v)
+        });
+        if out.is_err() && !c.is_autocommit() {
+            let _ = c.prepare_cached("ROLLBACK").and_then(|mut s| s.execute([]));
+        }
+        out
+    }
+
+    /// The body of a blob stored in the database (None: it is a file).
+    pub fn small_blob(&self, id: &str) -> SResult<Option<Vec<u8>>> {
+        let c = self.conn.lock();
+        let data = c
+            .prepare_cached("SELECT data FROM blobdata WHERE id=?1")?
+            .query_row([id], |r| r.get(0))
+            .optional()?;
+        Ok(data)
+    }
+
+    /// Whether a transaction is running (callers on the async runtime then
+    /// go to the blocking pool instead of waiting for it).
+    pub fn busy(&self) -> bool {
+        self.conn.is_locked()
+    }
+
+    /// Runs `f` on the connection without a transaction (single statements).
+    pub fn with<T>(&self, f: impl FnOnce(&Connection) -> SResult<T>) -> SResult<T> {
+        f(&self.conn.lock())
     }
 
     pub fn blob_path(&self, blob: &str) -> PathBuf {
         self.dir.join("blobs").join(blob)
     }
 
+    /// Per-task part directory of the previous layout (still read, so that
+    /// tasks begun before an upgrade complete).
     pub fn upload_dir(&self, key: &str) -> PathBuf {
         self.dir.join("uploads").join(key)
+    }
+
+    /// The task blob of an upload: parts at `(n-1) x part size`, renamed
+    /// into `blobs/` at confirm.
+    pub fn task_blob(&self, key: &str) -> PathBuf {
+        self.dir.join("uploads").join(format!("{key}.blob"))
+    }
+
+    /// A part that does not fit the task blob layout (`{key}.{n}.{random}`).
+    pub fn part_file(&self, name: &str) -> PathBuf {
+        self.dir.join("uploads").join(name)
     }
 
     /// Removes blob files no node references any more.
@@ -176,10 +237,17 @@ impl Store {
             blobs
                 .into_iter()
                 .filter(|b| {
-                    c.query_row("SELECT 1 FROM nodes WHERE blob=?1 LIMIT 1", [b], |_| Ok(()))
-                        .optional()
+                    c.prepare_cached("SELECT 1 FROM nodes WHERE blob=?1 LIMIT 1")
+                        .and_then(|mut s| s.query_row([b], |_| Ok(())).optional())
                         .map(|r| r.is_none())
                         .unwrap_or(false)
+                })
+                // A small blob lives in the database: no file to remove.
+                .filter(|b| {
+                    c.prepare_cached("DELETE FROM blobdata WHERE id=?1")
+                        .and_then(|mut s| s.execute([b]))
+                        .map(|n| n == 0)
+                        .unwrap_or(true)
                 })
                 .collect()
         };
@@ -187,6 +255,30 @@ impl Store {
             let _ = std::fs::remove_file(self.blob_path(&b));
         }
     }
+}
+
+/// Columns added since the first schema (`CREATE TABLE IF NOT EXISTS`
+/// leaves existing tables alone).
+fn migrate(c: &Connection) -> rusqlite::Result<()> {
+    let cols = |t: &str| -> rusqlite::Result<Vec<String>> {
+        let mut s = c.prepare(&format!("PRAGMA table_info({t})"))?;
+        let v = s
+            .query_map([], |r| r.get::<_, String>(1))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(v)
+    };
+    for (t, col, ty) in [
+        ("parts", "off", "INTEGER"),
+        ("parts", "file", "TEXT"),
+        ("parts", "dbblob", "TEXT"),
+        ("uploads", "psize", "INTEGER"),
+        ("uploads", "size", "INTEGER"),
+    ] {
+        if !cols(t)?.iter().any(|c| c == col) {
+            c.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN {col} {ty}"))?;
+        }
+    }
+    Ok(())
 }
 
 pub fn meta_get_or_init(c: &Connection, k: &str, init: impl FnOnce() -> String) -> SResult<String> {
@@ -203,20 +295,17 @@ pub fn meta_get_or_init(c: &Connection, k: &str, init: impl FnOnce() -> String) 
 
 pub fn ensure_space(c: &Connection, space: &str) -> SResult<()> {
     let now = now_iso();
-    c.execute(
-        "INSERT OR IGNORE INTO spaces(id,ctime,mtime,rev) VALUES(?1,?2,?2,0)",
-        params![space, now],
-    )?;
+    c.prepare_cached("INSERT OR IGNORE INTO spaces(id,ctime,mtime,rev) VALUES(?1,?2,?2,0)")?
+        .execute(params![space, now])?;
     Ok(())
 }
 
 pub fn root(c: &Connection, space: &str) -> SResult<Node> {
     let r = c
-        .query_row(
-            "SELECT ctime,mtime,rev FROM spaces WHERE id=?1",
-            [space],
-            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?)),
-        )
+        .prepare_cached("SELECT ctime,mtime,rev FROM spaces WHERE id=?1")?
+        .query_row([space], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
+        })
         .optional()?;
     let (ctime, mtime, rev) =
         r.ok_or_else(|| ServerError::api(404, "SpaceNotFound", "space not found"))?;
@@ -239,21 +328,21 @@ pub fn root(c: &Connection, space: &str) -> SResult<Node> {
 }
 
 pub fn child(c: &Connection, space: &str, parent: i64, name: &str) -> SResult<Option<Node>> {
-    Ok(c.query_row(
-        &format!("SELECT {NODE_COLS} FROM nodes WHERE space=?1 AND parent=?2 AND name=?3"),
-        params![space, parent, name],
-        row_node,
-    )
+    Ok(c.prepare_cached(concat!(
+        "SELECT ",
+        node_cols!(),
+        " FROM nodes WHERE space=?1 AND parent=?2 AND name=?3"
+    ))?
+    .query_row(params![space, parent, name], row_node)
     .optional()?)
 }
 
 pub fn node(c: &Connection, id: i64) -> SResult<Option<Node>> {
-    Ok(c.query_row(
-        &format!("SELECT {NODE_COLS} FROM nodes WHERE id=?1"),
-        [id],
-        row_node,
+    Ok(
+        c.prepare_cached(concat!("SELECT ", node_cols!(), " FROM nodes WHERE id=?1"))?
+            .query_row([id], row_node)
+            .optional()?,
     )
-    .optional()?)
 }
 
 /// The node at `segs`, or None (also when a middle segment is a file).
@@ -298,25 +387,21 @@ pub fn path_of(c: &Connection, id: i64) -> SResult<Option<Vec<String>>> {
 pub fn touch(c: &Connection, space: &str, dir: i64) -> SResult<()> {
     let now = now_iso();
     if dir == ROOT {
-        c.execute(
-            "UPDATE spaces SET rev=rev+1, mtime=?2 WHERE id=?1",
-            params![space, now],
-        )?;
+        c.prepare_cached("UPDATE spaces SET rev=rev+1, mtime=?2 WHERE id=?1")?
+            .execute(params![space, now])?;
     } else {
-        c.execute(
-            "UPDATE nodes SET rev=rev+1, mtime=?2 WHERE id=?1",
-            params![dir, now],
-        )?;
+        c.prepare_cached("UPDATE nodes SET rev=rev+1, mtime=?2 WHERE id=?1")?
+            .execute(params![dir, now])?;
     }
     Ok(())
 }
 
 pub fn insert_dir(c: &Connection, space: &str, parent: i64, name: &str) -> SResult<i64> {
     let now = now_iso();
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO nodes(space,parent,name,is_dir,ctime,mtime) VALUES(?1,?2,?3,1,?4,?4)",
-        params![space, parent, name, now],
-    )?;
+    )?
+    .execute(params![space, parent, name, now])?;
     let id = c.last_insert_rowid();
     touch(c, space, parent)?;
     Ok(id)
@@ -331,10 +416,11 @@ pub fn insert_file(
     ctime: Option<&str>,
 ) -> SResult<i64> {
     let now = now_iso();
-    c.execute(
+    c.prepare_cached(
         "INSERT INTO nodes(space,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime)
          VALUES(?1,?2,?3,0,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
-        params![
+    )?
+    .execute(params![
             space,
             parent,
             name,
@@ -347,8 +433,7 @@ pub fn insert_file(
             ctime.unwrap_or(&now),
             now,
             f.lmtime
-        ],
-    )?;
+        ])?;
     let id = c.last_insert_rowid();
     touch(c, space, parent)?;
     Ok(id)
@@ -410,7 +495,7 @@ pub fn free_name(
 
 /// Node plus every descendant, parents before children.
 pub fn subtree(c: &Connection, id: i64) -> SResult<Vec<Node>> {
-    let mut stmt = c.prepare(&format!(
+    let mut stmt = c.prepare_cached(&format!(
         "WITH RECURSIVE t(id, depth) AS (SELECT ?1, 0 UNION ALL SELECT n.id, t.depth+1 FROM nodes n JOIN t ON n.parent=t.id)
          SELECT {} FROM nodes JOIN t ON nodes.id=t.id ORDER BY t.depth",
         NODE_COLS
@@ -428,7 +513,8 @@ pub fn delete_tree(c: &Connection, id: i64) -> SResult<Vec<String>> {
     let nodes = subtree(c, id)?;
     let mut blobs = Vec::new();
     for n in nodes.iter().rev() {
-        c.execute("DELETE FROM nodes WHERE id=?1", [n.id])?;
+        c.prepare_cached("DELETE FROM nodes WHERE id=?1")?
+            .execute([n.id])?;
         if let Some(b) = &n.blob {
             blobs.push(b.clone());
         }
@@ -438,21 +524,19 @@ pub fn delete_tree(c: &Connection, id: i64) -> SResult<Vec<String>> {
 
 /// Bytes used by the files of a space (recycle bin included).
 pub fn usage(c: &Connection, space: &str) -> SResult<u64> {
-    let s: i64 = c.query_row(
-        "SELECT COALESCE(SUM(size),0) FROM nodes WHERE space=?1 AND is_dir=0",
-        [space],
-        |r| r.get(0),
-    )?;
+    let s: i64 = c
+        .prepare_cached("SELECT COALESCE(SUM(size),0) FROM nodes WHERE space=?1 AND is_dir=0")?
+        .query_row([space], |r| r.get(0))?;
     Ok(s as u64)
 }
 
 /// Children counts: (files, dirs).
 pub fn counts(c: &Connection, space: &str, parent: i64) -> SResult<(u64, u64)> {
-    let (f, d): (i64, i64) = c.query_row(
-        "SELECT COALESCE(SUM(is_dir=0),0), COALESCE(SUM(is_dir=1),0) FROM nodes WHERE space=?1 AND parent=?2",
-        params![space, parent],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (f, d): (i64, i64) = c
+        .prepare_cached(
+            "SELECT COALESCE(SUM(is_dir=0),0), COALESCE(SUM(is_dir=1),0) FROM nodes WHERE space=?1 AND parent=?2",
+        )?
+        .query_row(params![space, parent], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok((f as u64, d as u64))
 }
 
@@ -472,7 +556,7 @@ pub fn list(c: &Connection, space: &str, parent: i64, spec: &ListSpec) -> SResul
     } else {
         format!(" AND {}", spec.filter)
     };
-    let mut stmt = c.prepare(&format!(
+    let mut stmt = c.prepare_cached(&format!(
         "SELECT {NODE_COLS} FROM nodes WHERE space=?1 AND parent=?2{filter} ORDER BY {} LIMIT ?3 OFFSET ?4",
         spec.order
     ))?;
@@ -609,13 +693,22 @@ pub fn recycle(c: &Connection, space: &str, n: &Node) -> SResult<i64> {
 
 /// Instant-upload lookup: a stored file with this size and hash.
 pub fn find_by_hash(c: &Connection, size: u64, full: bool, hash: &str) -> SResult<Option<Node>> {
-    let col = if full { "fhash" } else { "bhash" };
-    Ok(c.query_row(
-        &format!("SELECT {NODE_COLS} FROM nodes WHERE size=?1 AND {col}=?2 AND is_dir=0 LIMIT 1"),
-        params![size as i64, hash],
-        row_node,
-    )
-    .optional()?)
+    let sql = if full {
+        concat!(
+            "SELECT ",
+            node_cols!(),
+            " FROM nodes WHERE size=?1 AND fhash=?2 AND is_dir=0 LIMIT 1"
+        )
+    } else {
+        concat!(
+            "SELECT ",
+            node_cols!(),
+            " FROM nodes WHERE size=?1 AND bhash=?2 AND is_dir=0 LIMIT 1"
+        )
+    };
+    Ok(c.prepare_cached(sql)?
+        .query_row(params![size as i64, hash], row_node)
+        .optional()?)
 }
 
 #[cfg(test)]

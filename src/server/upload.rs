@@ -9,13 +9,14 @@ use axum::response::Response;
 use futures::StreamExt;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::assemble::{self, Loc, PartRec, TaskShape};
 use super::auth::Auth;
 use super::error::{SResult, ServerError};
 use super::routes::{authenticate, empty, json_response, Ctx};
 use super::stats::Stats;
 use super::store::{self, iso_ms, now_iso, now_ms, random_hex, FileData};
 use super::App;
-use crate::smh::hash::{Crc64, INSTANT_UPLOAD_MIN_SIZE};
+use crate::smh::hash::{ContentHasher, Crc64, INSTANT_UPLOAD_MIN_SIZE};
 use crate::smh::types::{
     BeginBody, ConfirmBody, ConflictStrategy, EntryType, FileMeta, PartInfo, UploadStatus,
     UploadTicket,
@@ -50,13 +51,29 @@ pub struct Task {
     pub confirmed: bool,
     pub final_path: Option<Vec<String>>,
     pub lmtime: Option<String>,
+    /// Part size of the task blob, once a part was stored in it.
+    pub psize: Option<u64>,
+    /// Total size announced at begin.
+    pub total: Option<u64>,
+}
+
+impl Task {
+    fn shape(&self) -> TaskShape {
+        TaskShape {
+            multipart: self.multipart,
+            psize: self.psize,
+            total: self.total,
+        }
+    }
 }
 
 fn load_task(c: &Connection, key: &str) -> SResult<Option<Task>> {
     Ok(c
-        .query_row(
-            "SELECT key,space,path,multipart,upload_id,strategy,force,auth,sectoken,expiration,ctime,confirmed,final_path,lmtime
+        .prepare_cached(
+            "SELECT key,space,path,multipart,upload_id,strategy,force,auth,sectoken,expiration,ctime,confirmed,final_path,lmtime,psize,size
              FROM uploads WHERE key=?1",
+        )?
+        .query_row(
             [key],
             |r| {
                 let path: String = r.get(2)?;
@@ -77,6 +94,8 @@ fn load_task(c: &Connection, key: &str) -> SResult<Option<Task>> {
                     confirmed: r.get::<_, i64>(11)? != 0,
                     final_path: fp.and_then(|p| serde_json::from_str(&p).ok()),
                     lmtime: r.get(13)?,
+                    psize: r.get::<_, Option<i64>>(14)?.map(|v| v as u64),
+                    total: r.get::<_, Option<i64>>(15)?.map(|v| v as u64),
                 })
             },
         )
@@ -84,7 +103,8 @@ fn load_task(c: &Connection, key: &str) -> SResult<Option<Task>> {
 }
 
 fn load_parts(c: &Connection, key: &str) -> SResult<Vec<PartInfo>> {
-    let mut stmt = c.prepare("SELECT num,size,etag,mtime FROM parts WHERE key=?1 ORDER BY num")?;
+    let mut stmt =
+        c.prepare_cached("SELECT num,size,etag,mtime FROM parts WHERE key=?1 ORDER BY num")?;
     let rows = stmt
         .query_map([key], |r| {
             Ok(PartInfo {
@@ -297,7 +317,7 @@ pub async fn begin(
         Ticket(Task),
     }
     let out = app
-        .db(move |c| {
+        .db_small(move |c| {
             let (name, parents) = segs.split_last().ok_or_else(|| ServerError::api(400, "EmptyFileName", "empty name"))?;
             let parent = store::resolve_dir(c, &space, parents)?
                 .ok_or_else(|| ServerError::api(404, "DirectoryNotFound", "the parent directory does not exist"))?;
@@ -350,10 +370,14 @@ pub async fn begin(
                 confirmed: false,
                 final_path: None,
                 lmtime,
+                psize: None,
+                total: size.or(filesize),
             };
-            c.execute(
-                "INSERT INTO uploads(key,space,path,multipart,upload_id,strategy,force,auth,sectoken,expiration,ctime,created,confirmed,lmtime)
-                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,0,?13)",
+            c.prepare_cached(
+                "INSERT INTO uploads(key,space,path,multipart,upload_id,strategy,force,auth,sectoken,expiration,ctime,created,confirmed,lmtime,size)
+                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,0,?13,?14)",
+            )?
+            .execute(
                 params![
                     t.key,
                     t.space,
@@ -367,7 +391,8 @@ pub async fn begin(
                     t.expiration,
                     t.ctime,
                     now_ms(),
-                    t.lmtime
+                    t.lmtime,
+                    t.total.map(|v| v as i64)
                 ],
             )?;
             Ok(Out::Ticket(t))
@@ -376,12 +401,17 @@ pub async fn begin(
     match out {
         Out::Instant(meta, blobs) => {
             Stats::add(&app.stats.instant_upload_hits, 1);
-            let store = app.store.clone();
-            tokio::task::spawn_blocking(move || store.remove_orphans(blobs)).await?;
+            if !blobs.is_empty() {
+                let store = app.store.clone();
+                tokio::task::spawn_blocking(move || store.remove_orphans(blobs)).await?;
+            }
             Ok(json_response(StatusCode::OK, &meta))
         }
         Out::Candidate => Ok(empty(StatusCode::ACCEPTED)),
-        Out::Ticket(t) => Ok(json_response(StatusCode::CREATED, &ticket(&t, &host, true))),
+        Out::Ticket(t) => {
+            app.tasks.begun(&t.key, t.shape());
+            Ok(json_response(StatusCode::CREATED, &ticket(&t, &host, true)))
+        }
     }
 }
 
@@ -410,6 +440,16 @@ impl Drop for ConfirmGuard {
     }
 }
 
+/// Conflict strategy from the query, defaulting to the task's.
+fn strategy_of(raw: Option<&str>, default: ConflictStrategy) -> SResult<ConflictStrategy> {
+    match raw {
+        None | Some("") => Ok(default),
+        Some(s) => s
+            .parse()
+            .map_err(|e: String| ServerError::api(400, "InvalidConflictResolutionStrategy", e)),
+    }
+}
+
 pub async fn confirm(
     app: &Arc<App>,
     mut ctx: Ctx,
@@ -433,21 +473,45 @@ pub async fn confirm(
         ));
     }
     let _guard = ConfirmGuard(app.clone(), key.clone());
-    // The task and its parts in one trip to the database.
-    let (k2, sp2) = (key.clone(), space.clone());
-    let (task, parts) = app
-        .db(move |c| {
-            let task = load_task(c, &k2)?
-                .filter(|t| t.space == sp2)
-                .ok_or_else(|| ServerError::api(404, "UploadNotFound", "no such upload task"))?;
-            let parts = if task.confirmed {
-                Vec::new()
-            } else {
-                load_parts(c, &k2)?
-            };
-            Ok((task, parts))
+    let strategy = ctx
+        .query
+        .get("conflict_resolution_strategy")
+        .map(String::from);
+    let force_grant = auth.allows(&["upload_file_force"]);
+    // Checks, blob, commit and cleanup in one trip to the blocking pool, or
+    // right here when that is a rename and a few statements.
+    let meta = if !app.store.busy() && app.tasks.hashed_simple(&key) {
+        confirm_blocking(app, &key, &space, strategy.as_deref(), force_grant, &body)?
+    } else {
+        let app2 = app.clone();
+        tokio::task::spawn_blocking(move || {
+            confirm_blocking(&app2, &key, &space, strategy.as_deref(), force_grant, &body)
         })
-        .await?;
+        .await??
+    };
+    Ok(json_response(StatusCode::OK, &meta))
+}
+
+fn confirm_blocking(
+    app: &App,
+    key: &str,
+    space: &str,
+    strategy: Option<&str>,
+    force_grant: bool,
+    body: &ConfirmBody,
+) -> SResult<FileMeta> {
+    let store = &app.store;
+    let (task, mut parts) = store.tx(|c| {
+        let task = load_task(c, key)?
+            .filter(|t| t.space == space)
+            .ok_or_else(|| ServerError::api(404, "UploadNotFound", "no such upload task"))?;
+        let parts = if task.confirmed {
+            Vec::new()
+        } else {
+            assemble::load_part_recs(c, key)?
+        };
+        Ok((task, parts))
+    })?;
     if task.confirmed {
         return Err(ServerError::api(
             409,
@@ -455,8 +519,8 @@ pub async fn confirm(
             "the upload was already confirmed",
         ));
     }
-    let strategy = ctx.strategy(task.strategy)?;
-    let force = task.force || auth.allows(&["upload_file_force"]);
+    let strategy = strategy_of(strategy, task.strategy)?;
+    let force = task.force || force_grant;
     if parts.is_empty() {
         return Err(ServerError::api(
             404,
@@ -466,7 +530,7 @@ pub async fn confirm(
     }
     if task.multipart {
         for (i, p) in parts.iter().enumerate() {
-            if p.part_number as usize != i + 1 {
+            if p.num as usize != i + 1 {
                 return Err(ServerError::api(
                     400,
                     "MultipartUploadIncomplete",
@@ -481,77 +545,49 @@ pub async fn confirm(
                     "MultipartUploadPartTooSmall",
                     format!(
                         "part {} has {} bytes; every part but the last needs at least 1 MiB",
-                        p.part_number, p.size
+                        p.num, p.size
                     ),
                 ));
             }
         }
+    } else {
+        // A simple upload is its part 1.
+        parts.truncate(1);
     }
-    let app2 = app.clone();
-    let k3 = key.clone();
-    let (blob, hashes) =
-        tokio::task::spawn_blocking(move || app2.assemblies.finish(&app2.store, &k3, &parts))
-            .await??;
-    let cleanup_blob = |app: &Arc<App>, blob: &str| {
-        let _ = std::fs::remove_file(app.store.blob_path(blob));
-    };
-    if let Some(want) = body.crc64.as_deref().filter(|c| !c.is_empty()) {
-        if want.trim() != hashes.crc64_string() {
-            cleanup_blob(app, &blob);
-            return Err(ServerError::api(
-                400,
-                "BadCrc64",
-                format!(
-                    "crc64 mismatch: expected {want}, got {}",
-                    hashes.crc64_string()
-                ),
-            ));
-        }
-    }
+    let tf = store.with(|c| app.tasks.get(c, key, task.shape()))?;
+    let fin = tf.finish(store, &parts, body.crc64.as_deref())?;
     let data = FileData {
-        size: hashes.size,
-        blob: blob.clone(),
-        crc64: hashes.crc64_string(),
-        bhash: hashes.beginning_hash.clone(),
-        fhash: hashes.full_hash.clone(),
+        size: fin.hashes.size,
+        blob: fin.blob.clone(),
+        crc64: fin.hashes.crc64_string(),
+        bhash: fin.hashes.beginning_hash.clone(),
+        fhash: fin.hashes.full_hash.clone(),
         ctype: String::new(),
         lmtime: body.local_modification_time.clone().or(task.lmtime.clone()),
     };
     let cap = app.args.capacity;
-    let target = task.path.clone();
-    let k4 = key.clone();
-    let store = app.store.clone();
-    let dir = app.store.upload_dir(&key);
-    // Commit, then drop the part files and replaced blobs, in one trip to
-    // the blocking pool.
-    let res = tokio::task::spawn_blocking(move || {
-        let meta = store.tx(|c| {
-            let (meta, blobs) = commit_file(c, &space, &target, strategy, force, &data, cap)?;
-            c.execute(
-                "UPDATE uploads SET confirmed=1, final_path=?2 WHERE key=?1",
-                params![k4, serde_json::to_string(&meta.path).unwrap_or_default()],
-            )?;
-            c.execute("DELETE FROM parts WHERE key=?1", [&k4])?;
-            Ok((meta, blobs))
-        });
-        meta.map(|(meta, blobs)| {
-            // Cleanup runs behind the reply: the file is committed already.
-            tokio::task::spawn_blocking(move || {
-                let _ = std::fs::remove_dir_all(dir);
-                store.remove_orphans(blobs);
-            });
-            meta
-        })
-    })
-    .await?;
-    let meta = match res {
+    let res = store.tx(|c| {
+        let (meta, blobs) = commit_file(c, space, &task.path, strategy, force, &data, cap)?;
+        c.prepare_cached("UPDATE uploads SET confirmed=1, final_path=?2 WHERE key=?1")?
+            .execute(params![
+                key,
+                serde_json::to_string(&meta.path).unwrap_or_default()
+            ])?;
+        c.prepare_cached("DELETE FROM parts WHERE key=?1")?
+            .execute([key])?;
+        Ok((meta, blobs))
+    });
+    let (meta, blobs) = match res {
         Ok(x) => x,
         Err(e) => {
-            cleanup_blob(app, &blob);
+            tf.undo(store, &fin);
             return Err(e);
         }
     };
-    Ok(json_response(StatusCode::OK, &meta))
+    app.tasks.remove(key);
+    fin.cleanup(store, key, &parts);
+    store.remove_orphans(blobs);
+    Ok(meta)
 }
 
 pub async fn status(
@@ -642,28 +678,33 @@ pub async fn abort(
     let auth = authenticate(app, &ctx, Some(&space))?;
     auth.require(UPLOAD_GRANTS)?;
     let key = confirm_key(&segs)?;
-    let k2 = key.clone();
-    app.db(move |c| {
-        let n = c.execute(
-            "DELETE FROM uploads WHERE key=?1 AND space=?2",
-            params![k2, space],
-        )?;
-        if n == 0 {
-            return Err(ServerError::api(
-                404,
-                "UploadNotFound",
-                "no such upload task",
-            ));
-        }
-        c.execute("DELETE FROM parts WHERE key=?1", [&k2])?;
-        Ok(())
-    })
-    .await?;
     let app2 = app.clone();
-    let k3 = key.clone();
-    tokio::task::spawn_blocking(move || app2.assemblies.forget(&k3)).await?;
-    let dir = app.store.upload_dir(&key);
-    let _ = tokio::fs::remove_dir_all(dir).await;
+    tokio::task::spawn_blocking(move || {
+        let parts = app2.store.tx(|c| {
+            let n = c
+                .prepare_cached("DELETE FROM uploads WHERE key=?1 AND space=?2")?
+                .execute(params![key, space])?;
+            if n == 0 {
+                return Err(ServerError::api(
+                    404,
+                    "UploadNotFound",
+                    "no such upload task",
+                ));
+            }
+            let parts = assemble::load_part_recs(c, &key)?;
+            c.prepare_cached(
+                "DELETE FROM blobdata WHERE id IN (SELECT dbblob FROM parts WHERE key=?1 AND dbblob IS NOT NULL)",
+            )?
+            .execute([&key])?;
+            c.prepare_cached("DELETE FROM parts WHERE key=?1")?
+                .execute([&key])?;
+            Ok(parts)
+        })?;
+        app2.tasks.remove(&key);
+        assemble::remove_task_files(&app2.store, &key, &parts);
+        Ok::<_, ServerError>(())
+    })
+    .await??;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -696,151 +737,348 @@ fn etag_of(crc: u64, n: u64) -> String {
     format!("\"{crc:016x}{n:016x}\"")
 }
 
-/// Received part bytes are written in buffers of this size.
+/// Received bytes are handed to the blocking pool in batches of this size
+/// (one hop for a small body, file open, write and record included).
 const RECV_BUF: usize = 1 << 20;
+
+/// Bodies up to this size are stored without a trip to the blocking pool.
+const SMALL_INLINE: u64 = 64 << 10;
+
+/// Simple uploads up to this size are hashed while received (no read-back
+/// at confirm); larger ones are hashed from the page cache at confirm, so
+/// that the receive path stays as fast as the disk.
+const INLINE_HASH_MAX: u64 = 16 << 20;
+
+/// What an object PUT asks for, checked against the task in the first hop.
+struct PutRequest {
+    key: String,
+    part_number: Option<String>,
+    upload_id: Option<String>,
+    auth: String,
+    sectoken: String,
+    len: Option<u64>,
+}
+
+/// A part being received.
+struct PartWriter {
+    tf: Arc<assemble::TaskFiles>,
+    num: u32,
+    multipart: bool,
+    place: assemble::Placement,
+    /// None: the part goes to the database (`data`).
+    file: Option<std::fs::File>,
+    data: Vec<u8>,
+    /// Offset of the part in `file`.
+    base: u64,
+    written: u64,
+    len: Option<u64>,
+    hasher: Option<ContentHasher>,
+    /// Recorded; otherwise dropping frees the slot and the fallback file
+    /// (also when the client goes away mid-body and the request is dropped).
+    recorded: bool,
+}
+
+impl Drop for PartWriter {
+    fn drop(&mut self) {
+        if !self.recorded {
+            self.tf.release(self.num, &self.place);
+            if self.file.is_some() && !self.place.slot {
+                let _ = std::fs::remove_file(&self.place.path);
+            }
+        }
+    }
+}
+
+impl PartWriter {
+    /// Loads and checks the task, then picks and opens the part's file.
+    fn open(app: &App, req: &PutRequest) -> SResult<PartWriter> {
+        let store = &app.store;
+        let (task, tf) = store.with(|c| {
+            let task = load_task(c, &req.key)?
+                .filter(|t| !t.confirmed)
+                .ok_or_else(|| {
+                    ServerError::cos(404, "NoSuchUpload", "the upload does not exist")
+                })?;
+            let tf = app.tasks.get(c, &req.key, task.shape())?;
+            Ok((task, tf))
+        })?;
+        if req.auth != task.auth || req.sectoken != task.sectoken {
+            return Err(ServerError::cos(
+                403,
+                "AccessDenied",
+                "the signature or security token is not valid for this upload",
+            ));
+        }
+        if now_ms() > task.expiration {
+            return Err(ServerError::cos(403, "AccessDenied", "Request has expired"));
+        }
+        let num: u32 = if task.multipart {
+            let n: u32 = req
+                .part_number
+                .as_deref()
+                .and_then(|p| p.parse().ok())
+                .filter(|n| (1..=MAX_PART_NUMBER).contains(n))
+                .ok_or_else(|| {
+                    ServerError::cos(400, "InvalidArgument", "partNumber must be 1..10000")
+                })?;
+            if req.upload_id.as_deref() != task.upload_id.as_deref() {
+                return Err(ServerError::cos(
+                    404,
+                    "NoSuchUpload",
+                    "uploadId does not match",
+                ));
+            }
+            n
+        } else {
+            if req.part_number.is_some() {
+                return Err(ServerError::cos(
+                    400,
+                    "InvalidArgument",
+                    "this is not a multipart upload",
+                ));
+            }
+            1
+        };
+        let place = tf.place(store, num, req.len);
+        let opened = if let Loc::Db(_) = place.loc {
+            Ok(None)
+        } else if place.slot {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&place.path)
+                .map(Some)
+        } else {
+            std::fs::File::create(&place.path).map(Some)
+        };
+        let file = match opened {
+            Ok(f) => f,
+            Err(e) => {
+                tf.release(num, &place);
+                return Err(e.into());
+            }
+        };
+        let base = match place.loc {
+            Loc::Blob(o) => o,
+            _ => 0,
+        };
+        let hasher = (!task.multipart && req.len.is_some_and(|l| l <= INLINE_HASH_MAX))
+            .then(ContentHasher::new);
+        Ok(PartWriter {
+            tf,
+            num,
+            multipart: task.multipart,
+            place,
+            file,
+            data: Vec::new(),
+            base,
+            written: 0,
+            len: req.len,
+            hasher,
+            recorded: false,
+        })
+    }
+
+    fn write(&mut self, data: &[axum::body::Bytes]) -> SResult<()> {
+        use std::os::unix::fs::FileExt;
+        let tf = self.tf.clone();
+        let _serial = self.place.slot.then(|| tf.write_lock.lock());
+        for d in data {
+            if self.len.is_some_and(|l| self.written + d.len() as u64 > l) {
+                return Err(ServerError::cos(
+                    400,
+                    "IncompleteBody",
+                    "the body is longer than Content-Length",
+                ));
+            }
+            match &self.file {
+                Some(f) => f.write_all_at(d, self.base + self.written)?,
+                None => self.data.extend_from_slice(d),
+            }
+            self.written += d.len() as u64;
+            if let Some(h) = self.hasher.as_mut() {
+                h.update(d);
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the complete part (the task must still be open).
+    fn commit(mut self, app: &App, etag: String) -> SResult<()> {
+        let key = self.tf.key.clone();
+        let num = self.num;
+        let slot = self.place.slot;
+        let psize = if slot { self.tf.psize_to_save() } else { None };
+        let (off, fname, dbblob) = self.place.loc.cols();
+        let written = self.written;
+        let data = std::mem::take(&mut self.data);
+        let res = app.store.tx(|c| {
+            let live: Option<i64> = c
+                .prepare_cached("SELECT confirmed FROM uploads WHERE key=?1")?
+                .query_row([&key], |r| r.get(0))
+                .optional()?;
+            if live != Some(0) {
+                return Err(ServerError::cos(
+                    404,
+                    "NoSuchUpload",
+                    "the upload does not exist",
+                ));
+            }
+            let old: Option<(Option<String>, Option<String>)> = c
+                .prepare_cached("SELECT file,dbblob FROM parts WHERE key=?1 AND num=?2")?
+                .query_row(params![key, num as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            let (old_file, old_db) = old.unwrap_or_default();
+            if let Some(id) = &old_db {
+                c.prepare_cached("DELETE FROM blobdata WHERE id=?1")?
+                    .execute([id])?;
+            }
+            if let Some(id) = dbblob {
+                c.prepare_cached("INSERT INTO blobdata(id,data) VALUES(?1,?2)")?
+                    .execute(params![id, data])?;
+            }
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO parts(key,num,size,etag,mtime,off,file,dbblob) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+            )?
+            .execute(params![key, num as i64, written as i64, etag, now_iso(), off, fname, dbblob])?;
+            if let Some(p) = psize {
+                c.prepare_cached("UPDATE uploads SET psize=?2 WHERE key=?1")?
+                    .execute(params![key, p as i64])?;
+            }
+            Ok(old_file)
+        });
+        let old = match res {
+            Ok(old) => old,
+            Err(e) => {
+                if slot && e.code() == "NoSuchUpload" {
+                    // Gone (aborted or confirmed) while we wrote: the task
+                    // blob, if any, is one we recreated.
+                    let _ = std::fs::remove_file(&self.place.path);
+                }
+                return Err(e);
+            }
+        };
+        self.recorded = true;
+        if let Some(f) = old.filter(|f| Some(f.as_str()) != fname) {
+            let _ = std::fs::remove_file(app.store.part_file(&f));
+        }
+        if let Some(h) = self.hasher.take() {
+            self.tf.hashed_inline(&etag, h);
+        }
+        let rec = PartRec {
+            num,
+            size: written,
+            etag,
+            loc: self.place.loc.clone(),
+        };
+        if self.tf.recorded(rec, slot, psize.is_some()) && self.multipart {
+            let (tf, store) = (self.tf.clone(), app.store.clone());
+            // Not awaited: hashing runs behind the reply.
+            tokio::task::spawn_blocking(move || tf.run_hasher(&store));
+        }
+        Ok(())
+    }
+}
 
 async fn object_put_inner(app: &Arc<App>, ctx: &Ctx, key: &str) -> SResult<Response> {
     app.faults.check("part", true)?;
     app.faults.delay("part").await;
     let part_number = ctx.query.get("partNumber").map(String::from);
-    let upload_id = ctx.query.get("uploadId").map(String::from);
     app.stats.op(if part_number.is_some() {
         "part_put"
     } else {
         "object_put"
     });
-    let key = key.to_string();
-    let k2 = key.clone();
-    let task = app
-        .db(move |c| load_task(c, &k2))
-        .await
-        .map_err(ServerError::into_cos)?
-        .filter(|t| !t.confirmed)
-        .ok_or_else(|| ServerError::cos(404, "NoSuchUpload", "the upload does not exist"))?;
     let hdr = |k: &str| {
         ctx.headers
             .get(k)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
+            .to_string()
     };
-    if hdr("authorization") != task.auth || hdr("x-cos-security-token") != task.sectoken {
-        return Err(ServerError::cos(
-            403,
-            "AccessDenied",
-            "the signature or security token is not valid for this upload",
-        ));
-    }
-    if now_ms() > task.expiration {
-        return Err(ServerError::cos(403, "AccessDenied", "Request has expired"));
-    }
-    let num: u32 = if task.multipart {
-        let n: u32 = part_number
-            .as_deref()
-            .and_then(|p| p.parse().ok())
-            .filter(|n| (1..=MAX_PART_NUMBER).contains(n))
-            .ok_or_else(|| {
-                ServerError::cos(400, "InvalidArgument", "partNumber must be 1..10000")
-            })?;
-        if upload_id.as_deref() != task.upload_id.as_deref() {
-            return Err(ServerError::cos(
-                404,
-                "NoSuchUpload",
-                "uploadId does not match",
-            ));
-        }
-        n
-    } else {
-        if part_number.is_some() {
-            return Err(ServerError::cos(
-                400,
-                "InvalidArgument",
-                "this is not a multipart upload",
-            ));
-        }
-        1
-    };
-    let dir = app.store.upload_dir(&key);
-    let tmp = dir.join(format!("{num}.tmp{}", random_hex(6)));
-    let fin = dir.join(num.to_string());
+    let req = Arc::new(PutRequest {
+        key: key.to_string(),
+        part_number,
+        upload_id: ctx.query.get("uploadId").map(String::from),
+        auth: hdr("authorization"),
+        sectoken: hdr("x-cos-security-token"),
+        len: ctx
+            .headers
+            .get("content-length")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok()),
+    });
     let body = ctx.take_body().unwrap_or_default();
-    // The body is gathered in buffers of up to RECV_BUF and each buffer is
-    // written with one blocking call (std::fs), so a small part costs one
-    // hop to the blocking pool instead of one per file operation.
-    let received = async {
-        let mut stream = body.into_data_stream();
-        let mut crc = Crc64::new();
-        let mut n = 0u64;
-        let mut buf: Vec<u8> = Vec::new();
-        let mut file: Option<std::fs::File> = None;
-        let mut done = false;
-        while !done {
+    let mut stream = body.into_data_stream();
+    let mut crc = Crc64::new();
+    let mut n = 0u64;
+    let mut writer: Option<PartWriter> = None;
+    let mut done = false;
+    // Body in batches of up to RECV_BUF; the first hop also checks the task
+    // and opens the file, the last one records the part.
+    while !done {
+        let mut batch = Vec::new();
+        let mut batch_len = 0;
+        while batch_len < RECV_BUF {
             match stream.next().await {
-                Some(chunk) => {
-                    let chunk = chunk.map_err(|e| {
-                        ServerError::cos(400, "IncompleteBody", format!("reading the body: {e}"))
-                    })?;
+                Some(Ok(chunk)) => {
                     crc.update(&chunk);
                     n += chunk.len() as u64;
-                    if buf.is_empty() && chunk.len() >= RECV_BUF {
-                        buf = chunk.to_vec();
-                    } else {
-                        buf.extend_from_slice(&chunk);
-                    }
-                    if buf.len() < RECV_BUF {
-                        continue;
+                    batch_len += chunk.len();
+                    batch.push(chunk);
+                    if req.len == Some(n) {
+                        // All of Content-Length: record with this batch
+                        // rather than in one more hop after the end.
+                        done = true;
+                        break;
                     }
                 }
-                None => done = true,
-            }
-            let data = std::mem::take(&mut buf);
-            let (d, t, f) = (dir.clone(), tmp.clone(), file.take());
-            // With the last buffer: rename into place and record the part.
-            let last = done.then(|| (fin.clone(), key.clone(), n, etag_of(crc.value(), n)));
-            let store = app.store.clone();
-            file = tokio::task::spawn_blocking(move || -> SResult<Option<std::fs::File>> {
-                use std::io::Write;
-                let mut f = match f {
-                    Some(f) => f,
-                    None => {
-                        std::fs::create_dir_all(&d)?;
-                        std::fs::File::create(&t)?
+                Some(Err(e)) => {
+                    if let Some(w) = writer.take() {
+                        tokio::task::spawn_blocking(move || drop(w)).await?;
                     }
-                };
-                f.write_all(&data)?;
-                let Some((fin, key, n, etag)) = last else {
-                    return Ok(Some(f));
-                };
-                drop(f);
-                std::fs::rename(&t, &fin)?;
-                store.tx(|c| {
-                    c.execute(
-                        "INSERT OR REPLACE INTO parts(key,num,size,etag,mtime) VALUES(?1,?2,?3,?4,?5)",
-                        params![key, num as i64, n as i64, etag, now_iso()],
-                    )?;
-                    Ok(None)
-                })
-            })
-            .await
-            .map_err(std::io::Error::other)??;
+                    return Err(ServerError::cos(
+                        400,
+                        "IncompleteBody",
+                        format!("reading the body: {e}"),
+                    ));
+                }
+                None => {
+                    done = true;
+                    break;
+                }
+            }
         }
-        Ok::<_, ServerError>((n, crc.value()))
+        let etag = done.then(|| etag_of(crc.value(), n));
+        let (app2, req2, w) = (app.clone(), req.clone(), writer.take());
+        let step = move || -> SResult<Option<PartWriter>> {
+            let mut w = match w {
+                Some(w) => w,
+                None => PartWriter::open(&app2, &req2)?,
+            };
+            w.write(&batch)?;
+            match etag {
+                Some(etag) => w.commit(&app2, etag).map(|()| None),
+                None => Ok(Some(w)),
+            }
+        };
+        // A small body is stored right here (open, write, record: tens of
+        // microseconds), larger ones on the blocking pool.
+        let small = done && n <= SMALL_INLINE && !app.store.busy();
+        writer = if small {
+            step()
+        } else {
+            tokio::task::spawn_blocking(step)
+                .await
+                .map_err(ServerError::from)
+                .and_then(|r| r)
+        }
+        .map_err(ServerError::into_cos)?;
     }
-    .await;
-    let (n, crc) = match received {
-        Ok(x) => x,
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(e.into_cos());
-        }
-    };
+    let crc = crc.value();
     let etag = etag_of(crc, n);
     Stats::add(&app.stats.part_bytes, n);
-    if task.multipart {
-        let app2 = app.clone();
-        let (k, e) = (task.key.clone(), etag.clone());
-        // Not awaited: assembly runs behind the reply.
-        tokio::task::spawn_blocking(move || app2.assemblies.part_stored(&app2.store, &k, num, &e));
-    }
     let mut r = empty(StatusCode::OK);
     let h = r.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&etag) {
