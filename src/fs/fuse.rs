@@ -299,7 +299,14 @@ impl Filesystem for SmhFuse {
         let truncate = flags.0 & libc::O_TRUNC != 0;
         self.spawn(|fs, _, _| async move {
             match fs.open(ino.0, write, truncate).await {
-                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Ok(fh) => reply.opened(
+                    FileHandle(fh),
+                    if flags.acc_mode() == OpenAccMode::O_WRONLY {
+                        FopenFlags::FOPEN_DIRECT_IO
+                    } else {
+                        FopenFlags::empty()
+                    },
+                ),
                 Err(e) => reply.error(errno("open", &e)),
             }
         });
@@ -563,7 +570,7 @@ impl Filesystem for SmhFuse {
         name: &OsStr,
         mode: u32,
         _umask: u32,
-        _flags: i32,
+        flags: i32,
         reply: ReplyCreate,
     ) {
         if mode & libc::S_IFMT != 0 && mode & libc::S_IFMT != libc::S_IFREG {
@@ -578,7 +585,11 @@ impl Filesystem for SmhFuse {
                     &Self::file_attr(look, &a),
                     Generation(0),
                     FileHandle(fh),
-                    FopenFlags::empty(),
+                    if flags & libc::O_ACCMODE == libc::O_WRONLY {
+                        FopenFlags::FOPEN_DIRECT_IO
+                    } else {
+                        FopenFlags::empty()
+                    },
                 ),
                 Err(e) => reply.error(errno("create", &e)),
             }

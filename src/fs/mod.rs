@@ -28,6 +28,7 @@
 
 pub mod cache;
 pub mod core;
+pub mod direct;
 pub mod error;
 pub mod fuse;
 pub mod inode;
