@@ -404,3 +404,101 @@ async fn parallel_writers_and_readers() {
         );
     }
 }
+
+/// Staged files past 8 MiB written in order go through O_DIRECT buffers:
+/// sizes around the 4 KiB alignment and the switch point must all arrive
+/// whole, and read back equal.
+#[tokio::test]
+async fn large_staging_sizes_around_alignment() {
+    let server = TestServer::start();
+    let m = MountGuard::new(&server, "part_size=8M");
+    let client = client_for(&server);
+    let t = 8 * MIB;
+    fs::create_dir(m.path("al")).unwrap();
+    for size in [0, 1, 4095, 4096, 4097, t - 1, t, t + 1, t + 3, 100 * MIB] {
+        let data = random_bytes(size);
+        let rel = format!("al/f{size}.bin");
+        fs::write(m.path(&rel), &data).unwrap();
+        assert_eq!(fs::metadata(m.path(&rel)).unwrap().len(), size as u64);
+        let ours = ContentHashes::of(&data).crc64_string();
+        assert_eq!(
+            server_crc(&client, &rel).await.as_deref(),
+            Some(ours.as_str()),
+            "crc64 of {size}"
+        );
+        assert!(fs::read(m.path(&rel)).unwrap() == data, "content of {size}");
+    }
+    assert!(m.staged_files().is_empty(), "left: {:?}", m.staged_files());
+}
+
+/// Random and overlapping writes into a large file being staged, reads
+/// through another handle while it is written, then truncate and append.
+#[tokio::test]
+async fn large_staged_file_random_writes_reads_truncate_append() {
+    let server = TestServer::start();
+    let m = MountGuard::new(&server, "part_size=4M");
+    let client = client_for(&server);
+    let f = m.path("big.bin");
+    let mut model = random_bytes(20 * MIB + 7);
+    let mut w = fs::File::create(&f).unwrap();
+    let r = fs::File::open(&f).unwrap();
+    for (i, c) in model.chunks(MIB).enumerate() {
+        w.write_all(c).unwrap();
+        // Read while writing: the newest bytes may still be buffered.
+        let end = ((i + 1) * MIB).min(model.len());
+        let from = end.saturating_sub(3 * MIB + 5);
+        let mut got = vec![0u8; end - from];
+        r.read_exact_at(&mut got, from as u64).unwrap();
+        assert!(
+            got == model[from..end],
+            "read [{from}, {end}) while writing"
+        );
+    }
+    // Overlapping writes at random places (one past the end, too).
+    let patches = [
+        (5usize, 3 * MIB),
+        (MIB + 1, 10),
+        (12 * MIB - 3, 2 * MIB),
+        (20 * MIB, 7),
+        (model.len() - 2, 5000),
+    ];
+    for (k, (off, len)) in patches.into_iter().enumerate() {
+        let p = random_bytes(len + k);
+        w.write_all_at(&p, off as u64).unwrap();
+        if model.len() < off + p.len() {
+            model.resize(off + p.len(), 0);
+        }
+        model[off..off + p.len()].copy_from_slice(&p);
+    }
+    // Sequential appends again, long enough to switch back to O_DIRECT.
+    w.seek(SeekFrom::End(0)).unwrap();
+    let more = random_bytes(10 * MIB + 3);
+    w.write_all(&more).unwrap();
+    model.extend_from_slice(&more);
+    drop(w);
+    drop(r);
+    assert!(fs::read(&f).unwrap() == model);
+    let crc = |d: &[u8]| Some(ContentHashes::of(d).crc64_string());
+    assert_eq!(server_crc(&client, "big.bin").await, crc(&model));
+
+    // Truncate a large staged file while it is written, then append.
+    let mut w = fs::OpenOptions::new().write(true).open(&f).unwrap();
+    w.seek(SeekFrom::End(0)).unwrap();
+    let more = random_bytes(9 * MIB);
+    w.write_all(&more).unwrap();
+    model.extend_from_slice(&more);
+    w.set_len(25 * MIB as u64 + 1).unwrap();
+    model.truncate(25 * MIB + 1);
+    w.seek(SeekFrom::End(0)).unwrap();
+    let more = random_bytes(9 * MIB + 4095);
+    w.write_all(&more).unwrap();
+    model.extend_from_slice(&more);
+    drop(w);
+    let mut a = fs::OpenOptions::new().append(true).open(&f).unwrap();
+    a.write_all(b"tail").unwrap();
+    model.extend_from_slice(b"tail");
+    drop(a);
+    assert_eq!(fs::metadata(&f).unwrap().len(), model.len() as u64);
+    assert!(fs::read(&f).unwrap() == model);
+    assert_eq!(server_crc(&client, "big.bin").await, crc(&model));
+}

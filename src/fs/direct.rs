@@ -29,6 +29,30 @@ pub const THRESHOLD: u64 = 8 << 20;
 pub const CHUNK: usize = 4 << 20;
 /// Buffers per file: one filling, the others being hashed and written.
 const BUFFERS: usize = 3;
+/// Files staged this way at once (each holds up to `BUFFERS` x `CHUNK` of
+/// memory and two threads); more stay with plain writes.
+const MAX_ACTIVE: usize = 4;
+
+static ACTIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// One of the [`MAX_ACTIVE`] places, given back on drop.
+struct Slot;
+
+impl Slot {
+    fn take() -> Option<Self> {
+        use std::sync::atomic::Ordering::SeqCst;
+        ACTIVE
+            .fetch_update(SeqCst, SeqCst, |n| (n < MAX_ACTIVE).then_some(n + 1))
+            .ok()
+            .map(|_| Slot)
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        ACTIVE.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
 
 struct Chunk {
     buf: AlignedBuf,
@@ -88,6 +112,7 @@ pub struct DirectWriter {
     plain: Arc<File>,
     direct: Arc<File>,
     failure: Arc<Failure>,
+    _slot: Slot,
 }
 
 impl std::fmt::Debug for DirectWriter {
@@ -101,14 +126,15 @@ impl std::fmt::Debug for DirectWriter {
 
 impl DirectWriter {
     /// Takes over appends to `file` (at `path`, `size` bytes long), with the
-    /// hasher if it has seen all `size` bytes. `None`: O_DIRECT is not
-    /// available here; stay with plain writes.
+    /// hasher if it has seen all `size` bytes. `Ok(None)`: O_DIRECT is not
+    /// available here; `Err`: not now (too many files at once, no thread).
     pub fn start(
         path: &Path,
         file: &File,
         size: u64,
         hasher: Option<ContentHasher>,
     ) -> std::io::Result<Option<Self>> {
+        let slot = Slot::take().ok_or_else(|| std::io::Error::other("busy"))?;
         let Some(direct) = open_direct(path, true) else {
             return Ok(None);
         };
@@ -169,6 +195,7 @@ impl DirectWriter {
             plain,
             direct,
             failure,
+            _slot: slot,
         }))
     }
 
@@ -275,6 +302,12 @@ impl DirectWriter {
         }
     }
 
+    /// Content from here on is (also) held in buffers; the file itself may
+    /// still be being written there, so reads must take it from them.
+    pub fn buffered_from(&self) -> u64 {
+        self.in_flight.front().map_or(self.cur_start, |c| c.start)
+    }
+
     /// Copies the bytes held in buffers over `out` (content at `offset`),
     /// for reads before they reach the disk.
     pub fn overlay(&self, offset: u64, out: &mut [u8]) {
@@ -290,6 +323,9 @@ impl DirectWriter {
     /// the buffer keeps its bytes, later appends continue in it.
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.drain()?;
+        // Idle now (close in write-back mode, fsync): keep one buffer only.
+        self.free.clear();
+        self.allocated = 1;
         let cur = self.cur.as_ref().expect("buffer present");
         let aligned = self.cur_len / ALIGN * ALIGN;
         write_direct_or_plain(&self.direct, &self.plain, &cur[..aligned], self.cur_start)?;

@@ -242,7 +242,7 @@ impl StagedFile {
         } else {
             0
         };
-        if append && self.direct_ready()? {
+        if append && self.direct_ready() {
             if let Some(w) = self.direct.get_mut() {
                 w.append(data)?;
                 self.size += data.len() as u64;
@@ -264,23 +264,29 @@ impl StagedFile {
 
     /// Whether appends go to the direct writer, starting it once the file
     /// grew in order past the threshold.
-    fn direct_ready(&mut self) -> std::io::Result<bool> {
+    fn direct_ready(&mut self) -> bool {
         if self.direct.get_mut().is_some() {
-            return Ok(true);
+            return true;
         }
         if self.no_direct || self.seq_run < direct::THRESHOLD {
-            return Ok(false);
+            return false;
         }
         let hasher = self.hasher.take();
-        match DirectWriter::start(&self.path, &self.file, self.size, hasher.clone())? {
-            Some(w) => {
+        match DirectWriter::start(&self.path, &self.file, self.size, hasher.clone()) {
+            Ok(Some(w)) => {
                 *self.direct.get_mut() = Some(w);
-                Ok(true)
+                true
             }
-            None => {
+            Ok(None) => {
                 self.no_direct = true;
                 self.hasher = hasher;
-                Ok(false)
+                false
+            }
+            Err(e) => {
+                // Plain writes work as well, only slower.
+                tracing::debug!(path = %self.path.display(), "no direct staging: {e}");
+                self.hasher = hasher;
+                false
             }
         }
     }
@@ -301,11 +307,18 @@ impl StagedFile {
         let len = (len as u64).min(self.size - offset) as usize;
         let mut buf = vec![0u8; len];
         let direct = self.direct.lock();
-        let done = crate::dio::read_full(&self.file, &mut buf, offset)?;
         match &*direct {
-            // The tail is (partly) still in the writer's buffers.
-            Some(w) => w.overlay(offset, &mut buf),
-            None => buf.truncate(done),
+            Some(w) => {
+                // The file is read only where no buffer holds the bytes
+                // (there it may be being written).
+                let disk = w.buffered_from().saturating_sub(offset).min(len as u64);
+                crate::dio::read_full(&self.file, &mut buf[..disk as usize], offset)?;
+                w.overlay(offset, &mut buf);
+            }
+            None => {
+                let done = crate::dio::read_full(&self.file, &mut buf, offset)?;
+                buf.truncate(done);
+            }
         }
         Ok(buf)
     }
