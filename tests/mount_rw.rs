@@ -502,3 +502,64 @@ async fn large_staged_file_random_writes_reads_truncate_append() {
     assert!(fs::read(&f).unwrap() == model);
     assert_eq!(server_crc(&client, "big.bin").await, crc(&model));
 }
+
+/// Write-only handles bypass the kernel page cache: readers through
+/// cached handles, stat, appends, truncates and mmap must still agree.
+#[tokio::test]
+async fn write_only_direct_handles_agree_with_cached_ones() {
+    let server = TestServer::start();
+    let m = MountGuard::new(&server, "");
+    let f = m.path("coh.txt");
+    fs::write(&f, vec![b'a'; 10_000]).unwrap();
+    let r = fs::File::open(&f).unwrap();
+    let mut got = [0u8; 8];
+    r.read_exact_at(&mut got, 0).unwrap();
+    assert_eq!(&got, b"aaaaaaaa");
+    // Overwrite and extend through a write-only handle, still open.
+    let w = fs::OpenOptions::new().write(true).open(&f).unwrap();
+    w.write_all_at(b"XXXX", 0).unwrap();
+    w.write_all_at(b"END", 10_000).unwrap();
+    r.read_exact_at(&mut got, 0).unwrap();
+    assert_eq!(&got, b"XXXXaaaa", "cached reader sees the direct write");
+    assert_eq!(fs::metadata(&f).unwrap().len(), 10_003);
+    assert_eq!(r.metadata().unwrap().len(), 10_003);
+    let mut tail = [0u8; 8];
+    r.read_exact_at(&mut tail, 9_995).unwrap();
+    assert_eq!(&tail, b"aaaaaEND");
+    drop(w);
+    // O_APPEND on a write-only handle goes to the current end.
+    let mut a = fs::OpenOptions::new().append(true).open(&f).unwrap();
+    a.write_all(b"APP").unwrap();
+    drop(a);
+    assert_eq!(fs::metadata(&f).unwrap().len(), 10_006);
+    // Truncate, then write at the (write-only) handle's offset.
+    let mut w = fs::OpenOptions::new().write(true).open(&f).unwrap();
+    w.set_len(5).unwrap();
+    w.write_all(b"zz").unwrap();
+    drop(w);
+    assert_eq!(fs::read(&f).unwrap(), b"zzXXa");
+    // A read-write handle stays cached, so shared mmap works.
+    let rw = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&f)
+        .unwrap();
+    // SAFETY: a fresh shared mapping of 5 bytes of an open file.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            5,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            std::os::fd::AsRawFd::as_raw_fd(&rw),
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED, "{}", std::io::Error::last_os_error());
+        std::ptr::copy_nonoverlapping(b"MM".as_ptr(), p.cast::<u8>(), 2);
+        assert_eq!(libc::msync(p, 5, libc::MS_SYNC), 0);
+        libc::munmap(p, 5);
+    }
+    drop(rw);
+    drop(r);
+    assert_eq!(fs::read(&f).unwrap(), b"MMXXa");
+}

@@ -112,6 +112,20 @@ impl SmhFuse {
     }
 }
 
+/// Write-only handles bypass the kernel page cache (`FOPEN_DIRECT_IO`):
+/// the bytes are staged by us anyway, and filling new cache pages with them
+/// cost more than the whole rest of a large copy. Handles that can read
+/// stay cached (and mmap-able); the kernel keeps `i_size` and other
+/// handles' cached pages right after direct writes, appends and truncates
+/// (`tests/mount_rw.rs`).
+fn open_flags(flags: i32) -> FopenFlags {
+    if flags & libc::O_ACCMODE == libc::O_WRONLY {
+        FopenFlags::FOPEN_DIRECT_IO
+    } else {
+        FopenFlags::empty()
+    }
+}
+
 fn time_of(t: TimeOrNow) -> SystemTime {
     match t {
         TimeOrNow::SpecificTime(t) => t,
@@ -299,14 +313,7 @@ impl Filesystem for SmhFuse {
         let truncate = flags.0 & libc::O_TRUNC != 0;
         self.spawn(|fs, _, _| async move {
             match fs.open(ino.0, write, truncate).await {
-                Ok(fh) => reply.opened(
-                    FileHandle(fh),
-                    if flags.acc_mode() == OpenAccMode::O_WRONLY {
-                        FopenFlags::FOPEN_DIRECT_IO
-                    } else {
-                        FopenFlags::empty()
-                    },
-                ),
+                Ok(fh) => reply.opened(FileHandle(fh), open_flags(flags.0)),
                 Err(e) => reply.error(errno("open", &e)),
             }
         });
@@ -585,11 +592,7 @@ impl Filesystem for SmhFuse {
                     &Self::file_attr(look, &a),
                     Generation(0),
                     FileHandle(fh),
-                    if flags & libc::O_ACCMODE == libc::O_WRONLY {
-                        FopenFlags::FOPEN_DIRECT_IO
-                    } else {
-                        FopenFlags::empty()
-                    },
+                    open_flags(flags),
                 ),
                 Err(e) => reply.error(errno("create", &e)),
             }
