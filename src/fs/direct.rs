@@ -83,6 +83,19 @@ impl Failure {
     }
 }
 
+/// Records a panic of a staging thread as a failure (its chunks are
+/// released unwritten: nothing may then count as staged).
+struct PanicGuard(Arc<Failure>);
+
+impl Drop for PanicGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0
+                .set(&std::io::Error::other("staging thread panicked"));
+        }
+    }
+}
+
 /// Write `buf[..write_len]`; feed the CRC-64 `buf[hash_from..len]`.
 struct WriteJob {
     chunk: Arc<Chunk>,
@@ -160,14 +173,19 @@ impl DirectWriter {
             );
             std::thread::Builder::new()
                 .name("smhfs-stage-io".into())
-                .spawn(move || write_loop(write_rx, &direct, &plain, &failure, crc, done_tx))?
+                .spawn(move || {
+                    let _guard = PanicGuard(failure.clone());
+                    write_loop(write_rx, &direct, &plain, &failure, crc, done_tx)
+                })?
         };
         let (hash_tx, hasher) = match hasher {
             Some(mut h) => {
                 let (tx, rx) = mpsc::channel::<HashJob>();
+                let guard = PanicGuard(failure.clone());
                 let handle = std::thread::Builder::new()
                     .name("smhfs-stage-hash".into())
                     .spawn(move || {
+                        let _guard = guard;
                         for (c, from) in rx {
                             h.update_chain(&c.buf[from..c.len]);
                             drop(c);
