@@ -1,11 +1,11 @@
 //! Staging a large file written front to back without new page-cache pages.
 //!
 //! Once a staged file has grown in order past [`THRESHOLD`], its appends are
-//! copied into aligned [`CHUNK`] buffers. A full buffer goes to two threads
-//! at once: one feeds the SHA-256 chain, the other the CRC-64 and writes
-//! the buffer with O_DIRECT (the chain is the longest job: it gets a thread
-//! of its own). The FUSE thread only copies, so hashing and disk writes
-//! leave the reply path.
+//! copied into aligned [`CHUNK`] buffers. A full buffer is handed at once
+//! to a thread feeding the SHA-256 chain, one feeding the CRC-64 and one of
+//! [`WRITERS`] threads writing it with O_DIRECT (one write at a time leaves
+//! the disk idle between writes: the disk, not hashing, was the bound). The
+//! FUSE thread only copies, so hashing and disk writes leave the reply path.
 //! Anything other than an append (and sync, truncate, the upload) first
 //! flushes: the aligned part of the buffer with O_DIRECT, the tail plainly.
 //! Until then reads are served from the buffers ([`DirectWriter::overlay`]).
@@ -28,10 +28,12 @@ pub const THRESHOLD: u64 = 8 << 20;
 /// Size of one buffer (and of one O_DIRECT write).
 pub const CHUNK: usize = 4 << 20;
 /// Buffers per file: one filling, the others being hashed and written.
-const BUFFERS: usize = 3;
+const BUFFERS: usize = 4;
+/// O_DIRECT writes in flight per file.
+const WRITERS: usize = 2;
 /// Files staged this way at once (each holds up to `BUFFERS` x `CHUNK` of
-/// memory and two threads); more stay with plain writes.
-const MAX_ACTIVE: usize = 4;
+/// memory and a few threads); more stay with plain writes.
+const MAX_ACTIVE: usize = 3;
 
 static ACTIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
@@ -96,13 +98,9 @@ impl Drop for PanicGuard {
     }
 }
 
-/// Write `buf[..write_len]`; feed the CRC-64 `buf[hash_from..len]`.
-struct WriteJob {
-    chunk: Arc<Chunk>,
-    write_len: usize,
-    hash_from: usize,
-}
-/// Feed the chain `buf[hash_from..len]`.
+/// Write `buf[..n]`.
+type WriteJob = (Arc<Chunk>, usize);
+/// Feed a hash `buf[from..len]`.
 type HashJob = (Arc<Chunk>, usize);
 
 pub struct DirectWriter {
@@ -117,15 +115,51 @@ pub struct DirectWriter {
     /// Oldest first; each is being written and/or hashed.
     in_flight: VecDeque<Arc<Chunk>>,
     done: Receiver<()>,
-    write_tx: Option<Sender<WriteJob>>,
-    writer: Option<JoinHandle<Option<Crc64>>>,
+    /// Writer threads, used in turn.
+    write_tx: Vec<Sender<WriteJob>>,
+    writers: Vec<JoinHandle<()>>,
+    next_writer: usize,
     hash_tx: Option<Sender<HashJob>>,
     hasher: Option<JoinHandle<ContentHasher>>,
+    crc_tx: Option<Sender<HashJob>>,
+    crc: Option<JoinHandle<Crc64>>,
     /// For the unaligned tail written at flush.
     plain: Arc<File>,
     direct: Arc<File>,
     failure: Arc<Failure>,
     _slot: Slot,
+    /// Time the caller waited for a free buffer, and the threads' busy
+    /// time (logged at finish: which of disk and hashing is the bound).
+    waited: Duration,
+    busy: Arc<Busy>,
+}
+
+#[derive(Default)]
+struct Busy {
+    write_us: std::sync::atomic::AtomicU64,
+    hash_us: std::sync::atomic::AtomicU64,
+    crc_us: std::sync::atomic::AtomicU64,
+    write_cpu_us: std::sync::atomic::AtomicU64,
+    hash_cpu_us: std::sync::atomic::AtomicU64,
+    crc_cpu_us: std::sync::atomic::AtomicU64,
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu_us() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid out pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1000
+}
+
+impl Busy {
+    fn add(counter: &std::sync::atomic::AtomicU64, since: std::time::Instant) {
+        let us = since.elapsed().as_micros() as u64;
+        counter.fetch_add(us, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for DirectWriter {
@@ -161,42 +195,57 @@ impl DirectWriter {
         }
         let (done_tx, done) = mpsc::channel();
         let failure = Arc::new(Failure::default());
-        let mut hasher = hasher.filter(|h| h.size() == size);
-        let crc = hasher.as_mut().map(|h| h.take_crc());
-        let (write_tx, write_rx) = mpsc::channel::<WriteJob>();
-        let writer = {
-            let (direct, plain, failure, done_tx) = (
+        let busy = Arc::new(Busy::default());
+        let mut write_tx = Vec::new();
+        let mut writers = Vec::new();
+        for _ in 0..WRITERS {
+            let (tx, rx) = mpsc::channel::<WriteJob>();
+            let (direct, plain, failure, done_tx, busy) = (
                 direct.clone(),
                 plain.clone(),
                 failure.clone(),
                 done_tx.clone(),
+                busy.clone(),
             );
-            std::thread::Builder::new()
-                .name("smhfs-stage-io".into())
-                .spawn(move || {
-                    let _guard = PanicGuard(failure.clone());
-                    write_loop(write_rx, &direct, &plain, &failure, crc, done_tx)
-                })?
-        };
-        let (hash_tx, hasher) = match hasher {
-            Some(mut h) => {
-                let (tx, rx) = mpsc::channel::<HashJob>();
-                let guard = PanicGuard(failure.clone());
-                let handle = std::thread::Builder::new()
-                    .name("smhfs-stage-hash".into())
+            writers.push(
+                std::thread::Builder::new()
+                    .name("smhfs-stage-io".into())
+                    .spawn(move || {
+                        let _guard = PanicGuard(failure.clone());
+                        write_loop(rx, &direct, &plain, &failure, done_tx, &busy)
+                    })?,
+            );
+            write_tx.push(tx);
+        }
+        let (mut hash_tx, mut hasher_h, mut crc_tx, mut crc_h) = (None, None, None, None);
+        if let Some(mut h) = hasher.filter(|h| h.size() == size) {
+            let mut crc = h.take_crc();
+            let (tx, rx) = mpsc::channel::<HashJob>();
+            let (guard, done, b) = (PanicGuard(failure.clone()), done_tx.clone(), busy.clone());
+            hasher_h = Some(
+                std::thread::Builder::new()
+                    .name("smhfs-stage-sha".into())
                     .spawn(move || {
                         let _guard = guard;
-                        for (c, from) in rx {
-                            h.update_chain(&c.buf[from..c.len]);
-                            drop(c);
-                            let _ = done_tx.send(());
-                        }
+                        feed_loop(rx, &done, &b.hash_us, &b.hash_cpu_us, |d| h.update_chain(d));
                         h
-                    })?;
-                (Some(tx), Some(handle))
-            }
-            None => (None, None),
-        };
+                    })?,
+            );
+            hash_tx = Some(tx);
+            let (tx, rx) = mpsc::channel::<HashJob>();
+            let (guard, done, b) = (PanicGuard(failure.clone()), done_tx.clone(), busy.clone());
+            crc_h = Some(
+                std::thread::Builder::new()
+                    .name("smhfs-stage-crc".into())
+                    .spawn(move || {
+                        let _guard = guard;
+                        feed_loop(rx, &done, &b.crc_us, &b.crc_cpu_us, |d| crc.update(d));
+                        crc
+                    })?,
+            );
+            crc_tx = Some(tx);
+        }
+        drop(done_tx);
         Ok(Some(Self {
             cur: Some(cur),
             cur_start,
@@ -206,14 +255,19 @@ impl DirectWriter {
             allocated: 1,
             in_flight: VecDeque::new(),
             done,
-            write_tx: Some(write_tx),
-            writer: Some(writer),
+            write_tx,
+            writers,
+            next_writer: 0,
             hash_tx,
-            hasher,
+            hasher: hasher_h,
+            crc_tx,
+            crc: crc_h,
             plain,
             direct,
             failure,
             _slot: slot,
+            waited: Duration::ZERO,
+            busy,
         }))
     }
 
@@ -255,22 +309,21 @@ impl DirectWriter {
         Ok(())
     }
 
-    fn send(&self, c: &Arc<Chunk>, write_len: usize, hash_from: usize) -> std::io::Result<()> {
+    fn send(&mut self, c: &Arc<Chunk>, write_len: usize, hash_from: usize) -> std::io::Result<()> {
         let gone = || std::io::Error::other("staging thread stopped");
-        if let Some(tx) = &self.hash_tx {
-            if hash_from < c.len {
+        if hash_from < c.len {
+            for tx in [&self.hash_tx, &self.crc_tx].into_iter().flatten() {
                 tx.send((c.clone(), hash_from)).map_err(|_| gone())?;
             }
         }
-        let crc = self.hash_tx.is_some() && hash_from < c.len;
-        if write_len > 0 || crc {
-            let tx = self.write_tx.as_ref().ok_or_else(gone)?;
-            let job = WriteJob {
-                chunk: c.clone(),
-                write_len,
-                hash_from: if crc { hash_from } else { c.len },
-            };
-            tx.send(job).map_err(|_| gone())?;
+        if write_len > 0 {
+            let n = self.write_tx.len();
+            let tx = self
+                .write_tx
+                .get(self.next_writer % n.max(1))
+                .ok_or_else(gone)?;
+            tx.send((c.clone(), write_len)).map_err(|_| gone())?;
+            self.next_writer += 1;
         }
         Ok(())
     }
@@ -298,12 +351,14 @@ impl DirectWriter {
             self.allocated += 1;
             return Ok(AlignedBuf::new(CHUNK));
         }
+        let t = std::time::Instant::now();
         loop {
             // A timeout, not a bare recv: never hang on a lost signal.
             let _ = self.done.recv_timeout(Duration::from_millis(50));
             self.failure.check()?;
             self.reap();
             if let Some(b) = self.free.pop() {
+                self.waited += t.elapsed();
                 return Ok(b);
             }
         }
@@ -362,6 +417,19 @@ impl DirectWriter {
         let aligned = self.cur_len / ALIGN * ALIGN;
         let sent = self.send(&last, aligned, self.cur_hashed);
         let hasher = self.stop();
+        let us =
+            |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed) / 1000;
+        tracing::debug!(
+            end = last.start + last.len as u64,
+            waited_ms = self.waited.as_millis() as u64,
+            write_ms = us(&self.busy.write_us),
+            hash_ms = us(&self.busy.hash_us),
+            crc_ms = us(&self.busy.crc_us),
+            write_cpu_ms = us(&self.busy.write_cpu_us),
+            hash_cpu_ms = us(&self.busy.hash_cpu_us),
+            crc_cpu_ms = us(&self.busy.crc_cpu_us),
+            "direct staging finished"
+        );
         sent?;
         self.failure.check()?;
         self.plain
@@ -371,18 +439,17 @@ impl DirectWriter {
 
     /// Ends the threads (after their queued work); the hasher if any.
     fn stop(&mut self) -> Option<ContentHasher> {
-        self.write_tx = None;
+        self.write_tx.clear();
         self.hash_tx = None;
-        let crc = match self.writer.take().map(|w| w.join()) {
-            Some(Ok(crc)) => crc,
-            Some(Err(_)) => {
+        self.crc_tx = None;
+        for w in self.writers.drain(..) {
+            if w.join().is_err() {
                 self.failure
                     .set(&std::io::Error::other("staging writer panicked"));
-                None
             }
-            None => None,
-        };
+        }
         let h = self.hasher.take().and_then(|h| h.join().ok());
+        let crc = self.crc.take().and_then(|c| c.join().ok());
         self.in_flight.clear();
         let mut h = h?;
         h.put_crc(crc?);
@@ -401,24 +468,40 @@ fn write_loop(
     direct: &File,
     plain: &File,
     failure: &Failure,
-    mut crc: Option<Crc64>,
     done: Sender<()>,
-) -> Option<Crc64> {
-    for job in rx {
-        let c = &job.chunk;
-        if let Some(crc) = &mut crc {
-            crc.update(&c.buf[job.hash_from..c.len]);
-        }
+    busy: &Busy,
+) {
+    for (c, n) in rx {
+        let t = std::time::Instant::now();
         if failure.check().is_ok() {
-            let data = &c.buf[..job.write_len];
-            if let Err(e) = write_direct_or_plain(direct, plain, data, c.start) {
+            if let Err(e) = write_direct_or_plain(direct, plain, &c.buf[..n], c.start) {
                 failure.set(&e);
             }
         }
-        drop(job);
+        drop(c);
+        Busy::add(&busy.write_us, t);
         let _ = done.send(());
     }
-    crc
+    busy.write_cpu_us
+        .fetch_add(thread_cpu_us(), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Feeds `buf[from..len]` of each chunk to `f`, in order.
+fn feed_loop(
+    rx: Receiver<HashJob>,
+    done: &Sender<()>,
+    wall: &std::sync::atomic::AtomicU64,
+    cpu: &std::sync::atomic::AtomicU64,
+    mut f: impl FnMut(&[u8]),
+) {
+    for (c, from) in rx {
+        let t = std::time::Instant::now();
+        f(&c.buf[from..c.len]);
+        drop(c);
+        Busy::add(wall, t);
+        let _ = done.send(());
+    }
+    cpu.store(thread_cpu_us(), std::sync::atomic::Ordering::Relaxed);
 }
 
 /// An aligned range with O_DIRECT; plainly if the filesystem refuses it.
