@@ -293,3 +293,40 @@ pub fn read_full(f: &File, buf: &mut [u8], offset: u64) -> std::io::Result<usize
     }
     Ok(done)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_reader_sees_cached_dirty_and_uncached_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..3 * POOL_BUF + 4099).map(|i| (i % 253) as u8).collect();
+        // Uncached: written around the page cache where possible.
+        std::fs::write(&path, &data).unwrap();
+        if let Some(d) = open_direct(&path, true) {
+            let mut b = AlignedBuf::new(POOL_BUF);
+            b.copy_from_slice(&data[POOL_BUF..2 * POOL_BUF]);
+            d.write_all_at(&b, POOL_BUF as u64).unwrap();
+        }
+        // Dirty cached bytes in the middle of an uncached range.
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let mut data = data;
+        data[POOL_BUF + 10..POOL_BUF + 20].copy_from_slice(&[7; 10]);
+        f.write_all_at(&[7; 10], POOL_BUF as u64 + 10).unwrap();
+        let r = DirectReader::open(&path).unwrap();
+        let mut off = 0;
+        let mut buf = PooledBuf::take();
+        while off < data.len() {
+            let got = r.read_pooled_into(&mut buf, off as u64).unwrap();
+            assert!(!got.is_empty());
+            assert!(got == &data[off..off + got.len()], "at {off}");
+            off += got.len();
+        }
+        assert!(r.read_pooled_into(&mut buf, off as u64).unwrap().is_empty());
+        let p = r.read_pooled(POOL_BUF as u64, 4097).unwrap();
+        assert!(p.as_ref() == &data[POOL_BUF..POOL_BUF + 4097]);
+        assert!(r.read_pooled(data.len() as u64 - 3, 4).is_err());
+    }
+}

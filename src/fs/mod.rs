@@ -15,9 +15,11 @@
 //! * **Write**: data goes to a [`staging::StagedFile`] in `cache_dir`. An
 //!   existing file is downloaded into it at the first write or truncate (not
 //!   at open, so read-write opens that only read cost nothing); `O_TRUNC`
-//!   starts empty. `close()` (flush) and `fsync()` upload a dirty file and
-//!   return the upload's errno; the staged copy is deleted only after the
-//!   server confirmed, and kept (with an ERROR line naming it) otherwise.
+//!   starts empty. Past 8 MiB of in-order writes the staged file is written
+//!   with O_DIRECT and hashed off the FUSE thread ([`direct`]). `close()`
+//!   (flush) and `fsync()` upload a dirty file and return the upload's
+//!   errno; the staged copy is deleted only after the server confirmed, and
+//!   kept (with an ERROR line naming it) otherwise.
 //! * **Conflicts**: see [`core`] for what `overwrite`, `rename` and `ask` mean.
 //! * **Namespace**: `rmdir` lists first (SMH deletes recursively) and fails
 //!   with ENOTEMPTY; `unlink` uses the recycle bin unless `permanent_delete`;

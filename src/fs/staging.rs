@@ -459,6 +459,10 @@ mod direct_tests {
 
     const T: usize = THRESHOLD as usize;
 
+    /// Direct staging is bounded per process: these tests take turns so
+    /// each gets its writer.
+    static SERIAL: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
     fn bytes(n: usize, seed: u32) -> Vec<u8> {
         let mut x = seed.wrapping_mul(2_654_435_761).max(1);
         (0..n)
@@ -487,6 +491,7 @@ mod direct_tests {
 
     #[test]
     fn sizes_around_alignment_and_threshold() {
+        let _turn = SERIAL.lock();
         let dir = tempfile::tempdir().unwrap();
         for size in [
             0,
@@ -520,6 +525,7 @@ mod direct_tests {
 
     #[test]
     fn reads_while_writing_see_buffered_bytes() {
+        let _turn = SERIAL.lock();
         let dir = tempfile::tempdir().unwrap();
         let data = bytes(30 * 1024 * 1024 + 123, 7);
         let mut s = StagedFile::create(dir.path()).unwrap();
@@ -538,6 +544,7 @@ mod direct_tests {
 
     #[test]
     fn random_and_overlapping_writes_into_a_large_file() {
+        let _turn = SERIAL.lock();
         let dir = tempfile::tempdir().unwrap();
         let mut model = bytes(T + 5 * 1024 * 1024 + 11, 3);
         let mut s = StagedFile::create(dir.path()).unwrap();
@@ -573,6 +580,7 @@ mod direct_tests {
 
     #[test]
     fn truncate_sync_and_drop_in_direct_mode() {
+        let _turn = SERIAL.lock();
         let dir = tempfile::tempdir().unwrap();
         let mut model = bytes(T + 3 * 1024 * 1024 + 5, 9);
         let mut s = StagedFile::create(dir.path()).unwrap();
