@@ -3,7 +3,7 @@
 //! Once a staged file has grown in order past [`THRESHOLD`], its appends are
 //! copied into aligned [`CHUNK`] buffers. A full buffer is handed at once
 //! to a thread feeding the SHA-256 chain, one feeding the CRC-64 and one of
-//! [`WRITERS`] threads writing it with O_DIRECT (one write at a time leaves
+//! `WRITERS` threads writing it with O_DIRECT (one write at a time leaves
 //! the disk idle between writes: the disk, not hashing, was the bound). The
 //! FUSE thread only copies, so hashing and disk writes leave the reply path.
 //! Anything other than an append (and sync, truncate, the upload) first
