@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod daemon;
+pub mod dio;
 pub mod fs;
 pub mod logging;
 pub mod server;

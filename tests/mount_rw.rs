@@ -474,3 +474,162 @@ async fn reads_straddle_chunks_seek_and_mmap() {
     unsafe { libc::munmap(ptr, data.len()) };
     assert!(same, "mmap sees other bytes");
 }
+
+/// Staged files past 8 MiB written in order go through O_DIRECT buffers:
+/// sizes around the 4 KiB alignment and the switch point must all arrive
+/// whole, and read back equal.
+#[tokio::test]
+async fn large_staging_sizes_around_alignment() {
+    let server = TestServer::start();
+    let m = MountGuard::new(&server, "part_size=8M");
+    let client = client_for(&server);
+    let t = 8 * MIB;
+    fs::create_dir(m.path("al")).unwrap();
+    for size in [0, 1, 4095, 4096, 4097, t - 1, t, t + 1, t + 3, 100 * MIB] {
+        let data = random_bytes(size);
+        let rel = format!("al/f{size}.bin");
+        fs::write(m.path(&rel), &data).unwrap();
+        assert_eq!(fs::metadata(m.path(&rel)).unwrap().len(), size as u64);
+        let ours = ContentHashes::of(&data).crc64_string();
+        assert_eq!(
+            server_crc(&client, &rel).await.as_deref(),
+            Some(ours.as_str()),
+            "crc64 of {size}"
+        );
+        assert!(fs::read(m.path(&rel)).unwrap() == data, "content of {size}");
+    }
+    assert!(m.staged_files().is_empty(), "left: {:?}", m.staged_files());
+}
+
+/// Random and overlapping writes into a large file being staged, reads
+/// through another handle while it is written, then truncate and append.
+#[tokio::test]
+async fn large_staged_file_random_writes_reads_truncate_append() {
+    let server = TestServer::start();
+    let m = MountGuard::new(&server, "part_size=4M");
+    let client = client_for(&server);
+    let f = m.path("big.bin");
+    let mut model = random_bytes(20 * MIB + 7);
+    let mut w = fs::File::create(&f).unwrap();
+    let r = fs::File::open(&f).unwrap();
+    for (i, c) in model.chunks(MIB).enumerate() {
+        w.write_all(c).unwrap();
+        // Read while writing: the newest bytes may still be buffered.
+        let end = ((i + 1) * MIB).min(model.len());
+        let from = end.saturating_sub(3 * MIB + 5);
+        let mut got = vec![0u8; end - from];
+        r.read_exact_at(&mut got, from as u64).unwrap();
+        assert!(
+            got == model[from..end],
+            "read [{from}, {end}) while writing"
+        );
+    }
+    // Overlapping writes at random places (one past the end, too).
+    let patches = [
+        (5usize, 3 * MIB),
+        (MIB + 1, 10),
+        (12 * MIB - 3, 2 * MIB),
+        (20 * MIB, 7),
+        (model.len() - 2, 5000),
+    ];
+    for (k, (off, len)) in patches.into_iter().enumerate() {
+        let p = random_bytes(len + k);
+        w.write_all_at(&p, off as u64).unwrap();
+        if model.len() < off + p.len() {
+            model.resize(off + p.len(), 0);
+        }
+        model[off..off + p.len()].copy_from_slice(&p);
+    }
+    // Sequential appends again, long enough to switch back to O_DIRECT.
+    w.seek(SeekFrom::End(0)).unwrap();
+    let more = random_bytes(10 * MIB + 3);
+    w.write_all(&more).unwrap();
+    model.extend_from_slice(&more);
+    drop(w);
+    drop(r);
+    assert!(fs::read(&f).unwrap() == model);
+    let crc = |d: &[u8]| Some(ContentHashes::of(d).crc64_string());
+    assert_eq!(server_crc(&client, "big.bin").await, crc(&model));
+
+    // Truncate a large staged file while it is written, then append.
+    let mut w = fs::OpenOptions::new().write(true).open(&f).unwrap();
+    w.seek(SeekFrom::End(0)).unwrap();
+    let more = random_bytes(9 * MIB);
+    w.write_all(&more).unwrap();
+    model.extend_from_slice(&more);
+    w.set_len(25 * MIB as u64 + 1).unwrap();
+    model.truncate(25 * MIB + 1);
+    w.seek(SeekFrom::End(0)).unwrap();
+    let more = random_bytes(9 * MIB + 4095);
+    w.write_all(&more).unwrap();
+    model.extend_from_slice(&more);
+    drop(w);
+    let mut a = fs::OpenOptions::new().append(true).open(&f).unwrap();
+    a.write_all(b"tail").unwrap();
+    model.extend_from_slice(b"tail");
+    drop(a);
+    assert_eq!(fs::metadata(&f).unwrap().len(), model.len() as u64);
+    assert!(fs::read(&f).unwrap() == model);
+    assert_eq!(server_crc(&client, "big.bin").await, crc(&model));
+}
+
+/// Write-only handles bypass the kernel page cache: readers through
+/// cached handles, stat, appends, truncates and mmap must still agree.
+#[tokio::test]
+async fn write_only_direct_handles_agree_with_cached_ones() {
+    let server = TestServer::start();
+    let m = MountGuard::new(&server, "");
+    let f = m.path("coh.txt");
+    fs::write(&f, vec![b'a'; 10_000]).unwrap();
+    let r = fs::File::open(&f).unwrap();
+    let mut got = [0u8; 8];
+    r.read_exact_at(&mut got, 0).unwrap();
+    assert_eq!(&got, b"aaaaaaaa");
+    // Overwrite and extend through a write-only handle, still open.
+    let w = fs::OpenOptions::new().write(true).open(&f).unwrap();
+    w.write_all_at(b"XXXX", 0).unwrap();
+    w.write_all_at(b"END", 10_000).unwrap();
+    r.read_exact_at(&mut got, 0).unwrap();
+    assert_eq!(&got, b"XXXXaaaa", "cached reader sees the direct write");
+    assert_eq!(fs::metadata(&f).unwrap().len(), 10_003);
+    assert_eq!(r.metadata().unwrap().len(), 10_003);
+    let mut tail = [0u8; 8];
+    r.read_exact_at(&mut tail, 9_995).unwrap();
+    assert_eq!(&tail, b"aaaaaEND");
+    drop(w);
+    // O_APPEND on a write-only handle goes to the current end.
+    let mut a = fs::OpenOptions::new().append(true).open(&f).unwrap();
+    a.write_all(b"APP").unwrap();
+    drop(a);
+    assert_eq!(fs::metadata(&f).unwrap().len(), 10_006);
+    // Truncate, then write at the (write-only) handle's offset.
+    let mut w = fs::OpenOptions::new().write(true).open(&f).unwrap();
+    w.set_len(5).unwrap();
+    w.write_all(b"zz").unwrap();
+    drop(w);
+    assert_eq!(fs::read(&f).unwrap(), b"zzXXa");
+    // A read-write handle stays cached, so shared mmap works.
+    let rw = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&f)
+        .unwrap();
+    // SAFETY: a fresh shared mapping of 5 bytes of an open file.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            5,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            std::os::fd::AsRawFd::as_raw_fd(&rw),
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED, "{}", std::io::Error::last_os_error());
+        std::ptr::copy_nonoverlapping(b"MM".as_ptr(), p.cast::<u8>(), 2);
+        assert_eq!(libc::msync(p, 5, libc::MS_SYNC), 0);
+        libc::munmap(p, 5);
+    }
+    drop(rw);
+    drop(r);
+    assert_eq!(fs::read(&f).unwrap(), b"MMXXa");
+}

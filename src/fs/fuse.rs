@@ -45,19 +45,6 @@ const BLOCK: u32 = 4096;
 /// buffers: one request of `max_write` instead of 8 of 128 KiB.
 const IO_SIZE: u32 = 1 << 20;
 
-/// Read-only handles bypass the kernel page cache (as mountpoint-s3 does):
-/// the read-ahead queue already holds what a sequential reader needs, and
-/// filling the page cache with a streamed file costs a fresh page per 4 KiB
-/// (the kernel dropped these pages at the next open anyway, without
-/// `FOPEN_KEEP_CACHE`). mmap still works (`FUSE_DIRECT_IO_ALLOW_MMAP`).
-fn read_flags(write: bool, direct_reads: bool) -> FopenFlags {
-    if write || !direct_reads {
-        FopenFlags::empty()
-    } else {
-        FopenFlags::FOPEN_DIRECT_IO
-    }
-}
-
 /// The one place filesystem errors become errno values for the kernel.
 fn errno(op: &str, e: &FsError) -> Errno {
     if e.is_routine() {
@@ -138,6 +125,26 @@ impl SmhFuse {
                 }
             }
         });
+    }
+}
+
+/// Which handles bypass the kernel page cache (`FOPEN_DIRECT_IO`).
+///
+/// * Write-only: the bytes are staged by us anyway, and filling new cache
+///   pages with them cost more than the whole rest of a large copy. The
+///   kernel keeps `i_size` and other handles' cached pages right after
+///   direct writes, appends and truncates (`tests/mount_rw.rs`).
+/// * Read-only, when the kernel allows mmap of such handles
+///   (`FUSE_DIRECT_IO_ALLOW_MMAP`, 6.6+; `direct_reads`): the read-ahead
+///   queue already holds what a sequential reader needs (as in
+///   mountpoint-s3), and the kernel dropped a file's cached pages at the
+///   next open anyway (no `FOPEN_KEEP_CACHE`).
+/// * Read-write handles stay cached.
+fn open_flags(flags: i32, direct_reads: bool) -> FopenFlags {
+    match flags & libc::O_ACCMODE {
+        libc::O_WRONLY => FopenFlags::FOPEN_DIRECT_IO,
+        libc::O_RDONLY if direct_reads => FopenFlags::FOPEN_DIRECT_IO,
+        _ => FopenFlags::empty(),
     }
 }
 
@@ -334,7 +341,7 @@ impl Filesystem for SmhFuse {
         let direct_reads = self.direct_reads;
         self.spawn(|fs, _, _| async move {
             match fs.open(ino.0, write, truncate).await {
-                Ok(fh) => reply.opened(FileHandle(fh), read_flags(write, direct_reads)),
+                Ok(fh) => reply.opened(FileHandle(fh), open_flags(flags.0, direct_reads)),
                 Err(e) => reply.error(errno("open", &e)),
             }
         });
@@ -613,7 +620,7 @@ impl Filesystem for SmhFuse {
         name: &OsStr,
         mode: u32,
         _umask: u32,
-        _flags: i32,
+        flags: i32,
         reply: ReplyCreate,
     ) {
         if mode & libc::S_IFMT != 0 && mode & libc::S_IFMT != libc::S_IFREG {
@@ -627,13 +634,14 @@ impl Filesystem for SmhFuse {
                     &Self::file_attr(self.look, &a),
                     Generation(0),
                     FileHandle(fh),
-                    FopenFlags::empty(),
+                    open_flags(flags, self.direct_reads),
                 )
             }
             Some(Err(e)) => return reply.error(errno("create", &e)),
             None => {}
         }
         let name = name.to_owned();
+        let direct_reads = self.direct_reads;
         self.spawn(|fs, look, ttl| async move {
             match fs.create(parent.0, &name).await {
                 Ok((a, fh)) => reply.created(
@@ -641,7 +649,7 @@ impl Filesystem for SmhFuse {
                     &Self::file_attr(look, &a),
                     Generation(0),
                     FileHandle(fh),
-                    FopenFlags::empty(),
+                    open_flags(flags, direct_reads),
                 ),
                 Err(e) => reply.error(errno("create", &e)),
             }

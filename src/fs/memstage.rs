@@ -252,6 +252,9 @@ impl Drop for MemStaged {
 }
 
 /// An open file's local content.
+// One per open file: the few hundred bytes between the variants do not
+// matter, and a Box would cost an allocation per large file for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Staged {
     Mem(MemStaged),

@@ -10,14 +10,19 @@
 //!   `attr_timeout`, listings `dir_timeout`, "missing" answers about 1 s; our
 //!   own changes update both caches at once.
 //! * **Read**: ranged GETs on the download URL (cached, refetched on 403/404),
-//!   sequential read-ahead growing 1 -> 16 MiB with the next window fetched in
-//!   the background; 256 MiB of read-ahead in total at most.
+//!   sequential read-ahead: a queue of chunk GETs in flight ahead of the
+//!   reader, deepening 1 -> 16 MiB; 256 MiB of read-ahead in total at most.
+//!   Read-only handles bypass the kernel page cache (direct I/O, mmap
+//!   allowed); write-only handles too, see [`fuse`].
 //! * **Write**: data goes to a [`staging::StagedFile`] in `cache_dir` (a new
-//!   file of up to 1 MiB: to memory until close, see [`memstage`]). An existing file is downloaded into it at the first
-//!   write or truncate (not at open, so read-write opens that only read cost
-//!   nothing); `O_TRUNC` starts empty. `close()` (flush) and `fsync()` upload a dirty file and
-//!   return the upload's errno; the staged copy is deleted only after the
-//!   server confirmed, and kept (with an ERROR line naming it) otherwise.
+//!   file of up to 1 MiB: to memory until close, see [`memstage`]). An
+//!   existing file is downloaded into it at the first write or truncate (not
+//!   at open, so read-write opens that only read cost nothing); `O_TRUNC`
+//!   starts empty. Past 8 MiB of in-order writes the staged file is written
+//!   with O_DIRECT and hashed off the FUSE thread ([`direct`]). `close()`
+//!   (flush) and `fsync()` upload a dirty file and return the upload's
+//!   errno; the staged copy is deleted only after the server confirmed, and
+//!   kept (with an ERROR line naming it) otherwise.
 //! * **Conflicts**: see [`core`] for what `overwrite`, `rename` and `ask` mean.
 //! * **Namespace**: `rmdir` lists first (SMH deletes recursively) and fails
 //!   with ENOTEMPTY; `unlink` uses the recycle bin unless `permanent_delete`;
@@ -29,6 +34,7 @@
 pub mod cache;
 pub mod control;
 pub mod core;
+pub mod direct;
 pub mod error;
 pub mod fuse;
 pub mod inode;

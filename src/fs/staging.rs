@@ -6,14 +6,18 @@
 //! stale and they are recomputed at flush. The file is created with
 //! `keep()` semantics: it outlives a crash or a failed upload, and is only
 //! removed once the server confirmed the content.
+//!
+//! A file that grows in order past [`direct::THRESHOLD`] is staged through
+//! a [`DirectWriter`] (O_DIRECT, hashing on its own thread); reads see its
+//! buffered bytes, and every other operation flushes it first.
 
 use std::fs::File;
-use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use super::direct::{self, DirectWriter};
 use crate::smh::{ContentHasher, ContentHashes};
 
 #[derive(Debug)]
@@ -29,6 +33,13 @@ pub struct StagedFile {
     budget: Option<Arc<CacheBudget>>,
     /// Bytes of this file counted in `budget`.
     charged: u64,
+    /// Active while the file grows in order past the threshold; it holds
+    /// the hasher then. A lock only so `&self` methods (sync) can flush.
+    direct: parking_lot::Mutex<Option<DirectWriter>>,
+    /// Bytes appended in order since the last other write.
+    seq_run: u64,
+    /// O_DIRECT is not available for this file.
+    no_direct: bool,
 }
 
 /// The bound on staged bytes (`-o cache_size`). Writers that would go past
@@ -141,6 +152,9 @@ impl StagedFile {
             mtime: None,
             budget: None,
             charged: 0,
+            direct: Default::default(),
+            seq_run: 0,
+            no_direct: false,
         })
     }
 
@@ -160,6 +174,9 @@ impl StagedFile {
             mtime: None,
             budget: None,
             charged: 0,
+            direct: Default::default(),
+            seq_run: 0,
+            no_direct: false,
         };
         s.set_budget(budget);
         Ok(s)
@@ -216,6 +233,24 @@ impl StagedFile {
     }
 
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        let append = offset == self.size;
+        if append && data.is_empty() {
+            return Ok(());
+        }
+        self.seq_run = if append {
+            self.seq_run + data.len() as u64
+        } else {
+            0
+        };
+        if append && self.direct_ready() {
+            if let Some(w) = self.direct.get_mut() {
+                w.append(data)?;
+                self.size += data.len() as u64;
+                self.settle();
+                return Ok(());
+            }
+        }
+        self.end_direct()?;
         self.file.write_all_at(data, offset)?;
         let end = offset + data.len() as u64;
         match &mut self.hasher {
@@ -227,6 +262,43 @@ impl StagedFile {
         Ok(())
     }
 
+    /// Whether appends go to the direct writer, starting it once the file
+    /// grew in order past the threshold.
+    fn direct_ready(&mut self) -> bool {
+        if self.direct.get_mut().is_some() {
+            return true;
+        }
+        if self.no_direct || self.seq_run < direct::THRESHOLD {
+            return false;
+        }
+        let hasher = self.hasher.take();
+        match DirectWriter::start(&self.path, &self.file, self.size, hasher.clone()) {
+            Ok(Some(w)) => {
+                *self.direct.get_mut() = Some(w);
+                true
+            }
+            Ok(None) => {
+                self.no_direct = true;
+                self.hasher = hasher;
+                false
+            }
+            Err(e) => {
+                // Plain writes work as well, only slower.
+                tracing::debug!(path = %self.path.display(), "no direct staging: {e}");
+                self.hasher = hasher;
+                false
+            }
+        }
+    }
+
+    /// Puts the direct writer's bytes on disk and takes its hasher back.
+    fn end_direct(&mut self) -> std::io::Result<()> {
+        if let Some(w) = self.direct.get_mut().take() {
+            self.hasher = w.finish()?;
+        }
+        Ok(())
+    }
+
     /// Bytes in `[offset, offset+len)`, short at the end of the file.
     pub fn read_at(&self, offset: u64, len: u32) -> std::io::Result<Vec<u8>> {
         if offset >= self.size {
@@ -234,15 +306,20 @@ impl StagedFile {
         }
         let len = (len as u64).min(self.size - offset) as usize;
         let mut buf = vec![0u8; len];
-        let mut done = 0;
-        while done < len {
-            let n = self.file.read_at(&mut buf[done..], offset + done as u64)?;
-            if n == 0 {
-                break;
+        let direct = self.direct.lock();
+        match &*direct {
+            Some(w) => {
+                // The file is read only where no buffer holds the bytes
+                // (there it may be being written).
+                let disk = w.buffered_from().saturating_sub(offset).min(len as u64);
+                crate::dio::read_full(&self.file, &mut buf[..disk as usize], offset)?;
+                w.overlay(offset, &mut buf);
             }
-            done += n;
+            None => {
+                let done = crate::dio::read_full(&self.file, &mut buf, offset)?;
+                buf.truncate(done);
+            }
         }
-        buf.truncate(done);
         Ok(buf)
     }
 
@@ -250,6 +327,8 @@ impl StagedFile {
         if size == self.size {
             return Ok(());
         }
+        self.end_direct()?;
+        self.seq_run = 0;
         self.file.set_len(size)?;
         match &mut self.hasher {
             // Growing with zeros keeps the hashes in order.
@@ -272,20 +351,25 @@ impl StagedFile {
 
     /// The hashes of the current content, recomputed from disk if stale.
     pub fn hashes(&mut self) -> std::io::Result<ContentHashes> {
+        self.end_direct()?;
         if let Some(h) = &self.hasher {
             if h.size() == self.size {
                 return Ok(h.clone().finish());
             }
         }
         let mut h = ContentHasher::new();
-        let mut f = File::open(&self.path)?;
-        let mut buf = vec![0u8; 1 << 20];
+        // Around the page cache: a large file staged with O_DIRECT is not
+        // in it, and reading it back would fill it.
+        let f = crate::dio::DirectReader::open(&self.path)?;
+        let mut buf = crate::dio::PooledBuf::take();
+        let mut off = 0u64;
         loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
+            let b = f.read_pooled_into(&mut buf, off)?;
+            if b.is_empty() {
                 break;
             }
-            h.update(&buf[..n]);
+            h.update(b);
+            off += b.len() as u64;
         }
         if h.size() != self.size {
             return Err(std::io::Error::other(format!(
@@ -298,16 +382,31 @@ impl StagedFile {
     }
 
     pub fn sync(&self) -> std::io::Result<()> {
+        if let Some(w) = self.direct.lock().as_mut() {
+            w.flush()?;
+        }
         self.file.sync_data()
     }
 
     /// The server has the content: the local copy can go.
-    pub fn remove(self) {
+    pub fn remove(mut self) {
+        // Its buffered bytes are not wanted: no last write.
+        drop(self.direct.get_mut().take());
         if let Some(b) = &self.budget {
             b.release(self.charged);
         }
         if let Err(e) = std::fs::remove_file(&self.path) {
             tracing::warn!(path = %self.path.display(), "cannot remove staged file: {e}");
+        }
+    }
+}
+
+impl Drop for StagedFile {
+    /// A staged file dropped while open (a failed upload keeps its data):
+    /// buffered bytes must reach the disk.
+    fn drop(&mut self) {
+        if let Err(e) = self.end_direct() {
+            tracing::error!(path = %self.path.display(), "cannot write staged data: {e}");
         }
     }
 }
@@ -350,6 +449,176 @@ mod tests {
         assert_eq!(s.read_at(0, 10).unwrap(), b"he");
         s.truncate(0).unwrap();
         assert_eq!(s.hashes().unwrap(), ContentHashes::of(b""));
+    }
+}
+
+#[cfg(test)]
+mod direct_tests {
+    use super::direct::THRESHOLD;
+    use super::*;
+
+    const T: usize = THRESHOLD as usize;
+
+    /// Direct staging is bounded per process: these tests take turns so
+    /// each gets its writer.
+    static SERIAL: parking_lot::Mutex<()> = parking_lot::Mutex::new(());
+
+    fn bytes(n: usize, seed: u32) -> Vec<u8> {
+        let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+        (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                x as u8
+            })
+            .collect()
+    }
+
+    /// Everything a reader can see agrees with `model`.
+    fn check(s: &mut StagedFile, model: &[u8]) {
+        assert_eq!(s.size(), model.len() as u64);
+        let mut at = 0;
+        while at < model.len() {
+            let n = (3 * 1024 * 1024 + 7).min(model.len() - at);
+            assert!(s.read_at(at as u64, n as u32).unwrap() == model[at..at + n]);
+            at += n;
+        }
+        assert_eq!(s.hashes().unwrap(), ContentHashes::of(model));
+        // After hashes() every byte is in the file itself.
+        assert!(std::fs::read(s.path()).unwrap() == model);
+    }
+
+    #[test]
+    fn sizes_around_alignment_and_threshold() {
+        let _turn = SERIAL.lock();
+        let dir = tempfile::tempdir().unwrap();
+        for size in [
+            0,
+            1,
+            4095,
+            4096,
+            4097,
+            T - 1,
+            T,
+            T + 1,
+            T + 3,
+            T + 4096,
+            20 * 1024 * 1024 + 5,
+        ] {
+            let data = bytes(size, size as u32);
+            // cp-like 1 MiB writes and odd-sized ones.
+            for step in [1 << 20, 100_003] {
+                let mut s = StagedFile::create(dir.path()).unwrap();
+                for c in data.chunks(step) {
+                    let off = s.size();
+                    s.write_at(off, c).unwrap();
+                }
+                if size > T {
+                    assert!(s.direct.lock().is_some(), "size {size}: direct mode");
+                }
+                check(&mut s, &data);
+                s.remove();
+            }
+        }
+    }
+
+    #[test]
+    fn reads_while_writing_see_buffered_bytes() {
+        let _turn = SERIAL.lock();
+        let dir = tempfile::tempdir().unwrap();
+        let data = bytes(30 * 1024 * 1024 + 123, 7);
+        let mut s = StagedFile::create(dir.path()).unwrap();
+        let mut at = 0;
+        for (i, c) in data.chunks(777_777).enumerate() {
+            s.write_at(at as u64, c).unwrap();
+            at += c.len();
+            // The last bytes, a range across the head, and past the end.
+            let from = at.saturating_sub(5_000_000 + i);
+            let got = s.read_at(from as u64, 6_000_000).unwrap();
+            assert!(got == data[from..at], "read at {from} after {at}");
+        }
+        check(&mut s, &data);
+        s.remove();
+    }
+
+    #[test]
+    fn random_and_overlapping_writes_into_a_large_file() {
+        let _turn = SERIAL.lock();
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = bytes(T + 5 * 1024 * 1024 + 11, 3);
+        let mut s = StagedFile::create(dir.path()).unwrap();
+        for c in model.chunks(1 << 20) {
+            let off = s.size();
+            s.write_at(off, c).unwrap();
+        }
+        let mut x = 12345u64;
+        for i in 0..40 {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let len = (x >> 40) as usize % 300_000 + 1;
+            let off = (x >> 8) as usize % (model.len() + 1000);
+            let patch = bytes(len, i);
+            s.write_at(off as u64, &patch).unwrap();
+            if model.len() < off + len {
+                model.resize(off + len, 0);
+            }
+            model[off..off + len].copy_from_slice(&patch);
+            if i % 10 == 0 {
+                // Back to appending: direct mode again after the threshold.
+                for c in bytes(T + 3, i + 100).chunks(1 << 20) {
+                    let off = s.size();
+                    s.write_at(off, c).unwrap();
+                    model.extend_from_slice(c);
+                }
+            }
+        }
+        check(&mut s, &model);
+        s.remove();
+    }
+
+    #[test]
+    fn truncate_sync_and_drop_in_direct_mode() {
+        let _turn = SERIAL.lock();
+        let dir = tempfile::tempdir().unwrap();
+        let mut model = bytes(T + 3 * 1024 * 1024 + 5, 9);
+        let mut s = StagedFile::create(dir.path()).unwrap();
+        for c in model.chunks(1 << 20) {
+            let off = s.size();
+            s.write_at(off, c).unwrap();
+        }
+        // sync: every byte on disk, appends go on in the same mode.
+        s.sync().unwrap();
+        assert!(std::fs::read(s.path()).unwrap() == model);
+        let more = bytes(5 * 1024 * 1024 + 1, 10);
+        let off = s.size();
+        s.write_at(off, &more).unwrap();
+        model.extend_from_slice(&more);
+        assert!(s.direct.lock().is_some());
+        // Truncate down, then up (zeros), then append again.
+        s.truncate(T as u64 + 4097).unwrap();
+        model.truncate(T + 4097);
+        s.truncate(T as u64 + 9000).unwrap();
+        model.resize(T + 9000, 0);
+        for c in bytes(9 * 1024 * 1024, 11).chunks(65536) {
+            let off = s.size();
+            s.write_at(off, c).unwrap();
+            model.extend_from_slice(c);
+        }
+        check(&mut s, &model);
+        // Dropped without remove (a failed upload keeps its data): the
+        // buffered bytes reach the file.
+        let tail = bytes(6 * 1024 * 1024 + 3, 12);
+        let off = s.size();
+        s.write_at(off, &tail).unwrap();
+        model.extend_from_slice(&tail);
+        let path = s.path().to_path_buf();
+        drop(s);
+        assert!(std::fs::read(&path).unwrap() == model);
+        let mut again = StagedFile::open_existing(&path, None).unwrap();
+        assert_eq!(again.hashes().unwrap(), ContentHashes::of(&model));
+        again.remove();
     }
 }
 

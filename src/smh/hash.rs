@@ -85,8 +85,24 @@ impl ContentHasher {
         self.size
     }
 
-    pub fn update(&mut self, mut data: &[u8]) {
+    pub fn update(&mut self, data: &[u8]) {
         self.crc.write(data);
+        self.update_chain(data);
+    }
+
+    /// Takes the CRC-64 state out, so that it can be fed on another thread
+    /// (with [`Crc64::update`]) while [`Self::update_chain`] feeds the rest;
+    /// [`Self::put_crc`] brings it back. Both must see the same bytes.
+    pub fn take_crc(&mut self) -> Crc64 {
+        Crc64(std::mem::replace(&mut self.crc, crc64fast::Digest::new()))
+    }
+
+    pub fn put_crc(&mut self, crc: Crc64) {
+        self.crc = crc.0;
+    }
+
+    /// Feeds the SHA-256 chain and the size, not the CRC-64.
+    pub fn update_chain(&mut self, mut data: &[u8]) {
         self.size += data.len() as u64;
         while !data.is_empty() {
             let hasher = self.current.get_or_insert_with(|| {
@@ -238,6 +254,13 @@ mod tests {
             }
             h.update(&data[at..]);
             prop_assert_eq!(h.finish(), whole.clone());
+            let mut split = ContentHasher::new();
+            split.update(&data[..len / 3]);
+            let mut crc = split.take_crc();
+            split.update_chain(&data[len / 3..]);
+            crc.update(&data[len / 3..]);
+            split.put_crc(crc);
+            prop_assert_eq!(split.finish(), whole.clone());
             let mut c = Crc64::new();
             for chunk in data.chunks(4099) { c.update(chunk); }
             prop_assert_eq!(c.value(), whole.crc64);

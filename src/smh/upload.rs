@@ -16,6 +16,7 @@ use super::hash::{ContentHasher, ContentHashes, INSTANT_UPLOAD_MIN_SIZE};
 use super::path::SmhPath;
 use super::redact::redact_url;
 use super::types::*;
+use crate::dio::{DirectReader, PooledBuf, POOL_BUF};
 
 /// SMH allows at most this many parts per upload.
 pub const MAX_PARTS: u64 = 10_000;
@@ -128,8 +129,12 @@ fn renew_margin(t: &UploadTicket) -> Duration {
 /// At most this many 403-driven renewals per part.
 const MAX_403_RENEWALS: u32 = 8;
 
-/// Chunk read from the staged file per step of a streamed part body.
+/// A body up to this size is read at once (not streamed).
 const STREAM_CHUNK: u64 = 256 * 1024;
+/// Bytes read from the staged file per step of a streamed part body: one
+/// pooled buffer (aligned, reused), read around the page cache when the
+/// bytes are not in it (a large staged file was written with O_DIRECT).
+const STREAM_STEP: u64 = POOL_BUF as u64;
 
 /// The body of one object PUT: in memory, or a byte range of a local file
 /// streamed in small chunks (a part is never held whole in memory, so
@@ -138,7 +143,7 @@ const STREAM_CHUNK: u64 = 256 * 1024;
 enum PartBody {
     Bytes(Bytes),
     File {
-        file: Arc<std::fs::File>,
+        file: Arc<DirectReader>,
         offset: u64,
         len: u64,
     },
@@ -147,10 +152,10 @@ enum PartBody {
 impl PartBody {
     /// A small range is read at once (one write of head and body on the
     /// wire, no stream); a larger one is streamed.
-    fn from_file(file: &Arc<std::fs::File>, offset: u64, len: u64) -> Result<Self> {
+    fn from_file(file: &Arc<DirectReader>, offset: u64, len: u64) -> Result<Self> {
         if len <= STREAM_CHUNK {
             let mut buf = vec![0u8; len as usize];
-            file.read_exact_at(&mut buf, offset)?;
+            file.file().read_exact_at(&mut buf, offset)?;
             return Ok(PartBody::Bytes(Bytes::from(buf)));
         }
         Ok(PartBody::File {
@@ -176,12 +181,11 @@ impl PartBody {
                     if left == 0 {
                         return Ok::<_, std::io::Error>(None);
                     }
-                    let n = left.min(STREAM_CHUNK);
+                    let n = left.min(STREAM_STEP);
                     let f = file.clone();
                     let buf = tokio::task::spawn_blocking(move || {
-                        let mut buf = vec![0u8; n as usize];
-                        f.read_exact_at(&mut buf, off)?;
-                        Ok::<_, std::io::Error>(Bytes::from(buf))
+                        let b = f.read_pooled(off, n as usize)?;
+                        Ok::<_, std::io::Error>(Bytes::from_owner(b))
                     })
                     .await
                     .map_err(std::io::Error::other)??;
@@ -196,7 +200,7 @@ impl PartBody {
 /// Where an upload's bytes come from: a local file, or memory.
 #[derive(Clone)]
 enum Source {
-    File(Arc<std::fs::File>),
+    File(Arc<DirectReader>),
     Bytes(Bytes),
 }
 
@@ -382,8 +386,8 @@ impl SmhClient {
         hashes: Option<ContentHashes>,
         opts: &UploadOptions,
     ) -> Result<FileMeta> {
-        let file = Arc::new(std::fs::File::open(source)?);
-        let size = file.metadata()?.len();
+        let file = Arc::new(DirectReader::open(source)?);
+        let size = file.file().metadata()?.len();
         let hashes = match hashes {
             Some(h) if h.size == size => h,
             _ => hash_file(file.clone()).await?,
@@ -656,8 +660,8 @@ impl SmhClient {
         source: &Path,
         opts: &UploadOptions,
     ) -> Result<FileMeta> {
-        let file = Arc::new(std::fs::File::open(source)?);
-        let size = file.metadata()?.len();
+        let file = Arc::new(DirectReader::open(source)?);
+        let size = file.file().metadata()?.len();
         if size != plan.size {
             return Err(SmhError::Upload(format!(
                 "staged file {} is {size} bytes, the plan says {}",
@@ -736,18 +740,18 @@ impl SmhClient {
 
 /// Reads a whole file through the SMH hasher (when hashes were not computed
 /// during the write).
-pub async fn hash_file(file: Arc<std::fs::File>) -> Result<ContentHashes> {
+pub async fn hash_file(file: Arc<DirectReader>) -> Result<ContentHashes> {
     tokio::task::spawn_blocking(move || {
         let mut h = ContentHasher::new();
-        let mut buf = vec![0u8; 4 * MIB as usize];
+        let mut buf = PooledBuf::take();
         let mut off = 0u64;
         loop {
-            let n = file.read_at(&mut buf, off)?;
-            if n == 0 {
+            let b = file.read_pooled_into(&mut buf, off)?;
+            if b.is_empty() {
                 break;
             }
-            h.update(&buf[..n]);
-            off += n as u64;
+            h.update(b);
+            off += b.len() as u64;
         }
         Ok(h.finish())
     })
