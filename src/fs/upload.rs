@@ -129,19 +129,8 @@ impl SmhFs {
                 let permanent = !transient(&e);
                 of.upload_transient = !permanent;
                 self.dur.tracker.failed(&id, e.to_string(), permanent);
-                if permanent {
-                    let mut ent = self.journal_entry(&path, st, of.plan.clone());
-                    ent.failed = Some(e.to_string());
-                    ent.complete = true;
-                    let _ = self.dur.journal.write(&ent);
-                    of.journal_plan = true;
-                }
-                tracing::error!(
-                    %path,
-                    staged = %st.path().display(),
-                    "upload failed: {e}; the data is kept in the staged file{}",
-                    if permanent { "" } else { " and the upload is retried" }
-                );
+                let plan = of.plan.clone();
+                self.keep_failed(&path, st, plan, &e, permanent, &mut of.journal_plan);
                 return Err(e);
             }
         };
@@ -202,19 +191,7 @@ impl SmhFs {
             let sid = st.id();
             self.dur.tracker.queued(&sid, path, size, st.path());
             self.dur.tracker.failed(&sid, e.to_string(), permanent);
-            if permanent {
-                let mut ent = self.journal_entry(path, st, None);
-                ent.failed = Some(e.to_string());
-                ent.complete = true;
-                let _ = self.dur.journal.write(&ent);
-                of.journal_plan = true;
-            }
-            tracing::error!(
-                %path,
-                staged = %st.path().display(),
-                "upload failed: {e}; the data is kept in the staged file{}",
-                if permanent { "" } else { " and the upload is retried" }
-            );
+            self.keep_failed(path, st, None, &e, permanent, &mut of.journal_plan);
         }
         Err(e)
     }
@@ -257,5 +234,32 @@ impl SmhFs {
             }
         }
         self.note_entry(&final_path, Meta::from_file_meta(meta, local_mtime));
+    }
+
+    /// A failed upload keeps its data in the staged file; a permanent
+    /// failure is journaled as failed (shown by `smhfs status`, never retried
+    /// on its own), a transient one is retried.
+    fn keep_failed(
+        &self,
+        path: &SmhPath,
+        st: &crate::fs::staging::StagedFile,
+        plan: Option<UploadPlan>,
+        e: &FsError,
+        permanent: bool,
+        journal_plan: &mut bool,
+    ) {
+        if permanent {
+            let mut ent = self.journal_entry(path, st, plan);
+            ent.failed = Some(e.to_string());
+            ent.complete = true;
+            let _ = self.dur.journal.write(&ent);
+            *journal_plan = true;
+        }
+        tracing::error!(
+            %path,
+            staged = %st.path().display(),
+            "upload failed: {e}; the data is kept in the staged file{}",
+            if permanent { "" } else { " and the upload is retried" }
+        );
     }
 }

@@ -390,19 +390,7 @@ impl TaskFiles {
         let blob = random_hex(16);
         let out = store.blob_path(&blob);
         let HashState { hasher, buf, done } = &mut *hs;
-        let check = |hasher: &ContentHasher| -> SResult<ContentHashes> {
-            let h = hasher.clone().finish();
-            if let Some(want) = want_crc.filter(|c| !c.is_empty()) {
-                if want.trim() != h.crc64_string() {
-                    return Err(ServerError::api(
-                        400,
-                        "BadCrc64",
-                        format!("crc64 mismatch: expected {want}, got {}", h.crc64_string()),
-                    ));
-                }
-            }
-            Ok(h)
-        };
+        let check = |hasher: &ContentHasher| check_crc(hasher, want_crc);
         let mut blob_file: Option<File> = None;
 
         // One part in the database: its row becomes the blob.
@@ -549,17 +537,7 @@ impl TaskFiles {
                     done.push((p.num, p.etag.clone()));
                 }
             }
-            let h = hasher.clone().finish();
-            if let Some(want) = want_crc.filter(|c| !c.is_empty()) {
-                if want.trim() != h.crc64_string() {
-                    return Err(ServerError::api(
-                        400,
-                        "BadCrc64",
-                        format!("crc64 mismatch: expected {want}, got {}", h.crc64_string()),
-                    ));
-                }
-            }
-            Ok(h)
+            check_crc(hasher, want_crc)
         })();
         match r {
             Ok(hashes) => {
@@ -798,6 +776,22 @@ pub fn clean_staging(store: &Store) {
             }
         }
     }
+}
+
+/// The hashes of what was received, or `BadCrc64` when confirm named
+/// another CRC-64 (the task stays as it is, so the client can fix it).
+fn check_crc(hasher: &ContentHasher, want_crc: Option<&str>) -> SResult<ContentHashes> {
+    let h = hasher.clone().finish();
+    if let Some(want) = want_crc.filter(|c| !c.is_empty()) {
+        if want.trim() != h.crc64_string() {
+            return Err(ServerError::api(
+                400,
+                "BadCrc64",
+                format!("crc64 mismatch: expected {want}, got {}", h.crc64_string()),
+            ));
+        }
+    }
+    Ok(h)
 }
 
 #[cfg(test)]
