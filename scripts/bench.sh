@@ -426,9 +426,11 @@ cp_tree w3 "$MED-r%d" "$MED_N" $((MED_N * MED_BYTES))
 
 # ---------------------------------------------------------------- W6 -------
 log "W6: re-copy of the ${BIG_MIB} MiB file under a new name (x$RUNS)"
-# W1-W3 leave gigabytes of dirty pages (server blobs, rclone's backend and
-# cache) that the kernel is still writing out; W6's limit (hashing) was
-# measured on an idle machine, so W6 starts from a flushed disk too.
+# W6's limit (hashing 1 GiB in memory) reads nothing from disk and ran on an
+# idle machine. W1-W3 wrote many gigabytes since $SRC was last read, so its
+# pages may have been evicted: read it back in (as W1 had it, freshly
+# written), and let the kernel finish writing out W1-W3's dirty pages.
+cat "$SRC" >/dev/null
 sync
 for r in $(seq 1 "$RUNS"); do
   pb0=$(stat_top part_bytes); hits0=$(stat_top instant_upload_hits)
