@@ -475,6 +475,14 @@ mod direct_tests {
             .collect()
     }
 
+    /// Appends `data` in 1 MiB writes, as `cp` does.
+    fn append(s: &mut StagedFile, data: &[u8]) {
+        for c in data.chunks(1 << 20) {
+            let off = s.size();
+            s.write_at(off, c).unwrap();
+        }
+    }
+
     /// Everything a reader can see agrees with `model`.
     fn check(s: &mut StagedFile, model: &[u8]) {
         assert_eq!(s.size(), model.len() as u64);
@@ -548,10 +556,7 @@ mod direct_tests {
         let dir = tempfile::tempdir().unwrap();
         let mut model = bytes(T + 5 * 1024 * 1024 + 11, 3);
         let mut s = StagedFile::create(dir.path()).unwrap();
-        for c in model.chunks(1 << 20) {
-            let off = s.size();
-            s.write_at(off, c).unwrap();
-        }
+        append(&mut s, &model);
         let mut x = 12345u64;
         for i in 0..40 {
             x = x
@@ -567,11 +572,9 @@ mod direct_tests {
             model[off..off + len].copy_from_slice(&patch);
             if i % 10 == 0 {
                 // Back to appending: direct mode again after the threshold.
-                for c in bytes(T + 3, i + 100).chunks(1 << 20) {
-                    let off = s.size();
-                    s.write_at(off, c).unwrap();
-                    model.extend_from_slice(c);
-                }
+                let more = bytes(T + 3, i + 100);
+                append(&mut s, &more);
+                model.extend_from_slice(&more);
             }
         }
         check(&mut s, &model);
@@ -584,10 +587,7 @@ mod direct_tests {
         let dir = tempfile::tempdir().unwrap();
         let mut model = bytes(T + 3 * 1024 * 1024 + 5, 9);
         let mut s = StagedFile::create(dir.path()).unwrap();
-        for c in model.chunks(1 << 20) {
-            let off = s.size();
-            s.write_at(off, c).unwrap();
-        }
+        append(&mut s, &model);
         // sync: every byte on disk, appends go on in the same mode.
         s.sync().unwrap();
         assert!(std::fs::read(s.path()).unwrap() == model);

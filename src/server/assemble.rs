@@ -323,10 +323,7 @@ impl TaskFiles {
                 }
             };
             let HashState { hasher, buf, .. } = &mut *hs;
-            let fed = read_part(store, &self.key, &next, &mut blob, buf, |d| {
-                hasher.update(d);
-                Ok(())
-            });
+            let fed = hash_part(store, &self.key, &next, &mut blob, buf, hasher);
             match fed {
                 Ok(()) => hs.done.push((next.num, next.etag)),
                 Err(_) => {
@@ -399,11 +396,7 @@ impl TaskFiles {
         }] = parts
         {
             if start == 0 {
-                read_part(store, &self.key, p, &mut blob_file, buf, |d| {
-                    hasher.update(d);
-                    Ok(())
-                })
-                .map_err(missing)?;
+                hash_part(store, &self.key, p, &mut blob_file, buf, hasher).map_err(missing)?;
                 done.push((p.num, p.etag.clone()));
             }
             return Ok(Finished {
@@ -426,11 +419,7 @@ impl TaskFiles {
         if let Some(src) = single {
             let p = &parts[0];
             if start == 0 {
-                read_part(store, &self.key, p, &mut blob_file, buf, |d| {
-                    hasher.update(d);
-                    Ok(())
-                })
-                .map_err(missing)?;
+                hash_part(store, &self.key, p, &mut blob_file, buf, hasher).map_err(missing)?;
                 done.push((p.num, p.etag.clone()));
             }
             let hashes = check(hasher)?;
@@ -490,11 +479,7 @@ impl TaskFiles {
                 loc: Loc::Blob((p.num as u64 - 1) * g),
                 ..p.clone()
             };
-            read_part(store, &self.key, &slot, &mut rd, buf, |d| {
-                hasher.update(d);
-                Ok(())
-            })
-            .map_err(missing)?;
+            hash_part(store, &self.key, &slot, &mut rd, buf, hasher).map_err(missing)?;
             done.push((p.num, p.etag.clone()));
         }
         let hashes = check(hasher)?;
@@ -610,6 +595,21 @@ fn truncate_to(path: &std::path::Path, size: u64) -> std::io::Result<()> {
 
 /// Reads the bytes of a stored part in chunks. `blob` caches the open task
 /// blob across calls.
+/// Feeds one whole part to `hasher`.
+fn hash_part(
+    store: &Store,
+    key: &str,
+    p: &PartRec,
+    blob: &mut Option<File>,
+    buf: &mut Vec<u8>,
+    hasher: &mut ContentHasher,
+) -> std::io::Result<()> {
+    read_part(store, key, p, blob, buf, |d| {
+        hasher.update(d);
+        Ok(())
+    })
+}
+
 fn read_part(
     store: &Store,
     key: &str,
