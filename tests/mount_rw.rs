@@ -569,7 +569,14 @@ async fn large_staged_file_random_writes_reads_truncate_append() {
     model.extend_from_slice(b"tail");
     drop(a);
     assert_eq!(fs::metadata(&f).unwrap().len(), model.len() as u64);
-    assert!(fs::read(&f).unwrap() == model);
+    let got = fs::read(&f).unwrap();
+    assert!(
+        got == model,
+        "read back {} bytes of {}, first difference at {:?}",
+        got.len(),
+        model.len(),
+        got.iter().zip(&model).position(|(a, b)| a != b)
+    );
     assert_eq!(server_crc(&client, "big.bin").await, crc(&model));
 }
 

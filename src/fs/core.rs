@@ -548,8 +548,8 @@ impl SmhFs {
                 if let Some(st) = g.staged.take() {
                     st.remove();
                 }
-                drop(g);
                 self.forget_open_file(ino.unwrap_or_default(), &of);
+                drop(g);
             }
         }
         if remote {
@@ -1092,9 +1092,8 @@ impl SmhFs {
         } else if let Some(st) = of.staged.take() {
             st.remove();
         }
+        self.forget_open_file(ino, &of_ref);
         drop(of);
-        self.local.lock().remove(&ino);
-        self.files.lock().remove(&ino);
         result
     }
 
@@ -1119,9 +1118,8 @@ impl SmhFs {
         if let Some(st) = of.staged.take() {
             st.remove();
         }
+        self.forget_open_file(ino, &of_ref);
         drop(of);
-        self.local.lock().remove(&ino);
-        self.files.lock().remove(&ino);
         Some(Ok(()))
     }
 

@@ -618,8 +618,8 @@ impl SmhFs {
                         drop(st);
                     }
                     of.dirty = false;
-                    drop(of);
                     self.forget_open_file(ino, &of_ref);
+                    drop(of);
                     return result;
                 }
             }
@@ -628,13 +628,17 @@ impl SmhFs {
             if let Some(st) = of.staged.take() {
                 st.remove();
             }
-            drop(of);
             self.forget_open_file(ino, &of_ref);
+            drop(of);
         }
         result
     }
 
     /// Removes `ino` from the open-file table if `of_ref` is still its state.
+    /// Call it with `of_ref` locked: an open waiting for that lock then sees
+    /// the state is gone and makes a new one (`lock_open_file`) instead of
+    /// adopting this one just before it leaves the table (its writes would
+    /// get EBADF).
     pub(crate) fn forget_open_file(&self, ino: u64, of_ref: &Arc<tokio::sync::Mutex<OpenFile>>) {
         let mut files = self.files.lock();
         if files.get(&ino).is_some_and(|c| Arc::ptr_eq(c, of_ref)) {
