@@ -218,24 +218,8 @@ impl SmhFs {
 
     /// Attributes from the caches or the server, ignoring local staging.
     async fn resolve_remote(&self, path: &SmhPath) -> FsResult<Option<Meta>> {
-        if *path == self.cfg.root {
-            return Ok(Some(Meta::new_dir()));
-        }
-        if let Some(hit) = self.attrs.get(path) {
-            return Ok(hit);
-        }
-        if let (Some(parent), Some(name)) = (path.parent(), path.name()) {
-            if let Some(listing) = self.dirs.get(&parent) {
-                let found = listing
-                    .iter()
-                    .find(|(n, _)| n == name)
-                    .map(|(_, m)| m.clone());
-                match &found {
-                    Some(m) => self.attrs.put(path.clone(), m.clone()),
-                    None => self.attrs.put_missing(path.clone()),
-                }
-                return Ok(found);
-            }
+        if let Some(known) = self.remote_cached(path) {
+            return Ok(known);
         }
         match self.client.stat(path).await? {
             Some(info) => {
@@ -267,6 +251,12 @@ impl SmhFs {
         if let Some(m) = ino.and_then(|i| self.local.lock().get(&i).cloned()) {
             return Some(Some(m));
         }
+        self.remote_cached(path)
+    }
+
+    /// The server's attributes as the caches know them (the root, the
+    /// attribute cache, the parent's listing); `None`: ask the server.
+    fn remote_cached(&self, path: &SmhPath) -> Option<Option<Meta>> {
         if *path == self.cfg.root {
             return Some(Some(Meta::new_dir()));
         }
