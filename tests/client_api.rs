@@ -1,6 +1,6 @@
 //! The SMH client against a real `smhfs serve` process on 127.0.0.1.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,9 +5,8 @@
 //! (ENOSPC, nothing partial on the server). Every byte is checked by content
 //! hash against what the server serves; every wait is bounded.
 
-mod common;
-#[path = "common/mount.rs"]
-mod mount;
+use crate::common;
+use crate::common::mount;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -8,9 +8,8 @@
 //! test unmounts (umount -l as a fallback) and kills the daemon it started
 //! (found through its `pid_file=`); every wait is bounded.
 
-mod common;
-#[path = "common/mount.rs"]
-mod mount;
+use crate::common;
+use crate::common::mount;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

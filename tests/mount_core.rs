@@ -1,9 +1,8 @@
 //! The FUSE-free core (`SmhFs`) driven directly against a real `smhfs serve`:
 //! the behaviour the adapter only translates, without a kernel in the loop.
 
-mod common;
-#[path = "common/mount.rs"]
-mod mount;
+use crate::common;
+use crate::common::mount;
 
 use std::ffi::OsStr;
 use std::sync::Arc;

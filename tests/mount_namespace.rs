@@ -1,9 +1,8 @@
 //! Directories, renames, deletes and tools (cp -r, tar, rsync, git) through
 //! a real mount against a real `smhfs serve`.
 
-mod common;
-#[path = "common/mount.rs"]
-mod mount;
+use crate::common;
+use crate::common::mount;
 
 use std::fs;
 use std::process::Command;

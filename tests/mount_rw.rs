@@ -1,8 +1,7 @@
 //! Reading and writing through a real mount against a real `smhfs serve`.
 
-mod common;
-#[path = "common/mount.rs"]
-mod mount;
+use crate::common;
+use crate::common::mount;
 
 use std::fs;
 use std::io::{Read, Seek, SeekFrom, Write};

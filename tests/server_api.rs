@@ -1,6 +1,6 @@
 //! Raw-HTTP tests of `smhfs serve` against the documented SMH API.
 
-mod common;
+use crate::common;
 
 use common::TestServer;
 use reqwest::{Client, Method, StatusCode};

@@ -2,6 +2,8 @@
 //! temporary data directory.
 #![allow(dead_code)]
 
+pub mod mount;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,13 @@
+//! The integration suite, one binary: real `smhfs serve` processes over HTTP
+//! on 127.0.0.1 and real FUSE mounts served by separate `smhfs` processes.
+//! A new area gets a module here; shared harness code lives in `common`.
+
+mod common;
+
+mod client_api;
+mod durability;
+mod fstab;
+mod mount_core;
+mod mount_namespace;
+mod mount_rw;
+mod server_api;
