@@ -34,7 +34,8 @@
 #      stdout and to $BENCH_DIR/results.md; progress and logs go to stderr and
 #      $BENCH_DIR/run/logs/.
 #
-# Environment: BENCH_DIR (work dir), BENCH_QUICK=1 (fast mode), BENCH_RUNS
+# Environment: BENCH_DIR (work dir), BENCH_QUICK=1 (fast mode), BENCH_SMHFS
+# (benchmark this smhfs binary instead of the fresh release build), BENCH_RUNS
 # (override the number of runs), BENCH_W5_KIND=file|dir (what the 10,000
 # server-side entries are; default file), BENCH_KEEP=1 (keep the server data
 # and rclone backing directory under $BENCH_DIR/run; by default they are
@@ -156,7 +157,9 @@ log "building (cargo build --release)"
 (cd "$REPO" && cargo build --release --bin smhfs --example populate) >"$LOGS/build.log" 2>&1 \
   || { tail -n 30 "$LOGS/build.log" >&2; die "build failed"; }
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
-SMHFS=$TARGET_DIR/release/smhfs
+# BENCH_SMHFS=BIN benchmarks another build (server and mount), e.g. the
+# baseline of a change (scripts/bench-compare.sh).
+SMHFS=${BENCH_SMHFS:-$TARGET_DIR/release/smhfs}
 POPULATE=$TARGET_DIR/release/examples/populate
 [ -x "$SMHFS" ] && [ -x "$POPULATE" ] || die "built binaries not found under $TARGET_DIR/release"
 
@@ -246,7 +249,9 @@ wait_for() { # wait_for SECONDS DESCRIPTION LOGFILE PID CMD...: poll CMD every 0
 SERVER_DATA=$RUN/server-data
 mkdir -p "$SERVER_DATA"
 log "starting smhfs serve on a free loopback port"
-"$SMHFS" serve --listen 127.0.0.1:0 --data "$SERVER_DATA" >"$LOGS/server.log" 2>&1 &
+serve_flags=()   # builds that hide the test endpoints unless asked
+"$SMHFS" serve --help 2>/dev/null | grep -q -- --test-endpoints && serve_flags+=(--test-endpoints)
+"$SMHFS" serve --listen 127.0.0.1:0 --data "$SERVER_DATA" "${serve_flags[@]}" >"$LOGS/server.log" 2>&1 &
 SERVER_PID=$!
 wait_for "$MOUNT_TIMEOUT" "smhfs serve" "$LOGS/server.log" "$SERVER_PID" grep -q 'listening on http' "$LOGS/server.log"
 for _ in $(seq 1 50); do grep -q 'secret: ' "$LOGS/server.log" && break; sleep 0.1; done
@@ -535,4 +540,10 @@ report() {
   echo "rclone: \`rclone mount --vfs-cache-mode writes --vfs-write-back 0s\` of a loopback \`rclone serve webdav\`; its writes are timed until the backing directory has every byte. smhfs: \`smhfs mount\` (sync mode) of a loopback \`smhfs serve\`. Ratios > 1 in \"rclone / smhfs\" mean smhfs is faster."
 }
 report | tee "$BENCH_DIR/results.md"
+# Medians, one KEY=SECONDS per line, for scripts/bench-compare.sh.
+for k in w1_smh w2_smh w3_smh w4_smh w5c_smh w5w_smh w6_smh; do
+  echo "$k=$(median $k)"
+done >"$BENCH_DIR/results.env"
+echo "rss_w1_kib=$RSS_W1_SMH" >>"$BENCH_DIR/results.env"
+echo "rss_w5_kib=$rss_w5_smh" >>"$BENCH_DIR/results.env"
 log "results written to $BENCH_DIR/results.md"
