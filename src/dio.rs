@@ -12,6 +12,11 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::ptr::NonNull;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::smh::{PartSource, SharedSource};
 
 /// Alignment of O_DIRECT offsets, lengths and buffers (the page size; a
 /// multiple of every common logical block size).
@@ -214,6 +219,36 @@ impl DirectReader {
         }
         b.set_len(len);
         Ok(b)
+    }
+}
+
+/// Upload part bodies of a staged file: small ones read plainly, streamed
+/// ones a pooled buffer at a time around the page cache (a large staged
+/// file was written with O_DIRECT; its bytes are mostly not cached).
+impl PartSource for DirectReader {
+    fn size(&self) -> std::io::Result<u64> {
+        Ok(self.plain.metadata()?.len())
+    }
+
+    fn read_small(&self, offset: u64, len: usize) -> std::io::Result<Bytes> {
+        let mut buf = vec![0u8; len];
+        self.plain.read_exact_at(&mut buf, offset)?;
+        Ok(Bytes::from(buf))
+    }
+
+    fn read_chunk(&self, offset: u64, len: usize) -> std::io::Result<Bytes> {
+        Ok(Bytes::from_owner(self.read_pooled(offset, len)?))
+    }
+
+    fn chunk_len(&self) -> usize {
+        POOL_BUF
+    }
+}
+
+impl DirectReader {
+    /// Opens `path` as an upload source.
+    pub fn shared(path: &Path) -> std::io::Result<SharedSource> {
+        Ok(Arc::new(Self::open(path)?))
     }
 }
 

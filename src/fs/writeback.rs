@@ -31,6 +31,7 @@ use super::error::{FsError, FsResult};
 use super::journal::{Journal, JournalEntry};
 use super::memstage::{MemBudget, MemStaged, Staged};
 use super::staging::{CacheBudget, StagedFile};
+use crate::dio::DirectReader;
 use crate::smh::{SmhPath, UploadOptions};
 
 /// Durability settings (`-o write_back`, `cache_size`, ...).
@@ -671,15 +672,12 @@ impl SmhFs {
                 sent.fetch_add(n, Ordering::Relaxed);
             })),
         };
-        let res = match &e.plan {
-            Some(plan) if plan.size == size => {
-                self.client.resume_upload(plan, &e.staged, &opts).await
+        let res = match (&e.plan, DirectReader::shared(&e.staged)) {
+            (_, Err(err)) => Err(err.into()),
+            (Some(plan), Ok(src)) if plan.size == size => {
+                self.client.resume_from(plan, src, &opts).await
             }
-            _ => {
-                self.client
-                    .upload_file(&e.path, &e.staged, None, &opts)
-                    .await
-            }
+            (_, Ok(src)) => self.client.upload_from(&e.path, src, None, &opts).await,
         };
         match res {
             Ok(_) => {
