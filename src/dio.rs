@@ -34,16 +34,19 @@ pub struct AlignedBuf {
     len: usize,
 }
 
-// SAFETY: an owned mapping with no interior sharing.
+// SAFETY: the mapping is owned by one `AlignedBuf` (no aliasing pointer
+// escapes), and munmap may run on any thread.
 unsafe impl Send for AlignedBuf {}
-// SAFETY: shared access is read-only (`Deref` to `[u8]`).
+// SAFETY: `&AlignedBuf` only gives `&[u8]` (`Deref`); mutation needs
+// `&mut`, so shared references never race.
 unsafe impl Sync for AlignedBuf {}
 
 impl AlignedBuf {
     /// `len` must be a non-zero multiple of [`ALIGN`].
     pub fn new(len: usize) -> Self {
         assert!(len > 0 && len % ALIGN == 0, "bad aligned buffer size {len}");
-        // SAFETY: a fresh private anonymous mapping; checked below.
+        // SAFETY: asks for a new private anonymous mapping (no fd, no fixed
+        // address), which cannot alias any Rust object; failure is checked.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -65,21 +68,24 @@ impl AlignedBuf {
 impl std::ops::Deref for AlignedBuf {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        // SAFETY: `len` initialized (zeroed) bytes owned by self.
+        // SAFETY: `ptr` is a live mapping of `len` bytes (anonymous maps are
+        // zero-filled, so initialized), owned by self for the borrow's life.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }
 
 impl std::ops::DerefMut for AlignedBuf {
     fn deref_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as above, and `&mut self` is unique.
+        // SAFETY: as for `deref`, and `&mut self` makes this the only
+        // reference to the bytes.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 }
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
-        // SAFETY: mapped in `new` with this length, not used after.
+        // SAFETY: `ptr`/`len` are exactly the mapping made in `new`, and no
+        // slice of it outlives `self`.
         unsafe {
             libc::munmap(self.ptr.as_ptr().cast(), self.len);
         }
@@ -282,7 +288,9 @@ fn all_cached(f: &File, offset: u64, len: usize) -> bool {
         len: end - first,
     };
     let mut cs = Cachestat::default();
-    // SAFETY: valid pointers to properly laid out structs for the call.
+    // SAFETY: cachestat reads `range` and writes `cs`, both live `repr(C)`
+    // structs laid out as the kernel's; the fd is open for the call. An
+    // unknown syscall only returns ENOSYS.
     let r = unsafe {
         libc::syscall(
             SYS_CACHESTAT,

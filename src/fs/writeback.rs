@@ -65,8 +65,11 @@ pub fn default_cache_size(dir: &std::path::Path) -> u64 {
     let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
         return CAP;
     };
-    // SAFETY: statvfs fills the struct we own; `c` is a valid C string.
+    // SAFETY: `statvfs` is plain old data (integers only), so all-zero
+    // bytes are a valid value.
     let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path alive for the call; `s` is a
+    // writable struct of the type statvfs fills.
     if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
         return CAP;
     }

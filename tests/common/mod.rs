@@ -69,6 +69,8 @@ impl TestServer {
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // SIGTERM first (graceful shutdown), then SIGKILL; bounded.
+            // SAFETY: kill(2) takes no pointers; the pid is our own
+            // unreaped child, so it names no other process.
             unsafe {
                 libc::kill(child.id() as i32, libc::SIGTERM);
             }
