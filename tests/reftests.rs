@@ -64,10 +64,14 @@ fn reference_model_random_sequences() {
             TestCaseError::fail(msg)
         })
     });
+    let n = |c: &std::sync::atomic::AtomicUsize| c.load(std::sync::atomic::Ordering::Relaxed);
     eprintln!(
-        "reference model: {} cases in {:.1} s",
+        "reference model: {} cases in {:.1} s; {} operations run, {} skipped for known bugs, {} uploads failed on purpose",
         cases(),
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        n(&harness::RUN),
+        n(&harness::SKIPPED),
+        n(&harness::EIO_SEEN),
     );
     if let Err(e) = result {
         panic!("{e}");
@@ -115,6 +119,25 @@ fn regression_smoke_every_op() {
             TruncatePath { name: "b", size: 2 },
             Remount { crash: true },
             Unlink { name: "b" },
+        ],
+    );
+}
+
+/// Found by breaking the core on purpose (setattr(size) not marking the
+/// file dirty): a truncate after an fsync must reach the server.
+#[test]
+fn regression_truncate_after_fsync_is_uploaded() {
+    replay(
+        false,
+        &[
+            Create { name: "a" },
+            Fsync { h: 0 },
+            Truncate { h: 0, size: 1 },
+            Read {
+                h: 0,
+                offset: 0,
+                len: 1,
+            },
         ],
     );
 }

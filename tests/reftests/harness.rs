@@ -19,6 +19,12 @@ use crate::common::{client_for, TestServer};
 
 /// Each case mounts a directory of its own on the shared server.
 static CASES: AtomicUsize = AtomicUsize::new(0);
+/// Operations run, skipped for a known bug, and uploads failed on purpose
+/// (EIO seen), for the summary line: a test that skips everything or
+/// never fails an upload proves little.
+pub static RUN: AtomicUsize = AtomicUsize::new(0);
+pub static SKIPPED: AtomicUsize = AtomicUsize::new(0);
+pub static EIO_SEEN: AtomicUsize = AtomicUsize::new(0);
 
 pub struct Harness<'a> {
     server: &'a mut TestServer,
@@ -48,8 +54,10 @@ pub fn run_case(server: &mut TestServer, write_back: bool, ops: &[Op], strict: b
     let mut h = Harness::new(server, write_back);
     for (i, op) in ops.iter().enumerate() {
         if !strict && h.known_bug(op).is_some() {
+            SKIPPED.fetch_add(1, Ordering::Relaxed);
             continue;
         }
+        RUN.fetch_add(1, Ordering::Relaxed);
         h.apply(op)
             .unwrap_or_else(|e| panic!("op #{i} {op:?}: {e}\nops: {ops:#?}"));
         h.check_names()
@@ -341,8 +349,13 @@ impl<'a> Harness<'a> {
                     Ok(()) if close => self.release(i, true)?,
                     // Nothing to upload, or the server already had it.
                     Ok(()) => self.check_server_handle(i)?,
-                    Err(libc::EIO) if close => self.release(i, false)?,
-                    Err(libc::EIO) => {}
+                    Err(libc::EIO) if close => {
+                        EIO_SEEN.fetch_add(1, Ordering::Relaxed);
+                        self.release(i, false)?
+                    }
+                    Err(libc::EIO) => {
+                        EIO_SEEN.fetch_add(1, Ordering::Relaxed);
+                    }
                     Err(e) => return Err(errs("flush/fsync under a fault", e)),
                 }
             }
