@@ -124,6 +124,10 @@ impl<'a> Harness<'a> {
             self.pick(h)
                 .is_some_and(|i| self.model.name_of(self.model.handles[i].file).is_none())
         };
+        // The file named `name` is in `set`.
+        let named_in = |name: &str, set: &std::collections::HashSet<usize>| {
+            self.model.names.get(name).is_some_and(|f| set.contains(f))
+        };
         match *op {
             Op::Rename { from, to } if from == to && !self.model.names.contains_key(from) => {
                 Some("rename(x, x) of a missing x succeeds (ENOENT expected)")
@@ -140,11 +144,7 @@ impl<'a> Harness<'a> {
             Op::Rename { from, to }
                 if from != to
                     && self.model.names.contains_key(to)
-                    && self
-                        .model
-                        .names
-                        .get(from)
-                        .is_some_and(|f| self.local_only.contains(f)) =>
+                    && named_in(from, &self.local_only) =>
             {
                 Some("rename of a file not uploaded yet onto a server file does not replace it on the server; renamed away again, the old target stays")
             }
@@ -152,11 +152,7 @@ impl<'a> Harness<'a> {
                 Some("a read of an open file that is not staged goes to the server by path: after unlink it fails with ENOENT")
             }
             Op::Rename { from: name, .. } | Op::Unlink { name }
-                if self
-                    .model
-                    .names
-                    .get(name)
-                    .is_some_and(|f| self.unsettled.contains(f)) =>
+                if named_in(name, &self.unsettled) =>
             {
                 Some("a file created (O_TRUNC) over a name the server holds, or adopted from the journal, is taken for local-only until uploaded: rename and unlink leave the server's old file")
             }

@@ -102,15 +102,10 @@ pub enum Op {
 
 /// The bytes of a write: varied, so misplaced ranges show.
 pub fn data(len: usize, seed: u8) -> Vec<u8> {
-    let mut x = u32::from(seed).wrapping_mul(2_654_435_761).wrapping_add(1);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
+    use rand::{RngCore, SeedableRng};
+    let mut out = vec![0u8; len];
+    rand::rngs::StdRng::seed_from_u64(seed.into()).fill_bytes(&mut out);
+    out
 }
 
 fn name() -> impl Strategy<Value = &'static str> {
