@@ -33,8 +33,10 @@ pub struct Harness<'a> {
     model: Model,
     /// The core's handle for each model handle (same order).
     fhs: Vec<Fh>,
-    /// Checks the server's content, independently of the core.
+    /// Checks the server's content, independently of the core (on a
+    /// runtime of its own, so its connections outlive remounts).
     client: SmhClient,
+    rt: tokio::runtime::Runtime,
     /// Files at the space's root before the case (a stray upload of an
     /// earlier case must not fail this one).
     root_files: Vec<String>,
@@ -63,7 +65,7 @@ pub fn run_case(server: &mut TestServer, write_back: bool, ops: &[Op], strict: b
         h.check_names()
             .unwrap_or_else(|e| panic!("after op #{i} {op:?}: {e}\nops: {ops:#?}"));
         if std::env::var("RT_DEBUG").is_ok() {
-            let files = rt().block_on(root_files(&h.client));
+            let files = h.rt.block_on(root_files(&h.client));
             eprintln!("after {op:?}: root files {files:?}");
         }
     }
@@ -73,19 +75,16 @@ pub fn run_case(server: &mut TestServer, write_back: bool, ops: &[Op], strict: b
 
 type Check = Result<(), String>;
 
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
 impl<'a> Harness<'a> {
     fn new(server: &'a mut TestServer, write_back: bool) -> Self {
         let client = client_for(server);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         let n = CASES.fetch_add(1, Ordering::Relaxed);
         let root = SmhPath::parse(&format!("case-{}-{n}", std::process::id())).expect("path");
-        let root_files = rt().block_on(async {
+        let root_files = rt.block_on(async {
             server.admin("/__faults/clear", "").await;
             // Stray uploads of an earlier case (a bug) must not leak into this one.
             for f in root_files(&client).await.expect("root listing") {
@@ -109,6 +108,7 @@ impl<'a> Harness<'a> {
             model: Model::default(),
             fhs: Vec::new(),
             client,
+            rt,
             root_files,
             unsettled: Default::default(),
             local_only: Default::default(),
@@ -176,7 +176,7 @@ impl<'a> Harness<'a> {
     }
 
     fn admin(&self, path: &str, body: &str) {
-        rt().block_on(self.server.admin(path, body));
+        self.rt.block_on(self.server.admin(path, body));
     }
 
     fn apply(&mut self, op: &Op) -> Check {
@@ -420,7 +420,7 @@ impl<'a> Harness<'a> {
     }
 
     fn check_server_file(&self, name: &str) -> Check {
-        let got = rt().block_on(download(&self.client, &self.path(name)))?;
+        let got = self.rt.block_on(download(&self.client, &self.path(name)))?;
         let want = self.model.content_of(name);
         match (want, got) {
             (Some(w), Some(g)) => same_bytes(&format!("server's {name}"), w, &g),
@@ -466,7 +466,9 @@ impl<'a> Harness<'a> {
             same_bytes(&format!("final read of {name}"), content, &got)?;
         }
         // On the server, read with a client of our own.
-        let server = rt().block_on(server_files(&self.client, &self.spec.root))?;
+        let server = self
+            .rt
+            .block_on(server_files(&self.client, &self.spec.root))?;
         let names: Vec<&String> = server.keys().collect();
         let want_names: Vec<&String> = want.keys().collect();
         if names != want_names {
@@ -478,7 +480,7 @@ impl<'a> Harness<'a> {
             same_bytes(&format!("server's {name}"), content, &server[name])?;
         }
         // Nothing landed outside the mounted directory.
-        let now = rt().block_on(root_files(&self.client))?;
+        let now = self.rt.block_on(root_files(&self.client))?;
         if let Some(f) = now.iter().find(|f| !self.root_files.contains(f)) {
             return Err(format!("a file outside the mounted directory: /{f}"));
         }
