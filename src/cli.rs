@@ -270,7 +270,7 @@ impl MountOptions {
     pub fn parse(opts: &[String], foreground: bool) -> Result<Self, String> {
         let mut endpoint = None;
         let mut credentials_file = None;
-        // SAFETY: getuid/getgid cannot fail.
+        // SAFETY: getuid/getgid take no pointers and always succeed.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         let mut o = MountOptions {
             endpoint: url::Url::parse("http://invalid/").map_err(|e| e.to_string())?,
@@ -707,7 +707,8 @@ fn enter_mount_namespace(ns: &str) -> Result<(), String> {
         ns.to_string()
     };
     let f = std::fs::File::open(&path).map_err(|e| format!("namespace {path}: {e}"))?;
-    // SAFETY: setns on an fd we own; still single-threaded here.
+    // SAFETY: setns takes an fd we own (open for the call) and no pointers;
+    // still single-threaded here, as a mount namespace switch requires.
     if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNS) } != 0 {
         return Err(format!(
             "cannot enter namespace {path}: {}",

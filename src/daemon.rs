@@ -52,14 +52,16 @@ pub fn detach() -> std::io::Result<Readiness> {
 /// printed but the parent exits 0, so `mount -a` goes on.
 pub fn detach_with(nofail: bool) -> std::io::Result<Readiness> {
     let mut fds = [0; 2];
-    // SAFETY: pipe2 writes two fds into the array we own.
+    // SAFETY: pipe2 writes two ints into `fds`, a live array of two.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    // SAFETY: both fds were just created and are owned by nobody else.
+    // SAFETY: pipe2 succeeded, so both fds are open and owned by nothing
+    // else; each goes to exactly one OwnedFd.
     let (read_end, write_end) =
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    // SAFETY: single-threaded at this point (documented precondition).
+    // SAFETY: fork is sound while no other thread exists (this function's
+    // documented precondition), so no lock can be held in the child.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(std::io::Error::last_os_error());
@@ -69,7 +71,9 @@ pub fn detach_with(nofail: bool) -> std::io::Result<Readiness> {
         parent_wait(File::from(read_end), pid, nofail);
     }
     drop(read_end);
-    // SAFETY: plain syscalls in the child; failures are not fatal.
+    // SAFETY: the child of a single-threaded fork may call any
+    // async-signal-safe function; these are, and they get NUL-terminated
+    // literals and fds of this process only. Their failures are not fatal.
     unsafe {
         libc::setsid();
         // Hold no directory busy (paths were made absolute before).
@@ -109,7 +113,7 @@ fn parent_wait(mut pipe: File, child: libc::pid_t, nofail: bool) -> ! {
     }
     // The child died without a word: report how.
     let mut status = 0;
-    // SAFETY: waiting for our own child.
+    // SAFETY: `status` is a writable int; waitpid only reaps our own child.
     unsafe { libc::waitpid(child, &mut status, 0) };
     if libc::WIFSIGNALED(status) {
         eprintln!(

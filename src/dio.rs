@@ -12,6 +12,11 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::Path;
 use std::ptr::NonNull;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::smh::{PartSource, SharedSource};
 
 /// Alignment of O_DIRECT offsets, lengths and buffers (the page size; a
 /// multiple of every common logical block size).
@@ -29,16 +34,19 @@ pub struct AlignedBuf {
     len: usize,
 }
 
-// SAFETY: an owned mapping with no interior sharing.
+// SAFETY: the mapping is owned by one `AlignedBuf` (no aliasing pointer
+// escapes), and munmap may run on any thread.
 unsafe impl Send for AlignedBuf {}
-// SAFETY: shared access is read-only (`Deref` to `[u8]`).
+// SAFETY: `&AlignedBuf` only gives `&[u8]` (`Deref`); mutation needs
+// `&mut`, so shared references never race.
 unsafe impl Sync for AlignedBuf {}
 
 impl AlignedBuf {
     /// `len` must be a non-zero multiple of [`ALIGN`].
     pub fn new(len: usize) -> Self {
         assert!(len > 0 && len % ALIGN == 0, "bad aligned buffer size {len}");
-        // SAFETY: a fresh private anonymous mapping; checked below.
+        // SAFETY: asks for a new private anonymous mapping (no fd, no fixed
+        // address), which cannot alias any Rust object; failure is checked.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -60,21 +68,24 @@ impl AlignedBuf {
 impl std::ops::Deref for AlignedBuf {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
-        // SAFETY: `len` initialized (zeroed) bytes owned by self.
+        // SAFETY: `ptr` is a live mapping of `len` bytes (anonymous maps are
+        // zero-filled, so initialized), owned by self for the borrow's life.
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
     }
 }
 
 impl std::ops::DerefMut for AlignedBuf {
     fn deref_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as above, and `&mut self` is unique.
+        // SAFETY: as for `deref`, and `&mut self` makes this the only
+        // reference to the bytes.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
     }
 }
 
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
-        // SAFETY: mapped in `new` with this length, not used after.
+        // SAFETY: `ptr`/`len` are exactly the mapping made in `new`, and no
+        // slice of it outlives `self`.
         unsafe {
             libc::munmap(self.ptr.as_ptr().cast(), self.len);
         }
@@ -217,6 +228,36 @@ impl DirectReader {
     }
 }
 
+/// Upload part bodies of a staged file: small ones read plainly, streamed
+/// ones a pooled buffer at a time around the page cache (a large staged
+/// file was written with O_DIRECT; its bytes are mostly not cached).
+impl PartSource for DirectReader {
+    fn size(&self) -> std::io::Result<u64> {
+        Ok(self.plain.metadata()?.len())
+    }
+
+    fn read_small(&self, offset: u64, len: usize) -> std::io::Result<Bytes> {
+        let mut buf = vec![0u8; len];
+        self.plain.read_exact_at(&mut buf, offset)?;
+        Ok(Bytes::from(buf))
+    }
+
+    fn read_chunk(&self, offset: u64, len: usize) -> std::io::Result<Bytes> {
+        Ok(Bytes::from_owner(self.read_pooled(offset, len)?))
+    }
+
+    fn chunk_len(&self) -> usize {
+        POOL_BUF
+    }
+}
+
+impl DirectReader {
+    /// Opens `path` as an upload source.
+    pub fn shared(path: &Path) -> std::io::Result<SharedSource> {
+        Ok(Arc::new(Self::open(path)?))
+    }
+}
+
 /// `cachestat(2)` (Linux 6.5; the same number on every architecture).
 const SYS_CACHESTAT: libc::c_long = 451;
 
@@ -247,7 +288,9 @@ fn all_cached(f: &File, offset: u64, len: usize) -> bool {
         len: end - first,
     };
     let mut cs = Cachestat::default();
-    // SAFETY: valid pointers to properly laid out structs for the call.
+    // SAFETY: cachestat reads `range` and writes `cs`, both live `repr(C)`
+    // structs laid out as the kernel's; the fd is open for the call. An
+    // unknown syscall only returns ENOSYS.
     let r = unsafe {
         libc::syscall(
             SYS_CACHESTAT,

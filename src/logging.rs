@@ -59,7 +59,8 @@ pub fn init(debug: bool, target: &LogTarget) {
                     // Detached: stderr is /dev/null; send stray output
                     // (panics, libraries) to the log file as well.
                     use std::os::fd::AsRawFd;
-                    // SAFETY: dup2 onto fd 2 of a file we own.
+                    // SAFETY: dup2 takes no pointers; `f` is open, and fd 2
+                    // is replaced atomically (no Rust object owns it).
                     unsafe { libc::dup2(f.as_raw_fd(), 2) };
                     b.with_writer(Arc::new(f)).with_ansi(false).try_init()
                 }

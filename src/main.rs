@@ -36,7 +36,8 @@ fn main() -> anyhow::Result<()> {
             // one arena, 42 MiB). Reused memory also skips the page faults
             // of fresh mappings.
             #[cfg(target_env = "gnu")]
-            // SAFETY: called before any thread exists; mallopt only tunes.
+            // SAFETY: mallopt only tunes the allocator and is called before
+            // any thread exists, so nothing allocates concurrently.
             unsafe {
                 libc::mallopt(libc::M_ARENA_MAX, 1);
             }

@@ -371,18 +371,12 @@ async fn retries_through_503_and_429() {
 #[tokio::test]
 async fn gives_up_after_bounded_retries() {
     let server = TestServer::start_with(&["--fault", "part:503:100%"]);
-    let mut cfg = ClientConfig::new(
-        server.url.parse().unwrap(),
-        &server.library,
-        "-",
-        Credentials::LibrarySecret(server.secret.clone()),
-    );
-    cfg.retry = RetryPolicy {
+    let retry = RetryPolicy {
         max_retries: 2,
         base_delay: Duration::from_millis(1),
         max_delay: Duration::from_millis(5),
     };
-    let client = SmhClient::new(cfg).unwrap();
+    let client = common::client_at(&server.url, &server.library, &server.secret, retry);
     let err = upload(&client, "never.bin", &random_bytes(2 * MIB), &small_parts())
         .await
         .unwrap_err();

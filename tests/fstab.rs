@@ -196,7 +196,8 @@ fn stop_daemon(pid: i32) {
     if !alive(pid) {
         return;
     }
-    // SAFETY: plain kill(2) on a daemon this test started.
+    // SAFETY: kill(2) takes no pointers; the pid is the daemon this test
+    // started (checked alive just above).
     unsafe { libc::kill(pid, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(5);
     while alive(pid) && Instant::now() < deadline {
@@ -503,7 +504,7 @@ async fn dead_mount_point_is_cleared_at_next_mount() {
     let out = run(Command::new("mount").arg("-T").arg(&fx.fstab).arg(&fx.mnt));
     assert!(out.status.success(), "{}", stderr(&out));
     let pid = fx.note_pid();
-    // SAFETY: kill(2) on the daemon this test started.
+    // SAFETY: kill(2) takes no pointers; the pid is the daemon this test started.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     wait_until("daemon death", Duration::from_secs(10), || !alive(pid));
     let e = std::fs::metadata(&fx.mnt).unwrap_err();
@@ -552,7 +553,7 @@ async fn upload_in_flight_survives(how: &str) {
     }
     match how {
         "sigterm" => {
-            // SAFETY: kill(2) on the daemon this test started.
+            // SAFETY: kill(2) takes no pointers; the pid is the daemon this test started.
             unsafe { libc::kill(pid, libc::SIGTERM) };
         }
         "umount -l" => {
@@ -612,7 +613,7 @@ async fn sigterm_with_a_file_held_open_exits_after_unmount_timeout() {
     let pid = fx.note_pid();
     std::fs::write(fx.mnt.join("held.txt"), b"held").unwrap();
     let held = std::fs::File::open(fx.mnt.join("held.txt")).unwrap();
-    // SAFETY: kill(2) on the daemon this test started.
+    // SAFETY: kill(2) takes no pointers; the pid is the daemon this test started.
     unsafe { libc::kill(pid, libc::SIGTERM) };
     // Detached from the namespace at once, although a file is open...
     wait_until("lazy unmount", Duration::from_secs(10), || !fx.mounted());

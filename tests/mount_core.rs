@@ -6,12 +6,11 @@ use crate::common::mount;
 
 use std::ffi::OsStr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::TestServer;
 use mount::*;
 use smhfs::fs::cache::Kind;
-use smhfs::fs::{FsConfig, SmhFs};
+use smhfs::fs::SmhFs;
 use smhfs::smh::{ConflictStrategy, SmhPath};
 
 const ROOT: u64 = 1;
@@ -19,17 +18,7 @@ const ROOT: u64 = 1;
 fn core(server: &TestServer, conflict: ConflictStrategy, cache: &std::path::Path) -> Arc<SmhFs> {
     Arc::new(SmhFs::new(
         client_for(server),
-        FsConfig {
-            root: SmhPath::root(),
-            conflict,
-            cache_dir: cache.to_path_buf(),
-            read_only: false,
-            attr_timeout: Duration::from_secs(1),
-            dir_timeout: Duration::from_secs(5),
-            part_size: 1 << 20,
-            upload_concurrency: 2,
-            permanent_delete: false,
-        },
+        common::core_config(SmhPath::root(), conflict, cache),
     ))
 }
 

@@ -57,7 +57,7 @@ async fn mkdir_readdir_stat() {
     let e = std::os::unix::fs::symlink("one.txt", m.path("d/sym")).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EPERM));
     let fifo = std::ffi::CString::new(m.path("d/fifo").to_str().unwrap()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
+    // SAFETY: `fifo` is a NUL-terminated path alive for the call.
     let rc = unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) };
     assert_eq!(rc, -1);
     assert_eq!(

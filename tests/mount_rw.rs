@@ -454,6 +454,8 @@ async fn reads_straddle_chunks_seek_and_mmap() {
     }
     assert_eq!(f.read_at(&mut x, data.len() as u64 + 10).unwrap(), 0);
     // mmap of the read-only handle.
+    // SAFETY: a new read-only mapping at an address the kernel picks (no
+    // aliasing); `f` is open for the call; failure is checked below.
     let ptr = unsafe {
         libc::mmap(
             std::ptr::null_mut(),
@@ -465,11 +467,12 @@ async fn reads_straddle_chunks_seek_and_mmap() {
         )
     };
     assert_ne!(ptr, libc::MAP_FAILED, "{}", std::io::Error::last_os_error());
-    // SAFETY: a read-only mapping of data.len() bytes, unmapped below.
+    // SAFETY: `ptr` maps data.len() readable bytes (the file is that long)
+    // until the munmap below, after the last use of `mapped`.
     let mapped = unsafe { std::slice::from_raw_parts(ptr as *const u8, data.len()) };
     let same = mapped[9 * MIB..9 * MIB + 4096] == data[9 * MIB..9 * MIB + 4096]
         && mapped[data.len() - 7..] == data[data.len() - 7..];
-    // SAFETY: the mapping made above.
+    // SAFETY: exactly the mapping made above; `mapped` is no longer used.
     unsafe { libc::munmap(ptr, data.len()) };
     assert!(same, "mmap sees other bytes");
 }
@@ -620,7 +623,8 @@ async fn write_only_direct_handles_agree_with_cached_ones() {
         .write(true)
         .open(&f)
         .unwrap();
-    // SAFETY: a fresh shared mapping of 5 bytes of an open file.
+    // SAFETY: a fresh shared mapping of 5 bytes of an open 5-byte file;
+    // the 2 bytes copied fit in it, and it is unmapped before `rw` closes.
     unsafe {
         let p = libc::mmap(
             std::ptr::null_mut(),

@@ -20,7 +20,7 @@ use super::SmhFs;
 /// Where sockets may live, most preferred first: root's `/run/smhfs`, the
 /// user's runtime directory, a per-user directory under the temp dir.
 fn socket_dirs() -> Vec<PathBuf> {
-    // SAFETY: geteuid has no preconditions.
+    // SAFETY: geteuid takes no pointers and always succeeds.
     let uid = unsafe { libc::geteuid() };
     let mut dirs = Vec::new();
     if uid == 0 {

@@ -182,7 +182,7 @@ pub fn lock_cache_dir(cache_dir: &Path) -> Result<File, String> {
     use std::os::fd::AsRawFd;
     let f = File::open(cache_dir)
         .map_err(|e| format!("cannot open cache_dir {}: {e}", cache_dir.display()))?;
-    // SAFETY: flock on a descriptor we own.
+    // SAFETY: flock takes no pointers; `f` keeps the descriptor open.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
         return Err(format!(
             "cache_dir {} is in use by another smhfs process (mount or resume); give each mount its own cache_dir",

@@ -13,6 +13,7 @@ use super::core::{OpenFile, SmhFs};
 use super::error::{FsError, FsResult};
 use super::memstage::Staged;
 use super::writeback::transient;
+use crate::dio::DirectReader;
 use crate::smh::types::FileMeta;
 use crate::smh::{SmhPath, UploadOptions, UploadPlan};
 
@@ -103,14 +104,15 @@ impl SmhFs {
             .plan
             .take()
             .filter(|p| p.size == size && p.path == path && p.hashes == hashes);
-        let res = match &resume {
-            Some(plan) => {
+        let res = match (&resume, DirectReader::shared(st.path())) {
+            (_, Err(e)) => Err(e.into()),
+            (Some(plan), Ok(src)) => {
                 tracing::info!(%path, size, "resuming a begun upload");
-                self.client.resume_upload(plan, st.path(), &opts).await
+                self.client.resume_from(plan, src, &opts).await
             }
-            None => {
+            (None, Ok(src)) => {
                 self.client
-                    .upload_file(&path, st.path(), Some(hashes), &opts)
+                    .upload_from(&path, src, Some(hashes), &opts)
                     .await
             }
         };

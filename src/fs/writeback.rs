@@ -31,6 +31,7 @@ use super::error::{FsError, FsResult};
 use super::journal::{Journal, JournalEntry};
 use super::memstage::{MemBudget, MemStaged, Staged};
 use super::staging::{CacheBudget, StagedFile};
+use crate::dio::DirectReader;
 use crate::smh::{SmhPath, UploadOptions};
 
 /// Durability settings (`-o write_back`, `cache_size`, ...).
@@ -64,8 +65,11 @@ pub fn default_cache_size(dir: &std::path::Path) -> u64 {
     let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
         return CAP;
     };
-    // SAFETY: statvfs fills the struct we own; `c` is a valid C string.
+    // SAFETY: `statvfs` is plain old data (integers only), so all-zero
+    // bytes are a valid value.
     let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path alive for the call; `s` is a
+    // writable struct of the type statvfs fills.
     if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
         return CAP;
     }
@@ -671,15 +675,12 @@ impl SmhFs {
                 sent.fetch_add(n, Ordering::Relaxed);
             })),
         };
-        let res = match &e.plan {
-            Some(plan) if plan.size == size => {
-                self.client.resume_upload(plan, &e.staged, &opts).await
+        let res = match (&e.plan, DirectReader::shared(&e.staged)) {
+            (_, Err(err)) => Err(err.into()),
+            (Some(plan), Ok(src)) if plan.size == size => {
+                self.client.resume_from(plan, src, &opts).await
             }
-            _ => {
-                self.client
-                    .upload_file(&e.path, &e.staged, None, &opts)
-                    .await
-            }
+            (_, Ok(src)) => self.client.upload_from(&e.path, src, None, &opts).await,
         };
         match res {
             Ok(_) => {

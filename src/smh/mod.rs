@@ -6,6 +6,7 @@
 pub mod client;
 pub mod error;
 pub mod hash;
+pub mod part_source;
 pub mod path;
 pub mod redact;
 pub mod types;
@@ -14,6 +15,7 @@ pub mod upload;
 pub use client::{ClientConfig, Credentials, FileHead, RetryPolicy, SmhClient, Usage};
 pub use error::{Result, SmhError};
 pub use hash::{ContentHasher, ContentHashes};
+pub use part_source::{PartSource, PlainFile, SharedSource};
 pub use path::SmhPath;
 pub use types::ConflictStrategy;
 pub use upload::{BeginOutcome, ProgressHook, UploadKind, UploadOptions, UploadPlan};

@@ -1,7 +1,6 @@
 //! The SMH upload flow: begin (with instant-upload hashes) -> PUT parts ->
 //! confirm with CRC-64; status, renew and abort for resuming.
 
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,10 +12,10 @@ use reqwest::{Method, StatusCode};
 use super::client::{decode_json, error_chain, error_from_response, ApiCall, SmhClient};
 use super::error::{Result, SmhError};
 use super::hash::{ContentHasher, ContentHashes, INSTANT_UPLOAD_MIN_SIZE};
+use super::part_source::{PartBody, PlainFile, SharedSource, Source};
 use super::path::SmhPath;
 use super::redact::redact_url;
 use super::types::*;
-use crate::dio::{DirectReader, PooledBuf, POOL_BUF};
 
 /// SMH allows at most this many parts per upload.
 pub const MAX_PARTS: u64 = 10_000;
@@ -128,92 +127,6 @@ fn renew_margin(t: &UploadTicket) -> Duration {
 
 /// At most this many 403-driven renewals per part.
 const MAX_403_RENEWALS: u32 = 8;
-
-/// A body up to this size is read at once (not streamed).
-const STREAM_CHUNK: u64 = 256 * 1024;
-/// Bytes read from the staged file per step of a streamed part body: one
-/// pooled buffer (aligned, reused), read around the page cache when the
-/// bytes are not in it (a large staged file was written with O_DIRECT).
-const STREAM_STEP: u64 = POOL_BUF as u64;
-
-/// The body of one object PUT: in memory, or a byte range of a local file
-/// streamed in small chunks (a part is never held whole in memory, so
-/// memory stays at concurrency x a few chunks).
-#[derive(Clone)]
-enum PartBody {
-    Bytes(Bytes),
-    File {
-        file: Arc<DirectReader>,
-        offset: u64,
-        len: u64,
-    },
-}
-
-impl PartBody {
-    /// A small range is read at once (one write of head and body on the
-    /// wire, no stream); a larger one is streamed.
-    fn from_file(file: &Arc<DirectReader>, offset: u64, len: u64) -> Result<Self> {
-        if len <= STREAM_CHUNK {
-            let mut buf = vec![0u8; len as usize];
-            file.file().read_exact_at(&mut buf, offset)?;
-            return Ok(PartBody::Bytes(Bytes::from(buf)));
-        }
-        Ok(PartBody::File {
-            file: file.clone(),
-            offset,
-            len,
-        })
-    }
-
-    fn len(&self) -> u64 {
-        match self {
-            PartBody::Bytes(b) => b.len() as u64,
-            PartBody::File { len, .. } => *len,
-        }
-    }
-
-    fn to_body(&self) -> reqwest::Body {
-        match self {
-            PartBody::Bytes(b) => reqwest::Body::from(b.clone()),
-            PartBody::File { file, offset, len } => {
-                let state = (file.clone(), *offset, *len);
-                let chunks = futures::stream::try_unfold(state, |(file, off, left)| async move {
-                    if left == 0 {
-                        return Ok::<_, std::io::Error>(None);
-                    }
-                    let n = left.min(STREAM_STEP);
-                    let f = file.clone();
-                    let buf = tokio::task::spawn_blocking(move || {
-                        let b = f.read_pooled(off, n as usize)?;
-                        Ok::<_, std::io::Error>(Bytes::from_owner(b))
-                    })
-                    .await
-                    .map_err(std::io::Error::other)??;
-                    Ok(Some((buf, (file, off + n, left - n))))
-                });
-                reqwest::Body::wrap_stream(chunks)
-            }
-        }
-    }
-}
-
-/// Where an upload's bytes come from: a local file, or memory.
-#[derive(Clone)]
-enum Source {
-    File(Arc<DirectReader>),
-    Bytes(Bytes),
-}
-
-impl Source {
-    fn part(&self, offset: u64, len: u64) -> Result<PartBody> {
-        match self {
-            Source::File(f) => PartBody::from_file(f, offset, len),
-            Source::Bytes(b) => Ok(PartBody::Bytes(
-                b.slice(offset as usize..(offset + len) as usize),
-            )),
-        }
-    }
-}
 
 /// The ticket shared by concurrent part uploads, with a generation so that
 /// one 403 leads to one renew, and its renewal margin.
@@ -377,8 +290,8 @@ impl SmhClient {
         self.call(call).await.map(drop)
     }
 
-    /// The whole flow for a local file. `hashes` may be given when already
-    /// computed while the file was written (saves a read of the file).
+    /// The whole flow for a local file read through the page cache (see
+    /// [`upload_from`](Self::upload_from) for other sources).
     pub async fn upload_file(
         &self,
         path: &SmhPath,
@@ -386,13 +299,25 @@ impl SmhClient {
         hashes: Option<ContentHashes>,
         opts: &UploadOptions,
     ) -> Result<FileMeta> {
-        let file = Arc::new(DirectReader::open(source)?);
-        let size = file.file().metadata()?.len();
+        self.upload_from(path, PlainFile::shared(source)?, hashes, opts)
+            .await
+    }
+
+    /// The whole flow for the content of `source`. `hashes` may be given
+    /// when already computed while it was written (saves a read of it).
+    pub async fn upload_from(
+        &self,
+        path: &SmhPath,
+        source: SharedSource,
+        hashes: Option<ContentHashes>,
+        opts: &UploadOptions,
+    ) -> Result<FileMeta> {
+        let size = source.size()?;
         let hashes = match hashes {
             Some(h) if h.size == size => h,
-            _ => hash_file(file.clone()).await?,
+            _ => hash_source(source.clone(), size).await?,
         };
-        self.upload_source(path, Source::File(file), hashes, opts)
+        self.upload_source(path, Source::Parts(source), hashes, opts)
             .await
     }
 
@@ -652,20 +577,30 @@ impl SmhClient {
         })
     }
 
-    /// Continues an interrupted multipart upload: asks the server which parts
-    /// it holds, sends the rest, confirms.
+    /// Continues an interrupted multipart upload of a local file read
+    /// through the page cache (see [`resume_from`](Self::resume_from)).
     pub async fn resume_upload(
         &self,
         plan: &UploadPlan,
         source: &Path,
         opts: &UploadOptions,
     ) -> Result<FileMeta> {
-        let file = Arc::new(DirectReader::open(source)?);
-        let size = file.file().metadata()?.len();
+        self.resume_from(plan, PlainFile::shared(source)?, opts)
+            .await
+    }
+
+    /// Continues an interrupted multipart upload: asks the server which parts
+    /// it holds, sends the rest from `source`, confirms.
+    pub async fn resume_from(
+        &self,
+        plan: &UploadPlan,
+        source: SharedSource,
+        opts: &UploadOptions,
+    ) -> Result<FileMeta> {
+        let size = source.size()?;
         if size != plan.size {
             return Err(SmhError::Upload(format!(
-                "staged file {} is {size} bytes, the plan says {}",
-                source.display(),
+                "the staged file is {size} bytes, the plan says {}",
                 plan.size
             )));
         }
@@ -680,7 +615,7 @@ impl SmhClient {
                     ..opts.clone()
                 };
                 return self
-                    .upload_file(&plan.path, source, Some(plan.hashes.clone()), &opts)
+                    .upload_from(&plan.path, source, Some(plan.hashes.clone()), &opts)
                     .await;
             }
             Err(e) => return Err(e),
@@ -695,7 +630,7 @@ impl SmhClient {
                 ..opts.clone()
             };
             return self
-                .upload_file(&plan.path, source, Some(plan.hashes.clone()), &opts)
+                .upload_from(&plan.path, source, Some(plan.hashes.clone()), &opts)
                 .await;
         }
         let mut have = vec![false; plan.part_count as usize + 1];
@@ -731,27 +666,24 @@ impl SmhClient {
                 Some(t) if !ticket_expires_soon(&t) => t,
                 _ => self.renew_upload(&plan.confirm_key).await?,
             };
-            self.send_parts(plan, ticket, Source::File(file), missing, opts)
+            self.send_parts(plan, ticket, Source::Parts(source), missing, opts)
                 .await?;
         }
         self.finish(&plan.confirm_key, plan, opts).await
     }
 }
 
-/// Reads a whole file through the SMH hasher (when hashes were not computed
-/// during the write).
-pub async fn hash_file(file: Arc<DirectReader>) -> Result<ContentHashes> {
+/// Reads a whole source through the SMH hasher (when hashes were not
+/// computed during the write).
+async fn hash_source(source: SharedSource, size: u64) -> Result<ContentHashes> {
     tokio::task::spawn_blocking(move || {
         let mut h = ContentHasher::new();
-        let mut buf = PooledBuf::take();
+        let step = source.chunk_len() as u64;
         let mut off = 0u64;
-        loop {
-            let b = file.read_pooled_into(&mut buf, off)?;
-            if b.is_empty() {
-                break;
-            }
-            h.update(b);
-            off += b.len() as u64;
+        while off < size {
+            let n = step.min(size - off);
+            h.update(&source.read_chunk(off, n as usize)?);
+            off += n;
         }
         Ok(h.finish())
     })

@@ -69,6 +69,8 @@ impl TestServer {
     fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             // SIGTERM first (graceful shutdown), then SIGKILL; bounded.
+            // SAFETY: kill(2) takes no pointers; the pid is our own
+            // unreaped child, so it names no other process.
             unsafe {
                 libc::kill(child.id() as i32, libc::SIGTERM);
             }
@@ -214,16 +216,52 @@ fn try_spawn(
 /// A client on the server's library (space `-`), retrying quickly so tests
 /// that inject 429/503 bursts stay fast.
 pub fn client_for(server: &TestServer) -> smhfs::smh::SmhClient {
-    let mut cfg = smhfs::smh::ClientConfig::new(
-        server.url.parse().unwrap(),
+    client_at(
+        &server.url,
         &server.library,
+        &server.secret,
+        smhfs::smh::RetryPolicy {
+            max_retries: 8,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(200),
+        },
+    )
+}
+
+/// A client on a library (space `-`) of the server at `url`, with its own
+/// retry policy.
+pub fn client_at(
+    url: &str,
+    library: &str,
+    secret: &str,
+    retry: smhfs::smh::RetryPolicy,
+) -> smhfs::smh::SmhClient {
+    let mut cfg = smhfs::smh::ClientConfig::new(
+        url.parse().unwrap(),
+        library,
         "-",
-        smhfs::smh::Credentials::LibrarySecret(server.secret.clone()),
+        smhfs::smh::Credentials::LibrarySecret(secret.to_string()),
     );
-    cfg.retry = smhfs::smh::RetryPolicy {
-        max_retries: 8,
-        base_delay: Duration::from_millis(5),
-        max_delay: Duration::from_millis(200),
-    };
+    cfg.retry = retry;
     smhfs::smh::SmhClient::new(cfg).unwrap()
+}
+
+/// The core's configuration the core tests use: `root` mounted, 1 MiB
+/// parts, two in flight.
+pub fn core_config(
+    root: smhfs::smh::SmhPath,
+    conflict: smhfs::smh::ConflictStrategy,
+    cache_dir: &std::path::Path,
+) -> smhfs::fs::FsConfig {
+    smhfs::fs::FsConfig {
+        root,
+        conflict,
+        cache_dir: cache_dir.to_path_buf(),
+        read_only: false,
+        attr_timeout: Duration::from_secs(1),
+        dir_timeout: Duration::from_secs(5),
+        part_size: 1 << 20,
+        upload_concurrency: 2,
+        permanent_delete: false,
+    }
 }

@@ -130,7 +130,8 @@ impl MountGuard {
     /// Sends `sig` to the mount process and waits (≤ 10 s) for it to exit.
     pub fn signal_and_wait(&mut self, sig: i32) -> Option<std::process::ExitStatus> {
         let mut c = self.child.take()?;
-        // SAFETY: plain kill(2) on our own child's pid.
+        // SAFETY: kill(2) takes no pointers; the pid is our own unreaped
+        // child, so it names no other process.
         unsafe {
             libc::kill(c.id() as i32, sig);
         }
