@@ -86,8 +86,6 @@ pub fn normalize_argv(mut argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStri
     argv
 }
 
-/// Runs `smhfs mount`: checks everything, detaches (unless `-f`), proves
-
 #[cfg(test)]
 mod tests {
     use super::*;
