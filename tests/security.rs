@@ -332,25 +332,45 @@ fn endless_endpoint(total: u64) -> (String, std::sync::Arc<std::sync::atomic::At
     (url, stop)
 }
 
-/// Waits (≤ `timeout`) for `pid`; returns (exit status, peak RSS in KiB).
-fn wait_with_rusage(pid: i32, timeout: Duration) -> Option<(i32, i64)> {
+/// A pipe whose buffer is already full: a process writing to it blocks
+/// until the read end is drained. Returns (read end, write end).
+fn full_pipe() -> (std::fs::File, std::os::fd::OwnedFd) {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills the array we own.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: both descriptors were just created and belong to nobody else.
+    let (r, w) = unsafe {
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    let mut wf = std::fs::File::from(w);
+    // SAFETY: fcntl flag changes on a descriptor we own.
+    unsafe { libc::fcntl(fds[1], libc::F_SETFL, libc::O_NONBLOCK) };
+    while wf.write(&[b'#'; 4096]).is_ok() {}
+    // SAFETY: as above.
+    unsafe { libc::fcntl(fds[1], libc::F_SETFL, 0) };
+    (r, wf.into())
+}
+
+/// Peak RSS (VmHWM, KiB) of `pid` once it blocks writing to a full pipe,
+/// i.e. with its work done and its error line not yet out (≤ `timeout`).
+fn peak_rss_when_blocked_on_stderr(pid: u32, timeout: Duration) -> Option<u64> {
     let deadline = Instant::now() + timeout;
-    loop {
-        let mut status = 0;
-        // SAFETY: an all-zero rusage is a valid value for wait4 to fill.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: waiting for our own child with pointers to our locals.
-        let r = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) };
-        if r == pid {
-            return Some((status, ru.ru_maxrss));
+    while Instant::now() < deadline {
+        let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).ok()?;
+        if wchan.contains("pipe_write") {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            return status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
         }
-        if Instant::now() > deadline {
-            // SAFETY: killing our own child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
+    None
 }
 
 #[test]
@@ -363,8 +383,9 @@ fn an_oversized_reply_is_refused_with_bounded_memory() {
     let creds = base.path().join("cred");
     std::fs::write(&creds, "library_secret=s\n").unwrap();
     chmod(&creds, 0o600);
-    // Reaped by `wait_with_rusage` (wait4 gives this child's own peak RSS).
-    #[allow(clippy::zombie_processes)]
+    // stderr is a full pipe: the process stops at its (only) error line, so
+    // its peak RSS can be read while it is still alive.
+    let (mut stderr, stderr_w) = full_pipe();
     let mut child = Command::new(env!("CARGO_BIN_EXE_smhfs"))
         .arg("mount")
         .arg("lib")
@@ -376,26 +397,30 @@ fn an_oversized_reply_is_refused_with_bounded_memory() {
             creds.display(),
             base.path().join("cache").display()
         ))
+        .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(Stdio::from(stderr_w))
         .spawn()
         .unwrap();
-    let pid = child.id() as i32;
-    let mut stderr = child.stderr.take().unwrap();
+    let peak = peak_rss_when_blocked_on_stderr(child.id(), Duration::from_secs(60));
+    if peak.is_none() {
+        let _ = child.kill();
+    }
     let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
+        let mut s = Vec::new();
+        let _ = stderr.read_to_end(&mut s);
         s
     });
-    let (status, peak_kib) = wait_with_rusage(pid, Duration::from_secs(60))
-        .expect("the mount did not give up on the endless reply");
+    let status = child.wait().unwrap();
     stop.store(true, Ordering::Relaxed);
-    let err = reader.join().unwrap();
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) != 0,
-        "{err}"
-    );
+    let out = reader.join().unwrap();
+    let err = String::from_utf8_lossy(&out)
+        .trim_start_matches('#')
+        .to_string();
+    let peak_kib = peak.unwrap_or_else(|| panic!("never saw the mount stop at its error: {err}"));
+    eprintln!("oversized reply: peak RSS {} KiB; {err}", peak_kib);
+    assert!(!status.success(), "{err}");
     assert!(err.contains("larger than 4 MiB"), "{err}");
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(
