@@ -162,20 +162,27 @@ fn smhfs(args: &[&str]) -> (bool, String) {
     )
 }
 
-fn resume_args(server: &TestServer, creds: &Path, cache: &Path) -> String {
-    format!(
+/// A mount, `smhfs resume` and `smhfs status --cache-dir` on `cache` all
+/// refuse it, saying `why`.
+fn refused_everywhere(server: &TestServer, cache: &Path, why: &str) {
+    let err = MountGuard::try_new(server, "", &format!("cache_dir={}", cache.display()))
+        .err()
+        .unwrap_or_else(|| panic!("mount with cache_dir={} succeeded", cache.display()));
+    assert!(err.contains(why), "mount: {err}");
+    let creds_dir = tempfile::tempdir().unwrap();
+    let creds = creds_dir.path().join("cred");
+    std::fs::write(&creds, format!("library_secret={}\n", server.secret)).unwrap();
+    chmod(&creds, 0o600);
+    let opts = format!(
         "endpoint={},credentials={},cache_dir={}",
         server.url,
         creds.display(),
         cache.display()
-    )
-}
-
-fn credentials(server: &TestServer, dir: &Path) -> PathBuf {
-    let c = dir.join("cred");
-    std::fs::write(&c, format!("library_secret={}\n", server.secret)).unwrap();
-    chmod(&c, 0o600);
-    c
+    );
+    let (ok, err) = smhfs(&["resume", &server.library, "-o", &opts]);
+    assert!(!ok && err.contains(why), "resume: {err}");
+    let (ok, err) = smhfs(&["status", "--cache-dir", cache.to_str().unwrap()]);
+    assert!(!ok && err.contains(why), "status: {err}");
 }
 
 #[test]
@@ -188,23 +195,7 @@ fn a_symlinked_cache_dir_is_refused_and_its_target_left_alone() {
     chmod(&target, 0o755);
     let link = base.path().join("clink");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-
-    let err = MountGuard::try_new(&server, "", &format!("cache_dir={}", link.display()))
-        .err()
-        .expect("mount with a symlinked cache_dir succeeded");
-    assert!(err.contains("is a symbolic link"), "{err}");
-    assert_eq!(mode(&target), 0o755, "target chmodded");
-
-    let creds = credentials(&server, base.path());
-    let (ok, err) = smhfs(&[
-        "resume",
-        &server.library,
-        "-o",
-        &resume_args(&server, &creds, &link),
-    ]);
-    assert!(!ok && err.contains("is a symbolic link"), "{err}");
-    let (ok, err) = smhfs(&["status", "--cache-dir", link.to_str().unwrap()]);
-    assert!(!ok && err.contains("is a symbolic link"), "{err}");
+    refused_everywhere(&server, &link, "is a symbolic link");
     assert_eq!(mode(&target), 0o755, "target chmodded");
 }
 
@@ -212,38 +203,18 @@ fn a_symlinked_cache_dir_is_refused_and_its_target_left_alone() {
 fn a_cache_dir_of_another_user_or_open_to_all_is_refused_unchanged() {
     let server = TestServer::start();
     let base = tempfile::tempdir().unwrap();
-    chmod(base.path(), 0o755);
     let foreign = base.path().join("foreign");
     std::fs::create_dir(&foreign).unwrap();
     chmod(&foreign, 0o700);
     std::os::unix::fs::chown(&foreign, Some(NOBODY), Some(NOBODY)).unwrap();
-    let open = base.path().join("open");
-    std::fs::create_dir(&open).unwrap();
-    chmod(&open, 0o777);
-
-    let err = MountGuard::try_new(&server, "", &format!("cache_dir={}", foreign.display()))
-        .err()
-        .expect("mount with another user's cache_dir succeeded");
-    assert!(err.contains(&format!("owned by uid {NOBODY}")), "{err}");
+    refused_everywhere(&server, &foreign, &format!("owned by uid {NOBODY}"));
     let meta = std::fs::metadata(&foreign).unwrap();
     assert_eq!((meta.uid(), meta.mode() & 0o7777), (NOBODY, 0o700));
 
-    let err = MountGuard::try_new(&server, "", &format!("cache_dir={}", open.display()))
-        .err()
-        .expect("mount with a world-writable cache_dir succeeded");
-    assert!(err.contains("writable by group or others"), "{err}");
-    assert_eq!(mode(&open), 0o777, "chmodded");
-
-    let creds = credentials(&server, base.path());
-    let (ok, err) = smhfs(&[
-        "resume",
-        &server.library,
-        "-o",
-        &resume_args(&server, &creds, &open),
-    ]);
-    assert!(!ok && err.contains("writable by group or others"), "{err}");
-    let (ok, err) = smhfs(&["status", "--cache-dir", foreign.to_str().unwrap()]);
-    assert!(!ok && err.contains("owned by uid"), "{err}");
+    let open = base.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    chmod(&open, 0o777);
+    refused_everywhere(&server, &open, "writable by group or others");
     assert_eq!(mode(&open), 0o777, "chmodded");
 }
 

@@ -91,6 +91,11 @@ mod tests {
     use super::*;
     use crate::cmd::mount::MountArgs;
 
+    /// An argv written as one string (no argument holds a space).
+    fn argv(a: &str) -> Vec<std::ffi::OsString> {
+        a.split_whitespace().map(Into::into).collect()
+    }
+
     #[test]
     fn option_escaping() {
         let v = |s: &str| split_options(s).unwrap();
@@ -109,57 +114,16 @@ mod tests {
 
     #[test]
     fn mount_helper_argv() {
-        let v = |a: &[&str]| {
-            a.iter()
-                .map(Into::into)
-                .collect::<Vec<std::ffi::OsString>>()
-        };
+        let v = argv;
         assert_eq!(
-            normalize_argv(v(&[
-                "/sbin/mount.fuse.smhfs",
-                "l:-/p",
-                "/mnt",
-                "-sfnv",
-                "-o",
-                "a,-f",
-                "-t",
-                "fuse.smhfs"
-            ])),
-            v(&[
-                "/sbin/mount.fuse.smhfs",
-                "mount",
-                "l:-/p",
-                "/mnt",
-                "-s",
-                "--fake",
-                "-n",
-                "-v",
-                "-o",
-                "a,-f",
-                "-t",
-                "fuse.smhfs"
-            ])
+            normalize_argv(v(
+                "/sbin/mount.fuse.smhfs l:-/p /mnt -sfnv -o a,-f -t fuse.smhfs"
+            )),
+            v("/sbin/mount.fuse.smhfs mount l:-/p /mnt -s --fake -n -v -o a,-f -t fuse.smhfs")
         );
         assert_eq!(
-            normalize_argv(v(&[
-                "mount.fuse.smhfs",
-                "l",
-                "/mnt",
-                "-N",
-                "123",
-                "-o",
-                "x"
-            ])),
-            v(&[
-                "mount.fuse.smhfs",
-                "mount",
-                "l",
-                "/mnt",
-                "-N",
-                "123",
-                "-o",
-                "x"
-            ])
+            normalize_argv(v("mount.fuse.smhfs l /mnt -N 123 -o x")),
+            v("mount.fuse.smhfs mount l /mnt -N 123 -o x")
         );
         // Parses with clap as `smhfs mount`.
         #[derive(clap::Parser)]
@@ -168,16 +132,7 @@ mod tests {
             m: MountArgs,
         }
         use clap::Parser;
-        let argv = normalize_argv(v(&[
-            "mount.fuse.smhfs",
-            "l",
-            "/mnt",
-            "-f",
-            "-o",
-            "x",
-            "-t",
-            "fuse.smhfs",
-        ]));
+        let argv = normalize_argv(v("mount.fuse.smhfs l /mnt -f -o x -t fuse.smhfs"));
         let t = T::try_parse_from(argv.into_iter().skip(1)).unwrap();
         assert!(t.m.fake && !t.m.foreground);
         assert_eq!(t.m.fstype.as_deref(), Some("fuse.smhfs"));
@@ -185,22 +140,12 @@ mod tests {
 
     #[test]
     fn helper_argv() {
-        let v = |a: &[&str]| {
-            a.iter()
-                .map(Into::into)
-                .collect::<Vec<std::ffi::OsString>>()
-        };
+        let v = argv;
         assert_eq!(
-            normalize_argv(v(&["smhfs", "lib", "/mnt", "-o", "x"])),
-            v(&["smhfs", "mount", "lib", "/mnt", "-o", "x"])
+            normalize_argv(v("smhfs lib /mnt -o x")),
+            v("smhfs mount lib /mnt -o x")
         );
-        assert_eq!(
-            normalize_argv(v(&["smhfs", "serve"])),
-            v(&["smhfs", "serve"])
-        );
-        assert_eq!(
-            normalize_argv(v(&["smhfs", "--help"])),
-            v(&["smhfs", "--help"])
-        );
+        assert_eq!(normalize_argv(v("smhfs serve")), v("smhfs serve"));
+        assert_eq!(normalize_argv(v("smhfs --help")), v("smhfs --help"));
     }
 }

@@ -103,7 +103,7 @@ fn run_opts(args: MountArgs, opts: MountOptions) -> Result<(), String> {
     // The daemon runs in `/`: relative paths must not change meaning.
     let mut opts = opts;
     for p in [
-        Some(&mut opts.cache_dir),
+        Some(&mut opts.fs.cache_dir),
         opts.log_file.as_mut(),
         opts.pid_file.as_mut(),
     ]
@@ -114,7 +114,7 @@ fn run_opts(args: MountArgs, opts: MountOptions) -> Result<(), String> {
             *p = abs;
         }
     }
-    crate::fs::cachedir::prepare(&opts.cache_dir)?;
+    crate::fs::cachedir::prepare(&opts.fs.cache_dir)?;
     if args.fake {
         return Ok(());
     }
@@ -128,7 +128,7 @@ fn run_opts(args: MountArgs, opts: MountOptions) -> Result<(), String> {
             crate::daemon::detach_with(opts.nofail).map_err(|e| format!("cannot detach: {e}"))?;
         crate::logging::init(
             opts.debug,
-            &crate::logging::LogTarget::detached(opts.log_file.as_deref(), &opts.cache_dir),
+            &crate::logging::LogTarget::detached(opts.log_file.as_deref(), &opts.fs.cache_dir),
         );
         r
     };
@@ -192,7 +192,7 @@ fn serve(
     let fs_cfg = opts.fs_config(source.path.clone());
     // One process per journal (checked after the access check, so a wrong
     // endpoint is reported as such).
-    let _cache_lock = crate::fs::journal::lock_cache_dir(&opts.cache_dir)?;
+    let _cache_lock = crate::fs::journal::lock_cache_dir(&opts.fs.cache_dir)?;
     let mut fs = crate::fs::SmhFs::new(client, fs_cfg);
     fs.set_durability(opts.durability());
     let fs = std::sync::Arc::new(fs);
@@ -223,7 +223,7 @@ fn serve(
     let mcfg = crate::fs::fuse::MountConfig {
         mountpoint: mountpoint.clone(),
         allow_other: opts.allow_other,
-        read_only: opts.read_only,
+        read_only: opts.fs.read_only,
         threads: 4,
         noexec: opts.noexec,
         fsname: args.source.clone(),
@@ -232,8 +232,8 @@ fn serve(
     tracing::info!(
         source = %args.source,
         endpoint = %endpoint,
-        conflict = %opts.conflict,
-        cache_dir = %opts.cache_dir.display(),
+        conflict = %opts.fs.conflict,
+        cache_dir = %opts.fs.cache_dir.display(),
         "mounting"
     );
     let pid_file = opts.pid_file.clone();
@@ -255,7 +255,7 @@ fn serve(
     if left > 0 {
         tracing::error!(
             left,
-            cache_dir = %opts.cache_dir.display(),
+            cache_dir = %opts.fs.cache_dir.display(),
             "uploads left unfinished; run `smhfs resume` or mount again to continue them"
         );
     }

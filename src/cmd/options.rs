@@ -25,18 +25,13 @@ pub struct MountOptions {
     endpoint: Option<url::Url>,
     /// Required: `parse` fails without it.
     pub credentials_file: PathBuf,
-    pub conflict: ConflictStrategy,
-    pub cache_dir: PathBuf,
+    /// The core's settings (`conflict`, `cache_dir`, `ro`, timeouts, part
+    /// shape, `permanent_delete`); its `root` is set by [`Self::fs_config`].
+    pub fs: FsConfig,
     pub uid: u32,
     pub gid: u32,
     pub umask: u32,
     pub allow_other: bool,
-    pub read_only: bool,
-    pub attr_timeout: Duration,
-    pub dir_timeout: Duration,
-    pub part_size: u64,
-    pub upload_concurrency: usize,
-    pub permanent_delete: bool,
     pub debug: bool,
     pub foreground: bool,
     /// `Some(delay)` with `write_back[=DELAY]`.
@@ -63,7 +58,7 @@ fn endpoint(v: &str) -> Result<url::Url, Invalid> {
 
 fn default_cache_dir(o: &mut MountOptions) {
     let var = |k| std::env::var_os(k).filter(|v| !v.is_empty());
-    o.cache_dir = if let Some(x) = var("XDG_CACHE_HOME") {
+    o.fs.cache_dir = if let Some(x) = var("XDG_CACHE_HOME") {
         PathBuf::from(x).join("smhfs")
     } else if let Some(h) = var("HOME") {
         PathBuf::from(h).join(".cache").join("smhfs")
@@ -141,7 +136,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     mount(
         "conflict",
         Form::Value("MODE", |o, v| {
-            o.conflict = v.parse::<ConflictStrategy>()?;
+            o.fs.conflict = v.parse::<ConflictStrategy>()?;
             Ok(())
         }),
         DefaultIs::Value("overwrite"),
@@ -154,7 +149,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     mount(
         "cache_dir",
         Form::Value("DIR", |o, v| {
-            o.cache_dir = path(v)?;
+            o.fs.cache_dir = path(v)?;
             Ok(())
         }),
         DefaultIs::Computed(
@@ -203,7 +198,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     ),
     mount(
         "ro",
-        Form::Flag(|o| o.read_only = true),
+        Form::Flag(|o| o.fs.read_only = true),
         DefaultIs::None,
         "read-only mount",
     ),
@@ -216,7 +211,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     mount(
         "attr_timeout",
         Form::Value("SECS", |o, v| {
-            o.attr_timeout = secs(v)?;
+            o.fs.attr_timeout = secs(v)?;
             Ok(())
         }),
         DefaultIs::Value("1"),
@@ -225,7 +220,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     mount(
         "dir_timeout",
         Form::Value("SECS", |o, v| {
-            o.dir_timeout = secs(v)?;
+            o.fs.dir_timeout = secs(v)?;
             Ok(())
         }),
         DefaultIs::Value("5"),
@@ -238,7 +233,7 @@ pub static OPTIONS: &[OptionSpec] = &[
             if !(1 << 20..=5 << 30).contains(&s) {
                 return Err(format!("part_size must be between 1M and 5G, got {s}").into());
             }
-            o.part_size = s;
+            o.fs.part_size = s;
             Ok(())
         }),
         DefaultIs::Value("8M"),
@@ -251,7 +246,7 @@ pub static OPTIONS: &[OptionSpec] = &[
             if !(1..=64).contains(&n) {
                 return Err(format!("upload_concurrency must be 1..64, got {n}").into());
             }
-            o.upload_concurrency = n as usize;
+            o.fs.upload_concurrency = n as usize;
             Ok(())
         }),
         DefaultIs::Value("4"),
@@ -259,7 +254,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     ),
     mount(
         "permanent_delete",
-        Form::Flag(|o| o.permanent_delete = true),
+        Form::Flag(|o| o.fs.permanent_delete = true),
         DefaultIs::None,
         "delete for good instead of moving to the recycle bin",
     ),
@@ -476,12 +471,12 @@ impl MountOptions {
     /// Refuses combinations no single option can judge.
     fn check(self) -> Result<Self, String> {
         if let Some(size) = self.cache_size {
-            if size < self.part_size {
+            if size < self.fs.part_size {
                 return Err(format!(
                     "cache_size={size} is smaller than one upload part (part_size={}): \
                      nothing could be staged; give cache_size={}M or more",
-                    self.part_size,
-                    self.part_size >> 20
+                    self.fs.part_size,
+                    self.fs.part_size >> 20
                 ));
             }
         }
@@ -492,14 +487,7 @@ impl MountOptions {
     pub fn fs_config(&self, root: SmhPath) -> FsConfig {
         FsConfig {
             root,
-            conflict: self.conflict,
-            cache_dir: self.cache_dir.clone(),
-            read_only: self.read_only,
-            attr_timeout: self.attr_timeout,
-            dir_timeout: self.dir_timeout,
-            part_size: self.part_size,
-            upload_concurrency: self.upload_concurrency,
-            permanent_delete: self.permanent_delete,
+            ..self.fs.clone()
         }
     }
 
@@ -507,7 +495,7 @@ impl MountOptions {
     /// default for `cache_dir`.
     pub fn cache_bound(&self) -> u64 {
         self.cache_size
-            .unwrap_or_else(|| crate::fs::writeback::default_cache_size(&self.cache_dir))
+            .unwrap_or_else(|| crate::fs::writeback::default_cache_size(&self.fs.cache_dir))
     }
 
     /// Write-back and cache settings.
@@ -546,21 +534,21 @@ mod tests {
     #[test]
     fn options_defaults_and_values() {
         let o = opts("endpoint=http://127.0.0.1:1,credentials=/c").unwrap();
-        assert_eq!(o.conflict, ConflictStrategy::Overwrite);
-        assert_eq!(o.attr_timeout, Duration::from_secs(1));
-        assert_eq!(o.dir_timeout, Duration::from_secs(5));
+        assert_eq!(o.fs.conflict, ConflictStrategy::Overwrite);
+        assert_eq!(o.fs.attr_timeout, Duration::from_secs(1));
+        assert_eq!(o.fs.dir_timeout, Duration::from_secs(5));
         assert_eq!(o.umask, 0o022);
-        assert_eq!(o.part_size, 8 << 20);
-        assert_eq!(o.upload_concurrency, 4);
+        assert_eq!(o.fs.part_size, 8 << 20);
+        assert_eq!(o.fs.upload_concurrency, 4);
         assert_eq!(o.cache_wait, Duration::from_secs(30));
         let o = opts("endpoint=http://h,credentials=/c,conflict=ask,uid=5,gid=6,umask=077,ro,allow_other,part_size=16M,upload_concurrency=2,attr_timeout=0.5,permanent_delete,debug,rw,nodev,_netdev")
             .unwrap();
-        assert_eq!(o.conflict, ConflictStrategy::Ask);
+        assert_eq!(o.fs.conflict, ConflictStrategy::Ask);
         assert_eq!((o.uid, o.gid, o.umask), (5, 6, 0o077));
-        assert!(o.read_only && o.allow_other && o.permanent_delete && o.debug);
-        assert_eq!(o.part_size, 16 << 20);
-        assert_eq!(o.upload_concurrency, 2);
-        assert_eq!(o.attr_timeout, Duration::from_millis(500));
+        assert!(o.fs.read_only && o.allow_other && o.fs.permanent_delete && o.debug);
+        assert_eq!(o.fs.part_size, 16 << 20);
+        assert_eq!(o.fs.upload_concurrency, 2);
+        assert_eq!(o.fs.attr_timeout, Duration::from_millis(500));
         let o = opts("endpoint=http://h,credentials=/c,write_back").unwrap();
         assert_eq!(o.write_back, Some(Duration::ZERO));
         let o = opts("endpoint=http://h,credentials=/c,write_back=2.5").unwrap();
@@ -595,17 +583,17 @@ mod tests {
     fn option_escaping_reaches_values() {
         let o = opts(r"endpoint=http://h,credentials=/c\,d,cache_dir=/x\,y").unwrap();
         assert_eq!(o.credentials_file, PathBuf::from("/c,d"));
-        assert_eq!(o.cache_dir, PathBuf::from("/x,y"));
+        assert_eq!(o.fs.cache_dir, PathBuf::from("/x,y"));
     }
 
     #[test]
     fn fstab_and_lifecycle_options() {
         let o = opts("endpoint=http://h,credentials=/c").unwrap();
         assert_eq!(o.unmount_timeout, Duration::from_secs(300));
-        assert!(!o.read_only && !o.noexec && !o.nofail);
+        assert!(!o.fs.read_only && !o.noexec && !o.nofail);
         let o = opts("endpoint=http://h,credentials=/c,ro,rw,noexec,nofail,unmount_timeout=7,log_file=/l,pid_file=/p,_netdev,x-systemd.automount,x-systemd.requires=network-online.target,comment=x,users,defaults,nosuid,nodev,suid,dev,auto,noauto,sync")
             .unwrap();
-        assert!(o.read_only, "ro wins over rw");
+        assert!(o.fs.read_only, "ro wins over rw");
         assert!(o.noexec && o.nofail);
         assert_eq!(o.unmount_timeout, Duration::from_secs(7));
         assert_eq!(o.log_file.as_deref(), Some(Path::new("/l")));
@@ -613,6 +601,7 @@ mod tests {
         assert!(
             opts("endpoint=http://h,credentials=/c,rw,ro")
                 .unwrap()
+                .fs
                 .read_only
         );
         assert!(opts("endpoint=http://h,credentials=/c,unmount_timeout=x").is_err());
@@ -625,8 +614,8 @@ mod tests {
     fn configs_come_from_the_table() {
         let o = MountOptions::defaults();
         let fs = o.fs_config(SmhPath::root());
-        assert_eq!(fs.upload_concurrency, o.upload_concurrency);
-        assert_eq!(fs.part_size, o.part_size);
+        assert_eq!(fs.upload_concurrency, o.fs.upload_concurrency);
+        assert_eq!(fs.part_size, o.fs.part_size);
         let d = DurabilityOptions::default();
         assert_eq!(d.cache_wait, o.cache_wait);
         assert_eq!(d.jobs, UPLOAD_JOBS);

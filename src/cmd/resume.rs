@@ -33,11 +33,11 @@ pub fn run_resume(args: ResumeArgs) -> Result<(), String> {
     let creds = CredentialsFile::load(&opts.credentials_file)?;
     // Entries record absolute paths: compare like with like.
     let mut opts = opts;
-    if let Ok(abs) = std::path::absolute(&opts.cache_dir) {
-        opts.cache_dir = abs;
+    if let Ok(abs) = std::path::absolute(&opts.fs.cache_dir) {
+        opts.fs.cache_dir = abs;
     }
-    crate::fs::cachedir::verify(&opts.cache_dir)?;
-    let _cache_lock = crate::fs::journal::lock_cache_dir(&opts.cache_dir)?;
+    crate::fs::cachedir::verify(&opts.fs.cache_dir)?;
+    let _cache_lock = crate::fs::journal::lock_cache_dir(&opts.fs.cache_dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -55,15 +55,15 @@ pub fn run_resume(args: ResumeArgs) -> Result<(), String> {
     d.write_back = Some(Duration::ZERO);
     fs.set_durability(d);
     let fs = std::sync::Arc::new(fs);
-    let before = crate::fs::writeback::journal_status(&opts.cache_dir).len();
+    let before = crate::fs::writeback::journal_status(&opts.fs.cache_dir).len();
     eprintln!(
         "smhfs: resuming {before} journaled upload(s) from {}",
-        opts.cache_dir.display()
+        opts.fs.cache_dir.display()
     );
     fs.start_background(rt.handle());
     fs.resume_journal(args.retry_failed);
     let left = rt.block_on(fs.drain_uploads(Duration::from_secs(args.timeout)));
-    let after = crate::fs::writeback::journal_status(&opts.cache_dir);
+    let after = crate::fs::writeback::journal_status(&opts.fs.cache_dir);
     rt.shutdown_timeout(Duration::from_secs(5));
     if left > 0 || !after.is_empty() {
         for u in &after {

@@ -136,6 +136,15 @@ pub fn verify(dir: &Path) -> Result<(), String> {
     })
 }
 
+/// For `smhfs status --cache-dir`: like [`verify`], but a directory that
+/// does not exist (nothing was ever staged) is fine.
+pub fn verify_if_present(dir: &Path) -> Result<(), String> {
+    match std::fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        _ => verify(dir),
+    }
+}
+
 /// Reads a journal entry file: not through a symlink, a regular file of
 /// ours, of a sane size.
 pub fn read_entry(path: &Path) -> Result<Vec<u8>, Untrusted> {
@@ -230,6 +239,8 @@ mod tests {
         assert!(verify(&t.path().join("missing"))
             .unwrap_err()
             .contains("cannot open"));
+        verify_if_present(&t.path().join("missing")).unwrap();
+        assert!(verify_if_present(&link).is_err());
     }
 
     #[test]

@@ -892,7 +892,7 @@ pub fn run_status(args: StatusArgs) -> Result<i32, String> {
     let snapshot = || -> Result<serde_json::Value, String> {
         match (&args.mountpoint, &args.cache_dir) {
             (Some(m), _) => super::control::query(m),
-            (None, Some(d)) => super::cachedir::verify(d).map(|()| {
+            (None, Some(d)) => super::cachedir::verify_if_present(d).map(|()| {
                 serde_json::json!({
                     "pending": 0,
                     "cache_dir": d.display().to_string(),
