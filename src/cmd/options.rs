@@ -112,23 +112,33 @@ const fn ignored(name: &'static str, help: &'static str) -> OptionSpec {
     }
 }
 
+/// A setter storing `PARSE(value)` (or `Some(PARSE(value))`) in a field.
+macro_rules! store {
+    ($($field:ident).+ = Some($parse:expr)) => {
+        |o, v| {
+            o.$($field).+ = Some($parse(v)?);
+            Ok(())
+        }
+    };
+    ($($field:ident).+ = $parse:expr) => {
+        |o, v| {
+            o.$($field).+ = $parse(v)?;
+            Ok(())
+        }
+    };
+}
+
 /// Every mount option, in `--help` order.
 pub static OPTIONS: &[OptionSpec] = &[
     mount(
         "endpoint",
-        Form::Value("URL", |o, v| {
-            o.endpoint = Some(endpoint(v)?);
-            Ok(())
-        }),
+        Form::Value("URL", store!(endpoint = Some(endpoint))),
         DefaultIs::Required,
         "SMH API endpoint, e.g. https://LIB.api.tencentsmh.cn",
     ),
     mount(
         "credentials",
-        Form::Value("FILE", |o, v| {
-            o.credentials_file = path(v)?;
-            Ok(())
-        }),
+        Form::Value("FILE", store!(credentials_file = path)),
         DefaultIs::Required,
         "key=value file: library_secret= or access_token=, optional user_id=;\n\
          '#' starts a comment; must not be group/world readable",
@@ -148,10 +158,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     ),
     mount(
         "cache_dir",
-        Form::Value("DIR", |o, v| {
-            o.fs.cache_dir = path(v)?;
-            Ok(())
-        }),
+        Form::Value("DIR", store!(fs.cache_dir = path)),
         DefaultIs::Computed(
             "$XDG_CACHE_HOME/smhfs, else $HOME/.cache/smhfs, else /var/cache/smhfs",
             default_cache_dir,
@@ -162,19 +169,13 @@ pub static OPTIONS: &[OptionSpec] = &[
     ),
     mount(
         "uid",
-        Form::Value("N", |o, v| {
-            o.uid = int(v)?;
-            Ok(())
-        }),
+        Form::Value("N", store!(uid = int)),
         DefaultIs::Computed("the mounting user", mounting_uid),
         "owner shown for every entry",
     ),
     mount(
         "gid",
-        Form::Value("N", |o, v| {
-            o.gid = int(v)?;
-            Ok(())
-        }),
+        Form::Value("N", store!(gid = int)),
         DefaultIs::Computed("the mounting user's group", mounting_gid),
         "group shown for every entry",
     ),
@@ -210,19 +211,13 @@ pub static OPTIONS: &[OptionSpec] = &[
     ),
     mount(
         "attr_timeout",
-        Form::Value("SECS", |o, v| {
-            o.fs.attr_timeout = secs(v)?;
-            Ok(())
-        }),
+        Form::Value("SECS", store!(fs.attr_timeout = secs)),
         DefaultIs::Value("1"),
         "how long attributes are cached",
     ),
     mount(
         "dir_timeout",
-        Form::Value("SECS", |o, v| {
-            o.fs.dir_timeout = secs(v)?;
-            Ok(())
-        }),
+        Form::Value("SECS", store!(fs.dir_timeout = secs)),
         DefaultIs::Value("5"),
         "how long directory listings are cached",
     ),
@@ -275,20 +270,14 @@ pub static OPTIONS: &[OptionSpec] = &[
     ),
     mount(
         "cache_size",
-        Form::Value("BYTES", |o, v| {
-            o.cache_size = Some(parse_size(v)?);
-            Ok(())
-        }),
+        Form::Value("BYTES", store!(cache_size = Some(parse_size))),
         DefaultIs::AtMount("min(50% of the free space under cache_dir, 10G)"),
         "bound on staged bytes in cache_dir (suffixes K, M, G; at least one part);\n\
          writers past it wait up to cache_wait for uploads to free room, then get ENOSPC",
     ),
     mount(
         "cache_wait",
-        Form::Value("SECS", |o, v| {
-            o.cache_wait = secs(v)?;
-            Ok(())
-        }),
+        Form::Value("SECS", store!(cache_wait = secs)),
         DefaultIs::Value("30"),
         "see cache_size",
     ),
@@ -327,28 +316,19 @@ pub static OPTIONS: &[OptionSpec] = &[
     ),
     mount(
         "log_file",
-        Form::Value("PATH", |o, v| {
-            o.log_file = Some(path(v)?);
-            Ok(())
-        }),
+        Form::Value("PATH", store!(log_file = Some(path))),
         DefaultIs::None,
         "when detached, log here instead of syslog",
     ),
     mount(
         "pid_file",
-        Form::Value("PATH", |o, v| {
-            o.pid_file = Some(path(v)?);
-            Ok(())
-        }),
+        Form::Value("PATH", store!(pid_file = Some(path))),
         DefaultIs::None,
         "write the daemon's pid here once mounted (removed at exit)",
     ),
     mount(
         "unmount_timeout",
-        Form::Value("SECS", |o, v| {
-            o.unmount_timeout = secs(v)?;
-            Ok(())
-        }),
+        Form::Value("SECS", store!(unmount_timeout = secs)),
         DefaultIs::Value("300"),
         "at unmount or SIGTERM, wait this long for uploads still\n\
          in flight before exiting",
