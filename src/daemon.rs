@@ -128,3 +128,21 @@ fn parent_wait(mut pipe: File, child: libc::pid_t, nofail: bool) -> ! {
     }
     fail();
 }
+
+/// Replaces SIGHUP's default (terminate) with a log line: the daemon has
+/// no terminal whose hangup should end it, and no configuration to reload.
+/// Registered before this returns, so no hangup after it can kill the process.
+pub fn log_hangups(rt: &tokio::runtime::Handle) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let _ctx = rt.enter();
+    match signal(SignalKind::hangup()) {
+        Ok(mut hup) => {
+            rt.spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::info!("SIGHUP received; ignored (umount or SIGTERM ends the mount)");
+                }
+            });
+        }
+        Err(e) => tracing::warn!("cannot handle SIGHUP: {e}"),
+    }
+}

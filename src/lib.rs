@@ -2,9 +2,9 @@
 //! SMH-compatible server on local disk (`smhfs serve`).
 //!
 //! Layers: [`smh`] is the API client, [`server`] the local server, [`fs`]
-//! the filesystem core with its thin fuser adapter, [`cli`] the mount options.
+//! the filesystem core with its thin fuser adapter, [`cmd`] the command layer (options, mount runner).
 
-pub mod cli;
+pub mod cmd;
 pub mod daemon;
 pub mod dio;
 pub mod fs;

@@ -16,16 +16,16 @@ enum Command {
     /// Run an SMH-compatible server on local disk.
     Serve(smhfs::server::ServeArgs),
     /// Mount a library space (also reached as `smhfs SOURCE MOUNTPOINT -o ...`).
-    Mount(smhfs::cli::MountArgs),
+    Mount(smhfs::cmd::MountArgs),
     /// Show pending and failed uploads of a mount (or of a cache directory).
     Status(smhfs::fs::writeback::StatusArgs),
     /// Continue journaled uploads of a cache directory without mounting.
-    Resume(smhfs::cli::ResumeArgs),
+    Resume(smhfs::cmd::ResumeArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     // `mount -t fuse.smhfs` runs `smhfs SOURCE MOUNTPOINT -o OPTS`.
-    let argv = smhfs::cli::normalize_argv(std::env::args_os().collect());
+    let argv = smhfs::cmd::normalize_argv(std::env::args_os().collect());
     let cli = Cli::parse_from(argv);
     match cli.command {
         Command::Serve(args) => smhfs::server::run(args),
@@ -41,7 +41,7 @@ fn main() -> anyhow::Result<()> {
             unsafe {
                 libc::mallopt(libc::M_ARENA_MAX, 1);
             }
-            if let Err(e) = smhfs::cli::run(args) {
+            if let Err(e) = smhfs::cmd::run(args) {
                 eprintln!("smhfs: {e}");
                 std::process::exit(1);
             }
@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
             }
         },
         Command::Resume(args) => {
-            if let Err(e) = smhfs::cli::run_resume(args) {
+            if let Err(e) = smhfs::cmd::run_resume(args) {
                 eprintln!("smhfs: {e}");
                 std::process::exit(1);
             }

@@ -432,7 +432,7 @@ fn write_in_child(path: &Path, size: u64) -> Option<i32> {
 async fn cache_size_smaller_than_the_file_gives_enospc_and_nothing_partial() {
     let server = TestServer::start();
     let client = client_for(&server);
-    let m = MountGuard::new(&server, "cache_size=4M,cache_wait=1");
+    let m = MountGuard::new(&server, "cache_size=4M,cache_wait=1,part_size=4M");
     assert_eq!(
         write_in_child(&m.path("huge.bin"), 8 * MIB),
         Some(libc::ENOSPC)

@@ -40,7 +40,7 @@ fn install_helper() {
 
 /// Type of the mount whose mount point is `dir`, if any.
 fn mount_type(dir: &Path) -> Option<String> {
-    smhfs::cli::mount_at(dir)
+    smhfs::cmd::mount_at(dir)
 }
 
 /// Mount options of the mount at `dir` (per-mount field of mountinfo).

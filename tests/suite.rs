@@ -11,4 +11,5 @@ mod mount_core;
 mod mount_namespace;
 mod mount_rw;
 mod reftests;
+mod security;
 mod server_api;

@@ -28,8 +28,9 @@ use super::read::{ReadAhead, ReadBudget, UrlCache};
 use crate::smh::path::MAX_NAME_BYTES;
 use crate::smh::{ConflictStrategy, SmhClient, SmhError, SmhPath};
 
-/// What the core needs from the mount options.
-#[derive(Debug, Clone)]
+/// What the core needs from the mount options (`Default` only as the
+/// blank the option table fills: see `cmd::options`).
+#[derive(Debug, Clone, Default)]
 pub struct FsConfig {
     /// The mounted directory inside the space (root for a whole space).
     pub root: SmhPath,

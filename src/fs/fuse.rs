@@ -732,7 +732,9 @@ pub fn mount_and_serve(
         let _ = tokio::task::spawn_blocking(move || {
             if let Err(e) = unmounter.unmount() {
                 tracing::info!("unmount: {e}; detaching lazily (open files finish first)");
-                lazy_unmount(&mountpoint);
+                if let Err(e) = super::mountsys::lazy_detach(&mountpoint) {
+                    tracing::warn!("lazy unmount failed: {e}");
+                }
             }
         })
         .await;
@@ -771,19 +773,4 @@ pub fn mount_and_serve(
     }
     fs.discard_confirmed_staged();
     res
-}
-
-fn lazy_unmount(path: &Path) {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return;
-    };
-    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
-    let rc = unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-    if rc != 0 {
-        let _ = std::process::Command::new("fusermount3")
-            .arg("-uz")
-            .arg(path)
-            .status();
-    }
 }

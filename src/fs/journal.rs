@@ -24,6 +24,8 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use super::cachedir;
+
 use crate::smh::{ConflictStrategy, SmhPath, UploadPlan};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -141,12 +143,23 @@ impl Journal {
     }
 
     pub fn get(&self, id: &str) -> Option<JournalEntry> {
-        let b = std::fs::read(self.file(id)).ok()?;
-        serde_json::from_slice(&b).ok()
+        self.read_trusted(&self.file(id)).ok()
     }
 
-    /// All entries; leftover temp files are removed, unreadable entries
-    /// are logged and skipped (never deleted: a human may want them).
+    /// Reads one entry under the rules of [`super::cachedir`]: the entry
+    /// and its staged file are ours and inside the directory (`staged` is
+    /// returned as a path inside it).
+    fn read_trusted(&self, p: &Path) -> Result<JournalEntry, String> {
+        let b = cachedir::read_entry(p).map_err(|e| format!("entry {e}"))?;
+        let mut e: JournalEntry = serde_json::from_slice(&b).map_err(|e| e.to_string())?;
+        e.staged = cachedir::staged_in(&self.dir, &e.staged)
+            .map_err(|why| format!("its staged file {} {why}", e.staged.display()))?;
+        Ok(e)
+    }
+
+    /// All entries; leftover temp files are removed, unreadable or
+    /// untrusted entries are logged and skipped (never deleted: a human may
+    /// want them).
     pub fn load(&self) -> Vec<JournalEntry> {
         let Ok(rd) = std::fs::read_dir(&self.dir) else {
             return Vec::new();
@@ -162,12 +175,12 @@ impl Journal {
             if !name.ends_with(".journal") {
                 continue;
             }
-            match std::fs::read(&p)
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<JournalEntry>(&b).map_err(|e| e.to_string()))
-            {
+            match self.read_trusted(&p) {
                 Ok(e) => out.push(e),
-                Err(e) => tracing::error!(entry = %p.display(), "unreadable journal entry: {e}"),
+                Err(e) => tracing::error!(
+                    entry = %p.display(),
+                    "journal entry skipped (not uploaded, not deleted): {e}"
+                ),
             }
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));

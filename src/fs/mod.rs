@@ -32,6 +32,7 @@
 //!   `localModificationTime`.
 
 pub mod cache;
+pub mod cachedir;
 pub mod control;
 pub mod core;
 pub mod direct;
@@ -41,6 +42,7 @@ pub mod inode;
 pub mod journal;
 pub mod lifecycle;
 pub mod memstage;
+pub mod mountsys;
 pub mod read;
 pub mod staging;
 pub mod upload;

@@ -161,9 +161,12 @@ impl StagedFile {
     /// A staged file left by an earlier run (named in the journal); its
     /// bytes are counted in `budget` at once.
     pub fn open_existing(path: &Path, budget: Option<Arc<CacheBudget>>) -> std::io::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Never through a symlink (see `cachedir.rs`).
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)?;
         let size = file.metadata()?.len();
         let mut s = Self {

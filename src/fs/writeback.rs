@@ -34,7 +34,8 @@ use super::staging::{CacheBudget, StagedFile};
 use crate::dio::DirectReader;
 use crate::smh::{SmhPath, UploadOptions};
 
-/// Durability settings (`-o write_back`, `cache_size`, ...).
+/// Durability settings (`-o write_back`, `cache_size`, ...). Built from the
+/// mount option table (`cmd::options`), which also implements `Default`.
 #[derive(Debug, Clone)]
 pub struct DurabilityOptions {
     /// `Some(delay)`: close() returns once staged; upload `delay` later.
@@ -45,17 +46,6 @@ pub struct DurabilityOptions {
     pub cache_wait: Duration,
     /// Files uploaded at once by the background queue.
     pub jobs: usize,
-}
-
-impl Default for DurabilityOptions {
-    fn default() -> Self {
-        Self {
-            write_back: None,
-            cache_size: u64::MAX,
-            cache_wait: Duration::from_secs(30),
-            jobs: 4,
-        }
-    }
 }
 
 /// Default bound: min(50% of the free space under `dir`, 10 GiB).
@@ -903,11 +893,13 @@ pub fn run_status(args: StatusArgs) -> Result<i32, String> {
     let snapshot = || -> Result<serde_json::Value, String> {
         match (&args.mountpoint, &args.cache_dir) {
             (Some(m), _) => super::control::query(m),
-            (None, Some(d)) => Ok(serde_json::json!({
-                "pending": 0,
-                "cache_dir": d.display().to_string(),
-                "uploads": journal_status(d),
-            })),
+            (None, Some(d)) => super::cachedir::verify_if_present(d).map(|()| {
+                serde_json::json!({
+                    "pending": 0,
+                    "cache_dir": d.display().to_string(),
+                    "uploads": journal_status(d),
+                })
+            }),
             (None, None) => Err("give a MOUNTPOINT or --cache-dir DIR".into()),
         }
     };

@@ -172,7 +172,8 @@ pub(crate) async fn error_from_response(resp: reqwest::Response) -> SmhError {
         .or_else(|| resp.headers().get("x-cos-request-id"))
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let text = resp.text().await.unwrap_or_default();
+    let (bytes, _) = read_capped(resp, MAX_ERROR_BYTES).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
     let mut body: ErrorBody = serde_json::from_str(&text).unwrap_or_default();
     if body.code.is_empty() {
         if let Some(code) = xml_tag(&text, "Code") {
@@ -678,14 +679,14 @@ impl SmhClient {
                     return Ok(Bytes::new())
                 }
                 Ok(resp) if resp.status().is_success() => {
-                    let whole = resp.status() == StatusCode::OK;
-                    match body_into(resp, if whole { 0 } else { len }).await {
-                        Ok(b) if whole => {
-                            // Server ignored Range: cut our window out of the body.
-                            let start = (offset as usize).min(b.len());
-                            let end = (offset.saturating_add(len) as usize).min(b.len());
-                            return Ok(b.slice(start..end));
-                        }
+                    // 200: the server ignored Range; our window is cut out
+                    // of the whole body as it streams past.
+                    let skip = if resp.status() == StatusCode::OK {
+                        offset
+                    } else {
+                        0
+                    };
+                    match body_window(resp, skip, len).await {
                         Ok(b) => return Ok(b),
                         Err(e) => SmhError::Network {
                             url: shown.clone(),
@@ -774,10 +775,16 @@ pub(crate) async fn decode_json<T: DeserializeOwned>(
     resp: reqwest::Response,
     path: &str,
 ) -> Result<T> {
-    let bytes = resp.bytes().await.map_err(|e| SmhError::Network {
-        url: path.to_string(),
-        message: error_chain(&e),
-    })?;
+    let (bytes, whole) =
+        read_capped(resp, MAX_REPLY_BYTES)
+            .await
+            .map_err(|e| SmhError::Network {
+                url: path.to_string(),
+                message: error_chain(&e),
+            })?;
+    if !whole {
+        return Err(too_large(path));
+    }
     serde_json::from_slice(&bytes).map_err(|e| SmhError::Malformed {
         url: path.to_string(),
         message: format!(
@@ -789,7 +796,10 @@ pub(crate) async fn decode_json<T: DeserializeOwned>(
 
 /// The final path of a create/move/copy: the reply's `path`, else the request's.
 async fn path_reply(resp: reqwest::Response, requested: &SmhPath) -> Result<SmhPath> {
-    let bytes = resp.bytes().await.unwrap_or_default();
+    let (bytes, whole) = read_capped(resp, MAX_REPLY_BYTES).await.unwrap_or_default();
+    if !whole {
+        return Err(too_large(&requested.to_string()));
+    }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(requested.clone());
     }
@@ -815,13 +825,61 @@ pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     redact_url(&s)
 }
 
-/// Reads a response body into one buffer of `expect` bytes (grown if the
-/// server sends more): one copy from the socket's frames, and no second
-/// whole-body buffer as `bytes()` keeps while it collects.
-async fn body_into(mut resp: reqwest::Response, expect: u64) -> reqwest::Result<Bytes> {
-    let mut out = bytes::BytesMut::with_capacity(expect.min(64 << 20) as usize);
+/// Largest JSON API reply read: a listing page of 1000 entries is well
+/// under 1 MiB. A hostile or broken endpoint answering more is refused
+/// before it can grow the process.
+pub const MAX_REPLY_BYTES: usize = 4 << 20;
+
+/// Error bodies: only their code and message are shown.
+const MAX_ERROR_BYTES: usize = 64 << 10;
+
+fn too_large(url: &str) -> SmhError {
+    SmhError::Malformed {
+        url: url.to_string(),
+        message: format!(
+            "the reply is larger than {} MiB, the limit for an API reply; refused",
+            MAX_REPLY_BYTES >> 20
+        ),
+    }
+}
+
+/// Reads at most `cap` bytes of a body, streaming (a declared or actual
+/// body past the cap is not read further). `true`: the body was complete.
+async fn read_capped(mut resp: reqwest::Response, cap: usize) -> reqwest::Result<(Bytes, bool)> {
+    if resp.content_length().is_some_and(|n| n > cap as u64) {
+        return Ok((Bytes::new(), false));
+    }
+    let mut out = bytes::BytesMut::new();
     while let Some(chunk) = resp.chunk().await? {
+        if out.len() + chunk.len() > cap {
+            out.extend_from_slice(&chunk[..cap - out.len()]);
+            return Ok((out.freeze(), false));
+        }
         out.extend_from_slice(&chunk);
+    }
+    Ok((out.freeze(), true))
+}
+
+/// Reads the window `[skip, skip + len)` of a response body into one
+/// buffer: one copy from the socket's frames, no whole-body buffer, and
+/// never more than `len` bytes kept whatever the server sends (a server
+/// that ignores Range sends the whole object: the rest is not read).
+async fn body_window(mut resp: reqwest::Response, skip: u64, len: u64) -> reqwest::Result<Bytes> {
+    let mut out = bytes::BytesMut::with_capacity(len.min(64 << 20) as usize);
+    let mut skip = skip;
+    while (out.len() as u64) < len {
+        let Some(chunk) = resp.chunk().await? else {
+            break;
+        };
+        let from = skip.min(chunk.len() as u64) as usize;
+        skip -= from as u64;
+        let want = (len - out.len() as u64).min((chunk.len() - from) as u64) as usize;
+        out.extend_from_slice(&chunk[from..from + want]);
+    }
+    // See the end of a well-sized body, so the connection is reused; a body
+    // that goes on is not read further.
+    if out.len() as u64 == len {
+        let _ = resp.chunk().await?;
     }
     Ok(out.freeze())
 }
