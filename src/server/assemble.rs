@@ -29,6 +29,7 @@ use rusqlite::Connection;
 
 use super::error::{SResult, ServerError};
 use super::store::{random_hex, Store};
+use crate::smh::codes;
 use crate::smh::hash::{ContentHasher, ContentHashes};
 
 /// Read buffer of the hasher and of copies.
@@ -353,7 +354,7 @@ impl TaskFiles {
         };
         let r = self.finish_sealed(store, parts, want_crc, psize, writers);
         if let Err(e) = &r {
-            if e.code() != "BadCrc64" {
+            if e.code() != codes::BAD_CRC64 {
                 // A read or write failed, maybe in the middle of a part the
                 // hasher was fed: start over next time.
                 self.hash.lock().reset();
@@ -582,7 +583,11 @@ fn part_size_guess(n: u32, len: u64, total: Option<u64>) -> Option<u64> {
 }
 
 fn missing(e: std::io::Error) -> ServerError {
-    ServerError::api(404, "UploadIncomplete", format!("part data missing: {e}"))
+    ServerError::api(
+        404,
+        codes::UPLOAD_INCOMPLETE,
+        format!("part data missing: {e}"),
+    )
 }
 
 fn truncate_to(path: &std::path::Path, size: u64) -> std::io::Result<()> {
@@ -786,7 +791,7 @@ fn check_crc(hasher: &ContentHasher, want_crc: Option<&str>) -> SResult<ContentH
         if want.trim() != h.crc64_string() {
             return Err(ServerError::api(
                 400,
-                "BadCrc64",
+                codes::BAD_CRC64,
                 format!("crc64 mismatch: expected {want}, got {}", h.crc64_string()),
             ));
         }

@@ -1,6 +1,7 @@
 //! `ServerError`: every failure of a request, rendered as the SMH JSON error
 //! body (API routes) or as COS XML (object routes).
 
+use crate::smh::codes;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -49,7 +50,7 @@ impl ServerError {
     pub fn code(&self) -> &str {
         match self {
             ServerError::Api { code, .. } | ServerError::Cos { code, .. } => code,
-            ServerError::Internal(_) => "InternalServerError",
+            ServerError::Internal(_) => codes::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -72,7 +73,7 @@ impl ServerError {
     pub fn conflict() -> Self {
         Self::api(
             409,
-            "SameNameDirectoryOrFileExists",
+            codes::SAME_NAME_DIRECTORY_OR_FILE_EXISTS,
             "a file or directory with the same name already exists",
         )
     }
@@ -128,7 +129,7 @@ impl IntoResponse for ServerError {
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     [("content-type", "application/json")],
-                    serde_json::json!({"code": "InternalServerError", "message": message, "requestId": rid})
+                    serde_json::json!({"code": codes::INTERNAL_SERVER_ERROR, "message": message, "requestId": rid})
                         .to_string(),
                 )
                     .into_response()

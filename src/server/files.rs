@@ -11,6 +11,7 @@ use super::error::{SResult, ServerError};
 use super::routes::{authenticate, delete_node, empty, json_response, parse_body_path, Ctx};
 use super::store::{self, Node};
 use super::{objects, upload, App};
+use crate::smh::codes;
 use crate::smh::types::{BeginBody, ConflictStrategy, EntryType, FileInfo};
 
 pub async fn file_route(
@@ -75,7 +76,11 @@ pub async fn file_route(
                 auth.require(&["delete_file", "delete_file_permanent"])?;
             }
             if segs.is_empty() {
-                return Err(ServerError::api(404, "FileNotFound", "file not found"));
+                return Err(ServerError::api(
+                    404,
+                    codes::FILE_NOT_FOUND,
+                    "file not found",
+                ));
             }
             delete_node(app, space, segs, false, permanent).await
         }
@@ -83,25 +88,29 @@ pub async fn file_route(
             let body = ctx.json_value().await?;
             if let Some(from) = body.get("from") {
                 let from = from.as_str().ok_or_else(|| {
-                    ServerError::api(400, "BadRequest", "`from` must be a string")
+                    ServerError::api(400, codes::BAD_REQUEST, "`from` must be a string")
                 })?;
                 app.stats.op("file_move");
                 file_move(app, &ctx, space, segs, from.to_string(), false).await
             } else if let Some(from) = body.get("copyFrom") {
                 let from = from.as_str().ok_or_else(|| {
-                    ServerError::api(400, "BadRequest", "`copyFrom` must be a string")
+                    ServerError::api(400, codes::BAD_REQUEST, "`copyFrom` must be a string")
                 })?;
                 app.stats.op("file_copy");
                 file_move(app, &ctx, space, segs, from.to_string(), true).await
             } else if body.get("linkTo").is_some() || q.flag("virtual_file") || q.flag("convert") {
                 Err(ServerError::api(
                     400,
-                    "FunctionNotEnabled",
+                    codes::FUNCTION_NOT_ENABLED,
                     "symlinks, virtual files and conversion are not supported by this server",
                 ))
             } else {
                 let b: BeginBody = serde_json::from_value(body).map_err(|e| {
-                    ServerError::api(400, "BadRequest", format!("malformed upload body: {e}"))
+                    ServerError::api(
+                        400,
+                        codes::BAD_REQUEST,
+                        format!("malformed upload body: {e}"),
+                    )
                 })?;
                 upload::begin(app, ctx, space, segs, false, b).await
             }
@@ -109,7 +118,11 @@ pub async fn file_route(
         Method::POST if q.flag("multipart") => {
             let body = ctx.json_value().await?;
             let b: BeginBody = serde_json::from_value(body).map_err(|e| {
-                ServerError::api(400, "BadRequest", format!("malformed upload body: {e}"))
+                ServerError::api(
+                    400,
+                    codes::BAD_REQUEST,
+                    format!("malformed upload body: {e}"),
+                )
             })?;
             upload::begin(app, ctx, space, segs, true, b).await
         }
@@ -117,12 +130,12 @@ pub async fn file_route(
         Method::POST if q.flag("renew") => upload::renew(app, ctx, space, segs).await,
         Method::POST => Err(ServerError::api(
             400,
-            "FunctionNotEnabled",
+            codes::FUNCTION_NOT_ENABLED,
             "form upload is not supported; use PUT or POST ?multipart",
         )),
         _ => Err(ServerError::api(
             405,
-            "MethodNotAllowed",
+            codes::METHOD_NOT_ALLOWED,
             "method not allowed",
         )),
     }
@@ -133,7 +146,7 @@ async fn find_file(app: &Arc<App>, space: &str, segs: &[String]) -> SResult<Node
     app.db(move |c| store::resolve(c, &space, &segs))
         .await?
         .filter(|n| !n.is_dir)
-        .ok_or_else(|| ServerError::api(404, "FileNotFound", "file not found"))
+        .ok_or_else(|| ServerError::api(404, codes::FILE_NOT_FOUND, "file not found"))
 }
 
 fn cos_url(app: &App, ctx: &Ctx, n: &Node, period: u64) -> String {
@@ -193,7 +206,7 @@ async fn file_move(
     if dest.is_empty() {
         return Err(ServerError::api(
             400,
-            "InvalidDestinationPath",
+            codes::INVALID_DESTINATION_PATH,
             "destination cannot be the root",
         ));
     }
@@ -203,13 +216,17 @@ async fn file_move(
             let n = store::resolve(c, &space, &src)?
                 .filter(|n| !n.is_dir)
                 .ok_or_else(|| {
-                    ServerError::api(404, "SourceFileNotFound", "source file not found")
+                    ServerError::api(404, codes::SOURCE_FILE_NOT_FOUND, "source file not found")
                 })?;
             let (name, parents) = dest.split_last().ok_or_else(|| {
-                ServerError::api(400, "InvalidDestinationPath", "empty destination")
+                ServerError::api(400, codes::INVALID_DESTINATION_PATH, "empty destination")
             })?;
             let parent = store::resolve_dir(c, &space, parents)?.ok_or_else(|| {
-                ServerError::api(404, "DirectoryNotFound", "destination directory not found")
+                ServerError::api(
+                    404,
+                    codes::DIRECTORY_NOT_FOUND,
+                    "destination directory not found",
+                )
             })?;
             let mut blobs = Vec::new();
             let existing = store::child(c, &space, parent.id, name)?;
@@ -237,7 +254,7 @@ async fn file_move(
                     if store::usage(c, &space)? + n.size > cap {
                         return Err(ServerError::api(
                             400,
-                            "QuotaLimitReached",
+                            codes::QUOTA_LIMIT_REACHED,
                             "the space quota would be exceeded",
                         ));
                     }

@@ -14,6 +14,7 @@ use super::auth::{self, Auth, Token};
 use super::error::{request_id, SResult, ServerError};
 use super::store::{self, ListSpec, Node, ROOT};
 use super::{faults, files, objects, upload, App};
+use crate::smh::codes;
 use crate::smh::types::{DirEntry, DirListing, EntryInfo, EntryType};
 
 /// Decoded query string.
@@ -58,9 +59,9 @@ impl Ctx {
         let body = self.take_body();
         match body {
             None => Ok(Bytes::new()),
-            Some(b) => axum::body::to_bytes(b, 4 << 20)
-                .await
-                .map_err(|e| ServerError::api(400, "BadRequest", format!("reading the body: {e}"))),
+            Some(b) => axum::body::to_bytes(b, 4 << 20).await.map_err(|e| {
+                ServerError::api(400, codes::BAD_REQUEST, format!("reading the body: {e}"))
+            }),
         }
     }
 
@@ -75,14 +76,14 @@ impl Ctx {
             return Ok(json!({}));
         }
         let v: Value = serde_json::from_slice(&b).map_err(|e| {
-            ServerError::api(400, "BadRequest", format!("malformed JSON body: {e}"))
+            ServerError::api(400, codes::BAD_REQUEST, format!("malformed JSON body: {e}"))
         })?;
         match v {
             Value::Null => Ok(json!({})),
             Value::Object(_) => Ok(v),
             _ => Err(ServerError::api(
                 400,
-                "BadRequest",
+                codes::BAD_REQUEST,
                 "the JSON body must be an object",
             )),
         }
@@ -94,9 +95,9 @@ impl Ctx {
     ) -> SResult<crate::smh::types::ConflictStrategy> {
         match self.query.get("conflict_resolution_strategy") {
             None | Some("") => Ok(default),
-            Some(s) => s
-                .parse()
-                .map_err(|e: String| ServerError::api(400, "InvalidConflictResolutionStrategy", e)),
+            Some(s) => s.parse().map_err(|e: String| {
+                ServerError::api(400, codes::INVALID_CONFLICT_RESOLUTION_STRATEGY, e)
+            }),
         }
     }
 }
@@ -145,7 +146,7 @@ pub async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
 }
 
 fn not_found_route() -> ServerError {
-    ServerError::api(404, "RouteNotFound", "no such route")
+    ServerError::api(404, codes::ROUTE_NOT_FOUND, "no such route")
 }
 
 async fn route(app: &Arc<App>, req: Request, path: &str) -> SResult<Response> {
@@ -175,7 +176,7 @@ async fn route(app: &Arc<App>, req: Request, path: &str) -> SResult<Response> {
             }
             _ => Err(ServerError::cos(
                 405,
-                "MethodNotAllowed",
+                codes::METHOD_NOT_ALLOWED,
                 "method not allowed",
             )),
         };
@@ -265,7 +266,11 @@ async fn route(app: &Arc<App>, req: Request, path: &str) -> SResult<Response> {
                     StatusCode::OK,
                     &json!({"id": 1, "capacity": cap.to_string()}),
                 )),
-                None => Err(ServerError::api(404, "NoQuota", "this space has no quota")),
+                None => Err(ServerError::api(
+                    404,
+                    codes::NO_QUOTA,
+                    "this space has no quota",
+                )),
             }
         }
         "recycled" => {
@@ -276,7 +281,7 @@ async fn route(app: &Arc<App>, req: Request, path: &str) -> SResult<Response> {
             let item = match tail.filter(|t| !t.is_empty()) {
                 None => None,
                 Some(t) => Some(t.parse::<i64>().map_err(|_| {
-                    ServerError::api(404, "RecycledItemNotFound", "no such recycled item")
+                    ServerError::api(404, codes::RECYCLED_ITEM_NOT_FOUND, "no such recycled item")
                 })?),
             };
             match (ctx.method.clone(), item) {
@@ -316,7 +321,7 @@ pub fn check_library_auth(app: &App, ctx: &Ctx, lib: &str) -> SResult<()> {
     if has_token {
         Err(ServerError::api(
             403,
-            "InvalidAccessToken",
+            codes::INVALID_ACCESS_TOKEN,
             format!("the access token is not valid for library {lib:?}"),
         ))
     } else {
@@ -330,7 +335,7 @@ pub fn check_library(app: &App, lib: &str) -> SResult<()> {
     } else {
         Err(ServerError::api(
             404,
-            "LibraryNotFound",
+            codes::LIBRARY_NOT_FOUND,
             format!("library {lib:?} not found"),
         ))
     }
@@ -342,7 +347,7 @@ pub fn check_space(app: &App, space: &str) -> SResult<()> {
     } else {
         Err(ServerError::api(
             404,
-            "SpaceNotFound",
+            codes::SPACE_NOT_FOUND,
             format!("space {space:?} not found"),
         ))
     }
@@ -355,7 +360,7 @@ pub fn parse_tail(raw: &str, file_route: bool) -> SResult<Vec<String>> {
     }
     let bytes: Vec<u8> = percent_decode_str(raw).collect();
     let s = String::from_utf8(bytes)
-        .map_err(|_| ServerError::api(400, "IllegalFileName", "path is not valid UTF-8"))?;
+        .map_err(|_| ServerError::api(400, codes::ILLEGAL_FILE_NAME, "path is not valid UTF-8"))?;
     let segs: Vec<&str> = s.split('/').collect();
     let n = segs.len();
     let mut out = Vec::with_capacity(n);
@@ -365,9 +370,9 @@ pub fn parse_tail(raw: &str, file_route: bool) -> SResult<Vec<String>> {
             return Err(ServerError::api(
                 400,
                 if last {
-                    "EmptyFileName"
+                    codes::EMPTY_FILE_NAME
                 } else {
-                    "InvalidFilePath"
+                    codes::INVALID_FILE_PATH
                 },
                 "empty path segment",
             ));
@@ -375,22 +380,22 @@ pub fn parse_tail(raw: &str, file_route: bool) -> SResult<Vec<String>> {
         if *seg == "." || *seg == ".." {
             return Err(ServerError::api(
                 400,
-                "InvalidFilePath",
+                codes::INVALID_FILE_PATH,
                 format!("{seg:?} is not allowed in a path"),
             ));
         }
         if seg.chars().any(|c| c == '\0' || c.is_control()) {
             return Err(ServerError::api(
                 400,
-                "IllegalFileName",
+                codes::ILLEGAL_FILE_NAME,
                 "control characters are not allowed in names",
             ));
         }
         if seg.len() > crate::smh::path::MAX_NAME_BYTES {
             let code = if file_route && last {
-                "FileNameLengthExceed"
+                codes::FILE_NAME_LENGTH_EXCEED
             } else {
-                "DirectoryNameLengthExceed"
+                codes::DIRECTORY_NAME_LENGTH_EXCEED
             };
             return Err(ServerError::api(400, code, "name longer than 255 bytes"));
         }
@@ -407,9 +412,9 @@ pub fn parse_body_path(p: &str, file_route: bool) -> SResult<Vec<String>> {
         return Err(ServerError::api(
             400,
             if file_route {
-                "InvalidSourceFile"
+                codes::INVALID_SOURCE_FILE
             } else {
-                "InvalidSourceDirectory"
+                codes::INVALID_SOURCE_DIRECTORY
             },
             "empty source path",
         ));
@@ -421,7 +426,7 @@ pub fn parse_body_path(p: &str, file_route: bool) -> SResult<Vec<String>> {
         if s.is_empty() || s == "." || s == ".." {
             return Err(ServerError::api(
                 400,
-                "InvalidFilePath",
+                codes::INVALID_FILE_PATH,
                 "invalid source path",
             ));
         }
@@ -429,9 +434,9 @@ pub fn parse_body_path(p: &str, file_route: bool) -> SResult<Vec<String>> {
             return Err(ServerError::api(
                 400,
                 if file_route && last {
-                    "FileNameLengthExceed"
+                    codes::FILE_NAME_LENGTH_EXCEED
                 } else {
-                    "DirectoryNameLengthExceed"
+                    codes::DIRECTORY_NAME_LENGTH_EXCEED
                 },
                 "name longer than 255 bytes",
             ));
@@ -451,7 +456,7 @@ pub fn authenticate(app: &App, ctx: &Ctx, space: Option<&str>) -> SResult<Auth> 
             }
             return Err(ServerError::api(
                 404,
-                "WrongLibraryIdOrSecret",
+                codes::WRONG_LIBRARY_ID_OR_SECRET,
                 "wrong library secret",
             ));
         }
@@ -471,10 +476,16 @@ pub fn authenticate(app: &App, ctx: &Ctx, space: Option<&str>) -> SResult<Auth> 
         .filter(|t| !t.is_empty())
         .map(String::from)
         .or(bearer)
-        .ok_or_else(|| ServerError::api(400, "EmptyAccessToken", "access token missing"))?;
+        .ok_or_else(|| ServerError::api(400, codes::EMPTY_ACCESS_TOKEN, "access token missing"))?;
     let mut tokens = app.tokens.lock();
     let now = auth::now_secs();
-    let invalid = || ServerError::api(403, "InvalidAccessToken", "access token invalid or expired");
+    let invalid = || {
+        ServerError::api(
+            403,
+            codes::INVALID_ACCESS_TOKEN,
+            "access token invalid or expired",
+        )
+    };
     let t = tokens.get_mut(&tok).ok_or_else(invalid)?;
     if t.expires <= now {
         tokens.remove(&tok);
@@ -487,7 +498,7 @@ pub fn authenticate(app: &App, ctx: &Ctx, space: Option<&str>) -> SResult<Auth> 
         if !allowed.iter().any(|s| s == space) {
             return Err(ServerError::api(
                 403,
-                "AccessTokenNotMatchSpace",
+                codes::ACCESS_TOKEN_NOT_MATCH_SPACE,
                 "token not valid for this space",
             ));
         }
@@ -539,7 +550,11 @@ async fn token_route(
                 }
             };
             let (t, life) = renewed.ok_or_else(|| {
-                ServerError::api(403, "InvalidAccessToken", "access token invalid or expired")
+                ServerError::api(
+                    403,
+                    codes::INVALID_ACCESS_TOKEN,
+                    "access token invalid or expired",
+                )
             })?;
             let store = app.store.clone();
             let tok2 = tok.clone();
@@ -556,7 +571,7 @@ async fn token_route(
             if ctx.query.get("library_secret") != Some(app.args.secret.as_str()) {
                 return Err(ServerError::api(
                     404,
-                    "WrongLibraryIdOrSecret",
+                    codes::WRONG_LIBRARY_ID_OR_SECRET,
                     "wrong library secret",
                 ));
             }
@@ -599,14 +614,14 @@ async fn mint(app: &Arc<App>, ctx: &Ctx) -> SResult<Response> {
     if lib.is_empty() || sec.is_empty() {
         return Err(ServerError::api(
             400,
-            "EmptyLibraryIdOrSecret",
+            codes::EMPTY_LIBRARY_ID_OR_SECRET,
             "library_id and library_secret are required",
         ));
     }
     if lib != app.args.library || sec != app.args.secret {
         return Err(ServerError::api(
             404,
-            "WrongLibraryIdOrSecret",
+            codes::WRONG_LIBRARY_ID_OR_SECRET,
             "wrong library id or secret",
         ));
     }
@@ -619,7 +634,7 @@ async fn mint(app: &Arc<App>, ctx: &Ctx) -> SResult<Response> {
     if user_id.as_ref().is_some_and(|u| u.len() > 200) {
         return Err(ServerError::api(
             400,
-            "UserIdLengthExceed",
+            codes::USER_ID_LENGTH_EXCEED,
             "user_id too long",
         ));
     }
@@ -661,7 +676,7 @@ async fn mint(app: &Arc<App>, ctx: &Ctx) -> SResult<Response> {
 // ---------------------------------------------------------------- admin
 
 async fn admin_route(app: &Arc<App>, ctx: &mut Ctx, path: &str) -> SResult<Response> {
-    let bad = |m: String| ServerError::api(400, "BadRequest", m);
+    let bad = |m: String| ServerError::api(400, codes::BAD_REQUEST, m);
     match (ctx.method.clone(), path) {
         (Method::GET, "stats") => {
             let mut stats = app.stats.json();
@@ -772,7 +787,7 @@ async fn dir_route(
                 .db(move |c| store::resolve(c, &space, &segs2))
                 .await?
                 .ok_or_else(|| {
-                    ServerError::api(404, "PathNotFound", "no such file or directory")
+                    ServerError::api(404, codes::PATH_NOT_FOUND, "no such file or directory")
                 })?;
             let etag = n.etag();
             if if_none_match(&ctx, &etag) {
@@ -803,7 +818,7 @@ async fn dir_route(
                 }
                 None => Err(ServerError::api(
                     404,
-                    "DirectoryNotFound",
+                    codes::DIRECTORY_NOT_FOUND,
                     "directory not found",
                 )),
             }
@@ -813,7 +828,9 @@ async fn dir_route(
             if let Some(from) = body.get("from") {
                 let from = from
                     .as_str()
-                    .ok_or_else(|| ServerError::api(400, "BadRequest", "`from` must be a string"))?
+                    .ok_or_else(|| {
+                        ServerError::api(400, codes::BAD_REQUEST, "`from` must be a string")
+                    })?
                     .to_string();
                 app.stats.op("dir_move");
                 let auth = authenticate(app, &ctx, Some(&space))?;
@@ -823,7 +840,7 @@ async fn dir_route(
                 let from = from
                     .as_str()
                     .ok_or_else(|| {
-                        ServerError::api(400, "BadRequest", "`copyFrom` must be a string")
+                        ServerError::api(400, codes::BAD_REQUEST, "`copyFrom` must be a string")
                     })?
                     .to_string();
                 app.stats.op("dir_copy");
@@ -864,7 +881,7 @@ async fn dir_route(
             if segs.is_empty() {
                 return Err(ServerError::api(
                     400,
-                    "RootDirectoryNotAllowed",
+                    codes::ROOT_DIRECTORY_NOT_ALLOWED,
                     "cannot delete the root directory",
                 ));
             }
@@ -872,7 +889,7 @@ async fn dir_route(
         }
         _ => Err(ServerError::api(
             405,
-            "MethodNotAllowed",
+            codes::METHOD_NOT_ALLOWED,
             "method not allowed",
         )),
     }
@@ -891,9 +908,9 @@ pub async fn delete_node(
             let n = store::resolve(c, &space, &segs)?.filter(|n| n.is_dir == dir && n.id != ROOT);
             let n = n.ok_or_else(|| {
                 if dir {
-                    ServerError::api(404, "DirectoryNotFound", "directory not found")
+                    ServerError::api(404, codes::DIRECTORY_NOT_FOUND, "directory not found")
                 } else {
-                    ServerError::api(404, "FileNotFound", "file not found")
+                    ServerError::api(404, codes::FILE_NOT_FOUND, "file not found")
                 }
             })?;
             if permanent {
@@ -922,7 +939,7 @@ fn order_sql(ctx: &Ctx) -> SResult<String> {
         other => {
             return Err(ServerError::api(
                 400,
-                "ParamInvalid",
+                codes::PARAM_INVALID,
                 format!("invalid order_by {other:?}"),
             ))
         }
@@ -933,7 +950,7 @@ fn order_sql(ctx: &Ctx) -> SResult<String> {
         other => {
             return Err(ServerError::api(
                 400,
-                "ParamInvalid",
+                codes::PARAM_INVALID,
                 format!("invalid order_by_type {other:?}"),
             ))
         }
@@ -956,7 +973,7 @@ fn num_param(ctx: &Ctx, k: &str) -> SResult<Option<u64>> {
         Some(v) => v
             .parse()
             .map(Some)
-            .map_err(|_| ServerError::api(400, "ParamInvalid", format!("invalid {k} {v:?}"))),
+            .map_err(|_| ServerError::api(400, codes::PARAM_INVALID, format!("invalid {k} {v:?}"))),
     }
 }
 
@@ -987,7 +1004,7 @@ async fn dir_list(
                 .strip_prefix("o")
                 .and_then(|h| u64::from_str_radix(h, 16).ok())
                 .filter(|o| *o < MAX_OFFSET)
-                .ok_or_else(|| ServerError::api(404, "MarkerNotFound", "invalid marker"))?,
+                .ok_or_else(|| ServerError::api(404, codes::MARKER_NOT_FOUND, "invalid marker"))?,
         };
         (limit, offset)
     };
@@ -1000,12 +1017,13 @@ async fn dir_list(
     };
     let (dir, items, (files, dirs)) = app
         .db(move |c| {
-            let dir = store::resolve(c, &space, &segs)?
-                .ok_or_else(|| ServerError::api(404, "DirectoryNotFound", "directory not found"))?;
+            let dir = store::resolve(c, &space, &segs)?.ok_or_else(|| {
+                ServerError::api(404, codes::DIRECTORY_NOT_FOUND, "directory not found")
+            })?;
             if !dir.is_dir {
                 return Err(ServerError::api(
                     404,
-                    "DirectoryNotFound",
+                    codes::DIRECTORY_NOT_FOUND,
                     "not a directory",
                 ));
             }
@@ -1059,7 +1077,7 @@ async fn dir_move(
     if dest.is_empty() {
         return Err(ServerError::api(
             400,
-            "InvalidDestinationPath",
+            codes::INVALID_DESTINATION_PATH,
             "destination cannot be the root",
         ));
     }
@@ -1070,7 +1088,7 @@ async fn dir_move(
         crate::smh::types::ConflictStrategy::Overwrite => {
             return Err(ServerError::api(
                 400,
-                "InvalidConflictResolutionStrategy",
+                codes::INVALID_CONFLICT_RESOLUTION_STRATEGY,
                 "overwrite is not valid for directories",
             ))
         }
@@ -1080,7 +1098,11 @@ async fn dir_move(
             let n = store::resolve(c, &space, &src)?
                 .filter(|n| n.is_dir && n.id != ROOT)
                 .ok_or_else(|| {
-                    ServerError::api(404, "SourceDirectoryNotFound", "source directory not found")
+                    ServerError::api(
+                        404,
+                        codes::SOURCE_DIRECTORY_NOT_FOUND,
+                        "source directory not found",
+                    )
                 })?;
             if dest == src && !copy {
                 return Ok(dest);
@@ -1088,12 +1110,12 @@ async fn dir_move(
             if dest.len() > src.len() && dest.starts_with(&src) {
                 return Err(ServerError::api(
                     400,
-                    "SourceDirectoryIsParentOfDestination",
+                    codes::SOURCE_DIRECTORY_IS_PARENT_OF_DESTINATION,
                     "the destination is inside the source",
                 ));
             }
             let (name, parents) = dest.split_last().ok_or_else(|| {
-                ServerError::api(400, "InvalidDestinationPath", "empty destination")
+                ServerError::api(400, codes::INVALID_DESTINATION_PATH, "empty destination")
             })?;
             let parent = store::ensure_parents(c, &space, parents)?;
             let final_name = match store::child(c, &space, parent, name)? {
@@ -1142,7 +1164,7 @@ async fn space_route(
             if !app.args.multi_space {
                 return Err(ServerError::api(
                     400,
-                    "NotMultiSpaceLibrary",
+                    codes::NOT_MULTI_SPACE_LIBRARY,
                     "the library is not multi-tenant (start with --multi-space)",
                 ));
             }
@@ -1155,12 +1177,16 @@ async fn space_route(
                         && !id.starts_with('-')
                         && !id.ends_with('-');
                     if !ok {
-                        return Err(ServerError::api(400, "SpaceIdInvalid", "invalid space id"));
+                        return Err(ServerError::api(
+                            400,
+                            codes::SPACE_ID_INVALID,
+                            "invalid space id",
+                        ));
                     }
                     if app.spaces.lock().contains(id) {
                         return Err(ServerError::api(
                             409,
-                            "SpaceAlreadyExists",
+                            codes::SPACE_ALREADY_EXISTS,
                             "space already exists",
                         ));
                     }
@@ -1212,7 +1238,7 @@ async fn space_route(
             if !app.args.multi_space {
                 return Err(ServerError::api(
                     400,
-                    "NotMultiSpaceLibrary",
+                    codes::NOT_MULTI_SPACE_LIBRARY,
                     "the library is not multi-tenant",
                 ));
             }
@@ -1226,7 +1252,11 @@ async fn space_route(
                             r.get(0)
                         })?;
                     if n > 0 && !force {
-                        return Err(ServerError::api(409, "SpaceNotEmpty", "space is not empty"));
+                        return Err(ServerError::api(
+                            409,
+                            codes::SPACE_NOT_EMPTY,
+                            "space is not empty",
+                        ));
                     }
                     let mut stmt =
                         c.prepare("SELECT blob FROM nodes WHERE space=?1 AND blob IS NOT NULL")?;
@@ -1267,7 +1297,7 @@ async fn recycled_list(app: &Arc<App>, ctx: &Ctx, space: String) -> SResult<Resp
             .parse::<u64>()
             .ok()
             .filter(|o| *o < MAX_OFFSET)
-            .ok_or_else(|| ServerError::api(404, "MarkerNotFound", "invalid marker"))?,
+            .ok_or_else(|| ServerError::api(404, codes::MARKER_NOT_FOUND, "invalid marker"))?,
     };
     let rows = app
         .db(move |c| {
@@ -1304,7 +1334,7 @@ async fn recycled_list(app: &Arc<App>, ctx: &Ctx, space: String) -> SResult<Resp
 }
 
 fn recycled_not_found() -> ServerError {
-    ServerError::api(404, "RecycledItemNotFound", "no such recycled item")
+    ServerError::api(404, codes::RECYCLED_ITEM_NOT_FOUND, "no such recycled item")
 }
 
 /// `POST /api/v1/recycled/{lib}/{space}/{id}?restore`.
@@ -1409,25 +1439,28 @@ mod tests {
         assert_eq!(parse_tail("a%2Fb/c%20d", true).unwrap(), ["a", "b", "c d"]);
         assert_eq!(
             parse_tail("a/..", true).unwrap_err().code(),
-            "InvalidFilePath"
+            codes::INVALID_FILE_PATH
         );
-        assert_eq!(parse_tail("a/", true).unwrap_err().code(), "EmptyFileName");
+        assert_eq!(
+            parse_tail("a/", true).unwrap_err().code(),
+            codes::EMPTY_FILE_NAME
+        );
         assert_eq!(
             parse_tail("a//b", true).unwrap_err().code(),
-            "InvalidFilePath"
+            codes::INVALID_FILE_PATH
         );
         let long = "x".repeat(256);
         assert_eq!(
             parse_tail(&long, true).unwrap_err().code(),
-            "FileNameLengthExceed"
+            codes::FILE_NAME_LENGTH_EXCEED
         );
         assert_eq!(
             parse_tail(&format!("{long}/a"), true).unwrap_err().code(),
-            "DirectoryNameLengthExceed"
+            codes::DIRECTORY_NAME_LENGTH_EXCEED
         );
         assert_eq!(
             parse_tail("%FF", true).unwrap_err().code(),
-            "IllegalFileName"
+            codes::ILLEGAL_FILE_NAME
         );
     }
 

@@ -14,9 +14,11 @@ use super::auth::Auth;
 use super::error::{SResult, ServerError};
 use super::routes::{authenticate, empty, json_response, Ctx};
 use super::stats::Stats;
-use super::store::{self, iso_ms, now_iso, now_ms, random_hex, FileData};
+use super::store::{self, now_ms, random_hex, FileData};
 use super::App;
+use crate::smh::codes;
 use crate::smh::hash::{ContentHasher, Crc64, INSTANT_UPLOAD_MIN_SIZE};
+use crate::smh::time;
 use crate::smh::types::{
     BeginBody, ConfirmBody, ConflictStrategy, EntryType, FileMeta, PartInfo, UploadStatus,
     UploadTicket,
@@ -146,7 +148,7 @@ fn ticket(t: &Task, host: &str, full: bool) -> UploadTicket {
         upload_id: t.upload_id.clone(),
         headers,
         confirm_key: full.then(|| t.key.clone()),
-        expiration: Some(iso_ms(t.expiration)),
+        expiration: Some(time::from_unix_ms(t.expiration)),
         available_domain_num: full.then(|| serde_json::json!(1)),
     }
 }
@@ -211,11 +213,11 @@ fn commit_file(
 ) -> SResult<(FileMeta, Vec<String>)> {
     let (name, parents) = target
         .split_last()
-        .ok_or_else(|| ServerError::api(400, "EmptyFileName", "empty file name"))?;
+        .ok_or_else(|| ServerError::api(400, codes::EMPTY_FILE_NAME, "empty file name"))?;
     let parent = store::resolve_dir(c, space, parents)?.ok_or_else(|| {
         ServerError::api(
             404,
-            "DirectoryNotFound",
+            codes::DIRECTORY_NOT_FOUND,
             "the parent directory does not exist",
         )
     })?;
@@ -235,7 +237,7 @@ fn commit_file(
                 if !may_overwrite {
                     return Err(ServerError::api(
                         403,
-                        "NoPermission",
+                        codes::NO_PERMISSION,
                         "overwriting needs the upload_file_force grant",
                     ));
                 }
@@ -251,7 +253,7 @@ fn commit_file(
         if store::usage(c, space)?.saturating_sub(freed) + data.size > cap {
             return Err(ServerError::api(
                 400,
-                "QuotaLimitReached",
+                codes::QUOTA_LIMIT_REACHED,
                 "the space quota would be exceeded",
             ));
         }
@@ -286,7 +288,7 @@ pub async fn begin(
     if segs.is_empty() {
         return Err(ServerError::api(
             400,
-            "EmptyFileName",
+            codes::EMPTY_FILE_NAME,
             "a file path is required",
         ));
     }
@@ -297,14 +299,14 @@ pub async fn begin(
         None | Some("") => None,
         Some(v) => Some(
             v.parse()
-                .map_err(|_| ServerError::api(400, "ParamInvalid", "invalid filesize"))?,
+                .map_err(|_| ServerError::api(400, codes::PARAM_INVALID, "invalid filesize"))?,
         ),
     };
     let size: Option<u64> = match body.size.as_deref() {
         None | Some("") => None,
         Some(v) => Some(
             v.parse()
-                .map_err(|_| ServerError::api(400, "ParamInvalid", "invalid size"))?,
+                .map_err(|_| ServerError::api(400, codes::PARAM_INVALID, "invalid size"))?,
         ),
     };
     let cap = app.args.capacity;
@@ -318,9 +320,9 @@ pub async fn begin(
     }
     let out = app
         .db_small(move |c| {
-            let (name, parents) = segs.split_last().ok_or_else(|| ServerError::api(400, "EmptyFileName", "empty name"))?;
+            let (name, parents) = segs.split_last().ok_or_else(|| ServerError::api(400, codes::EMPTY_FILE_NAME, "empty name"))?;
             let parent = store::resolve_dir(c, &space, parents)?
-                .ok_or_else(|| ServerError::api(404, "DirectoryNotFound", "the parent directory does not exist"))?;
+                .ok_or_else(|| ServerError::api(404, codes::DIRECTORY_NOT_FOUND, "the parent directory does not exist"))?;
             let existing = store::child(c, &space, parent.id, name)?;
             let mut freed = 0;
             if let Some(e) = &existing {
@@ -328,7 +330,7 @@ pub async fn begin(
                     ConflictStrategy::Ask => return Err(ServerError::conflict()),
                     ConflictStrategy::Overwrite if e.is_dir => return Err(ServerError::conflict()),
                     ConflictStrategy::Overwrite if !may_force => {
-                        return Err(ServerError::api(403, "NoPermission", "overwriting needs the upload_file_force grant"))
+                        return Err(ServerError::api(403, codes::NO_PERMISSION, "overwriting needs the upload_file_force grant"))
                     }
                     ConflictStrategy::Overwrite => freed = e.size,
                     ConflictStrategy::Rename => {}
@@ -336,7 +338,7 @@ pub async fn begin(
             }
             if let (Some(cap), Some(fs)) = (cap, filesize.or(size)) {
                 if store::usage(c, &space)?.saturating_sub(freed) + fs > cap {
-                    return Err(ServerError::api(400, "QuotaLimitReached", "the space quota would be exceeded"));
+                    return Err(ServerError::api(400, codes::QUOTA_LIMIT_REACHED, "the space quota would be exceeded"));
                 }
             }
             // Instant upload (§4.12), only for files of at least 1 MiB.
@@ -366,7 +368,7 @@ pub async fn begin(
                 auth,
                 sectoken,
                 expiration,
-                ctime: now_iso(),
+                ctime: time::now(),
                 confirmed: false,
                 final_path: None,
                 lmtime,
@@ -420,7 +422,7 @@ fn confirm_key(segs: &[String]) -> SResult<String> {
         [k] => Ok(k.clone()),
         _ => Err(ServerError::api(
             404,
-            "UploadNotFound",
+            codes::UPLOAD_NOT_FOUND,
             "no such upload task",
         )),
     }
@@ -430,7 +432,7 @@ async fn task_of(app: &Arc<App>, key: String, space: String) -> SResult<Task> {
     app.db(move |c| load_task(c, &key))
         .await?
         .filter(|t| t.space == space)
-        .ok_or_else(|| ServerError::api(404, "UploadNotFound", "no such upload task"))
+        .ok_or_else(|| ServerError::api(404, codes::UPLOAD_NOT_FOUND, "no such upload task"))
 }
 
 struct ConfirmGuard(Arc<App>, String);
@@ -444,9 +446,9 @@ impl Drop for ConfirmGuard {
 fn strategy_of(raw: Option<&str>, default: ConflictStrategy) -> SResult<ConflictStrategy> {
     match raw {
         None | Some("") => Ok(default),
-        Some(s) => s
-            .parse()
-            .map_err(|e: String| ServerError::api(400, "InvalidConflictResolutionStrategy", e)),
+        Some(s) => s.parse().map_err(|e: String| {
+            ServerError::api(400, codes::INVALID_CONFLICT_RESOLUTION_STRATEGY, e)
+        }),
     }
 }
 
@@ -463,12 +465,17 @@ pub async fn confirm(
     auth.require(&["upload_file", "upload_file_force", "confirm_upload"])?;
     let key = confirm_key(&segs)?;
     let body = ctx.json_value().await?;
-    let body: ConfirmBody = serde_json::from_value(body)
-        .map_err(|e| ServerError::api(400, "BadRequest", format!("malformed confirm body: {e}")))?;
+    let body: ConfirmBody = serde_json::from_value(body).map_err(|e| {
+        ServerError::api(
+            400,
+            codes::BAD_REQUEST,
+            format!("malformed confirm body: {e}"),
+        )
+    })?;
     if !app.confirming.lock().insert(key.clone()) {
         return Err(ServerError::api(
             409,
-            "UploadComplete",
+            codes::UPLOAD_COMPLETE,
             "the upload is being confirmed",
         ));
     }
@@ -504,7 +511,7 @@ fn confirm_blocking(
     let (task, mut parts) = store.tx(|c| {
         let task = load_task(c, key)?
             .filter(|t| t.space == space)
-            .ok_or_else(|| ServerError::api(404, "UploadNotFound", "no such upload task"))?;
+            .ok_or_else(|| ServerError::api(404, codes::UPLOAD_NOT_FOUND, "no such upload task"))?;
         let parts = if task.confirmed {
             Vec::new()
         } else {
@@ -515,7 +522,7 @@ fn confirm_blocking(
     if task.confirmed {
         return Err(ServerError::api(
             409,
-            "UploadComplete",
+            codes::UPLOAD_COMPLETE,
             "the upload was already confirmed",
         ));
     }
@@ -524,7 +531,7 @@ fn confirm_blocking(
     if parts.is_empty() {
         return Err(ServerError::api(
             404,
-            "UploadIncomplete",
+            codes::UPLOAD_INCOMPLETE,
             "no data was uploaded for this task",
         ));
     }
@@ -533,7 +540,7 @@ fn confirm_blocking(
             if p.num as usize != i + 1 {
                 return Err(ServerError::api(
                     400,
-                    "MultipartUploadIncomplete",
+                    codes::MULTIPART_UPLOAD_INCOMPLETE,
                     format!("part {} is missing", i + 1),
                 ));
             }
@@ -542,7 +549,7 @@ fn confirm_blocking(
             if p.size < MIN_PART {
                 return Err(ServerError::api(
                     400,
-                    "MultipartUploadPartTooSmall",
+                    codes::MULTIPART_UPLOAD_PART_TOO_SMALL,
                     format!(
                         "part {} has {} bytes; every part but the last needs at least 1 MiB",
                         p.num, p.size
@@ -636,18 +643,20 @@ pub async fn renew(
         .db(move |c| {
             let mut t = load_task(c, &key)?
                 .filter(|t| t.space == space)
-                .ok_or_else(|| ServerError::api(404, "UploadNotFound", "no such upload task"))?;
+                .ok_or_else(|| {
+                    ServerError::api(404, codes::UPLOAD_NOT_FOUND, "no such upload task")
+                })?;
             if t.confirmed {
                 return Err(ServerError::api(
                     409,
-                    "UploadComplete",
+                    codes::UPLOAD_COMPLETE,
                     "the upload was already confirmed",
                 ));
             }
             if !t.multipart {
                 return Err(ServerError::api(
                     400,
-                    "BadRequest",
+                    codes::BAD_REQUEST,
                     "only multipart upload tasks can be renewed",
                 ));
             }
@@ -687,7 +696,7 @@ pub async fn abort(
             if n == 0 {
                 return Err(ServerError::api(
                     404,
-                    "UploadNotFound",
+                    codes::UPLOAD_NOT_FOUND,
                     "no such upload task",
                 ));
             }
@@ -797,7 +806,7 @@ impl PartWriter {
             let task = load_task(c, &req.key)?
                 .filter(|t| !t.confirmed)
                 .ok_or_else(|| {
-                    ServerError::cos(404, "NoSuchUpload", "the upload does not exist")
+                    ServerError::cos(404, codes::NO_SUCH_UPLOAD, "the upload does not exist")
                 })?;
             let tf = app.tasks.get(c, &req.key, task.shape())?;
             Ok((task, tf))
@@ -805,12 +814,16 @@ impl PartWriter {
         if req.auth != task.auth || req.sectoken != task.sectoken {
             return Err(ServerError::cos(
                 403,
-                "AccessDenied",
+                codes::ACCESS_DENIED,
                 "the signature or security token is not valid for this upload",
             ));
         }
         if now_ms() > task.expiration {
-            return Err(ServerError::cos(403, "AccessDenied", "Request has expired"));
+            return Err(ServerError::cos(
+                403,
+                codes::ACCESS_DENIED,
+                "Request has expired",
+            ));
         }
         let num: u32 = if task.multipart {
             let n: u32 = req
@@ -819,12 +832,12 @@ impl PartWriter {
                 .and_then(|p| p.parse().ok())
                 .filter(|n| (1..=MAX_PART_NUMBER).contains(n))
                 .ok_or_else(|| {
-                    ServerError::cos(400, "InvalidArgument", "partNumber must be 1..10000")
+                    ServerError::cos(400, codes::INVALID_ARGUMENT, "partNumber must be 1..10000")
                 })?;
             if req.upload_id.as_deref() != task.upload_id.as_deref() {
                 return Err(ServerError::cos(
                     404,
-                    "NoSuchUpload",
+                    codes::NO_SUCH_UPLOAD,
                     "uploadId does not match",
                 ));
             }
@@ -833,7 +846,7 @@ impl PartWriter {
             if req.part_number.is_some() {
                 return Err(ServerError::cos(
                     400,
-                    "InvalidArgument",
+                    codes::INVALID_ARGUMENT,
                     "this is not a multipart upload",
                 ));
             }
@@ -888,7 +901,7 @@ impl PartWriter {
             if self.len.is_some_and(|l| self.written + d.len() as u64 > l) {
                 return Err(ServerError::cos(
                     400,
-                    "IncompleteBody",
+                    codes::INCOMPLETE_BODY,
                     "the body is longer than Content-Length",
                 ));
             }
@@ -921,7 +934,7 @@ impl PartWriter {
             if live != Some(0) {
                 return Err(ServerError::cos(
                     404,
-                    "NoSuchUpload",
+                    codes::NO_SUCH_UPLOAD,
                     "the upload does not exist",
                 ));
             }
@@ -941,7 +954,7 @@ impl PartWriter {
             c.prepare_cached(
                 "INSERT OR REPLACE INTO parts(key,num,size,etag,mtime,off,file,dbblob) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
             )?
-            .execute(params![key, num as i64, written as i64, etag, now_iso(), off, fname, dbblob])?;
+            .execute(params![key, num as i64, written as i64, etag, time::now(), off, fname, dbblob])?;
             if let Some(p) = psize {
                 c.prepare_cached("UPDATE uploads SET psize=?2 WHERE key=?1")?
                     .execute(params![key, p as i64])?;
@@ -951,7 +964,7 @@ impl PartWriter {
         let old = match res {
             Ok(old) => old,
             Err(e) => {
-                if slot && e.code() == "NoSuchUpload" {
+                if slot && e.code() == codes::NO_SUCH_UPLOAD {
                     // Gone (aborted or confirmed) while we wrote: the task
                     // blob, if any, is one we recreated.
                     let _ = std::fs::remove_file(&self.place.path);
@@ -1040,7 +1053,7 @@ async fn object_put_inner(app: &Arc<App>, ctx: &Ctx, key: &str) -> SResult<Respo
                     }
                     return Err(ServerError::cos(
                         400,
-                        "IncompleteBody",
+                        codes::INCOMPLETE_BODY,
                         format!("reading the body: {e}"),
                     ));
                 }

@@ -8,6 +8,7 @@ use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
+use super::codes;
 use super::error::{Result, SmhError};
 use super::path::SmhPath;
 use super::redact::redact_url;
@@ -440,7 +441,7 @@ impl SmhClient {
                         .map(Duration::from_secs);
                     let err = error_from_response(resp).await;
                     if status == StatusCode::FORBIDDEN
-                        && err.code() == Some("InvalidAccessToken")
+                        && err.code() == Some(codes::INVALID_ACCESS_TOKEN)
                         && !refreshed
                     {
                         if let Some(t) = &token {

@@ -4,10 +4,12 @@
 //! decodes SMH errors into [`SmhError`]. Uploads live in [`upload`].
 
 pub mod client;
+pub mod codes;
 pub mod error;
 pub mod hash;
 pub mod path;
 pub mod redact;
+pub mod time;
 pub mod types;
 pub mod upload;
 
