@@ -2,6 +2,7 @@
 //! body (API routes) or as COS XML (object routes).
 
 use crate::smh::codes;
+use crate::smh::types::ErrorBody;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -102,6 +103,16 @@ pub fn request_id() -> String {
     hex::encode(rand::random::<[u8; 12]>())
 }
 
+/// The JSON error body of the API routes.
+fn error_body(code: String, message: String, rid: &str) -> String {
+    serde_json::to_string(&ErrorBody {
+        code,
+        message,
+        request_id: Some(rid.to_string()),
+    })
+    .unwrap_or_default()
+}
+
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -120,8 +131,7 @@ impl IntoResponse for ServerError {
             } => (
                 status,
                 [("content-type", "application/json")],
-                serde_json::json!({"code": code, "message": message, "requestId": rid})
-                    .to_string(),
+                error_body(code, message, &rid),
             )
                 .into_response(),
             ServerError::Internal(message) => {
@@ -129,8 +139,7 @@ impl IntoResponse for ServerError {
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     [("content-type", "application/json")],
-                    serde_json::json!({"code": codes::INTERNAL_SERVER_ERROR, "message": message, "requestId": rid})
-                        .to_string(),
+                    error_body(codes::INTERNAL_SERVER_ERROR.into(), message, &rid),
                 )
                     .into_response()
             }

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::Response;
-use serde_json::json;
 
+use super::entries::delete_node;
 use super::error::{SResult, ServerError};
-use super::routes::{authenticate, delete_node, empty, json_response, parse_body_path, Ctx};
+use super::http::{authenticate, empty, json_response, parse_body_path, Ctx};
 use super::store::{self, Node};
-use super::{objects, upload, App};
+use super::{cos, uploads, App};
 use crate::smh::codes;
-use crate::smh::types::{BeginBody, ConflictStrategy, EntryType, FileInfo};
+use crate::smh::types::{BeginBody, ConflictStrategy, EntryType, FileInfo, PathReply};
 
 pub async fn file_route(
     app: &Arc<App>,
@@ -22,7 +22,7 @@ pub async fn file_route(
 ) -> SResult<Response> {
     let q = ctx.query.clone();
     match ctx.method.clone() {
-        Method::GET if q.flag("upload") => upload::status(app, ctx, space, segs).await,
+        Method::GET if q.flag("upload") => uploads::status(app, ctx, space, segs).await,
         Method::GET if q.flag("info") => {
             app.stats.op("file_info");
             authenticate(app, &ctx, Some(&space))?;
@@ -65,7 +65,7 @@ pub async fn file_route(
             smh_headers(&mut r, &n);
             Ok(r)
         }
-        Method::DELETE if q.flag("upload") => upload::abort(app, ctx, space, segs).await,
+        Method::DELETE if q.flag("upload") => uploads::abort(app, ctx, space, segs).await,
         Method::DELETE => {
             app.stats.op("file_delete");
             let auth = authenticate(app, &ctx, Some(&space))?;
@@ -112,7 +112,7 @@ pub async fn file_route(
                         format!("malformed upload body: {e}"),
                     )
                 })?;
-                upload::begin(app, ctx, space, segs, false, b).await
+                uploads::begin(app, ctx, space, segs, false, b).await
             }
         }
         Method::POST if q.flag("multipart") => {
@@ -124,10 +124,10 @@ pub async fn file_route(
                     format!("malformed upload body: {e}"),
                 )
             })?;
-            upload::begin(app, ctx, space, segs, true, b).await
+            uploads::begin(app, ctx, space, segs, true, b).await
         }
-        Method::POST if q.flag("confirm") => upload::confirm(app, ctx, space, segs).await,
-        Method::POST if q.flag("renew") => upload::renew(app, ctx, space, segs).await,
+        Method::POST if q.flag("confirm") => uploads::confirm(app, ctx, space, segs).await,
+        Method::POST if q.flag("renew") => uploads::renew(app, ctx, space, segs).await,
         Method::POST => Err(ServerError::api(
             400,
             codes::FUNCTION_NOT_ENABLED,
@@ -150,7 +150,7 @@ async fn find_file(app: &Arc<App>, space: &str, segs: &[String]) -> SResult<Node
 }
 
 fn cos_url(app: &App, ctx: &Ctx, n: &Node, period: u64) -> String {
-    objects::signed_url(
+    cos::signed_url(
         app,
         &ctx.host,
         n.blob.as_deref().unwrap_or(""),
@@ -284,5 +284,5 @@ async fn file_move(
         .await?;
     let store = app.store.clone();
     tokio::task::spawn_blocking(move || store.remove_orphans(blobs)).await?;
-    Ok(json_response(StatusCode::OK, &json!({ "path": path })))
+    Ok(json_response(StatusCode::OK, &PathReply::of(path)))
 }

@@ -1,21 +1,30 @@
 //! `smhfs serve`: an SMH-compatible server on local disk.
 //!
-//! Modules: [`routes`] (dispatch, tokens, directories, spaces), [`files`]
-//! (file info/download/delete/move/copy), [`upload`] (begin, parts, confirm,
-//! status, renew, abort), [`assemble`] (where upload bytes land, hashing,
-//! the blob a confirm produces), [`objects`] (signed object GETs), [`store`]
-//! (SQLite + blobs), [`auth`], [`faults`], [`stats`], [`error`].
+//! Requests enter at [`routes`], which hands them to one module per API
+//! area ([`tokens`], [`directories`], [`files`], [`uploads`], [`spaces`],
+//! [`recycled`], [`admin`]) or to the object-store data plane ([`cos`]).
+//! Handlers share the HTTP context [`http`] and [`entries`]; below them sit
+//! [`tasks`] (upload task records), [`assemble`] (where upload bytes land),
+//! [`store`] (SQLite + blobs), [`auth`], [`faults`], [`stats`], [`error`].
 
+pub mod admin;
 pub mod assemble;
 pub mod auth;
+pub mod cos;
+pub mod directories;
+pub mod entries;
 pub mod error;
 pub mod faults;
 pub mod files;
-pub mod objects;
+pub mod http;
+pub mod recycled;
 pub mod routes;
+pub mod spaces;
 pub mod stats;
 pub mod store;
-pub mod upload;
+pub mod tasks;
+pub mod tokens;
+pub mod uploads;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -116,9 +125,6 @@ impl App {
     }
 }
 
-/// Upload tasks live this long (tickets expire much sooner).
-pub const TASK_LIFETIME_MS: i64 = 24 * 3600 * 1000;
-
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -157,22 +163,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .query_map([], |r| r.get::<_, String>(0))?
                 .collect::<Result<HashSet<_>, _>>()?;
             // Upload tasks outlive tickets, but not forever.
-            let cutoff = store::now_ms() - TASK_LIFETIME_MS;
-            c.execute(
-                "DELETE FROM blobdata WHERE id IN (SELECT dbblob FROM parts WHERE dbblob IS NOT NULL
-                 AND key IN (SELECT key FROM uploads WHERE created < ?1))",
-                [cutoff],
-            )?;
-            c.execute(
-                "DELETE FROM parts WHERE key IN (SELECT key FROM uploads WHERE created < ?1)",
-                [cutoff],
-            )?;
-            c.execute("DELETE FROM uploads WHERE created < ?1", [cutoff])?;
+            tasks::delete_expired(c, tasks::expiry_cutoff())?;
             Ok((key, ids))
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     assemble::clean_staging(&store);
-    clean_upload_dirs(&store);
+    tasks::clean_upload_dirs(&store);
     let tokens = auth::load_tokens(&store).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -198,7 +194,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tasks: assemble::Tasks::default(),
         confirming: Mutex::new(HashSet::new()),
     });
-    tokio::spawn(expire_tasks(app.clone()));
+    tokio::spawn(tasks::expire_tasks(app.clone()));
     let router = axum::Router::new()
         .fallback(routes::dispatch)
         .with_state(app);
@@ -244,80 +240,5 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
-    }
-}
-
-/// Drops upload tasks older than [`TASK_LIFETIME_MS`] (and their parts),
-/// every ten minutes.
-async fn expire_tasks(app: Arc<App>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
-    loop {
-        tick.tick().await;
-        let cutoff = store::now_ms() - TASK_LIFETIME_MS;
-        let app2 = app.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            let Ok(tasks) = app2.store.tx(|c| {
-                let mut stmt = c.prepare("SELECT key FROM uploads WHERE created < ?1")?;
-                let keys = stmt
-                    .query_map([cutoff], |r| r.get::<_, String>(0))?
-                    .collect::<Result<Vec<_>, _>>()?;
-                drop(stmt);
-                let mut tasks = Vec::new();
-                for k in keys {
-                    let parts = assemble::load_part_recs(c, &k)?;
-                    tasks.push((k, parts));
-                }
-                c.execute(
-                    "DELETE FROM blobdata WHERE id IN (SELECT dbblob FROM parts WHERE dbblob IS NOT NULL
-                     AND key IN (SELECT key FROM uploads WHERE created < ?1))",
-                    [cutoff],
-                )?;
-                c.execute(
-                    "DELETE FROM parts WHERE key IN (SELECT key FROM uploads WHERE created < ?1)",
-                    [cutoff],
-                )?;
-                c.execute("DELETE FROM uploads WHERE created < ?1", [cutoff])?;
-                Ok(tasks)
-            }) else {
-                return;
-            };
-            for (k, parts) in tasks {
-                app2.tasks.remove(&k);
-                assemble::remove_task_files(&app2.store, &k, &parts);
-            }
-        })
-        .await;
-    }
-}
-
-/// Removes upload files no live task uses: task blobs and fallback parts of
-/// gone tasks (`{key}.blob`, `{key}.{n}.{random}`), unreferenced fallback
-/// parts, and part directories of the previous layout.
-fn clean_upload_dirs(store: &Store) {
-    let Ok((keys, files)) = store.tx(|c| {
-        let mut stmt = c.prepare("SELECT key FROM uploads WHERE confirmed=0")?;
-        let keys = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<Result<HashSet<_>, _>>()?;
-        let mut stmt = c.prepare("SELECT file FROM parts WHERE file IS NOT NULL")?;
-        let files = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<Result<HashSet<_>, _>>()?;
-        Ok((keys, files))
-    }) else {
-        return;
-    };
-    if let Ok(rd) = std::fs::read_dir(store.dir.join("uploads")) {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let key = name.split('.').next().unwrap_or("");
-            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-            let live = keys.contains(key);
-            if is_dir && !live {
-                let _ = std::fs::remove_dir_all(e.path());
-            } else if !is_dir && (!live || (!name.ends_with(".blob") && !files.contains(&name))) {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
     }
 }

@@ -330,6 +330,16 @@ pub struct PathReply {
     pub creation_time: Option<String>,
 }
 
+impl PathReply {
+    /// A reply naming only the final path.
+    pub fn of(path: Vec<String>) -> Self {
+        Self {
+            path: Some(path),
+            creation_time: None,
+        }
+    }
+}
+
 /// Move/copy body: `{"from": ...}` or `{"copyFrom": ...}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -379,6 +389,77 @@ pub struct SpaceUsage {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SpaceSize {
     pub size: String,
+}
+
+/// `GET /api/v1/usage/{lib}/` (no space): the whole library.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LibraryUsage {
+    pub total_file_size: String,
+}
+
+/// `GET /api/v1/quota/{lib}/{space}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaReply {
+    pub id: u64,
+    pub capacity: String,
+}
+
+/// `POST /api/v1/space/{lib}`: the new space.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpaceCreated {
+    pub space_id: String,
+}
+
+/// One space of `GET /api/v1/space/{lib}/list`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpaceItem {
+    pub space_id: String,
+    #[serde(default)]
+    pub user_id: String,
+    #[serde(default)]
+    pub creation_time: Option<String>,
+}
+
+/// `GET /api/v1/space/{lib}/list`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpaceList {
+    pub list: Vec<SpaceItem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
+/// One item of the recycle bin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecycledItem {
+    pub recycled_item_id: u64,
+    pub original_path: Vec<String>,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: EntryType,
+    #[serde(default)]
+    pub size: Option<String>,
+    #[serde(default)]
+    pub creation_time: Option<String>,
+    #[serde(default)]
+    pub modification_time: Option<String>,
+    pub removal_time: String,
+    /// Days left before the item is purged.
+    pub remaining_time: u32,
+}
+
+/// `GET /api/v1/recycled/{lib}/{space}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecycledList {
+    pub contents: Vec<RecycledItem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
 }
 
 #[cfg(test)]

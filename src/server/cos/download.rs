@@ -11,10 +11,10 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
-use super::error::{SResult, ServerError};
-use super::routes::Ctx;
-use super::stats::Stats;
-use super::App;
+use crate::server::error::{SResult, ServerError};
+use crate::server::http::Ctx;
+use crate::server::stats::Stats;
+use crate::server::App;
 use crate::smh::codes;
 
 fn signature(key: &str, blob: &str, expires: i64, crc: &str, ctype: &str) -> String {
