@@ -1972,8 +1972,8 @@ async fn concurrent_duplicate_parts_store_the_recorded_version() {
         let pick = pair
             .iter()
             .find(|b| {
-                let crc = ContentHashes::of(b).crc64;
-                etag == format!("\"{crc:016x}{:016x}\"", b.len())
+                use md5::Digest;
+                etag == format!("\"{}\"", hex::encode(md5::Md5::digest(b)))
             })
             .expect("the recorded eTag is one of the versions sent");
         all.extend_from_slice(pick);

@@ -10,4 +10,5 @@ mod fstab;
 mod mount_core;
 mod mount_namespace;
 mod mount_rw;
+mod serve_security;
 mod server_api;

@@ -55,9 +55,9 @@ impl Ctx {
         let body = self.take_body();
         match body {
             None => Ok(Bytes::new()),
-            Some(b) => axum::body::to_bytes(b, 4 << 20).await.map_err(|e| {
-                ServerError::api(400, codes::BAD_REQUEST, format!("reading the body: {e}"))
-            }),
+            Some(b) => axum::body::to_bytes(b, 4 << 20)
+                .await
+                .map_err(|e| body_error(&e, codes::BAD_REQUEST)),
         }
     }
 
@@ -96,6 +96,44 @@ impl Ctx {
             }),
         }
     }
+}
+
+/// A request body sent nothing for `--body-timeout` seconds.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body sent nothing for too long")]
+pub struct BodyTimeout;
+
+/// `body` with an idle timeout: every chunk must arrive within `idle`, else
+/// reading it fails with [`BodyTimeout`] (and the connection is closed, the
+/// body being unread).
+pub fn with_idle_timeout(body: Body, idle: std::time::Duration) -> Body {
+    use futures::StreamExt;
+    if axum::body::HttpBody::is_end_stream(&body) {
+        return body;
+    }
+    let stream = futures::stream::unfold(Some(body.into_data_stream()), move |s| async move {
+        let mut s = s?;
+        match tokio::time::timeout(idle, s.next()).await {
+            Ok(Some(Ok(b))) => Some((Ok(b), Some(s))),
+            Ok(Some(Err(e))) => Some((Err(axum::BoxError::from(e)), None)),
+            Ok(None) => None,
+            Err(_) => Some((Err(axum::BoxError::from(BodyTimeout)), None)),
+        }
+    });
+    Body::from_stream(stream)
+}
+
+/// The error for a body that could not be read: 408 `ReadRequestTimeout`
+/// after [`BodyTimeout`], else 400 with `code`.
+pub fn body_error(e: &(dyn std::error::Error + 'static), code: &str) -> ServerError {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.is::<BodyTimeout>() {
+            return ServerError::api(408, codes::READ_REQUEST_TIMEOUT, BodyTimeout.to_string());
+        }
+        cur = err.source();
+    }
+    ServerError::api(400, code, format!("reading the body: {e}"))
 }
 
 pub fn json_response(status: StatusCode, v: &impl serde::Serialize) -> Response {
@@ -257,7 +295,7 @@ pub fn parse_body_path(p: &str, file_route: bool) -> SResult<Vec<String>> {
 pub fn authenticate(app: &App, ctx: &Ctx, space: Option<&str>) -> SResult<Auth> {
     if let Some(sec) = ctx.query.get("library_secret") {
         if !sec.is_empty() {
-            if sec == app.args.secret {
+            if sec == app.secret {
                 return Ok(Auth::full());
             }
             return Err(ServerError::api(

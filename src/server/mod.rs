@@ -19,6 +19,7 @@ pub mod files;
 pub mod http;
 pub mod recycled;
 pub mod routes;
+pub mod setup;
 pub mod spaces;
 pub mod stats;
 pub mod store;
@@ -54,9 +55,23 @@ pub struct ServeArgs {
     /// Library id clients must use.
     #[arg(long, default_value = "smhlocal")]
     pub library: String,
-    /// Library secret used to mint access tokens.
-    #[arg(long, default_value = "smhlocal-secret")]
-    pub secret: String,
+    /// File holding the library secret (first line). Without it: the
+    /// `SMHFS_SECRET` environment variable, then `--secret`, then a secret
+    /// generated on the first start and kept in DATA/secret (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// Library secret on the command line (visible to every local user in
+    /// `ps`; prefer --secret-file or SMHFS_SECRET).
+    #[arg(long, value_name = "SECRET", hide_default_value = true)]
+    pub secret: Option<Redacted>,
+    /// Serve the test knobs (/__stats, /__stats/reset, /__fault, /__latency,
+    /// /__faults/clear, /__revoke-tokens); without it they are 404.
+    #[arg(long)]
+    pub test_endpoints: bool,
+    /// A request whose body sends nothing for this long fails (408) and its
+    /// connection is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub body_timeout: u64,
     /// Multi-tenant library: spaces are created with the space API (otherwise
     /// the only space is `-`).
     #[arg(long)]
@@ -83,9 +98,28 @@ pub struct ServeArgs {
     pub latency: Vec<String>,
 }
 
+/// A command-line secret: shown as `***` in debug output.
+#[derive(Clone)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::str::FromStr for Redacted {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Redacted(s.to_string()))
+    }
+}
+
 /// Shared server state.
 pub struct App {
     pub args: ServeArgs,
+    /// The library secret (see [`setup::resolve_secret`]).
+    pub secret: String,
     pub store: Arc<Store>,
     pub faults: Faults,
     pub stats: Stats,
@@ -149,8 +183,19 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let (t, ms) = faults::parse_latency(l).map_err(anyhow::Error::msg)?;
         faults.add_latency(t, ms);
     }
-    std::fs::create_dir_all(&args.data)
-        .with_context(|| format!("creating data directory {}", args.data.display()))?;
+    setup::private_umask();
+    setup::prepare_data_dir(&args.data)?;
+    let (secret, secret_source) = setup::resolve_secret(
+        args.secret_file.as_deref(),
+        args.secret.as_ref().map(|s| s.0.as_str()),
+        &args.data,
+    )?;
+    if secret_source == setup::SecretSource::Argv {
+        eprintln!(
+            "warning: --secret is visible to every local user (ps); use --secret-file or ${}",
+            setup::SECRET_ENV
+        );
+    }
     let store = Arc::new(Store::open(&args.data).context("opening the database")?);
     let (sign_key, spaces) = store
         .tx(|c| {
@@ -179,12 +224,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on http://{addr}")?;
         writeln!(out, "library: {}", args.library)?;
-        writeln!(out, "secret: {}", args.secret)?;
+        writeln!(out, "{}", setup::secret_line(&secret, &secret_source))?;
         writeln!(out, "data: {}", args.data.display())?;
         out.flush()?;
     }
     let app = Arc::new(App {
         args,
+        secret,
         store,
         faults,
         stats: Stats::default(),

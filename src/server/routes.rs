@@ -2,6 +2,7 @@
 //! HTTP context ([`super::http`]), never this module.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::HeaderValue;
@@ -9,7 +10,9 @@ use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode_str;
 
 use super::error::{request_id, SResult};
-use super::http::{check_library_auth, check_space, not_found_route, parse_tail, Ctx, Query};
+use super::http::{
+    check_library_auth, check_space, not_found_route, parse_tail, with_idle_timeout, Ctx, Query,
+};
 use super::{admin, cos, directories, files, recycled, spaces, tokens, App};
 
 /// Entry point for every request.
@@ -54,10 +57,16 @@ async fn route(app: &Arc<App>, req: Request, path: &str) -> SResult<Response> {
         method: parts.method.clone(),
         query: Query::parse(parts.uri.query()),
         headers: parts.headers,
-        body: std::sync::Mutex::new(Some(body)),
+        body: std::sync::Mutex::new(Some(with_idle_timeout(
+            body,
+            Duration::from_secs(app.args.body_timeout.max(1)),
+        ))),
         host,
     };
     if let Some(knob) = path.strip_prefix("/__") {
+        if !app.args.test_endpoints {
+            return Err(not_found_route());
+        }
         return admin::admin_route(app, &mut ctx, knob).await;
     }
     if let Some(rest) = path.strip_prefix("/cos/") {

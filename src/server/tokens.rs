@@ -74,7 +74,7 @@ pub async fn token_route(
             // Delete a user's tokens (library secret required).
             check_library(app, &lib)?;
             app.stats.op("token_delete");
-            if ctx.query.get("library_secret") != Some(app.args.secret.as_str()) {
+            if ctx.query.get("library_secret") != Some(app.secret.as_str()) {
                 return Err(ServerError::api(
                     404,
                     codes::WRONG_LIBRARY_ID_OR_SECRET,
@@ -124,7 +124,7 @@ async fn mint(app: &Arc<App>, ctx: &Ctx) -> SResult<Response> {
             "library_id and library_secret are required",
         ));
     }
-    if lib != app.args.library || sec != app.args.secret {
+    if lib != app.args.library || sec != app.secret {
         return Err(ServerError::api(
             404,
             codes::WRONG_LIBRARY_ID_OR_SECRET,

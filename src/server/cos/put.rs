@@ -10,7 +10,7 @@ use rusqlite::{params, OptionalExtension};
 
 use crate::server::assemble::{self, Loc, PartRec};
 use crate::server::error::{SResult, ServerError};
-use crate::server::http::{empty, Ctx};
+use crate::server::http::{body_error, empty, Ctx};
 use crate::server::stats::Stats;
 use crate::server::store::now_ms;
 use crate::server::tasks::{load_task, MAX_PART_NUMBER};
@@ -18,6 +18,7 @@ use crate::server::App;
 use crate::smh::codes;
 use crate::smh::hash::{ContentHasher, Crc64};
 use crate::smh::time;
+use md5::{Digest, Md5};
 
 /// `PUT /cos/up/{key}[?partNumber=N&uploadId=U]`: the COS side of uploads.
 pub async fn object_put(app: &Arc<App>, ctx: Ctx, key: &str) -> SResult<Response> {
@@ -44,8 +45,9 @@ async fn drain(body: axum::body::Body) {
     }
 }
 
-fn etag_of(crc: u64, n: u64) -> String {
-    format!("\"{crc:016x}{n:016x}\"")
+/// The ETag COS gives a part or object: its MD5, quoted.
+fn etag_of(md5: Md5) -> String {
+    format!("\"{}\"", hex::encode(md5.finalize()))
 }
 
 /// Received bytes are handed to the blocking pool in batches of this size
@@ -84,6 +86,8 @@ struct PartWriter {
     written: u64,
     len: Option<u64>,
     hasher: Option<ContentHasher>,
+    /// MD5 of the bytes written (the ETag).
+    md5: Md5,
     /// Recorded; otherwise dropping frees the slot and the fallback file
     /// (also when the client goes away mid-body and the request is dropped).
     recorded: bool,
@@ -191,6 +195,7 @@ impl PartWriter {
             written: 0,
             len: req.len,
             hasher,
+            md5: Md5::new(),
             recorded: false,
         })
     }
@@ -215,12 +220,15 @@ impl PartWriter {
             if let Some(h) = self.hasher.as_mut() {
                 h.update(d);
             }
+            self.md5.update(d);
         }
         Ok(())
     }
 
-    /// Records the complete part (the task must still be open).
-    fn commit(mut self, app: &App, etag: String) -> SResult<()> {
+    /// Records the complete part (the task must still be open); returns
+    /// its ETag.
+    fn commit(mut self, app: &App) -> SResult<String> {
+        let etag = etag_of(std::mem::take(&mut self.md5));
         let key = self.tf.key.clone();
         let num = self.num;
         let slot = self.place.slot;
@@ -284,7 +292,7 @@ impl PartWriter {
         let rec = PartRec {
             num,
             size: written,
-            etag,
+            etag: etag.clone(),
             loc: self.place.loc.clone(),
         };
         if self.tf.recorded(rec, slot, psize.is_some()) && self.multipart {
@@ -292,8 +300,15 @@ impl PartWriter {
             // Not awaited: hashing runs behind the reply.
             tokio::task::spawn_blocking(move || tf.run_hasher(&store));
         }
-        Ok(())
+        Ok(etag)
     }
+}
+
+/// Where a part is after one batch of its body.
+enum Received {
+    More(Box<PartWriter>),
+    /// Recorded, with its ETag.
+    Recorded(String),
 }
 
 async fn object_put_inner(app: &Arc<App>, ctx: &Ctx, key: &str) -> SResult<Response> {
@@ -329,6 +344,7 @@ async fn object_put_inner(app: &Arc<App>, ctx: &Ctx, key: &str) -> SResult<Respo
     let mut crc = Crc64::new();
     let mut n = 0u64;
     let mut writer: Option<PartWriter> = None;
+    let mut etag = String::new();
     let mut done = false;
     // Body in batches of up to RECV_BUF; the first hop also checks the task
     // and opens the file, the last one records the part.
@@ -353,11 +369,7 @@ async fn object_put_inner(app: &Arc<App>, ctx: &Ctx, key: &str) -> SResult<Respo
                     if let Some(w) = writer.take() {
                         tokio::task::spawn_blocking(move || drop(w)).await?;
                     }
-                    return Err(ServerError::cos(
-                        400,
-                        codes::INCOMPLETE_BODY,
-                        format!("reading the body: {e}"),
-                    ));
+                    return Err(body_error(&e, codes::INCOMPLETE_BODY).into_cos());
                 }
                 None => {
                     done = true;
@@ -365,23 +377,23 @@ async fn object_put_inner(app: &Arc<App>, ctx: &Ctx, key: &str) -> SResult<Respo
                 }
             }
         }
-        let etag = done.then(|| etag_of(crc.value(), n));
         let (app2, req2, w) = (app.clone(), req.clone(), writer.take());
-        let step = move || -> SResult<Option<PartWriter>> {
+        let step = move || -> SResult<Received> {
             let mut w = match w {
                 Some(w) => w,
                 None => PartWriter::open(&app2, &req2)?,
             };
             w.write(&batch)?;
-            match etag {
-                Some(etag) => w.commit(&app2, etag).map(|()| None),
-                None => Ok(Some(w)),
+            if done {
+                w.commit(&app2).map(Received::Recorded)
+            } else {
+                Ok(Received::More(Box::new(w)))
             }
         };
         // A small body is stored right here (open, write, record: tens of
         // microseconds), larger ones on the blocking pool.
         let small = done && n <= SMALL_INLINE && !app.store.busy();
-        writer = if small {
+        let received = if small {
             step()
         } else {
             tokio::task::spawn_blocking(step)
@@ -390,9 +402,12 @@ async fn object_put_inner(app: &Arc<App>, ctx: &Ctx, key: &str) -> SResult<Respo
                 .and_then(|r| r)
         }
         .map_err(ServerError::into_cos)?;
+        match received {
+            Received::More(w) => writer = Some(*w),
+            Received::Recorded(e) => etag = e,
+        }
     }
     let crc = crc.value();
-    let etag = etag_of(crc, n);
     Stats::add(&app.stats.part_bytes, n);
     let mut r = empty(StatusCode::OK);
     let h = r.headers_mut();
