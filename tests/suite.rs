@@ -10,5 +10,6 @@ mod fstab;
 mod mount_core;
 mod mount_namespace;
 mod mount_rw;
+mod serve_local_smh;
 mod serve_security;
 mod server_api;

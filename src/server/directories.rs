@@ -273,6 +273,25 @@ async fn dir_move(
     copy: bool,
 ) -> SResult<Response> {
     let src = parse_body_path(from, false)?;
+    let strategy = ctx.strategy(crate::smh::types::ConflictStrategy::Ask)?;
+    let path = move_dir(app, space, src, dest, copy, strategy).await?;
+    if strategy == crate::smh::types::ConflictStrategy::Rename {
+        Ok(json_response(StatusCode::OK, &PathReply::of(path)))
+    } else {
+        Ok(empty(StatusCode::NO_CONTENT))
+    }
+}
+
+/// Moves or copies the directory `src` (with everything in it) to `dest`,
+/// creating missing parents; returns the final path.
+pub async fn move_dir(
+    app: &Arc<App>,
+    space: String,
+    src: Vec<String>,
+    dest: Vec<String>,
+    copy: bool,
+    strategy: crate::smh::types::ConflictStrategy,
+) -> SResult<Vec<String>> {
     if dest.is_empty() {
         return Err(ServerError::api(
             400,
@@ -280,7 +299,6 @@ async fn dir_move(
             "destination cannot be the root",
         ));
     }
-    let strategy = ctx.strategy(crate::smh::types::ConflictStrategy::Ask)?;
     let rename = match strategy {
         crate::smh::types::ConflictStrategy::Ask => false,
         crate::smh::types::ConflictStrategy::Rename => true,
@@ -337,9 +355,5 @@ async fn dir_move(
             Ok(p)
         })
         .await?;
-    if rename {
-        Ok(json_response(StatusCode::OK, &PathReply::of(path)))
-    } else {
-        Ok(empty(StatusCode::NO_CONTENT))
-    }
+    Ok(path)
 }

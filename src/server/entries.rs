@@ -60,11 +60,34 @@ pub async fn delete_node(
     dir: bool,
     permanent: bool,
 ) -> SResult<Response> {
+    Ok(
+        match remove(app, space, segs, Some(dir), permanent).await? {
+            Some(id) => json_response(
+                StatusCode::OK,
+                &RecycledReply {
+                    recycled_item_id: id as u64,
+                },
+            ),
+            None => empty(StatusCode::NO_CONTENT),
+        },
+    )
+}
+
+/// Deletes the file or directory at `segs` (`dir`: only if it is one /
+/// is not one) to the bin or for good; returns its recycled item id.
+pub async fn remove(
+    app: &Arc<App>,
+    space: String,
+    segs: Vec<String>,
+    dir: Option<bool>,
+    permanent: bool,
+) -> SResult<Option<i64>> {
     let (rid, blobs) = app
         .db(move |c| {
-            let n = store::resolve(c, &space, &segs)?.filter(|n| n.is_dir == dir && n.id != ROOT);
+            let n = store::resolve(c, &space, &segs)?
+                .filter(|n| dir.is_none_or(|d| n.is_dir == d) && n.id != ROOT);
             let n = n.ok_or_else(|| {
-                if dir {
+                if dir == Some(true) {
                     ServerError::api(404, codes::DIRECTORY_NOT_FOUND, "directory not found")
                 } else {
                     ServerError::api(404, codes::FILE_NOT_FOUND, "file not found")
@@ -81,13 +104,5 @@ pub async fn delete_node(
         .await?;
     let store = app.store.clone();
     tokio::task::spawn_blocking(move || store.remove_orphans(blobs)).await?;
-    Ok(match rid {
-        Some(id) => json_response(
-            StatusCode::OK,
-            &RecycledReply {
-                recycled_item_id: id as u64,
-            },
-        ),
-        None => empty(StatusCode::NO_CONTENT),
-    })
+    Ok(rid)
 }

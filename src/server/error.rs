@@ -47,6 +47,22 @@ impl ServerError {
         }
     }
 
+    /// The HTTP status of the reply.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ServerError::Api { status, .. } | ServerError::Cos { status, .. } => *status,
+            ServerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message of the reply.
+    pub fn message(&self) -> String {
+        match self {
+            ServerError::Api { message, .. } | ServerError::Cos { message, .. } => message.clone(),
+            ServerError::Internal(m) => m.clone(),
+        }
+    }
+
     /// The API code, for tests and logs.
     pub fn code(&self) -> &str {
         match self {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::Response;
 
+use super::auth::Auth;
 use super::entries::delete_node;
 use super::error::{SResult, ServerError};
 use super::http::{authenticate, empty, json_response, parse_body_path, Ctx};
@@ -192,17 +193,35 @@ async fn file_move(
 ) -> SResult<Response> {
     let auth = authenticate(app, ctx, Some(&space))?;
     let strategy = ctx.strategy(ConflictStrategy::Rename)?;
+    require_move_grant(&auth, copy, strategy)?;
+    let src = parse_body_path(&from, true)?;
+    let path = move_file(app, space, src, dest, copy, strategy).await?;
+    Ok(json_response(StatusCode::OK, &PathReply::of(path)))
+}
+
+/// The grant a file move or copy needs (`*_force` to overwrite).
+pub fn require_move_grant(auth: &Auth, copy: bool, strategy: ConflictStrategy) -> SResult<()> {
     let (plain, force) = if copy {
         ("copy_file", "copy_file_force")
     } else {
         ("move_file", "move_file_force")
     };
     if strategy == ConflictStrategy::Overwrite {
-        auth.require(&[force])?;
+        auth.require(&[force])
     } else {
-        auth.require(&[plain, force])?;
+        auth.require(&[plain, force])
     }
-    let src = parse_body_path(&from, true)?;
+}
+
+/// Moves or copies the file `src` to `dest`; returns the final path.
+pub async fn move_file(
+    app: &Arc<App>,
+    space: String,
+    src: Vec<String>,
+    dest: Vec<String>,
+    copy: bool,
+    strategy: ConflictStrategy,
+) -> SResult<Vec<String>> {
     if dest.is_empty() {
         return Err(ServerError::api(
             400,
@@ -284,5 +303,5 @@ async fn file_move(
         .await?;
     let store = app.store.clone();
     tokio::task::spawn_blocking(move || store.remove_orphans(blobs)).await?;
-    Ok(json_response(StatusCode::OK, &PathReply::of(path)))
+    Ok(path)
 }

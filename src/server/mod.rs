@@ -10,6 +10,8 @@
 pub mod admin;
 pub mod assemble;
 pub mod auth;
+pub mod batch;
+pub mod cors;
 pub mod cos;
 pub mod directories;
 pub mod entries;
@@ -72,6 +74,14 @@ pub struct ServeArgs {
     /// connection is closed.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub body_timeout: u64,
+    /// Batches (POST /api/v1/batch/...) of more items than this run as a
+    /// task (202 + taskId) instead of before the reply.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub batch_sync_max: usize,
+    /// CORS: origins allowed to call the server from a browser
+    /// (comma-separated; default: any, the request's origin is echoed).
+    #[arg(long, value_name = "ORIGINS", value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
     /// Multi-tenant library: spaces are created with the space API (otherwise
     /// the only space is `-`).
     #[arg(long)]
@@ -128,6 +138,8 @@ pub struct App {
     pub sign_key: String,
     /// Files of live upload tasks (task blobs, fallback parts, hashers).
     pub tasks: assemble::Tasks,
+    /// Batch tasks (202 replies of the batch API).
+    pub batch_tasks: batch::BatchTasks,
     /// Confirm keys being confirmed right now.
     pub confirming: Mutex<HashSet<String>>,
 }
@@ -183,6 +195,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let (t, ms) = faults::parse_latency(l).map_err(anyhow::Error::msg)?;
         faults.add_latency(t, ms);
     }
+    let cors = cors::layer(&args.cors_origin)?;
     setup::private_umask();
     setup::prepare_data_dir(&args.data)?;
     let (secret, secret_source) = setup::resolve_secret(
@@ -239,11 +252,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         sign_key,
         tasks: assemble::Tasks::default(),
         confirming: Mutex::new(HashSet::new()),
+        batch_tasks: batch::BatchTasks::default(),
     });
     tokio::spawn(tasks::expire_tasks(app.clone()));
     let router = axum::Router::new()
         .fallback(routes::dispatch)
-        .with_state(app);
+        .with_state(app)
+        .layer(cors)
+        .layer(axum::middleware::from_fn(cors::preflight_no_content));
     // Small replies (begin, confirm) must not wait for Nagle.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);

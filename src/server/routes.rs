@@ -13,7 +13,7 @@ use super::error::{request_id, SResult};
 use super::http::{
     check_library_auth, check_space, not_found_route, parse_tail, with_idle_timeout, Ctx, Query,
 };
-use super::{admin, cos, directories, files, recycled, spaces, tokens, App};
+use super::{admin, batch, cos, directories, files, recycled, spaces, tokens, App};
 
 /// Entry point for every request.
 pub async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
@@ -115,6 +115,14 @@ async fn route(app: &Arc<App>, req: Request, path: &str) -> SResult<Response> {
         "quota" => {
             let (_, space) = in_space(&ctx)?;
             spaces::quota(app, &ctx, &space)
+        }
+        "batch" => {
+            let (_, space) = in_space(&ctx)?;
+            batch::batch_route(app, ctx, space).await
+        }
+        "task" => {
+            let (_, space) = in_space(&ctx)?;
+            batch::task_route(app, &ctx, &space, &dec(tail.unwrap_or("")))
         }
         "recycled" => {
             let (_, space) = in_space(&ctx)?;

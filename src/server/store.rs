@@ -124,6 +124,9 @@ CREATE TABLE IF NOT EXISTS recycled(id INTEGER PRIMARY KEY AUTOINCREMENT, space 
   orig TEXT NOT NULL, name TEXT NOT NULL, is_dir INTEGER NOT NULL, size INTEGER NOT NULL, ctime TEXT, mtime TEXT,
   rtime TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS earlier_creds(key TEXT NOT NULL, auth TEXT NOT NULL, sectoken TEXT NOT NULL,
+  expiration INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS earlier_creds_key ON earlier_creds(key);
 ";
 
 pub struct Store {

@@ -135,6 +135,51 @@ pub fn ticket(t: &Task, host: &str, full: bool) -> UploadTicket {
     }
 }
 
+/// When the credentials `auth` + `sectoken` of task `key` expire (Unix ms):
+/// the current ones, or ones a renew replaced (they stay valid until their
+/// own expiry, like temporary cloud credentials); `None` if neither.
+pub fn credentials_expiry(
+    c: &Connection,
+    task: &Task,
+    auth: &str,
+    sectoken: &str,
+) -> SResult<Option<i64>> {
+    if auth == task.auth && sectoken == task.sectoken {
+        return Ok(Some(task.expiration));
+    }
+    Ok(c.prepare_cached(
+        "SELECT MAX(expiration) FROM earlier_creds WHERE key=?1 AND auth=?2 AND sectoken=?3",
+    )?
+    .query_row(rusqlite::params![task.key, auth, sectoken], |r| {
+        r.get::<_, Option<i64>>(0)
+    })?)
+}
+
+/// Replaces the credentials of `t` with new ones valid for `ttl` seconds;
+/// the old ones stay valid until their own expiry.
+pub fn renew_credentials(c: &Connection, t: &mut Task, ttl: u64) -> SResult<()> {
+    c.execute(
+        "INSERT INTO earlier_creds(key, auth, sectoken, expiration) VALUES(?1, ?2, ?3, ?4)",
+        rusqlite::params![t.key, t.auth, t.sectoken, t.expiration],
+    )?;
+    let (a, s, e) = new_credentials(ttl);
+    t.auth = a;
+    t.sectoken = s;
+    t.expiration = e;
+    c.execute(
+        "UPDATE uploads SET auth=?2, sectoken=?3, expiration=?4 WHERE key=?1",
+        rusqlite::params![t.key, t.auth, t.sectoken, t.expiration],
+    )?;
+    Ok(())
+}
+
+/// Forgets the replaced credentials of a task that is done.
+pub fn drop_earlier_credentials(c: &Connection, key: &str) -> SResult<()> {
+    c.prepare_cached("DELETE FROM earlier_creds WHERE key=?1")?
+        .execute([key])?;
+    Ok(())
+}
+
 /// Upload tasks live this long (tickets expire much sooner).
 pub const TASK_LIFETIME_MS: i64 = 24 * 3600 * 1000;
 
@@ -153,6 +198,10 @@ pub fn delete_expired(c: &Connection, cutoff: i64) -> SResult<()> {
     )?;
     c.execute(
         "DELETE FROM parts WHERE key IN (SELECT key FROM uploads WHERE created < ?1)",
+        [cutoff],
+    )?;
+    c.execute(
+        "DELETE FROM earlier_creds WHERE key IN (SELECT key FROM uploads WHERE created < ?1)",
         [cutoff],
     )?;
     c.execute("DELETE FROM uploads WHERE created < ?1", [cutoff])?;

@@ -14,7 +14,7 @@ use super::error::{SResult, ServerError};
 use super::http::{authenticate, empty, json_response, Ctx};
 use super::stats::Stats;
 use super::store::{self, now_ms, random_hex, FileData};
-use super::tasks::{load_parts, load_task, new_credentials, ticket, Task, MIN_PART};
+use super::tasks::{self, load_parts, load_task, new_credentials, ticket, Task, MIN_PART};
 use super::App;
 use crate::smh::codes;
 use crate::smh::hash::INSTANT_UPLOAD_MIN_SIZE;
@@ -459,6 +459,7 @@ fn confirm_blocking(
             ])?;
         c.prepare_cached("DELETE FROM parts WHERE key=?1")?
             .execute([key])?;
+        tasks::drop_earlier_credentials(c, key)?;
         Ok((meta, blobs))
     });
     let (meta, blobs) = match res {
@@ -537,14 +538,7 @@ pub async fn renew(
                     "only multipart upload tasks can be renewed",
                 ));
             }
-            let (a, s, e) = new_credentials(ttl);
-            t.auth = a;
-            t.sectoken = s;
-            t.expiration = e;
-            c.execute(
-                "UPDATE uploads SET auth=?2, sectoken=?3, expiration=?4 WHERE key=?1",
-                params![t.key, t.auth, t.sectoken, t.expiration],
-            )?;
+            tasks::renew_credentials(c, &mut t, ttl)?;
             Ok(t)
         })
         .await?;
@@ -584,6 +578,7 @@ pub async fn abort(
             .execute([&key])?;
             c.prepare_cached("DELETE FROM parts WHERE key=?1")?
                 .execute([&key])?;
+            tasks::drop_earlier_credentials(c, &key)?;
             Ok(parts)
         })?;
         app2.tasks.remove(&key);

@@ -29,6 +29,9 @@ pub enum SmhError {
     /// Local I/O (reading a staged file, for instance).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// A server-side task (a large batch) did not finish in time.
+    #[error("task {0} is still running on the server")]
+    TaskPending(u64),
     /// The upload cannot continue (plan and server state disagree, etc.).
     #[error("upload failed: {0}")]
     Upload(String),
@@ -123,9 +126,10 @@ impl SmhError {
                     _ => libc::EIO,
                 },
             },
-            SmhError::Network { .. } | SmhError::Malformed { .. } | SmhError::Upload(_) => {
-                libc::EIO
-            }
+            SmhError::Network { .. }
+            | SmhError::Malformed { .. }
+            | SmhError::Upload(_)
+            | SmhError::TaskPending(_) => libc::EIO,
             SmhError::InvalidPath(_) | SmhError::Config(_) => libc::EINVAL,
             SmhError::NameTooLong(_) => libc::ENAMETOOLONG,
             SmhError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),

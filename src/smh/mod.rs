@@ -9,13 +9,15 @@ pub mod error;
 pub mod hash;
 pub mod path;
 pub mod redact;
+pub mod space;
 pub mod time;
 pub mod types;
 pub mod upload;
 
-pub use client::{ClientConfig, Credentials, FileHead, RetryPolicy, SmhClient, Usage};
+pub use client::{ClientConfig, Credentials, FileHead, RetryPolicy, SmhClient};
 pub use error::{Result, SmhError};
 pub use hash::{ContentHasher, ContentHashes};
 pub use path::SmhPath;
+pub use space::Usage;
 pub use types::ConflictStrategy;
 pub use upload::{BeginOutcome, ProgressHook, UploadKind, UploadOptions, UploadPlan};

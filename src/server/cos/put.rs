@@ -13,7 +13,7 @@ use crate::server::error::{SResult, ServerError};
 use crate::server::http::{body_error, empty, Ctx};
 use crate::server::stats::Stats;
 use crate::server::store::now_ms;
-use crate::server::tasks::{load_task, MAX_PART_NUMBER};
+use crate::server::tasks::{self, load_task, MAX_PART_NUMBER};
 use crate::server::App;
 use crate::smh::codes;
 use crate::smh::hash::{ContentHasher, Crc64};
@@ -108,23 +108,24 @@ impl PartWriter {
     /// Loads and checks the task, then picks and opens the part's file.
     fn open(app: &App, req: &PutRequest) -> SResult<PartWriter> {
         let store = &app.store;
-        let (task, tf) = store.with(|c| {
+        let (expiry, task, tf) = store.with(|c| {
             let task = load_task(c, &req.key)?
                 .filter(|t| !t.confirmed)
                 .ok_or_else(|| {
                     ServerError::cos(404, codes::NO_SUCH_UPLOAD, "the upload does not exist")
                 })?;
+            let expiry = tasks::credentials_expiry(c, &task, &req.auth, &req.sectoken)?;
             let tf = app.tasks.get(c, &req.key, task.shape())?;
-            Ok((task, tf))
+            Ok((expiry, task, tf))
         })?;
-        if req.auth != task.auth || req.sectoken != task.sectoken {
+        let Some(expiry) = expiry else {
             return Err(ServerError::cos(
                 403,
                 codes::ACCESS_DENIED,
                 "the signature or security token is not valid for this upload",
             ));
-        }
-        if now_ms() > task.expiration {
+        };
+        if now_ms() > expiry {
             return Err(ServerError::cos(
                 403,
                 codes::ACCESS_DENIED,
