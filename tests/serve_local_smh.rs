@@ -5,126 +5,24 @@
 use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
-use reqwest::{Client, Method, StatusCode};
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
+use crate::common::http::*;
 use crate::common::{client_for, TestServer};
 use smhfs::smh::SmhPath;
 
 const ORIGIN: &str = "http://app.example:5173";
 
-fn http() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn api(s: &TestServer, kind: &str, path: &str, tok: &str, query: &str) -> String {
-    format!(
-        "{}/api/v1/{kind}/smhlocal/-/{path}?access_token={tok}&{query}",
-        s.url
-    )
-}
-
-async fn json_of(r: reqwest::Response) -> (StatusCode, Value) {
-    let st = r.status();
-    let text = r.text().await.unwrap();
-    (
-        st,
-        serde_json::from_str(&text).unwrap_or(Value::String(text)),
-    )
-}
-
-/// PUT of an object or part body with the ticket's headers.
-async fn put_body(
-    t: &Value,
-    query: &str,
-    body: Vec<u8>,
-    origin: Option<&str>,
-) -> reqwest::Response {
-    let mut url = format!(
-        "http://{}{}",
-        t["domain"].as_str().unwrap(),
-        t["path"].as_str().unwrap()
-    );
-    if !query.is_empty() {
-        url = format!("{url}?{query}");
-    }
-    let mut rb = http().put(url).body(body);
-    for (k, v) in t["headers"].as_object().unwrap() {
-        rb = rb.header(k.as_str(), v.as_str().unwrap());
-    }
-    if let Some(o) = origin {
-        rb = rb.header("origin", o);
-    }
-    rb.send().await.unwrap()
-}
-
-async fn confirm(s: &TestServer, tok: &str, t: &Value) -> (StatusCode, Value) {
-    let key = t["confirmKey"].as_str().unwrap();
-    json_of(
-        http()
-            .post(api(s, "file", key, tok, "confirm"))
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
-}
-
-/// A simple upload of `body` to `path`.
+/// A simple upload that must succeed.
 async fn put_file(s: &TestServer, tok: &str, path: &str, body: &[u8]) {
-    let (st, t) = json_of(
-        http()
-            .put(api(s, "file", path, tok, ""))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(st, StatusCode::CREATED, "{t}");
-    assert_eq!(
-        put_body(&t, "", body.to_vec(), None).await.status(),
-        StatusCode::OK
-    );
-    let (st, v) = confirm(s, tok, &t).await;
+    let (st, v) = upload(s, tok, path, body, "").await;
     assert_eq!(st, StatusCode::OK, "{v}");
 }
 
-async fn mkdir(s: &TestServer, tok: &str, path: &str) {
-    let r = http()
-        .put(api(s, "directory", path, tok, ""))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-}
-
-/// The bytes of the file at `path`, downloaded through the API (None: 404).
-async fn download(s: &TestServer, tok: &str, path: &str) -> Option<Vec<u8>> {
-    let r = http()
-        .get(api(s, "file", path, tok, ""))
-        .send()
-        .await
-        .unwrap();
-    if r.status() == StatusCode::NOT_FOUND {
-        return None;
-    }
-    assert_eq!(r.status(), StatusCode::FOUND);
-    let url = r.headers()["location"].to_str().unwrap().to_string();
-    Some(
-        http()
-            .get(url)
-            .send()
-            .await
-            .unwrap()
-            .bytes()
-            .await
-            .unwrap()
-            .to_vec(),
-    )
+/// Confirms the upload of ticket `t`.
+async fn confirm_ticket(s: &TestServer, tok: &str, t: &Value) -> (StatusCode, Value) {
+    confirm(s, tok, t["confirmKey"].as_str().unwrap(), json!({}), "").await
 }
 
 fn header<'a>(h: &'a HeaderMap, k: &str) -> &'a str {
@@ -152,7 +50,7 @@ fn assert_exposed(h: &HeaderMap, wanted: &[&str]) {
 }
 
 async fn preflight(url: &str, method: &str, headers: &str) -> reqwest::Response {
-    http()
+    client()
         .request(Method::OPTIONS, url)
         .header("origin", ORIGIN)
         .header("access-control-request-method", method)
@@ -189,7 +87,7 @@ async fn cors_preflights_and_cross_origin_api_upload_download() {
 
     // A cross-origin listing, HEAD and a failing call.
     put_file(&s, &tok, "pic.png", b"not really a png").await;
-    let r = http()
+    let r = client()
         .get(api(&s, "directory", "", &tok, ""))
         .header("origin", ORIGIN)
         .header("client-version", "1.0.16")
@@ -198,7 +96,7 @@ async fn cors_preflights_and_cross_origin_api_upload_download() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_exposed(r.headers(), &["etag"]);
-    let r = http()
+    let r = client()
         .head(api(&s, "file", "pic.png", &tok, ""))
         .header("origin", ORIGIN)
         .send()
@@ -209,7 +107,7 @@ async fn cors_preflights_and_cross_origin_api_upload_download() {
         r.headers(),
         &["x-smh-size", "x-smh-etag", "x-smh-crc64", "x-smh-type"],
     );
-    let r = http()
+    let r = client()
         .get(api(&s, "file", "missing.png", &tok, "info"))
         .header("origin", ORIGIN)
         .send()
@@ -219,22 +117,14 @@ async fn cors_preflights_and_cross_origin_api_upload_download() {
     assert_eq!(header(r.headers(), "access-control-allow-origin"), ORIGIN);
 
     // Upload: preflight of a part PUT, then the PUT from the browser.
-    let (_, t) = json_of(
-        http()
-            .post(api(&s, "file", "big.bin", &tok, "multipart"))
-            .send()
-            .await
-            .unwrap(),
+    let (_, t) = send(
+        Method::POST,
+        &api(&s, "file", "big.bin", &tok, "multipart"),
+        None,
     )
     .await;
-    let part_url = format!(
-        "http://{}{}?partNumber=1&uploadId={}",
-        t["domain"].as_str().unwrap(),
-        t["path"].as_str().unwrap(),
-        t["uploadId"].as_str().unwrap()
-    );
     let r = preflight(
-        &part_url,
+        &part_url(&t, 1),
         "PUT",
         "authorization,x-cos-security-token,content-type",
     )
@@ -242,30 +132,17 @@ async fn cors_preflights_and_cross_origin_api_upload_download() {
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
     assert_eq!(header(r.headers(), "access-control-allow-origin"), ORIGIN);
     let part = vec![3u8; 1 << 20];
-    let r = put_body(
-        &t,
-        &format!("partNumber=1&uploadId={}", t["uploadId"].as_str().unwrap()),
-        part.clone(),
-        Some(ORIGIN),
-    )
-    .await;
+    let r = put_object_from(&t, &part_query(&t, 1), part.clone(), Some(ORIGIN)).await;
     assert_eq!(r.status(), StatusCode::OK);
     assert_exposed(r.headers(), &["etag", "x-cos-hash-crc64ecma"]);
-    assert_eq!(confirm(&s, &tok, &t).await.0, StatusCode::OK);
+    assert_eq!(confirm_ticket(&s, &tok, &t).await.0, StatusCode::OK);
 
     // Download: the signed object URL, ranged, from the browser.
-    let (_, info) = json_of(
-        http()
-            .get(api(&s, "file", "big.bin", &tok, "info"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, info) = send(Method::GET, &api(&s, "file", "big.bin", &tok, "info"), None).await;
     let url = info["cosUrl"].as_str().unwrap();
     let r = preflight(url, "GET", "range").await;
     assert_eq!(r.status(), StatusCode::NO_CONTENT);
-    let r = http()
+    let r = client()
         .get(url)
         .header("origin", ORIGIN)
         .header("range", "bytes=10-19")
@@ -294,7 +171,7 @@ async fn cors_origin_flag_limits_origins() {
         ("http://also.example", true),
         ("http://evil.example", false),
     ] {
-        let r = http()
+        let r = client()
             .request(Method::OPTIONS, &url)
             .header("origin", origin)
             .header("access-control-request-method", "GET")
@@ -320,18 +197,8 @@ fn statuses(v: &Value) -> Vec<u64> {
 }
 
 async fn batch(s: &TestServer, tok: &str, op: &str, body: Value) -> (StatusCode, Value) {
-    json_of(
-        http()
-            .post(format!(
-                "{}/api/v1/batch/smhlocal/-?{op}&access_token={tok}",
-                s.url
-            ))
-            .json(&body)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await
+    let url = format!("{}/api/v1/batch/smhlocal/-?{op}&access_token={tok}", s.url);
+    send(Method::POST, &url, Some(body)).await
 }
 
 #[tokio::test]
@@ -364,8 +231,8 @@ async fn batch_delete_move_copy_report_each_item() {
     assert_eq!(v["result"][1]["path"], json!(["a (1).txt"]));
     assert_eq!(v["result"][1]["copyFrom"], json!(["b.txt"]));
     assert_eq!(v["result"][3]["code"], "DirectoryNotFound");
-    assert_eq!(download(&s, &tok, "dest/a.txt").await.unwrap(), b"aaa");
-    assert_eq!(download(&s, &tok, "a (1).txt").await.unwrap(), b"bbb");
+    assert_eq!(try_download(&s, &tok, "dest/a.txt").await.unwrap(), b"aaa");
+    assert_eq!(try_download(&s, &tok, "a (1).txt").await.unwrap(), b"bbb");
 
     // Move: a file, a directory (parents created), and a conflict (ask).
     let (st, v) = batch(
@@ -384,13 +251,15 @@ async fn batch_delete_move_copy_report_each_item() {
     assert_eq!(v["result"][0]["from"], json!(["c.txt"]));
     assert_eq!(v["result"][0]["to"], json!(["dest", "c.txt"]));
     assert_eq!(v["result"][2]["code"], "SameNameDirectoryOrFileExists");
-    assert_eq!(download(&s, &tok, "c.txt").await, None);
-    assert_eq!(download(&s, &tok, "dest/c.txt").await.unwrap(), b"ccc");
+    assert_eq!(try_download(&s, &tok, "c.txt").await, None);
+    assert_eq!(try_download(&s, &tok, "dest/c.txt").await.unwrap(), b"ccc");
     assert_eq!(
-        download(&s, &tok, "moved/deep/sub/x.txt").await.unwrap(),
+        try_download(&s, &tok, "moved/deep/sub/x.txt")
+            .await
+            .unwrap(),
         b"xxx"
     );
-    assert_eq!(download(&s, &tok, "b.txt").await.unwrap(), b"bbb");
+    assert_eq!(try_download(&s, &tok, "b.txt").await.unwrap(), b"bbb");
 
     // Delete: to the bin, for good, a directory, and a missing path.
     let (st, v) = batch(
@@ -410,19 +279,10 @@ async fn batch_delete_move_copy_report_each_item() {
     assert!(v["result"][0]["recycledItemId"].as_u64().is_some(), "{v}");
     assert_eq!(v["result"][3]["path"], json!(["gone.txt"]));
     for gone in ["a.txt", "b.txt", "moved/deep/sub/x.txt"] {
-        assert_eq!(download(&s, &tok, gone).await, None, "{gone}");
+        assert_eq!(try_download(&s, &tok, gone).await, None, "{gone}");
     }
-    let (_, bin) = json_of(
-        http()
-            .get(format!(
-                "{}/api/v1/recycled/smhlocal/-?access_token={tok}",
-                s.url
-            ))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let url = format!("{}/api/v1/recycled/smhlocal/-?access_token={tok}", s.url);
+    let (_, bin) = send(Method::GET, &url, None).await;
     let names: Vec<&str> = bin["contents"]
         .as_array()
         .unwrap()
@@ -434,19 +294,10 @@ async fn batch_delete_move_copy_report_each_item() {
     // All done: 200. A read-only token gets 403 per item.
     let (st, v) = batch(&s, &tok, "delete", json!([{"path": "a (1).txt"}])).await;
     assert_eq!((st, statuses(&v)), (StatusCode::OK, vec![200]));
-    let ro: Value = reqwest::get(format!(
-        "{}/api/v1/token?library_id=smhlocal&library_secret={}&grant=",
-        s.url, s.secret
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let ro = ro["accessToken"].as_str().unwrap();
-    let (st, v) = batch(&s, ro, "delete", json!([{"path": "dest/a.txt"}])).await;
+    let ro = token_with(&s, "").await;
+    let (st, v) = batch(&s, &ro, "delete", json!([{"path": "dest/a.txt"}])).await;
     assert_eq!((st, statuses(&v)), (StatusCode::MULTI_STATUS, vec![403]));
-    assert_eq!(download(&s, &tok, "dest/a.txt").await.unwrap(), b"aaa");
+    assert_eq!(try_download(&s, &tok, "dest/a.txt").await.unwrap(), b"aaa");
     // Not an array: 400.
     let (st, _) = batch(&s, &tok, "delete", json!({"path": "x"})).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
@@ -467,17 +318,8 @@ async fn large_batch_runs_as_a_task() {
     let id = v["taskId"].as_u64().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let task = loop {
-        let (st, v) = json_of(
-            http()
-                .get(format!(
-                    "{}/api/v1/task/smhlocal/-/{id}?access_token={tok}",
-                    s.url
-                ))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let url = format!("{}/api/v1/task/smhlocal/-/{id}?access_token={tok}", s.url);
+        let (st, v) = send(Method::GET, &url, None).await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert_eq!(v[0]["taskId"], id);
         if v[0]["status"] != 202 {
@@ -492,10 +334,10 @@ async fn large_batch_runs_as_a_task() {
         [204, 204, 204, 204, 204, 204, 204, 204, 404]
     );
     for i in 0..8 {
-        assert_eq!(download(&s, &tok, &format!("f{i}.txt")).await, None);
+        assert_eq!(try_download(&s, &tok, &format!("f{i}.txt")).await, None);
     }
     // Unknown ids and other spaces' tasks are not found.
-    let r = http()
+    let r = client()
         .get(format!(
             "{}/api/v1/task/smhlocal/-/{}?access_token={tok}",
             s.url,
@@ -520,7 +362,7 @@ async fn large_batch_runs_as_a_task() {
     assert_eq!(st, [200, 200, 200, 200, 200, 404]);
     assert_eq!(results[5].code.as_deref(), Some("PathNotFound"));
     for i in 0..5 {
-        assert_eq!(download(&s, &tok, &format!("g{i}.txt")).await, None);
+        assert_eq!(try_download(&s, &tok, &format!("g{i}.txt")).await, None);
     }
 }
 
@@ -534,43 +376,29 @@ async fn client_batch_delete_small_batch() {
     let results = client.batch_delete(&paths, true).await.unwrap();
     assert_eq!(results.len(), 1);
     assert_eq!(results[0].status, 204);
-    assert_eq!(download(&s, &tok, "k.txt").await, None);
+    assert_eq!(try_download(&s, &tok, "k.txt").await, None);
 }
 
 #[tokio::test]
 async fn renew_keeps_earlier_credentials_until_they_expire() {
     let s = TestServer::start_with(&["--ticket-ttl", "4"]);
     let tok = s.token().await;
-    let (_, t) = json_of(
-        http()
-            .post(api(&s, "file", "long.bin", &tok, "multipart"))
-            .send()
-            .await
-            .unwrap(),
+    let (_, t) = send(
+        Method::POST,
+        &api(&s, "file", "long.bin", &tok, "multipart"),
+        None,
     )
     .await;
     let began = Instant::now();
-    let q = |n: u32| {
-        format!(
-            "partNumber={n}&uploadId={}",
-            t["uploadId"].as_str().unwrap()
-        )
-    };
+    let q = |n: u32| part_query(&t, n);
     let p1 = vec![1u8; 1 << 20];
     assert_eq!(
-        put_body(&t, &q(1), p1.clone(), None).await.status(),
+        put_object_from(&t, &q(1), p1.clone(), None).await.status(),
         StatusCode::OK
     );
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let key = t["confirmKey"].as_str().unwrap();
-    let (st, t2) = json_of(
-        http()
-            .post(api(&s, "file", key, &tok, "renew"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (st, t2) = send(Method::POST, &api(&s, "file", key, &tok, "renew"), None).await;
     assert_eq!(st, StatusCode::OK, "{t2}");
     assert_ne!(
         t2["headers"]["Authorization"],
@@ -578,26 +406,26 @@ async fn renew_keeps_earlier_credentials_until_they_expire() {
     );
     // Parts scheduled with the credentials of the begin reply still go in.
     let p2 = vec![2u8; 1 << 20];
-    let r = put_body(&t, &q(2), p2.clone(), None).await;
+    let r = put_object_from(&t, &q(2), p2.clone(), None).await;
     assert_eq!(r.status(), StatusCode::OK, "{}", r.text().await.unwrap());
     let p3 = vec![3u8; 1 << 20];
     assert_eq!(
-        put_body(&t2, &q(3), p3.clone(), None).await.status(),
+        put_object_from(&t2, &q(3), p3.clone(), None).await.status(),
         StatusCode::OK
     );
     // Once their own expiry has passed, the earlier ones are refused; the
     // renewed ones still work.
     let old_expiry = Duration::from_secs(4) + Duration::from_millis(800);
     tokio::time::sleep(old_expiry.saturating_sub(began.elapsed())).await;
-    let r = put_body(&t, &q(4), b"late".to_vec(), None).await;
+    let r = put_object_from(&t, &q(4), b"late".to_vec(), None).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let p4 = b"tail".to_vec();
     assert_eq!(
-        put_body(&t2, &q(4), p4.clone(), None).await.status(),
+        put_object_from(&t2, &q(4), p4.clone(), None).await.status(),
         StatusCode::OK
     );
-    let (st, v) = confirm(&s, &tok, &t).await;
+    let (st, v) = confirm_ticket(&s, &tok, &t).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let want: Vec<u8> = [p1, p2, p3, p4].concat();
-    assert_eq!(download(&s, &tok, "long.bin").await.unwrap(), want);
+    assert_eq!(try_download(&s, &tok, "long.bin").await.unwrap(), want);
 }

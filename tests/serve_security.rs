@@ -9,9 +9,12 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use crate::common::http::{
+    api, confirm, mint, multipart_begin, part_url, put_part, send, token_with,
+};
 use crate::common::TestServer;
 
 const MIB: usize = 1024 * 1024;
@@ -22,50 +25,6 @@ fn mode(p: &Path) -> u32 {
         .permissions()
         .mode()
         & 0o7777
-}
-
-async fn mint(url: &str, secret: &str, grant: &str) -> reqwest::Response {
-    reqwest::get(format!(
-        "{url}/api/v1/token?library_id=smhlocal&library_secret={secret}&grant={grant}"
-    ))
-    .await
-    .expect("token request")
-}
-
-async fn token(s: &TestServer, grant: &str) -> String {
-    let v: Value = mint(&s.url, &s.secret, grant).await.json().await.unwrap();
-    v["accessToken"].as_str().expect("accessToken").to_string()
-}
-
-/// A multipart upload ticket for `name` in space `-`.
-async fn begin_multipart(s: &TestServer, tok: &str, name: &str) -> Value {
-    let r = reqwest::Client::new()
-        .post(format!(
-            "{}/api/v1/file/smhlocal/-/{name}?multipart&access_token={tok}",
-            s.url
-        ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::CREATED);
-    r.json().await.unwrap()
-}
-
-fn part_url(t: &Value, n: u32) -> String {
-    format!(
-        "http://{}{}?partNumber={n}&uploadId={}",
-        t["domain"].as_str().unwrap(),
-        t["path"].as_str().unwrap(),
-        t["uploadId"].as_str().unwrap()
-    )
-}
-
-async fn put_part(t: &Value, n: u32, body: Vec<u8>) -> reqwest::Response {
-    let mut rb = reqwest::Client::new().put(part_url(t, n)).body(body);
-    for (k, v) in t["headers"].as_object().unwrap() {
-        rb = rb.header(k.as_str(), v.as_str().unwrap());
-    }
-    rb.send().await.unwrap()
 }
 
 /// A `smhfs serve` process started by a test, with everything it printed.
@@ -158,22 +117,14 @@ impl Serve {
 #[tokio::test]
 async fn data_dir_database_and_blobs_are_private() {
     let s = TestServer::start();
-    let tok = token(&s, "admin").await;
+    let tok = token_with(&s, "admin").await;
     // A multipart file (a blob file, not a database row) and a token row.
-    let t = begin_multipart(&s, &tok, "big.bin").await;
+    let t = multipart_begin(&s, &tok, "big.bin").await;
     let r = put_part(&t, 1, vec![7u8; MIB]).await;
     assert_eq!(r.status(), StatusCode::OK);
     let key = t["confirmKey"].as_str().unwrap();
-    let r = reqwest::Client::new()
-        .post(format!(
-            "{}/api/v1/file/smhlocal/-/{key}?confirm&access_token={tok}",
-            s.url
-        ))
-        .json(&serde_json::json!({}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::OK);
+    let (st, v) = confirm(&s, &tok, key, serde_json::json!({}), "").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(mode(&s.data), 0o700, "data dir");
     for f in ["smh.db", "smh.db-wal"] {
         assert_eq!(mode(&s.data.join(f)), 0o600, "{f}");
@@ -293,7 +244,7 @@ async fn test_endpoints_only_with_the_flag() {
     ];
     let c = reqwest::Client::new();
     let plain = TestServer::start_opts(&[], false);
-    let tok = token(&plain, "admin").await;
+    let tok = token_with(&plain, "admin").await;
     for (m, p) in knobs {
         let body = match p {
             "/__fault" => "api:500:5",
@@ -362,7 +313,7 @@ fn held_body_is_cut(addr: &str, head: &str, partial: &[u8], within: Duration) ->
 #[tokio::test]
 async fn held_request_bodies_time_out() {
     let s = TestServer::start_with(&["--body-timeout", "2"]);
-    let tok = token(&s, "admin").await;
+    let tok = token_with(&s, "admin").await;
     let addr = s.url.trim_start_matches("http://").to_string();
     // An API body (JSON) that stops after 10 of 100 bytes.
     let head = format!(
@@ -379,7 +330,7 @@ async fn held_request_bodies_time_out() {
     assert!(reply.contains("ReadRequestTimeout"), "{reply}");
 
     // A part body that stops after 1000 of 1 MiB bytes.
-    let t = begin_multipart(&s, &tok, "held.bin").await;
+    let t = multipart_begin(&s, &tok, "held.bin").await;
     let url = part_url(&t, 1);
     let path = url.split_once(&addr).unwrap().1.to_string();
     let mut head = format!("PUT {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {MIB}\r\n");
@@ -396,15 +347,7 @@ async fn held_request_bodies_time_out() {
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
     // Nothing was recorded for the part.
     let key = t["confirmKey"].as_str().unwrap();
-    let st: Value = reqwest::get(format!(
-        "{}/api/v1/file/smhlocal/-/{key}?upload&access_token={tok}",
-        s.url
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let (_, st) = send(Method::GET, &api(&s, "file", key, &tok, "upload"), None).await;
     assert_eq!(st["parts"], serde_json::json!([]), "{st}");
 }
 
@@ -419,15 +362,15 @@ async fn usage_needs_admin_or_space_admin() {
         ))
         .send()
     };
-    let plain = token(&s, "").await;
+    let plain = token_with(&s, "").await;
     let r = usage(plain.clone()).await.unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["code"], "NoPermission");
-    let reader = token(&s, "upload_file,delete_file").await;
+    let reader = token_with(&s, "upload_file,delete_file").await;
     assert_eq!(usage(reader).await.unwrap().status(), StatusCode::FORBIDDEN);
     for grant in ["admin", "space_admin"] {
-        let r = usage(token(&s, grant).await).await.unwrap();
+        let r = usage(token_with(&s, grant).await).await.unwrap();
         assert_eq!(r.status(), StatusCode::OK, "{grant}");
         let v: Value = r.json().await.unwrap();
         assert_eq!(v[0]["capacity"], "3000000", "{grant}: {v}");
@@ -447,8 +390,8 @@ async fn usage_needs_admin_or_space_admin() {
 #[tokio::test]
 async fn part_put_etag_is_the_md5_of_the_part() {
     let s = TestServer::start();
-    let tok = token(&s, "admin").await;
-    let t = begin_multipart(&s, &tok, "md5.bin").await;
+    let tok = token_with(&s, "admin").await;
+    let t = multipart_begin(&s, &tok, "md5.bin").await;
     let part: Vec<u8> = (0..MIB + 5).map(|i| (i * 31 % 251) as u8).collect();
     for (n, body) in [(1, part.clone()), (2, b"tail".to_vec())] {
         let want = format!("\"{}\"", hex::encode(Md5::digest(&body)));
@@ -458,15 +401,7 @@ async fn part_put_etag_is_the_md5_of_the_part() {
     }
     // Upload status lists the same ETags.
     let key = t["confirmKey"].as_str().unwrap();
-    let st: Value = reqwest::get(format!(
-        "{}/api/v1/file/smhlocal/-/{key}?upload&access_token={tok}",
-        s.url
-    ))
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
+    let (_, st) = send(Method::GET, &api(&s, "file", key, &tok, "upload"), None).await;
     assert_eq!(
         st["parts"][1]["ETag"],
         format!("\"{}\"", hex::encode(Md5::digest(b"tail")))

@@ -234,18 +234,11 @@ async fn delete_item(
         path: Some(segs.clone()),
         ..Default::default()
     };
-    let permanent = it.permanent || app.args.no_recycle_bin;
     let done = async {
         let dir = is_dir(app, space, &segs).await?.ok_or_else(|| {
             ServerError::api(404, codes::PATH_NOT_FOUND, "no such file or directory")
         })?;
-        let what = if dir { "directory" } else { "file" };
-        let (plain, forever) = (format!("delete_{what}"), format!("delete_{what}_permanent"));
-        if permanent && !app.args.no_recycle_bin {
-            auth.require(&[&forever])?;
-        } else {
-            auth.require(&[&plain, &forever])?;
-        }
+        let permanent = entries::require_delete_grant(app, auth, dir, it.permanent)?;
         entries::remove(app, space.to_string(), segs.clone(), Some(dir), permanent).await
     };
     match done.await {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::Response;
 
-use super::entries::{delete_node, entry_of, info_of};
+use super::entries::{delete_node, entry_of, info_of, require_delete_grant};
 use super::error::{SResult, ServerError};
 use super::http::*;
 use super::store::{self, ListSpec, ROOT};
@@ -116,12 +116,7 @@ pub async fn dir_route(
         Method::DELETE => {
             app.stats.op("dir_delete");
             let auth = authenticate(app, &ctx, Some(&space))?;
-            let permanent = ctx.query.flag("permanent") || app.args.no_recycle_bin;
-            if permanent && !app.args.no_recycle_bin {
-                auth.require(&["delete_directory_permanent"])?;
-            } else {
-                auth.require(&["delete_directory", "delete_directory_permanent"])?;
-            }
+            let permanent = require_delete_grant(app, &auth, true, ctx.query.flag("permanent"))?;
             if segs.is_empty() {
                 return Err(ServerError::api(
                     400,

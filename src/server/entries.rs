@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use axum::response::Response;
 
+use super::auth::Auth;
 use super::error::{SResult, ServerError};
 use super::http::*;
 use super::store::{self, Node, ROOT};
@@ -71,6 +72,26 @@ pub async fn delete_node(
             None => empty(StatusCode::NO_CONTENT),
         },
     )
+}
+
+/// Checks the grant a delete needs and returns whether it is permanent
+/// (asked for, or no recycle bin): `delete_{file,directory}[_permanent]`.
+pub fn require_delete_grant(app: &App, auth: &Auth, dir: bool, permanent: bool) -> SResult<bool> {
+    let (plain, forever) = if dir {
+        ("delete_directory", "delete_directory_permanent")
+    } else {
+        ("delete_file", "delete_file_permanent")
+    };
+    if app.args.no_recycle_bin {
+        auth.require(&[plain, forever])?;
+        Ok(true)
+    } else if permanent {
+        auth.require(&[forever])?;
+        Ok(true)
+    } else {
+        auth.require(&[plain, forever])?;
+        Ok(false)
+    }
 }
 
 /// Deletes the file or directory at `segs` (`dir`: only if it is one /

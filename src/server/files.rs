@@ -7,7 +7,7 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::Response;
 
 use super::auth::Auth;
-use super::entries::delete_node;
+use super::entries::{delete_node, require_delete_grant};
 use super::error::{SResult, ServerError};
 use super::http::{authenticate, empty, json_response, parse_body_path, Ctx};
 use super::store::{self, Node};
@@ -70,12 +70,7 @@ pub async fn file_route(
         Method::DELETE => {
             app.stats.op("file_delete");
             let auth = authenticate(app, &ctx, Some(&space))?;
-            let permanent = q.flag("permanent") || app.args.no_recycle_bin;
-            if permanent && !app.args.no_recycle_bin {
-                auth.require(&["delete_file_permanent"])?;
-            } else {
-                auth.require(&["delete_file", "delete_file_permanent"])?;
-            }
+            let permanent = require_delete_grant(app, &auth, false, q.flag("permanent"))?;
             if segs.is_empty() {
                 return Err(ServerError::api(
                     404,

@@ -2,6 +2,7 @@
 //! temporary data directory.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod mount;
 
 use std::io::{BufRead, BufReader, Read};
