@@ -248,18 +248,25 @@ wait_for() { # wait_for SECONDS DESCRIPTION LOGFILE PID CMD...: poll CMD every 0
 # ---------------------------------------------------------------- smhfs serve
 SERVER_DATA=$RUN/server-data
 mkdir -p "$SERVER_DATA"
+SECRET_FILE=$RUN/server-secret
+# The secret goes through a private file, never argv or the server log.
+( umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$SECRET_FILE" )
+SECRET=$(cat "$SECRET_FILE")
 log "starting smhfs serve on a free loopback port"
-serve_flags=()   # builds that hide the test endpoints unless asked
-"$SMHFS" serve --help 2>/dev/null | grep -q -- --test-endpoints && serve_flags+=(--test-endpoints)
+# Builds before the private-data change (BENCH_SMHFS baselines) take the
+# secret on argv and have their test endpoints always on.
+if "$SMHFS" serve --help 2>/dev/null | grep -q -- --test-endpoints; then
+  serve_flags=(--secret-file "$SECRET_FILE" --test-endpoints)
+else
+  serve_flags=(--secret "$SECRET")
+fi
 "$SMHFS" serve --listen 127.0.0.1:0 --data "$SERVER_DATA" "${serve_flags[@]}" >"$LOGS/server.log" 2>&1 &
 SERVER_PID=$!
 wait_for "$MOUNT_TIMEOUT" "smhfs serve" "$LOGS/server.log" "$SERVER_PID" grep -q 'listening on http' "$LOGS/server.log"
-for _ in $(seq 1 50); do grep -q 'secret: ' "$LOGS/server.log" && break; sleep 0.1; done
 URL=$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$LOGS/server.log" | head -n 1)
 LIB=$(sed -n 's/^\(.*[[:space:]]\)\{0,1\}library: *\([^[:space:]]*\).*/\2/p' "$LOGS/server.log" | head -n 1)
-SECRET=$(sed -n 's/^\(.*[[:space:]]\)\{0,1\}secret: *\([^[:space:]]*\).*/\2/p' "$LOGS/server.log" | head -n 1)
 [ -n "$URL" ] || die "smhfs serve printed no URL (log: $LOGS/server.log)"
-URL=${URL%/}; LIB=${LIB:-smhlocal}; SECRET=${SECRET:-smhlocal-secret}
+URL=${URL%/}; LIB=${LIB:-smhlocal}
 wait_for "$MOUNT_TIMEOUT" "smhfs serve /__stats" "$LOGS/server.log" "$SERVER_PID" curl -fsS "$URL/__stats"
 log "server $URL library $LIB"
 

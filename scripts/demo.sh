@@ -23,13 +23,16 @@ cleanup() {
 trap cleanup EXIT
 
 echo "== starting the embedded SMH server"
-"$bin" serve --listen 127.0.0.1:0 --data "$work/server" >"$work/serve.out" 2>"$work/serve.err" &
+# The secret goes through a private file, never argv or the server's output.
+( umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$work/secret" )
+secret=$(cat "$work/secret")
+"$bin" serve --listen 127.0.0.1:0 --data "$work/server" --secret-file "$work/secret" \
+  --test-endpoints >"$work/serve.out" 2>"$work/serve.err" &
 server_pid=$!
 for _ in $(seq 100); do grep -q '^listening on ' "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
 endpoint=$(sed -n 's/^listening on //p' "$work/serve.out")
 [ -n "$endpoint" ] || { cat "$work/serve.err"; echo "server did not start" >&2; exit 1; }
 library=$(sed -n 's/^library: //p' "$work/serve.out")
-secret=$(sed -n 's/^secret: //p' "$work/serve.out")
 echo "   $endpoint  library=$library"
 
 echo "== mounting $library:- on $mnt"

@@ -12,4 +12,6 @@ mod mount_namespace;
 mod mount_rw;
 mod reftests;
 mod security;
+mod serve_local_smh;
+mod serve_security;
 mod server_api;

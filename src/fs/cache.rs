@@ -29,25 +29,7 @@ pub struct Meta {
     pub ctime: SystemTime,
 }
 
-/// SMH times are RFC 3339; anything unparsable becomes the epoch rather
-/// than an error (a bad timestamp must not hide a file).
-pub fn parse_time(s: Option<&str>) -> Option<SystemTime> {
-    let s = s?;
-    let t = chrono::DateTime::parse_from_rfc3339(s).ok()?;
-    let secs = t.timestamp();
-    let nanos = t.timestamp_subsec_nanos();
-    if secs >= 0 {
-        Some(SystemTime::UNIX_EPOCH + Duration::new(secs as u64, nanos))
-    } else {
-        Some(SystemTime::UNIX_EPOCH)
-    }
-}
-
-/// RFC 3339 with milliseconds, the form SMH writes.
-pub fn format_time(t: SystemTime) -> String {
-    let dt: chrono::DateTime<chrono::Utc> = t.into();
-    dt.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
+pub use crate::smh::time::{format_time, parse_time};
 
 fn kind_of(t: &crate::smh::types::EntryType) -> Kind {
     if t.is_dir() {

@@ -6,6 +6,7 @@ use rusqlite::params;
 
 use super::error::{SResult, ServerError};
 use super::store::{random_hex, Store};
+use crate::smh::codes;
 
 pub const DEFAULT_PERIOD: u64 = 86_400;
 pub const MIN_PERIOD: u64 = 300;
@@ -54,7 +55,7 @@ impl Auth {
         } else {
             Err(ServerError::api(
                 403,
-                "NoPermission",
+                codes::NO_PERMISSION,
                 format!(
                     "the access token lacks one of the grants {}",
                     grants.join(", ")
@@ -70,7 +71,7 @@ impl Auth {
         } else {
             Err(ServerError::api(
                 403,
-                "NoPermission",
+                codes::NO_PERMISSION,
                 format!("needs the admin or {grant} grant"),
             ))
         }

@@ -1,6 +1,8 @@
 //! `ServerError`: every failure of a request, rendered as the SMH JSON error
 //! body (API routes) or as COS XML (object routes).
 
+use crate::smh::codes;
+use crate::smh::types::ErrorBody;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
@@ -45,11 +47,27 @@ impl ServerError {
         }
     }
 
+    /// The HTTP status of the reply.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ServerError::Api { status, .. } | ServerError::Cos { status, .. } => *status,
+            ServerError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message of the reply.
+    pub fn message(&self) -> String {
+        match self {
+            ServerError::Api { message, .. } | ServerError::Cos { message, .. } => message.clone(),
+            ServerError::Internal(m) => m.clone(),
+        }
+    }
+
     /// The API code, for tests and logs.
     pub fn code(&self) -> &str {
         match self {
             ServerError::Api { code, .. } | ServerError::Cos { code, .. } => code,
-            ServerError::Internal(_) => "InternalServerError",
+            ServerError::Internal(_) => codes::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -72,7 +90,7 @@ impl ServerError {
     pub fn conflict() -> Self {
         Self::api(
             409,
-            "SameNameDirectoryOrFileExists",
+            codes::SAME_NAME_DIRECTORY_OR_FILE_EXISTS,
             "a file or directory with the same name already exists",
         )
     }
@@ -101,6 +119,16 @@ pub fn request_id() -> String {
     hex::encode(rand::random::<[u8; 12]>())
 }
 
+/// The JSON error body of the API routes.
+fn error_body(code: String, message: String, rid: &str) -> String {
+    serde_json::to_string(&ErrorBody {
+        code,
+        message,
+        request_id: Some(rid.to_string()),
+    })
+    .unwrap_or_default()
+}
+
 fn xml_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -119,8 +147,7 @@ impl IntoResponse for ServerError {
             } => (
                 status,
                 [("content-type", "application/json")],
-                serde_json::json!({"code": code, "message": message, "requestId": rid})
-                    .to_string(),
+                error_body(code, message, &rid),
             )
                 .into_response(),
             ServerError::Internal(message) => {
@@ -128,8 +155,7 @@ impl IntoResponse for ServerError {
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     [("content-type", "application/json")],
-                    serde_json::json!({"code": "InternalServerError", "message": message, "requestId": rid})
-                        .to_string(),
+                    error_body(codes::INTERNAL_SERVER_ERROR.into(), message, &rid),
                 )
                     .into_response()
             }

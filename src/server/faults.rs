@@ -7,6 +7,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::error::ServerError;
+use crate::smh::codes;
 
 /// Targets a fault or a latency can apply to.
 pub const TARGETS: &[&str] = &[
@@ -85,15 +86,15 @@ pub fn parse_latency(spec: &str) -> Result<(String, u64), String> {
 
 fn code_for(status: u16) -> &'static str {
     match status {
-        429 => "RateLimitExceeded",
-        503 => "ServerOverloaded",
-        500 => "InternalServerError",
-        403 => "AccessDenied",
-        404 => "RouteNotFound",
-        408 => "ReadRequestTimeout",
-        400 => "BadRequest",
-        409 => "PathConflict",
-        _ => "InjectedFault",
+        429 => codes::RATE_LIMIT_EXCEEDED,
+        503 => codes::SERVER_OVERLOADED,
+        500 => codes::INTERNAL_SERVER_ERROR,
+        403 => codes::ACCESS_DENIED,
+        404 => codes::ROUTE_NOT_FOUND,
+        408 => codes::READ_REQUEST_TIMEOUT,
+        400 => codes::BAD_REQUEST,
+        409 => codes::PATH_CONFLICT,
+        _ => codes::INJECTED_FAULT,
     }
 }
 

@@ -5,13 +5,15 @@ use std::sync::Arc;
 
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::Response;
-use serde_json::json;
 
+use super::auth::Auth;
+use super::entries::{delete_node, require_delete_grant};
 use super::error::{SResult, ServerError};
-use super::routes::{authenticate, delete_node, empty, json_response, parse_body_path, Ctx};
+use super::http::{authenticate, empty, json_response, parse_body_path, Ctx};
 use super::store::{self, Node};
-use super::{objects, upload, App};
-use crate::smh::types::{BeginBody, ConflictStrategy, EntryType, FileInfo};
+use super::{cos, uploads, App};
+use crate::smh::codes;
+use crate::smh::types::{BeginBody, ConflictStrategy, EntryType, FileInfo, PathReply};
 
 pub async fn file_route(
     app: &Arc<App>,
@@ -21,7 +23,7 @@ pub async fn file_route(
 ) -> SResult<Response> {
     let q = ctx.query.clone();
     match ctx.method.clone() {
-        Method::GET if q.flag("upload") => upload::status(app, ctx, space, segs).await,
+        Method::GET if q.flag("upload") => uploads::status(app, ctx, space, segs).await,
         Method::GET if q.flag("info") => {
             app.stats.op("file_info");
             authenticate(app, &ctx, Some(&space))?;
@@ -64,18 +66,17 @@ pub async fn file_route(
             smh_headers(&mut r, &n);
             Ok(r)
         }
-        Method::DELETE if q.flag("upload") => upload::abort(app, ctx, space, segs).await,
+        Method::DELETE if q.flag("upload") => uploads::abort(app, ctx, space, segs).await,
         Method::DELETE => {
             app.stats.op("file_delete");
             let auth = authenticate(app, &ctx, Some(&space))?;
-            let permanent = q.flag("permanent") || app.args.no_recycle_bin;
-            if permanent && !app.args.no_recycle_bin {
-                auth.require(&["delete_file_permanent"])?;
-            } else {
-                auth.require(&["delete_file", "delete_file_permanent"])?;
-            }
+            let permanent = require_delete_grant(app, &auth, false, q.flag("permanent"))?;
             if segs.is_empty() {
-                return Err(ServerError::api(404, "FileNotFound", "file not found"));
+                return Err(ServerError::api(
+                    404,
+                    codes::FILE_NOT_FOUND,
+                    "file not found",
+                ));
             }
             delete_node(app, space, segs, false, permanent).await
         }
@@ -83,46 +84,54 @@ pub async fn file_route(
             let body = ctx.json_value().await?;
             if let Some(from) = body.get("from") {
                 let from = from.as_str().ok_or_else(|| {
-                    ServerError::api(400, "BadRequest", "`from` must be a string")
+                    ServerError::api(400, codes::BAD_REQUEST, "`from` must be a string")
                 })?;
                 app.stats.op("file_move");
                 file_move(app, &ctx, space, segs, from.to_string(), false).await
             } else if let Some(from) = body.get("copyFrom") {
                 let from = from.as_str().ok_or_else(|| {
-                    ServerError::api(400, "BadRequest", "`copyFrom` must be a string")
+                    ServerError::api(400, codes::BAD_REQUEST, "`copyFrom` must be a string")
                 })?;
                 app.stats.op("file_copy");
                 file_move(app, &ctx, space, segs, from.to_string(), true).await
             } else if body.get("linkTo").is_some() || q.flag("virtual_file") || q.flag("convert") {
                 Err(ServerError::api(
                     400,
-                    "FunctionNotEnabled",
+                    codes::FUNCTION_NOT_ENABLED,
                     "symlinks, virtual files and conversion are not supported by this server",
                 ))
             } else {
                 let b: BeginBody = serde_json::from_value(body).map_err(|e| {
-                    ServerError::api(400, "BadRequest", format!("malformed upload body: {e}"))
+                    ServerError::api(
+                        400,
+                        codes::BAD_REQUEST,
+                        format!("malformed upload body: {e}"),
+                    )
                 })?;
-                upload::begin(app, ctx, space, segs, false, b).await
+                uploads::begin(app, ctx, space, segs, false, b).await
             }
         }
         Method::POST if q.flag("multipart") => {
             let body = ctx.json_value().await?;
             let b: BeginBody = serde_json::from_value(body).map_err(|e| {
-                ServerError::api(400, "BadRequest", format!("malformed upload body: {e}"))
+                ServerError::api(
+                    400,
+                    codes::BAD_REQUEST,
+                    format!("malformed upload body: {e}"),
+                )
             })?;
-            upload::begin(app, ctx, space, segs, true, b).await
+            uploads::begin(app, ctx, space, segs, true, b).await
         }
-        Method::POST if q.flag("confirm") => upload::confirm(app, ctx, space, segs).await,
-        Method::POST if q.flag("renew") => upload::renew(app, ctx, space, segs).await,
+        Method::POST if q.flag("confirm") => uploads::confirm(app, ctx, space, segs).await,
+        Method::POST if q.flag("renew") => uploads::renew(app, ctx, space, segs).await,
         Method::POST => Err(ServerError::api(
             400,
-            "FunctionNotEnabled",
+            codes::FUNCTION_NOT_ENABLED,
             "form upload is not supported; use PUT or POST ?multipart",
         )),
         _ => Err(ServerError::api(
             405,
-            "MethodNotAllowed",
+            codes::METHOD_NOT_ALLOWED,
             "method not allowed",
         )),
     }
@@ -133,11 +142,11 @@ async fn find_file(app: &Arc<App>, space: &str, segs: &[String]) -> SResult<Node
     app.db(move |c| store::resolve(c, &space, &segs))
         .await?
         .filter(|n| !n.is_dir)
-        .ok_or_else(|| ServerError::api(404, "FileNotFound", "file not found"))
+        .ok_or_else(|| ServerError::api(404, codes::FILE_NOT_FOUND, "file not found"))
 }
 
 fn cos_url(app: &App, ctx: &Ctx, n: &Node, period: u64) -> String {
-    objects::signed_url(
+    cos::signed_url(
         app,
         &ctx.host,
         n.blob.as_deref().unwrap_or(""),
@@ -179,21 +188,39 @@ async fn file_move(
 ) -> SResult<Response> {
     let auth = authenticate(app, ctx, Some(&space))?;
     let strategy = ctx.strategy(ConflictStrategy::Rename)?;
+    require_move_grant(&auth, copy, strategy)?;
+    let src = parse_body_path(&from, true)?;
+    let path = move_file(app, space, src, dest, copy, strategy).await?;
+    Ok(json_response(StatusCode::OK, &PathReply::of(path)))
+}
+
+/// The grant a file move or copy needs (`*_force` to overwrite).
+pub fn require_move_grant(auth: &Auth, copy: bool, strategy: ConflictStrategy) -> SResult<()> {
     let (plain, force) = if copy {
         ("copy_file", "copy_file_force")
     } else {
         ("move_file", "move_file_force")
     };
     if strategy == ConflictStrategy::Overwrite {
-        auth.require(&[force])?;
+        auth.require(&[force])
     } else {
-        auth.require(&[plain, force])?;
+        auth.require(&[plain, force])
     }
-    let src = parse_body_path(&from, true)?;
+}
+
+/// Moves or copies the file `src` to `dest`; returns the final path.
+pub async fn move_file(
+    app: &Arc<App>,
+    space: String,
+    src: Vec<String>,
+    dest: Vec<String>,
+    copy: bool,
+    strategy: ConflictStrategy,
+) -> SResult<Vec<String>> {
     if dest.is_empty() {
         return Err(ServerError::api(
             400,
-            "InvalidDestinationPath",
+            codes::INVALID_DESTINATION_PATH,
             "destination cannot be the root",
         ));
     }
@@ -203,13 +230,17 @@ async fn file_move(
             let n = store::resolve(c, &space, &src)?
                 .filter(|n| !n.is_dir)
                 .ok_or_else(|| {
-                    ServerError::api(404, "SourceFileNotFound", "source file not found")
+                    ServerError::api(404, codes::SOURCE_FILE_NOT_FOUND, "source file not found")
                 })?;
             let (name, parents) = dest.split_last().ok_or_else(|| {
-                ServerError::api(400, "InvalidDestinationPath", "empty destination")
+                ServerError::api(400, codes::INVALID_DESTINATION_PATH, "empty destination")
             })?;
             let parent = store::resolve_dir(c, &space, parents)?.ok_or_else(|| {
-                ServerError::api(404, "DirectoryNotFound", "destination directory not found")
+                ServerError::api(
+                    404,
+                    codes::DIRECTORY_NOT_FOUND,
+                    "destination directory not found",
+                )
             })?;
             let mut blobs = Vec::new();
             let existing = store::child(c, &space, parent.id, name)?;
@@ -237,7 +268,7 @@ async fn file_move(
                     if store::usage(c, &space)? + n.size > cap {
                         return Err(ServerError::api(
                             400,
-                            "QuotaLimitReached",
+                            codes::QUOTA_LIMIT_REACHED,
                             "the space quota would be exceeded",
                         ));
                     }
@@ -267,5 +298,5 @@ async fn file_move(
         .await?;
     let store = app.store.clone();
     tokio::task::spawn_blocking(move || store.remove_orphans(blobs)).await?;
-    Ok(json_response(StatusCode::OK, &json!({ "path": path })))
+    Ok(path)
 }

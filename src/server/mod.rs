@@ -1,21 +1,33 @@
 //! `smhfs serve`: an SMH-compatible server on local disk.
 //!
-//! Modules: [`routes`] (dispatch, tokens, directories, spaces), [`files`]
-//! (file info/download/delete/move/copy), [`upload`] (begin, parts, confirm,
-//! status, renew, abort), [`assemble`] (where upload bytes land, hashing,
-//! the blob a confirm produces), [`objects`] (signed object GETs), [`store`]
-//! (SQLite + blobs), [`auth`], [`faults`], [`stats`], [`error`].
+//! Requests enter at [`routes`], which hands them to one module per API
+//! area ([`tokens`], [`directories`], [`files`], [`uploads`], [`spaces`],
+//! [`recycled`], [`admin`]) or to the object-store data plane ([`cos`]).
+//! Handlers share the HTTP context [`http`] and [`entries`]; below them sit
+//! [`tasks`] (upload task records), [`assemble`] (where upload bytes land),
+//! [`store`] (SQLite + blobs), [`auth`], [`faults`], [`stats`], [`error`].
 
+pub mod admin;
 pub mod assemble;
 pub mod auth;
+pub mod batch;
+pub mod cors;
+pub mod cos;
+pub mod directories;
+pub mod entries;
 pub mod error;
 pub mod faults;
 pub mod files;
-pub mod objects;
+pub mod http;
+pub mod recycled;
 pub mod routes;
+pub mod setup;
+pub mod spaces;
 pub mod stats;
 pub mod store;
-pub mod upload;
+pub mod tasks;
+pub mod tokens;
+pub mod uploads;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -45,9 +57,31 @@ pub struct ServeArgs {
     /// Library id clients must use.
     #[arg(long, default_value = "smhlocal")]
     pub library: String,
-    /// Library secret used to mint access tokens.
-    #[arg(long, default_value = "smhlocal-secret")]
-    pub secret: String,
+    /// File holding the library secret (first line). Without it: the
+    /// `SMHFS_SECRET` environment variable, then `--secret`, then a secret
+    /// generated on the first start and kept in DATA/secret (mode 0600).
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+    /// Library secret on the command line (visible to every local user in
+    /// `ps`; prefer --secret-file or SMHFS_SECRET).
+    #[arg(long, value_name = "SECRET", hide_default_value = true)]
+    pub secret: Option<Redacted>,
+    /// Serve the test knobs (/__stats, /__stats/reset, /__fault, /__latency,
+    /// /__faults/clear, /__revoke-tokens); without it they are 404.
+    #[arg(long)]
+    pub test_endpoints: bool,
+    /// A request whose body sends nothing for this long fails (408) and its
+    /// connection is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    pub body_timeout: u64,
+    /// Batches (POST /api/v1/batch/...) of more items than this run as a
+    /// task (202 + taskId) instead of before the reply.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub batch_sync_max: usize,
+    /// CORS: origins allowed to call the server from a browser
+    /// (comma-separated; default: any, the request's origin is echoed).
+    #[arg(long, value_name = "ORIGINS", value_delimiter = ',')]
+    pub cors_origin: Vec<String>,
     /// Multi-tenant library: spaces are created with the space API (otherwise
     /// the only space is `-`).
     #[arg(long)]
@@ -74,9 +108,28 @@ pub struct ServeArgs {
     pub latency: Vec<String>,
 }
 
+/// A command-line secret: shown as `***` in debug output.
+#[derive(Clone)]
+pub struct Redacted(pub String);
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::str::FromStr for Redacted {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Redacted(s.to_string()))
+    }
+}
+
 /// Shared server state.
 pub struct App {
     pub args: ServeArgs,
+    /// The library secret (see [`setup::resolve_secret`]).
+    pub secret: String,
     pub store: Arc<Store>,
     pub faults: Faults,
     pub stats: Stats,
@@ -85,6 +138,8 @@ pub struct App {
     pub sign_key: String,
     /// Files of live upload tasks (task blobs, fallback parts, hashers).
     pub tasks: assemble::Tasks,
+    /// Batch tasks (202 replies of the batch API).
+    pub batch_tasks: batch::BatchTasks,
     /// Confirm keys being confirmed right now.
     pub confirming: Mutex<HashSet<String>>,
 }
@@ -116,9 +171,6 @@ impl App {
     }
 }
 
-/// Upload tasks live this long (tickets expire much sooner).
-pub const TASK_LIFETIME_MS: i64 = 24 * 3600 * 1000;
-
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
@@ -143,8 +195,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let (t, ms) = faults::parse_latency(l).map_err(anyhow::Error::msg)?;
         faults.add_latency(t, ms);
     }
-    std::fs::create_dir_all(&args.data)
-        .with_context(|| format!("creating data directory {}", args.data.display()))?;
+    let cors = cors::layer(&args.cors_origin)?;
+    setup::private_umask();
+    setup::prepare_data_dir(&args.data)?;
+    let (secret, secret_source) = setup::resolve_secret(
+        args.secret_file.as_deref(),
+        args.secret.as_ref().map(|s| s.0.as_str()),
+        &args.data,
+    )?;
+    if secret_source == setup::SecretSource::Argv {
+        eprintln!(
+            "warning: --secret is visible to every local user (ps); use --secret-file or ${}",
+            setup::SECRET_ENV
+        );
+    }
     let store = Arc::new(Store::open(&args.data).context("opening the database")?);
     let (sign_key, spaces) = store
         .tx(|c| {
@@ -157,22 +221,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 .query_map([], |r| r.get::<_, String>(0))?
                 .collect::<Result<HashSet<_>, _>>()?;
             // Upload tasks outlive tickets, but not forever.
-            let cutoff = store::now_ms() - TASK_LIFETIME_MS;
-            c.execute(
-                "DELETE FROM blobdata WHERE id IN (SELECT dbblob FROM parts WHERE dbblob IS NOT NULL
-                 AND key IN (SELECT key FROM uploads WHERE created < ?1))",
-                [cutoff],
-            )?;
-            c.execute(
-                "DELETE FROM parts WHERE key IN (SELECT key FROM uploads WHERE created < ?1)",
-                [cutoff],
-            )?;
-            c.execute("DELETE FROM uploads WHERE created < ?1", [cutoff])?;
+            tasks::delete_expired(c, tasks::expiry_cutoff())?;
             Ok((key, ids))
         })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     assemble::clean_staging(&store);
-    clean_upload_dirs(&store);
+    tasks::clean_upload_dirs(&store);
     let tokens = auth::load_tokens(&store).map_err(|e| anyhow::anyhow!("{e}"))?;
 
     let listener = tokio::net::TcpListener::bind(&args.listen)
@@ -183,12 +237,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on http://{addr}")?;
         writeln!(out, "library: {}", args.library)?;
-        writeln!(out, "secret: {}", args.secret)?;
+        writeln!(out, "{}", setup::secret_line(&secret, &secret_source))?;
         writeln!(out, "data: {}", args.data.display())?;
         out.flush()?;
     }
     let app = Arc::new(App {
         args,
+        secret,
         store,
         faults,
         stats: Stats::default(),
@@ -197,11 +252,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         sign_key,
         tasks: assemble::Tasks::default(),
         confirming: Mutex::new(HashSet::new()),
+        batch_tasks: batch::BatchTasks::default(),
     });
-    tokio::spawn(expire_tasks(app.clone()));
+    tokio::spawn(tasks::expire_tasks(app.clone()));
     let router = axum::Router::new()
         .fallback(routes::dispatch)
-        .with_state(app);
+        .with_state(app)
+        .layer(cors)
+        .layer(axum::middleware::from_fn(cors::preflight_no_content));
     // Small replies (begin, confirm) must not wait for Nagle.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
@@ -244,80 +302,5 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
-    }
-}
-
-/// Drops upload tasks older than [`TASK_LIFETIME_MS`] (and their parts),
-/// every ten minutes.
-async fn expire_tasks(app: Arc<App>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
-    loop {
-        tick.tick().await;
-        let cutoff = store::now_ms() - TASK_LIFETIME_MS;
-        let app2 = app.clone();
-        let _ = tokio::task::spawn_blocking(move || {
-            let Ok(tasks) = app2.store.tx(|c| {
-                let mut stmt = c.prepare("SELECT key FROM uploads WHERE created < ?1")?;
-                let keys = stmt
-                    .query_map([cutoff], |r| r.get::<_, String>(0))?
-                    .collect::<Result<Vec<_>, _>>()?;
-                drop(stmt);
-                let mut tasks = Vec::new();
-                for k in keys {
-                    let parts = assemble::load_part_recs(c, &k)?;
-                    tasks.push((k, parts));
-                }
-                c.execute(
-                    "DELETE FROM blobdata WHERE id IN (SELECT dbblob FROM parts WHERE dbblob IS NOT NULL
-                     AND key IN (SELECT key FROM uploads WHERE created < ?1))",
-                    [cutoff],
-                )?;
-                c.execute(
-                    "DELETE FROM parts WHERE key IN (SELECT key FROM uploads WHERE created < ?1)",
-                    [cutoff],
-                )?;
-                c.execute("DELETE FROM uploads WHERE created < ?1", [cutoff])?;
-                Ok(tasks)
-            }) else {
-                return;
-            };
-            for (k, parts) in tasks {
-                app2.tasks.remove(&k);
-                assemble::remove_task_files(&app2.store, &k, &parts);
-            }
-        })
-        .await;
-    }
-}
-
-/// Removes upload files no live task uses: task blobs and fallback parts of
-/// gone tasks (`{key}.blob`, `{key}.{n}.{random}`), unreferenced fallback
-/// parts, and part directories of the previous layout.
-fn clean_upload_dirs(store: &Store) {
-    let Ok((keys, files)) = store.tx(|c| {
-        let mut stmt = c.prepare("SELECT key FROM uploads WHERE confirmed=0")?;
-        let keys = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<Result<HashSet<_>, _>>()?;
-        let mut stmt = c.prepare("SELECT file FROM parts WHERE file IS NOT NULL")?;
-        let files = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<Result<HashSet<_>, _>>()?;
-        Ok((keys, files))
-    }) else {
-        return;
-    };
-    if let Ok(rd) = std::fs::read_dir(store.dir.join("uploads")) {
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let key = name.split('.').next().unwrap_or("");
-            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
-            let live = keys.contains(key);
-            if is_dir && !live {
-                let _ = std::fs::remove_dir_all(e.path());
-            } else if !is_dir && (!live || (!name.ends_with(".blob") && !files.contains(&name))) {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
     }
 }

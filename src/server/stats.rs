@@ -38,6 +38,10 @@ pub const OPS: &[&str] = &[
     "space_delete",
     "quota",
     "recycled_list",
+    "batch_delete",
+    "batch_move",
+    "batch_copy",
+    "task_query",
 ];
 
 #[derive(Default)]

@@ -14,26 +14,13 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::error::{SResult, ServerError};
+use crate::smh::codes;
+use crate::smh::time;
 
 pub const ROOT: i64 = 0;
 
-/// ISO-8601 UTC with milliseconds.
-pub fn now_iso() -> String {
-    iso(chrono::Utc::now())
-}
-
-pub fn iso(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
-}
-
 pub fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
-}
-
-pub fn iso_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(iso)
-        .unwrap_or_default()
 }
 
 pub fn random_hex(bytes: usize) -> String {
@@ -137,6 +124,9 @@ CREATE TABLE IF NOT EXISTS recycled(id INTEGER PRIMARY KEY AUTOINCREMENT, space 
   orig TEXT NOT NULL, name TEXT NOT NULL, is_dir INTEGER NOT NULL, size INTEGER NOT NULL, ctime TEXT, mtime TEXT,
   rtime TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS earlier_creds(key TEXT NOT NULL, auth TEXT NOT NULL, sectoken TEXT NOT NULL,
+  expiration INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS earlier_creds_key ON earlier_creds(key);
 ";
 
 pub struct Store {
@@ -299,7 +289,7 @@ pub fn meta_get_or_init(c: &Connection, k: &str, init: impl FnOnce() -> String) 
 }
 
 pub fn ensure_space(c: &Connection, space: &str) -> SResult<()> {
-    let now = now_iso();
+    let now = time::now();
     c.prepare_cached("INSERT OR IGNORE INTO spaces(id,ctime,mtime,rev) VALUES(?1,?2,?2,0)")?
         .execute(params![space, now])?;
     Ok(())
@@ -313,7 +303,7 @@ pub fn root(c: &Connection, space: &str) -> SResult<Node> {
         })
         .optional()?;
     let (ctime, mtime, rev) =
-        r.ok_or_else(|| ServerError::api(404, "SpaceNotFound", "space not found"))?;
+        r.ok_or_else(|| ServerError::api(404, codes::SPACE_NOT_FOUND, "space not found"))?;
     Ok(Node {
         id: ROOT,
         parent: ROOT,
@@ -390,7 +380,7 @@ pub fn path_of(c: &Connection, id: i64) -> SResult<Option<Vec<String>>> {
 
 /// Bumps the version (eTag) and modification time of a directory.
 pub fn touch(c: &Connection, space: &str, dir: i64) -> SResult<()> {
-    let now = now_iso();
+    let now = time::now();
     if dir == ROOT {
         c.prepare_cached("UPDATE spaces SET rev=rev+1, mtime=?2 WHERE id=?1")?
             .execute(params![space, now])?;
@@ -402,7 +392,7 @@ pub fn touch(c: &Connection, space: &str, dir: i64) -> SResult<()> {
 }
 
 pub fn insert_dir(c: &Connection, space: &str, parent: i64, name: &str) -> SResult<i64> {
-    let now = now_iso();
+    let now = time::now();
     c.prepare_cached(
         "INSERT INTO nodes(space,parent,name,is_dir,ctime,mtime) VALUES(?1,?2,?3,1,?4,?4)",
     )?
@@ -420,7 +410,7 @@ pub fn insert_file(
     f: &FileData,
     ctime: Option<&str>,
 ) -> SResult<i64> {
-    let now = now_iso();
+    let now = time::now();
     c.prepare_cached(
         "INSERT INTO nodes(space,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime)
          VALUES(?1,?2,?3,0,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
@@ -493,7 +483,7 @@ pub fn free_name(
     }
     Err(ServerError::api(
         409,
-        "RenameTooManyTimes",
+        codes::RENAME_TOO_MANY_TIMES,
         "no free name found",
     ))
 }
@@ -626,7 +616,7 @@ pub fn ensure_parents(c: &Connection, space: &str, segs: &[String]) -> SResult<i
 pub fn copy_tree(c: &Connection, space: &str, src: i64, parent: i64, name: &str) -> SResult<i64> {
     let nodes = subtree(c, src)?;
     let mut map = std::collections::HashMap::new();
-    let now = now_iso();
+    let now = time::now();
     let mut new_root = ROOT;
     for n in &nodes {
         let (p, nm) = if n.id == src {
@@ -684,7 +674,7 @@ pub fn recycle(c: &Connection, space: &str, n: &Node) -> SResult<i64> {
             size,
             n.ctime,
             n.mtime,
-            now_iso()
+            time::now()
         ],
     )?;
     let rid = c.last_insert_rowid();

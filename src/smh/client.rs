@@ -8,6 +8,7 @@ use rand::Rng;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 
+use super::codes;
 use super::error::{Result, SmhError};
 use super::path::SmhPath;
 use super::redact::redact_url;
@@ -90,14 +91,6 @@ pub struct FileHead {
     pub modification_time: Option<String>,
 }
 
-/// Space usage for statfs. `capacity`/`available` are `None` without a quota.
-#[derive(Debug, Clone)]
-pub struct Usage {
-    pub used: u64,
-    pub capacity: Option<u64>,
-    pub available: Option<u64>,
-}
-
 /// Cheap-to-clone handle on one library space.
 #[derive(Clone)]
 pub struct SmhClient {
@@ -159,7 +152,7 @@ impl ApiCall {
     }
 }
 
-fn percent(s: &str) -> String {
+pub(crate) fn percent(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
@@ -441,7 +434,7 @@ impl SmhClient {
                         .map(Duration::from_secs);
                     let err = error_from_response(resp).await;
                     if status == StatusCode::FORBIDDEN
-                        && err.code() == Some("InvalidAccessToken")
+                        && err.code() == Some(codes::INVALID_ACCESS_TOKEN)
                         && !refreshed
                     {
                         if let Some(t) = &token {
@@ -731,43 +724,6 @@ impl SmhClient {
     ) -> Result<SmhPath> {
         self.put_from("file", to, MoveBody::copying(from), strategy)
             .await
-    }
-
-    /// Usage and quota of the space (for statfs). Falls back to the space
-    /// size when the token may not read usage.
-    pub async fn usage(&self) -> Result<Usage> {
-        let c = &self.inner.config;
-        let call = ApiCall::new(
-            Method::GET,
-            format!("usage/{}/{}", percent(&c.library), percent(&c.space)),
-        );
-        let parse = |s: &Option<String>| s.as_deref().and_then(|v| v.parse::<u64>().ok());
-        match self.call_json::<Vec<SpaceUsage>>(call).await {
-            Ok(list) => {
-                let u = list.into_iter().next().ok_or_else(|| SmhError::Malformed {
-                    url: "usage".into(),
-                    message: "empty usage list".into(),
-                })?;
-                Ok(Usage {
-                    used: u.size.parse().unwrap_or(0),
-                    capacity: parse(&u.capacity),
-                    available: parse(&u.available_space),
-                })
-            }
-            Err(e) if matches!(e.status(), Some(403) | Some(404)) => {
-                let call = ApiCall::new(
-                    Method::GET,
-                    format!("space/{}/{}/size", percent(&c.library), percent(&c.space)),
-                );
-                let s: SpaceSize = self.call_json(call).await?;
-                Ok(Usage {
-                    used: s.size.parse().unwrap_or(0),
-                    capacity: None,
-                    available: None,
-                })
-            }
-            Err(e) => Err(e),
-        }
     }
 }
 

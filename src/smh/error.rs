@@ -1,5 +1,6 @@
 //! `SmhError`: everything the client can fail with, and its one errno mapping.
 
+use super::codes;
 use super::types::ErrorBody;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +29,9 @@ pub enum SmhError {
     /// Local I/O (reading a staged file, for instance).
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// A server-side task (a large batch) did not finish in time.
+    #[error("task {0} is still running on the server")]
+    TaskPending(u64),
     /// The upload cannot continue (plan and server state disagree, etc.).
     #[error("upload failed: {0}")]
     Upload(String),
@@ -78,39 +82,41 @@ impl SmhError {
     pub fn errno(&self) -> i32 {
         match self {
             SmhError::Api { status, code, .. } => match code.as_str() {
-                "FileNotFound"
-                | "DirectoryNotFound"
-                | "PathNotFound"
-                | "SourceFileNotFound"
-                | "SourceDirectoryNotFound"
-                | "SpaceNotFound"
-                | "LibraryNotFound"
-                | "FileRemovedByQuota" => libc::ENOENT,
-                "SameNameDirectoryOrFileExists" | "PathConflict" | "RenameTooManyTimes" => {
-                    libc::EEXIST
+                codes::FILE_NOT_FOUND
+                | codes::DIRECTORY_NOT_FOUND
+                | codes::PATH_NOT_FOUND
+                | codes::SOURCE_FILE_NOT_FOUND
+                | codes::SOURCE_DIRECTORY_NOT_FOUND
+                | codes::SPACE_NOT_FOUND
+                | codes::LIBRARY_NOT_FOUND
+                | codes::FILE_REMOVED_BY_QUOTA => libc::ENOENT,
+                codes::SAME_NAME_DIRECTORY_OR_FILE_EXISTS
+                | codes::PATH_CONFLICT
+                | codes::RENAME_TOO_MANY_TIMES => libc::EEXIST,
+                codes::SPACE_NOT_EMPTY => libc::ENOTEMPTY,
+                codes::QUOTA_LIMIT_REACHED
+                | codes::LIBRARY_QUOTA_LIMIT_REACHED
+                | codes::NO_ENOUGH_REMAINING_QUOTA => libc::ENOSPC,
+                codes::FILE_NAME_LENGTH_EXCEED | codes::DIRECTORY_NAME_LENGTH_EXCEED => {
+                    libc::ENAMETOOLONG
                 }
-                "SpaceNotEmpty" => libc::ENOTEMPTY,
-                "QuotaLimitReached" | "LibraryQuotaLimitReached" | "NoEnoughRemainingQuota" => {
-                    libc::ENOSPC
-                }
-                "FileNameLengthExceed" | "DirectoryNameLengthExceed" => libc::ENAMETOOLONG,
-                "IllegalFileName"
-                | "EmptyFileName"
-                | "EmptyPath"
-                | "InvalidFilePath"
-                | "SourceDirectoryIsParentOfDestination"
-                | "InvalidDestinationPath"
-                | "InvalidSourceDirectory"
-                | "InvalidSourceFile"
-                | "FileTypeNotMatched" => libc::EINVAL,
-                "NoPermission"
-                | "WriteForbidden"
-                | "ReadForbidden"
-                | "InvalidAccessToken"
-                | "AccessTokenNotMatchSpace"
-                | "AccessTokenNotMatchLibrary"
-                | "SensitiveContentRecognized"
-                | "UploadNotBelongYou" => libc::EACCES,
+                codes::ILLEGAL_FILE_NAME
+                | codes::EMPTY_FILE_NAME
+                | codes::EMPTY_PATH
+                | codes::INVALID_FILE_PATH
+                | codes::SOURCE_DIRECTORY_IS_PARENT_OF_DESTINATION
+                | codes::INVALID_DESTINATION_PATH
+                | codes::INVALID_SOURCE_DIRECTORY
+                | codes::INVALID_SOURCE_FILE
+                | codes::FILE_TYPE_NOT_MATCHED => libc::EINVAL,
+                codes::NO_PERMISSION
+                | codes::WRITE_FORBIDDEN
+                | codes::READ_FORBIDDEN
+                | codes::INVALID_ACCESS_TOKEN
+                | codes::ACCESS_TOKEN_NOT_MATCH_SPACE
+                | codes::ACCESS_TOKEN_NOT_MATCH_LIBRARY
+                | codes::SENSITIVE_CONTENT_RECOGNIZED
+                | codes::UPLOAD_NOT_BELONG_YOU => libc::EACCES,
                 _ => match *status {
                     404 => libc::ENOENT,
                     409 => libc::EEXIST,
@@ -120,9 +126,10 @@ impl SmhError {
                     _ => libc::EIO,
                 },
             },
-            SmhError::Network { .. } | SmhError::Malformed { .. } | SmhError::Upload(_) => {
-                libc::EIO
-            }
+            SmhError::Network { .. }
+            | SmhError::Malformed { .. }
+            | SmhError::Upload(_)
+            | SmhError::TaskPending(_) => libc::EIO,
             SmhError::InvalidPath(_) | SmhError::Config(_) => libc::EINVAL,
             SmhError::NameTooLong(_) => libc::ENAMETOOLONG,
             SmhError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
@@ -145,23 +152,26 @@ mod tests {
 
     #[test]
     fn errno_table() {
-        assert_eq!(api(404, "FileNotFound").errno(), libc::ENOENT);
+        assert_eq!(api(404, codes::FILE_NOT_FOUND).errno(), libc::ENOENT);
         assert_eq!(
-            api(409, "SameNameDirectoryOrFileExists").errno(),
+            api(409, codes::SAME_NAME_DIRECTORY_OR_FILE_EXISTS).errno(),
             libc::EEXIST
         );
-        assert_eq!(api(400, "QuotaLimitReached").errno(), libc::ENOSPC);
-        assert_eq!(api(400, "FileNameLengthExceed").errno(), libc::ENAMETOOLONG);
-        assert_eq!(api(409, "SpaceNotEmpty").errno(), libc::ENOTEMPTY);
-        assert_eq!(api(503, "ServerOverloaded").errno(), libc::EIO);
+        assert_eq!(api(400, codes::QUOTA_LIMIT_REACHED).errno(), libc::ENOSPC);
+        assert_eq!(
+            api(400, codes::FILE_NAME_LENGTH_EXCEED).errno(),
+            libc::ENAMETOOLONG
+        );
+        assert_eq!(api(409, codes::SPACE_NOT_EMPTY).errno(), libc::ENOTEMPTY);
+        assert_eq!(api(503, codes::SERVER_OVERLOADED).errno(), libc::EIO);
         assert_eq!(api(404, "").errno(), libc::ENOENT);
     }
 
     #[test]
     fn retryable() {
-        assert!(api(429, "RateLimitExceeded").is_retryable());
+        assert!(api(429, codes::RATE_LIMIT_EXCEEDED).is_retryable());
         assert!(api(503, "").is_retryable());
-        assert!(!api(409, "SameNameDirectoryOrFileExists").is_retryable());
-        assert!(!api(400, "BadCrc64").is_retryable());
+        assert!(!api(409, codes::SAME_NAME_DIRECTORY_OR_FILE_EXISTS).is_retryable());
+        assert!(!api(400, codes::BAD_CRC64).is_retryable());
     }
 }

@@ -330,6 +330,16 @@ pub struct PathReply {
     pub creation_time: Option<String>,
 }
 
+impl PathReply {
+    /// A reply naming only the final path.
+    pub fn of(path: Vec<String>) -> Self {
+        Self {
+            path: Some(path),
+            creation_time: None,
+        }
+    }
+}
+
 /// Move/copy body: `{"from": ...}` or `{"copyFrom": ...}`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -379,6 +389,159 @@ pub struct SpaceUsage {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SpaceSize {
     pub size: String,
+}
+
+/// `GET /api/v1/usage/{lib}/` (no space): the whole library.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LibraryUsage {
+    pub total_file_size: String,
+}
+
+/// `GET /api/v1/quota/{lib}/{space}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QuotaReply {
+    pub id: u64,
+    pub capacity: String,
+}
+
+/// `POST /api/v1/space/{lib}`: the new space.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpaceCreated {
+    pub space_id: String,
+}
+
+/// One space of `GET /api/v1/space/{lib}/list`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpaceItem {
+    pub space_id: String,
+    #[serde(default)]
+    pub user_id: String,
+    #[serde(default)]
+    pub creation_time: Option<String>,
+}
+
+/// `GET /api/v1/space/{lib}/list`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpaceList {
+    pub list: Vec<SpaceItem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
+/// One item of the recycle bin.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecycledItem {
+    pub recycled_item_id: u64,
+    pub original_path: Vec<String>,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: EntryType,
+    #[serde(default)]
+    pub size: Option<String>,
+    #[serde(default)]
+    pub creation_time: Option<String>,
+    #[serde(default)]
+    pub modification_time: Option<String>,
+    pub removal_time: String,
+    /// Days left before the item is purged.
+    pub remaining_time: u32,
+}
+
+/// `GET /api/v1/recycled/{lib}/{space}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecycledList {
+    pub contents: Vec<RecycledItem>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_marker: Option<String>,
+}
+
+/// One item of `POST /api/v1/batch/{lib}/{space}?delete` (§5.1).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchDeleteItem {
+    pub path: String,
+    #[serde(default)]
+    pub permanent: bool,
+}
+
+/// One item of `?move` (`from`) or `?copy` (`copyFrom`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchMoveItem {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_from: Option<String>,
+    pub to: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflict_resolution_strategy: Option<ConflictStrategy>,
+    /// Another space of the library (not supported by `smhfs serve`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_space_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_from_space_id: Option<String>,
+}
+
+/// The outcome of one batch item: `status` 200/204 done, else failed
+/// (`code`, `message` say why).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchItemResult {
+    pub status: u16,
+    /// Delete: the path asked for; move/copy: the final path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recycled_item_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_from: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+impl BatchItemResult {
+    /// Whether the item was done.
+    pub fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// A batch done synchronously: 200 (all done) or 207 (some failed).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BatchReply {
+    pub result: Vec<BatchItemResult>,
+}
+
+/// A batch (or other long operation) running as a task: 202.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskCreated {
+    pub task_id: u64,
+}
+
+/// One element of `GET /api/v1/task/{lib}/{space}/{ids}` (§5.2): `status`
+/// 202 running, 200 done, 207 done with failed items, 500 failed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskInfo {
+    pub task_id: u64,
+    pub status: u16,
+    /// What the task produced; a batch's is a [`BatchReply`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 use reqwest::{Method, StatusCode};
 
 use super::client::{decode_json, error_chain, error_from_response, ApiCall, SmhClient};
+use super::codes;
 use super::error::{Result, SmhError};
 use super::hash::{ContentHasher, ContentHashes, INSTANT_UPLOAD_MIN_SIZE};
 use super::part_source::{PartBody, PlainFile, SharedSource, Source};
@@ -108,10 +109,7 @@ fn part_range(n: u32, part_size: u64, size: u64) -> (u64, u64) {
 
 /// Time left on a ticket; `None` without (or with an unreadable) expiration.
 fn ticket_left(t: &UploadTicket) -> Option<Duration> {
-    let exp = t.expiration.as_deref()?;
-    let when = chrono::DateTime::parse_from_rfc3339(exp).ok()?;
-    let left = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
-    Some(left.to_std().unwrap_or(Duration::ZERO))
+    super::time::until(t.expiration.as_deref()?)
 }
 
 fn ticket_expires_soon(t: &UploadTicket) -> bool {
@@ -544,7 +542,7 @@ impl SmhClient {
             .await
         {
             Ok(meta) => Ok(meta),
-            Err(e) if e.code() == Some("UploadComplete") => {
+            Err(e) if e.code() == Some(codes::UPLOAD_COMPLETE) => {
                 self.confirmed_meta(confirm_key, plan).await
             }
             Err(e) => Err(e),
@@ -607,7 +605,8 @@ impl SmhClient {
         let status = match self.upload_status(&plan.confirm_key).await {
             Ok(s) => s,
             Err(e)
-                if e.code() == Some("UploadNotFound") || e.code() == Some("ConfirmKeyNotFound") =>
+                if e.code() == Some(codes::UPLOAD_NOT_FOUND)
+                    || e.code() == Some(codes::CONFIRM_KEY_NOT_FOUND) =>
             {
                 tracing::info!(path = %plan.path, "upload task is gone on the server; uploading again");
                 let opts = UploadOptions {

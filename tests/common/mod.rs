@@ -2,6 +2,7 @@
 //! temporary data directory.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod mount;
 
 use std::io::{BufRead, BufReader, Read};
@@ -20,6 +21,7 @@ pub struct TestServer {
     _tempdir: Option<tempfile::TempDir>,
     extra: Vec<String>,
     port: u16,
+    test_endpoints: bool,
 }
 
 impl TestServer {
@@ -30,10 +32,16 @@ impl TestServer {
 
     /// Extra `serve` arguments, e.g. `["--fault", "part:503:3"]`.
     pub fn start_with(args: &[&str]) -> TestServer {
+        Self::start_opts(args, true)
+    }
+
+    /// Like [`TestServer::start_with`]; `test_endpoints` says whether the
+    /// server gets `--test-endpoints` (the `/__...` knobs).
+    pub fn start_opts(args: &[&str], test_endpoints: bool) -> TestServer {
         let tempdir = tempfile::tempdir().expect("tempdir");
         let data = tempdir.path().join("smh-data");
         let extra: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let (child, url, port) = spawn(&data, 0, &extra);
+        let (child, url, port) = spawn(&data, 0, &extra, test_endpoints);
         TestServer {
             url,
             library: "smhlocal".into(),
@@ -43,6 +51,7 @@ impl TestServer {
             _tempdir: Some(tempdir),
             extra,
             port,
+            test_endpoints,
         }
     }
 
@@ -51,7 +60,7 @@ impl TestServer {
         self.stop();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            match try_spawn(&self.data, self.port, &self.extra) {
+            match try_spawn(&self.data, self.port, &self.extra, self.test_endpoints) {
                 Ok((child, url, _)) => {
                     self.child = Some(child);
                     self.url = url;
@@ -143,21 +152,34 @@ impl Drop for TestServer {
     }
 }
 
-fn spawn(data: &std::path::Path, port: u16, extra: &[String]) -> (Child, String, u16) {
-    try_spawn(data, port, extra).unwrap_or_else(|e| panic!("{e}"))
+fn spawn(
+    data: &std::path::Path,
+    port: u16,
+    extra: &[String],
+    test_endpoints: bool,
+) -> (Child, String, u16) {
+    try_spawn(data, port, extra, test_endpoints).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn try_spawn(
     data: &std::path::Path,
     port: u16,
     extra: &[String],
+    test_endpoints: bool,
 ) -> Result<(Child, String, u16), String> {
+    let knobs: &[&str] = if test_endpoints {
+        &["--test-endpoints"]
+    } else {
+        &[]
+    };
     let mut child = Command::new(env!("CARGO_BIN_EXE_smhfs"))
         .arg("serve")
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .arg("--data")
         .arg(data)
+        .args(knobs)
+        .env("SMHFS_SECRET", "smhlocal-secret")
         .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

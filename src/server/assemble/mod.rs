@@ -18,18 +18,21 @@
 //! cache) so that confirm only hashes what is left; simple uploads are hashed
 //! while they are received.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rusqlite::Connection;
 
 use super::error::{SResult, ServerError};
 use super::store::{random_hex, Store};
+use crate::smh::codes;
+
+mod registry;
 use crate::smh::hash::{ContentHasher, ContentHashes};
+pub use registry::{clean_staging, remove_task_files, Tasks};
 
 /// Read buffer of the hasher and of copies.
 const BUF: usize = 1 << 20;
@@ -353,7 +356,7 @@ impl TaskFiles {
         };
         let r = self.finish_sealed(store, parts, want_crc, psize, writers);
         if let Err(e) = &r {
-            if e.code() != "BadCrc64" {
+            if e.code() != codes::BAD_CRC64 {
                 // A read or write failed, maybe in the middle of a part the
                 // hasher was fed: start over next time.
                 self.hash.lock().reset();
@@ -582,7 +585,11 @@ fn part_size_guess(n: u32, len: u64, total: Option<u64>) -> Option<u64> {
 }
 
 fn missing(e: std::io::Error) -> ServerError {
-    ServerError::api(404, "UploadIncomplete", format!("part data missing: {e}"))
+    ServerError::api(
+        404,
+        codes::UPLOAD_INCOMPLETE,
+        format!("part data missing: {e}"),
+    )
 }
 
 fn truncate_to(path: &std::path::Path, size: u64) -> std::io::Result<()> {
@@ -670,114 +677,6 @@ fn read_part(
     Ok(())
 }
 
-/// The files of every live upload task.
-#[derive(Default)]
-pub struct Tasks {
-    map: Mutex<HashMap<String, Arc<TaskFiles>>>,
-}
-
-impl Tasks {
-    /// A task just begun (nothing stored yet).
-    pub fn begun(&self, key: &str, shape: TaskShape) {
-        self.map.lock().insert(
-            key.to_string(),
-            Arc::new(TaskFiles::new(key, shape, Vec::new())),
-        );
-    }
-
-    /// The files of a task, loaded from the database after a restart.
-    pub fn get(&self, c: &Connection, key: &str, shape: TaskShape) -> SResult<Arc<TaskFiles>> {
-        let mut m = self.map.lock();
-        if let Some(t) = m.get(key) {
-            return Ok(t.clone());
-        }
-        let parts = load_part_recs(c, key)?;
-        let t = Arc::new(TaskFiles::new(key, shape, parts));
-        m.insert(key.to_string(), t.clone());
-        Ok(t)
-    }
-
-    /// Whether confirming `key` is only a rename: a simple upload whose
-    /// hashes were computed while it was received.
-    pub fn hashed_simple(&self, key: &str) -> bool {
-        let Some(t) = self.map.lock().get(key).cloned() else {
-            return false;
-        };
-        let simple = !t.inner.lock().multipart;
-        simple && t.hash.try_lock().is_some_and(|h| h.done.len() == 1)
-    }
-
-    /// Forgets a task (confirmed, aborted, expired); running writers and
-    /// hashers stop at their next step.
-    pub fn remove(&self, key: &str) {
-        if let Some(t) = self.map.lock().remove(key) {
-            t.kill();
-        }
-    }
-}
-
-/// Removes the files of a task that no longer exists: task blob, fallback
-/// files of `parts` and the legacy part directory.
-pub fn remove_task_files(store: &Store, key: &str, parts: &[PartRec]) {
-    let _ = std::fs::remove_file(store.task_blob(key));
-    remove_part_files(store, key, parts, None);
-}
-
-fn remove_part_files(store: &Store, key: &str, parts: &[PartRec], keep: Option<&PathBuf>) {
-    let mut legacy = false;
-    for p in parts {
-        match &p.loc {
-            Loc::File(f) => {
-                let path = store.part_file(f);
-                if Some(&path) != keep {
-                    let _ = std::fs::remove_file(path);
-                }
-            }
-            Loc::Legacy => legacy = true,
-            // Rows go with the task's rows (or become the file's blob).
-            Loc::Blob(_) | Loc::Db(_) => {}
-        }
-    }
-    if legacy {
-        let _ = std::fs::remove_dir_all(store.upload_dir(key));
-    }
-}
-
-impl Finished {
-    /// After the commit: removes what the blob was not made of.
-    pub fn cleanup(&self, store: &Store, key: &str, parts: &[PartRec]) {
-        let tb = store.task_blob(key);
-        if self.renamed_from.as_ref() != Some(&tb) {
-            let _ = std::fs::remove_file(&tb);
-        }
-        remove_part_files(store, key, parts, self.renamed_from.as_ref());
-        for p in parts {
-            if let Loc::Db(id) = &p.loc {
-                if *id != self.blob {
-                    let _ = store.with(|c| {
-                        c.prepare_cached("DELETE FROM blobdata WHERE id=?1")?
-                            .execute([id])?;
-                        Ok(())
-                    });
-                }
-            }
-        }
-    }
-}
-
-/// Removes staging files left by a previous run.
-pub fn clean_staging(store: &Store) {
-    if let Ok(rd) = std::fs::read_dir(store.dir.join("blobs")) {
-        for e in rd.flatten() {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            if name.ends_with(".asm") || name.ends_with(".tmp") {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-}
-
 /// The hashes of what was received, or `BadCrc64` when confirm named
 /// another CRC-64 (the task stays as it is, so the client can fix it).
 fn check_crc(hasher: &ContentHasher, want_crc: Option<&str>) -> SResult<ContentHashes> {
@@ -786,7 +685,7 @@ fn check_crc(hasher: &ContentHasher, want_crc: Option<&str>) -> SResult<ContentH
         if want.trim() != h.crc64_string() {
             return Err(ServerError::api(
                 400,
-                "BadCrc64",
+                codes::BAD_CRC64,
                 format!("crc64 mismatch: expected {want}, got {}", h.crc64_string()),
             ));
         }

@@ -11,10 +11,11 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
-use super::error::{SResult, ServerError};
-use super::routes::Ctx;
-use super::stats::Stats;
-use super::App;
+use crate::server::error::{SResult, ServerError};
+use crate::server::http::Ctx;
+use crate::server::stats::Stats;
+use crate::server::App;
+use crate::smh::codes;
 
 fn signature(key: &str, blob: &str, expires: i64, crc: &str, ctype: &str) -> String {
     let mut h = Sha256::new();
@@ -57,7 +58,7 @@ fn parse_range(h: Option<&str>, size: u64) -> SResult<Option<(u64, u64)>> {
     let bad = || {
         ServerError::cos(
             416,
-            "InvalidRange",
+            codes::INVALID_RANGE,
             "the requested range is not satisfiable",
         )
     };
@@ -97,7 +98,7 @@ pub async fn object_get(app: &Arc<App>, ctx: Ctx, blob: &str) -> SResult<Respons
     app.faults.delay("download").await;
     app.stats.op("object_get");
     let q = &ctx.query;
-    let denied = |m: &str| ServerError::cos(403, "AccessDenied", m.to_string());
+    let denied = |m: &str| ServerError::cos(403, codes::ACCESS_DENIED, m.to_string());
     let expires: i64 = q
         .get("expires")
         .and_then(|e| e.parse().ok())
@@ -114,9 +115,9 @@ pub async fn object_get(app: &Arc<App>, ctx: Ctx, blob: &str) -> SResult<Respons
         return Err(denied("Request has expired"));
     }
     if blob.is_empty() || !blob.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ServerError::cos(404, "NoSuchKey", "no such object"));
+        return Err(ServerError::cos(404, codes::NO_SUCH_KEY, "no such object"));
     }
-    let gone = || ServerError::cos(404, "NoSuchKey", "the object does not exist");
+    let gone = || ServerError::cos(404, codes::NO_SUCH_KEY, "the object does not exist");
     let path = app.store.blob_path(blob);
     // A blob file, or else a small blob in the database.
     let (mut file, mem) = match tokio::fs::File::open(&path).await {
