@@ -209,7 +209,9 @@ async fn dir_list(
         limit: limit + 1,
         offset,
     };
-    let (dir, items, (files, dirs)) = app
+    // A revalidation that matches costs no listing.
+    let cond = if_none_match_header(ctx);
+    let (dir, listed) = app
         .db(move |c| {
             let dir = store::resolve(c, &space, &segs)?.ok_or_else(|| {
                 ServerError::api(404, codes::DIRECTORY_NOT_FOUND, "directory not found")
@@ -221,15 +223,18 @@ async fn dir_list(
                     "not a directory",
                 ));
             }
+            if etag_matches(cond.as_deref(), &dir.etag()) {
+                return Ok((dir, None));
+            }
             let items = store::list(c, &space, dir.id, &spec)?;
             let counts = store::counts(c, &space, dir.id)?;
-            Ok((dir, items, counts))
+            Ok((dir, Some((items, counts))))
         })
         .await?;
     let etag = dir.etag();
-    if if_none_match(ctx, &etag) {
+    let Some((items, (files, dirs))) = listed else {
         return Ok(not_modified(&etag));
-    }
+    };
     let more = items.len() as u64 > limit;
     let with_inode = ctx.query.flag("with_inode");
     let contents: Vec<DirEntry> = items
@@ -238,7 +243,7 @@ async fn dir_list(
         .map(|n| {
             let mut e = entry_of(n);
             if with_inode {
-                e.inode = Some(format!("{:032x}", n.id));
+                e.inode = Some(n.inode());
             }
             e
         })

@@ -46,7 +46,7 @@ pub fn info_of(n: &Node, path: Vec<String>) -> EntryInfo {
         modification_time: Some(n.mtime.clone()),
         local_modification_time: n.lmtime.clone(),
         e_tag: Some(n.etag()),
-        inode: Some(format!("{:032x}", n.id)),
+        inode: Some(n.inode()),
         size: (!n.is_dir).then(|| n.size.to_string()),
         crc64: if n.is_dir { None } else { n.crc64.clone() },
         content_type: if n.is_dir { None } else { n.ctype.clone() },

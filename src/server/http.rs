@@ -354,10 +354,20 @@ pub fn authenticate(app: &App, ctx: &Ctx, space: Option<&str>) -> SResult<Auth> 
 }
 
 pub fn if_none_match(ctx: &Ctx, etag: &str) -> bool {
+    etag_matches(if_none_match_header(ctx).as_deref(), etag)
+}
+
+/// The request's `If-None-Match`, for checks made away from the `Ctx`.
+pub fn if_none_match_header(ctx: &Ctx) -> Option<String> {
     ctx.headers
         .get("if-none-match")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+        .map(String::from)
+}
+
+/// Whether an `If-None-Match` value names `etag` (or is `*`).
+pub fn etag_matches(header: Option<&str>, etag: &str) -> bool {
+    header.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
 }
 
 pub fn not_modified(etag: &str) -> Response {

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod batch;
 pub mod cors;
 pub mod cos;
+pub mod delta;
 pub mod directories;
 pub mod entries;
 pub mod error;
@@ -98,6 +99,13 @@ pub struct ServeArgs {
     /// Deletes are permanent (204) instead of going to the recycle bin.
     #[arg(long)]
     pub no_recycle_bin: bool,
+    /// Keep no change feed: `fs-delta` answers FunctionNotEnabled (like a
+    /// server without the feature).
+    #[arg(long)]
+    pub no_delta: bool,
+    /// Entries the change feed keeps; a cursor older than that is expired.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub delta_history: u64,
     /// Inject failures: TARGET:STATUS:COUNT, TARGET one of api, token, list,
     /// begin, confirm, part, download; COUNT `N` (next N requests) or `N%`
     /// (probability). Repeatable.
@@ -213,6 +221,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let (sign_key, spaces) = store
         .tx(|c| {
             let key = store::meta_get_or_init(c, "sign_key", || store::random_hex(32))?;
+            delta::install(c, (!args.no_delta).then_some(args.delta_history))?;
             if !args.multi_space {
                 store::ensure_space(c, "-")?;
             }

@@ -140,6 +140,7 @@ pub async fn space_route(
                     c.execute("DELETE FROM nodes WHERE space=?1", [&sp2])?;
                     c.execute("DELETE FROM recycled WHERE space=?1", [&sp2])?;
                     c.execute("DELETE FROM spaces WHERE id=?1", [&sp2])?;
+                    super::delta::forget_space(c, &sp2)?;
                     Ok(blobs)
                 })
                 .await?;

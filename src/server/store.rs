@@ -53,10 +53,25 @@ impl Node {
         if self.is_dir {
             format!("\"{:x}-{:x}\"", self.id, self.rev)
         } else {
-            let b = self.blob.as_deref().unwrap_or("");
-            format!("\"{}\"", &b[..b.len().min(32)])
+            file_etag(self.blob.as_deref().unwrap_or(""))
         }
     }
+
+    /// The `inode` clients see (stable for the node's life: moves and
+    /// overwrites keep it).
+    pub fn inode(&self) -> String {
+        inode_of(self.id)
+    }
+}
+
+/// eTag of a file: its content (blob) id.
+pub fn file_etag(blob: &str) -> String {
+    format!("\"{}\"", &blob[..blob.len().min(32)])
+}
+
+/// `inode` of a node id (the root is 0).
+pub fn inode_of(id: i64) -> String {
+    format!("{id:032x}")
 }
 
 /// The content of a stored file.
@@ -432,6 +447,32 @@ pub fn insert_file(
     let id = c.last_insert_rowid();
     touch(c, space, parent)?;
     Ok(id)
+}
+
+/// New content for the file `id` (an overwrite: the node, its inode and
+/// creation time stay).
+pub fn replace_content(
+    c: &Connection,
+    space: &str,
+    id: i64,
+    parent: i64,
+    f: &FileData,
+) -> SResult<()> {
+    c.prepare_cached(
+        "UPDATE nodes SET size=?2,blob=?3,crc64=?4,bhash=?5,fhash=?6,ctype=?7,mtime=?8,lmtime=?9 WHERE id=?1",
+    )?
+    .execute(params![
+        id,
+        f.size as i64,
+        f.blob,
+        f.crc64,
+        f.bhash,
+        f.fhash,
+        f.ctype,
+        time::now(),
+        f.lmtime
+    ])?;
+    touch(c, space, parent)
 }
 
 pub fn file_data(n: &Node) -> FileData {

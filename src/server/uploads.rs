@@ -65,7 +65,7 @@ fn file_meta(path: Vec<String>, n: &store::Node, overwritten: bool) -> FileMeta 
         name: path.last().cloned().unwrap_or_default(),
         path: Some(path),
         kind: EntryType::File,
-        inode: Some(format!("{:032x}", n.id)),
+        inode: Some(n.inode()),
         creation_time: Some(n.ctime.clone()),
         modification_time: Some(n.mtime.clone()),
         content_type: n.ctype.clone(),
@@ -100,8 +100,8 @@ fn commit_file(
     })?;
     let mut blobs = Vec::new();
     let mut freed = 0;
-    let mut ctime = None;
-    let mut overwritten = false;
+    // An overwrite replaces the content of the node (same inode).
+    let mut replaced = None;
     let final_name = match store::child(c, space, parent.id, name)? {
         None => name.clone(),
         Some(e) => match strategy {
@@ -119,9 +119,8 @@ fn commit_file(
                     ));
                 }
                 freed = e.size;
-                ctime = Some(e.ctime.clone());
-                blobs = store::delete_tree(c, e.id)?;
-                overwritten = true;
+                blobs.extend(e.blob.clone());
+                replaced = Some(e.id);
                 name.clone()
             }
         },
@@ -137,12 +136,18 @@ fn commit_file(
     }
     let mut data = data.clone();
     data.ctype = content_type_of(&final_name).to_string();
-    let id = store::insert_file(c, space, parent.id, &final_name, &data, ctime.as_deref())?;
+    let id = match replaced {
+        Some(id) => {
+            store::replace_content(c, space, id, parent.id, &data)?;
+            id
+        }
+        None => store::insert_file(c, space, parent.id, &final_name, &data, None)?,
+    };
     let n = store::node(c, id)?
         .ok_or_else(|| ServerError::Internal("inserted node vanished".into()))?;
     let mut path = parents.to_vec();
     path.push(final_name);
-    Ok((file_meta(path, &n, overwritten), blobs))
+    Ok((file_meta(path, &n, replaced.is_some()), blobs))
 }
 
 fn may_overwrite(auth: &Auth, grants: &[&str]) -> bool {

@@ -82,6 +82,11 @@ codes! {
     WRONG_LIBRARY_ID_OR_SECRET = "WrongLibraryIdOrSecret",
 }
 
+/// What `smhfs serve` answers (404) for a change-feed cursor it cannot
+/// continue from (expired or unknown): the client starts over with a new
+/// cursor. smh-api.md §4.15 leaves the real server's code open.
+pub const DELTA_CURSOR_LOST: &str = MARKER_NOT_FOUND;
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod codes;
+pub mod delta;
 pub mod error;
 pub mod hash;
 pub mod part_source;
@@ -16,6 +17,7 @@ pub mod types;
 pub mod upload;
 
 pub use client::{ClientConfig, Credentials, FileHead, RetryPolicy, SmhClient};
+pub use delta::DeltaPoll;
 pub use error::{Result, SmhError};
 pub use hash::{ContentHasher, ContentHashes};
 pub use part_source::{PartSource, PlainFile, SharedSource};

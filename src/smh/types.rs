@@ -544,6 +544,99 @@ pub struct TaskInfo {
     pub result: Option<serde_json::Value>,
 }
 
+/// `GET /api/v1/fs-delta/{lib}/{space}/cursor` (§4.15): the current
+/// position of the space's change log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeltaCursor {
+    pub cursor: String,
+}
+
+/// `GET /api/v1/fs-delta/{lib}/{space}/delta?cursor=C&limit=N`: the changes
+/// after `C`, oldest first; `cursor` is where to ask next time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeltaPage {
+    pub cursor: String,
+    /// More entries are waiting now (ask again at once).
+    #[serde(default)]
+    pub has_more: bool,
+    #[serde(default)]
+    pub contents: Vec<DeltaEntry>,
+}
+
+/// Where a feed entry's item is after the change (`location`).
+pub mod delta_location {
+    pub const NORMAL: u8 = 0;
+    pub const RECYCLE_BIN: u8 = 1;
+    pub const HISTORY: u8 = 2;
+    pub const DELETED: u8 = 3;
+}
+
+/// One change. Items are named by `inode` + `parentInode` + `name`; for a
+/// delete, they are where the item was; for a move, where it is now (and
+/// `extraInfo` says where it came from: `fromParentInode`, `fromName`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeltaEntry {
+    /// `FILE.CREATE`, `FILE.MODIFY`, `FILE.MOVE`, `FILE.DELETE`,
+    /// `FILE.RESTORE`, and `DIR.*` the same for directories.
+    pub event_type: String,
+    #[serde(default)]
+    pub event_time: String,
+    pub inode: String,
+    #[serde(default)]
+    pub parent_inode: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: EntryType,
+    /// Files only; decimal string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e_tag: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crc64: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub creation_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub modification_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_creation_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_modification_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// [`delta_location`]: 0 normal, 1 recycle bin, 2 history, 3 deleted.
+    #[serde(default)]
+    pub location: u8,
+    /// Symlinks: the target's inode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_to: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_info: BTreeMap<String, serde_json::Value>,
+}
+
+impl DeltaEntry {
+    /// `CREATE`, `MODIFY`, ... without the `FILE.`/`DIR.` prefix.
+    pub fn action(&self) -> &str {
+        self.event_type
+            .split_once('.')
+            .map_or(self.event_type.as_str(), |(_, a)| a)
+    }
+
+    /// Where a moved item came from (`extraInfo`).
+    pub fn moved_from(&self) -> Option<(&str, &str)> {
+        let p = self.extra_info.get("fromParentInode")?.as_str()?;
+        let n = self.extra_info.get("fromName")?.as_str()?;
+        Some((p, n))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
