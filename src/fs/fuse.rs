@@ -293,13 +293,17 @@ impl Filesystem for SmhFuse {
     fn symlink(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _link_name: &OsStr,
+        parent: INodeNo,
+        link_name: &OsStr,
         _target: &Path,
         reply: ReplyEntry,
     ) {
-        // SMH has no symlinks we can create.
-        reply.error(Errno::EPERM);
+        // SMH has no symlinks we can create; a name it cannot store is
+        // refused as such first (EINVAL), like create/mkdir/rename.
+        match self.fs.check_name(parent.0, link_name) {
+            Err(e) => reply.error(errno("symlink", &e)),
+            Ok(()) => reply.error(Errno::EPERM),
+        }
     }
 
     fn rename(
@@ -335,13 +339,17 @@ impl Filesystem for SmhFuse {
         reply.error(Errno::EPERM);
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         let truncate = flags.0 & libc::O_TRUNC != 0;
         let direct_reads = self.direct_reads;
+        let pid = req.pid();
         self.spawn(|fs, _, _| async move {
             match fs.open(ino.0, write, truncate).await {
-                Ok(fh) => reply.opened(FileHandle(fh), open_flags(flags.0, direct_reads)),
+                Ok(fh) => {
+                    fs.note_opener(fh, pid);
+                    reply.opened(FileHandle(fh), open_flags(flags.0, direct_reads))
+                }
                 Err(e) => reply.error(errno("open", &e)),
             }
         });
@@ -394,7 +402,7 @@ impl Filesystem for SmhFuse {
 
     fn flush(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _lock_owner: LockOwner,
@@ -405,7 +413,12 @@ impl Filesystem for SmhFuse {
             Some(Err(e)) => return reply.error(errno("flush", &e)),
             None => {}
         }
-        self.spawn_empty("flush", reply, |fs| async move { fs.flush(fh.0).await });
+        // The pid tells the opener's last close from a dup'ed or forked
+        // descriptor's (close rules: `openfile.rs`).
+        let pid = req.pid();
+        self.spawn_empty("flush", reply, |fs| async move {
+            fs.flush_from(fh.0, Some(pid)).await
+        });
     }
 
     fn release(
@@ -615,7 +628,7 @@ impl Filesystem for SmhFuse {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -627,15 +640,17 @@ impl Filesystem for SmhFuse {
             reply.error(Errno::EPERM);
             return;
         }
+        let pid = req.pid();
         match self.fs.create_now(parent.0, name) {
             Some(Ok((a, fh))) => {
+                self.fs.note_opener(fh, pid);
                 return reply.created(
                     &self.ttl,
                     &Self::file_attr(self.look, &a),
                     Generation(0),
                     FileHandle(fh),
                     open_flags(flags, self.direct_reads),
-                )
+                );
             }
             Some(Err(e)) => return reply.error(errno("create", &e)),
             None => {}
@@ -644,13 +659,16 @@ impl Filesystem for SmhFuse {
         let direct_reads = self.direct_reads;
         self.spawn(|fs, look, ttl| async move {
             match fs.create(parent.0, &name).await {
-                Ok((a, fh)) => reply.created(
-                    &ttl,
-                    &Self::file_attr(look, &a),
-                    Generation(0),
-                    FileHandle(fh),
-                    open_flags(flags, direct_reads),
-                ),
+                Ok((a, fh)) => {
+                    fs.note_opener(fh, pid);
+                    reply.created(
+                        &ttl,
+                        &Self::file_attr(look, &a),
+                        Generation(0),
+                        FileHandle(fh),
+                        open_flags(flags, direct_reads),
+                    )
+                }
                 Err(e) => reply.error(errno("create", &e)),
             }
         });
@@ -712,6 +730,25 @@ pub fn mount_and_serve(
     let fs = fuse.fs.clone();
     let timeout = cfg.unmount_timeout;
     let mut session = fuser::Session::new(fuse, &cfg.mountpoint, &config)?;
+    // Names the kernel must forget (a rename-upload moved the inode), sent
+    // from a thread of their own: a notification must never wait inside a
+    // request the kernel is waiting for.
+    let notifier = session.notifier();
+    let (tx, rx) = std::sync::mpsc::channel::<(u64, std::ffi::OsString)>();
+    fs.set_entry_invalidator(tx);
+    match super::caller::mount_id(&cfg.mountpoint) {
+        Some(id) => fs.set_mount_id(id),
+        None => tracing::warn!(
+            "cannot find this mount in /proc/self/mountinfo; every close of a written file uploads"
+        ),
+    }
+    std::thread::spawn(move || {
+        for (parent, name) in rx {
+            if let Err(e) = notifier.inval_entry(INodeNo(parent), &name) {
+                tracing::debug!("entry invalidation: {e}");
+            }
+        }
+    });
     let mut unmounter = session.unmount_callable();
     let mountpoint = cfg.mountpoint.clone();
     let fs2 = fs.clone();

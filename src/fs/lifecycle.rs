@@ -85,7 +85,7 @@ impl SmhFs {
             let Ok(mut of) = f.try_lock() else {
                 continue;
             };
-            if of.dirty && !of.unlinked {
+            if of.is_dirty() {
                 // Still open: kept like any file being written at a crash.
                 if let Err(e) = self.spill(ino, &mut of, false) {
                     tracing::error!(ino, "cannot keep a file held in memory: {e}");

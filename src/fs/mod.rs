@@ -32,15 +32,18 @@
 //!   `localModificationTime`.
 
 pub mod cache;
+mod caller;
 pub mod control;
 pub mod core;
 pub mod direct;
 pub mod error;
+mod files;
 pub mod fuse;
 pub mod inode;
 pub mod journal;
 pub mod lifecycle;
 pub mod memstage;
+pub(crate) mod openfile;
 pub mod read;
 pub mod staging;
 pub mod upload;

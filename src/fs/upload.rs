@@ -9,9 +9,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::cache::{format_time, Meta};
-use super::core::{OpenFile, SmhFs};
+use super::core::SmhFs;
 use super::error::{FsError, FsResult};
 use super::memstage::Staged;
+use super::openfile::{JournalState, OpenFile};
 use super::writeback::transient;
 use crate::smh::types::FileMeta;
 use crate::smh::{SmhPath, UploadOptions, UploadPlan};
@@ -27,22 +28,23 @@ impl SmhFs {
             // In memory only for one simple upload whose outcome close() reports.
             if st.is_mem() && (self.write_back() || st.size() > self.cfg.part_size) {
                 self.spill(ino, of, true)
-                    .inspect_err(|_| of.upload_failed = true)?;
+                    .inspect_err(|_| of.upload_failed(false))?;
             }
         }
         match of.staged.as_mut() {
             None => {
-                of.dirty = false;
+                of.upload_confirmed();
                 return Ok(());
             }
             Some(Staged::Mem(_)) => return self.upload_mem(ino, &path, of).await,
             Some(Staged::Disk(_)) => {}
         }
+        let strategy = of.strategy(self.cfg.conflict);
+        of.upload_started();
         let Some(Staged::Disk(st)) = of.staged.as_mut() else {
             return Ok(());
         };
         let id = st.id();
-        of.fresh = false;
         // Write-back acknowledged the data at close: it must be on disk
         // before the upload may fail and leave it to a later mount.
         let sync = self.write_back();
@@ -54,31 +56,33 @@ impl SmhFs {
         }) {
             Ok(h) => h,
             Err(e) => {
-                of.upload_failed = true;
                 tracing::error!(%path, staged = %st.path().display(), "cannot hash staged file: {e}");
+                of.upload_failed(false);
                 return Err(FsError::Io(e));
             }
         };
         // A complete entry exists before anything is sent, even if the
         // begin call is where we die.
-        if of.journal_id.is_none() || !of.journal_complete {
-            let mut e = self.journal_entry(&path, st, None);
+        if !of.journal.as_ref().is_some_and(|j| j.complete) {
+            let mut e = self.journal_entry(&path, st, None, strategy);
             e.complete = true;
             if let Err(err) = self.dur.journal.write(&e) {
-                of.upload_failed = true;
+                of.upload_failed(false);
                 tracing::error!(%path, "cannot write the upload journal: {err}");
                 return Err(FsError::Io(err));
             }
-            of.journal_id = Some(id.clone());
-            of.journal_plan = false;
-            of.journal_complete = true;
+            of.journal = Some(JournalState {
+                id: id.clone(),
+                plan: false,
+                complete: true,
+            });
         }
         let size = hashes.size;
         let sent = self.dur.tracker.start(&id, &path, size, st.path());
         let recorded: Arc<parking_lot::Mutex<Option<UploadPlan>>> = Default::default();
         let on_plan = {
             let journal = self.dur.journal.clone();
-            let mut template = self.journal_entry(&path, st, None);
+            let mut template = self.journal_entry(&path, st, None, strategy);
             template.complete = true;
             let recorded = recorded.clone();
             Arc::new(move |plan: &UploadPlan| {
@@ -89,7 +93,7 @@ impl SmhFs {
             })
         };
         let opts = UploadOptions {
-            strategy: self.cfg.conflict,
+            strategy,
             part_size: self.cfg.part_size,
             concurrency: self.cfg.upload_concurrency,
             local_modification_time: st.mtime.map(format_time),
@@ -115,8 +119,11 @@ impl SmhFs {
             }
         };
         if let Some(p) = recorded.lock().take() {
-            of.journal_plan = true;
-            of.journal_complete = true;
+            of.journal = Some(JournalState {
+                id: id.clone(),
+                plan: true,
+                complete: true,
+            });
             of.plan = Some(p);
         } else if let Some(p) = resume {
             of.plan = Some(p);
@@ -124,13 +131,19 @@ impl SmhFs {
         let meta = match res {
             Ok(m) => m,
             Err(e) => {
-                of.upload_failed = true;
                 let e = FsError::Smh(e);
                 let permanent = !transient(&e);
-                of.upload_transient = !permanent;
+                of.upload_failed(!permanent);
                 self.dur.tracker.failed(&id, e.to_string(), permanent);
                 let plan = of.plan.clone();
-                self.keep_failed(&path, st, plan, &e, permanent, &mut of.journal_plan);
+                let Some(Staged::Disk(st)) = of.staged.as_ref() else {
+                    return Err(e);
+                };
+                if self.keep_failed(&path, st, plan, &e, permanent, strategy) {
+                    if let Some(j) = of.journal.as_mut() {
+                        j.plan = true;
+                    }
+                }
                 return Err(e);
             }
         };
@@ -144,10 +157,11 @@ impl SmhFs {
     /// reports the outcome. A failed upload spills to a staged file with a
     /// journal entry, so it is retried or reported like any other.
     async fn upload_mem(&self, ino: u64, path: &SmhPath, of: &mut OpenFile) -> FsResult<()> {
+        let strategy = of.strategy(self.cfg.conflict);
+        of.upload_started();
         let Some(Staged::Mem(m)) = of.staged.as_mut() else {
             return Ok(());
         };
-        of.fresh = false;
         let hashes = m.hashes();
         let body = m.bytes();
         let local_mtime = m.mtime;
@@ -160,7 +174,7 @@ impl SmhFs {
             .unwrap_or_default();
         let sent = self.dur.tracker.start(&id, path, size, &mem_path);
         let opts = UploadOptions {
-            strategy: self.cfg.conflict,
+            strategy,
             part_size: self.cfg.part_size,
             concurrency: self.cfg.upload_concurrency,
             local_modification_time: local_mtime.map(format_time),
@@ -177,13 +191,12 @@ impl SmhFs {
             }
             Err(e) => FsError::Smh(e),
         };
-        of.upload_failed = true;
         let permanent = !transient(&e);
-        of.upload_transient = !permanent;
+        of.upload_failed(!permanent);
         self.dur.tracker.done(&id);
         if let Err(se) = self.spill(ino, of, true) {
             // Still in memory: retried in the background while we run.
-            of.upload_transient = true;
+            of.upload_failed(true);
             tracing::error!(%path, "upload failed: {e}; cannot keep the data in cache_dir ({se}); it stays in memory and the upload is retried");
             return Err(e);
         }
@@ -191,7 +204,11 @@ impl SmhFs {
             let sid = st.id();
             self.dur.tracker.queued(&sid, path, size, st.path());
             self.dur.tracker.failed(&sid, e.to_string(), permanent);
-            self.keep_failed(path, st, None, &e, permanent, &mut of.journal_plan);
+            if self.keep_failed(path, st, None, &e, permanent, strategy) {
+                if let Some(j) = of.journal.as_mut() {
+                    j.plan = true;
+                }
+            }
         }
         Err(e)
     }
@@ -206,17 +223,12 @@ impl SmhFs {
         meta: &FileMeta,
         local_mtime: Option<std::time::SystemTime>,
     ) {
-        of.dirty = false;
-        of.remote = true;
-        of.upload_failed = false;
-        of.upload_transient = false;
-        of.plan = None;
-        if let Some(jid) = of.journal_id.take() {
-            if let Err(e) = self.dur.journal.remove(&jid) {
-                tracing::warn!(%path, "cannot remove journal entry {jid}: {e}");
+        of.upload_confirmed();
+        if let Some(j) = of.journal.take() {
+            if let Err(e) = self.dur.journal.remove(&j.id) {
+                tracing::warn!(%path, "cannot remove journal entry {}: {e}", j.id);
             }
         }
-        of.journal_plan = false;
         self.dur.tracker.done(id);
         let final_path = meta
             .path
@@ -227,6 +239,9 @@ impl SmhFs {
         if final_path != *path {
             tracing::info!(requested = %path, stored = %final_path, "upload stored under another name (conflict=rename)");
             self.inodes.lock().rename(path, &final_path);
+            // The kernel's entry for the requested name still points at
+            // the moved inode: the next `cp x a.txt` would write to it.
+            self.invalidate_entry(path);
             self.attrs.remove(path);
             if let Some(parent) = path.parent() {
                 // The requested name still holds the older file on the server.
@@ -238,7 +253,8 @@ impl SmhFs {
 
     /// A failed upload keeps its data in the staged file; a permanent
     /// failure is journaled as failed (shown by `smhfs status`, never retried
-    /// on its own), a transient one is retried.
+    /// on its own), a transient one is retried. True: the entry now holds
+    /// the failure (and the plan).
     fn keep_failed(
         &self,
         path: &SmhPath,
@@ -246,14 +262,13 @@ impl SmhFs {
         plan: Option<UploadPlan>,
         e: &FsError,
         permanent: bool,
-        journal_plan: &mut bool,
-    ) {
+        strategy: crate::smh::ConflictStrategy,
+    ) -> bool {
         if permanent {
-            let mut ent = self.journal_entry(path, st, plan);
+            let mut ent = self.journal_entry(path, st, plan, strategy);
             ent.failed = Some(e.to_string());
             ent.complete = true;
             let _ = self.dur.journal.write(&ent);
-            *journal_plan = true;
         }
         tracing::error!(
             %path,
@@ -261,5 +276,6 @@ impl SmhFs {
             "upload failed: {e}; the data is kept in the staged file{}",
             if permanent { "" } else { " and the upload is retried" }
         );
+        permanent
     }
 }

@@ -26,10 +26,11 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use super::cache::format_time;
-use super::core::{OpenFile, SmhFs};
+use super::core::SmhFs;
 use super::error::{FsError, FsResult};
 use super::journal::{Journal, JournalEntry};
 use super::memstage::{MemBudget, MemStaged, Staged};
+use super::openfile::{Content, JournalState, OpenFile};
 use super::staging::{CacheBudget, StagedFile};
 use crate::smh::{SmhPath, UploadOptions};
 
@@ -411,6 +412,7 @@ impl SmhFs {
         path: &SmhPath,
         st: &StagedFile,
         plan: Option<crate::smh::UploadPlan>,
+        strategy: crate::smh::ConflictStrategy,
     ) -> JournalEntry {
         let cc = self.client.config();
         JournalEntry {
@@ -419,7 +421,7 @@ impl SmhFs {
             space: cc.space.clone(),
             path: path.clone(),
             staged: st.path().to_path_buf(),
-            strategy: self.cfg.conflict,
+            strategy,
             mtime: st.mtime,
             complete: plan.is_some(),
             plan,
@@ -431,8 +433,7 @@ impl SmhFs {
     /// a plan: a begun upload of older content must not be resumed) exists.
     pub(crate) fn journal_dirty(&self, ino: u64, of: &mut OpenFile) -> FsResult<()> {
         of.plan = None;
-        of.fresh = true;
-        if of.journal_id.is_some() && !of.journal_plan && !of.journal_complete {
+        if of.journal_is_open() {
             return Ok(());
         }
         self.journal_write(ino, of, false)
@@ -445,7 +446,7 @@ impl SmhFs {
             // Acknowledged before the upload: must survive a crash.
             self.spill(ino, of, true)?;
         }
-        if of.journal_id.is_some() && of.journal_complete {
+        if of.journal.as_ref().is_some_and(|j| j.complete) {
             return Ok(());
         }
         self.journal_write(ino, of, true)
@@ -453,27 +454,33 @@ impl SmhFs {
 
     /// Writes the open file's entry (without a plan).
     fn journal_write(&self, ino: u64, of: &mut OpenFile, complete: bool) -> FsResult<()> {
+        if of.content() == Content::Unlinked {
+            // Never uploaded, so never journaled (`rm -rf` while writing).
+            return Ok(());
+        }
+        let strategy = of.strategy(self.cfg.conflict);
         // In memory: journaled when spilled.
         let Some(Staged::Disk(st)) = of.staged.as_ref() else {
             return Ok(());
         };
         let path = self.path_of(ino)?;
-        let mut e = self.journal_entry(&path, st, None);
+        let mut e = self.journal_entry(&path, st, None, strategy);
         e.complete = complete;
         self.dur.journal.write(&e)?;
-        of.journal_id = Some(e.id);
-        of.journal_plan = false;
-        of.journal_complete = complete;
+        of.journal = Some(JournalState {
+            id: e.id,
+            plan: false,
+            complete,
+        });
         of.plan = None;
         Ok(())
     }
 
     /// The file was renamed: its pending upload goes to the new path.
     pub(crate) fn journal_renamed(&self, ino: u64, of: &mut OpenFile) {
-        if of.journal_id.is_none() {
+        let Some(complete) = of.journal.as_ref().map(|j| j.complete) else {
             return;
-        }
-        let complete = of.journal_complete;
+        };
         if let Err(e) = self.journal_write(ino, of, complete) {
             tracing::error!(ino, "cannot update the journal after a rename: {e}");
         }
@@ -481,21 +488,19 @@ impl SmhFs {
 
     /// The file is gone (unlink): forget its journal entry.
     pub(crate) fn journal_forget(&self, of: &mut OpenFile) {
-        if let Some(id) = of.journal_id.take() {
+        if let Some(JournalState { id, .. }) = of.journal.take() {
             if let Err(e) = self.dur.journal.remove(&id) {
                 tracing::warn!(id, "cannot remove journal entry: {e}");
             }
             self.dur.tracker.done(&id);
         }
-        of.journal_plan = false;
-        of.journal_complete = false;
         of.plan = None;
     }
 
     /// Queues a background upload of `ino` (write-back, or a retry).
     pub(crate) fn enqueue_upload(&self, ino: u64, of: &OpenFile) {
         // Only new content waits for the write-back delay.
-        self.enqueue(ino, of, of.fresh)
+        self.enqueue(ino, of, of.is_fresh())
     }
 
     fn enqueue(&self, ino: u64, of: &OpenFile, delayed: bool) {
@@ -603,28 +608,27 @@ impl SmhFs {
             return Ok(());
         };
         let mut of = of_ref.lock().await;
-        if of.handles > 0 {
+        if of.handles() > 0 {
             // Still open (or reopened): its close queues it again.
             return Ok(());
         }
         let mut result = Ok(());
-        if of.dirty && !of.unlinked && of.write_error.is_none() {
-            of.upload_failed = false;
+        if of.is_dirty() {
             result = self.upload_locked(ino, &mut of).await;
             if let Err(e) = &result {
-                if !transient(e) && of.handles == 0 {
+                if !transient(e) && of.handles() == 0 {
                     // Kept on disk (journal marked failed); no longer shown.
                     if let Some(st) = of.staged.take() {
                         drop(st);
                     }
-                    of.dirty = false;
+                    of.abandoned();
                     self.forget_open_file(ino, &of_ref);
                     drop(of);
                     return result;
                 }
             }
         }
-        if of.handles == 0 && (!of.dirty || of.unlinked) {
+        if of.handles() == 0 && !of.is_dirty() {
             if let Some(st) = of.staged.take() {
                 st.remove();
             }
@@ -772,16 +776,15 @@ impl SmhFs {
         };
         st.mtime = e.mtime;
         let ino = self.inodes.lock().lookup(&e.path, false);
-        let of = OpenFile {
-            staged: Some(Staged::Disk(st)),
-            dirty: true,
-            remote: false,
-            journal_id: Some(e.id.clone()),
-            journal_plan: e.plan.is_some(),
-            journal_complete: true,
-            plan: e.plan.clone(),
-            ..Default::default()
-        };
+        let of = OpenFile::resumed(
+            Staged::Disk(st),
+            JournalState {
+                id: e.id.clone(),
+                plan: e.plan.is_some(),
+                complete: true,
+            },
+            e.plan.clone(),
+        );
         {
             let mut files = self.files.lock();
             if files.contains_key(&ino) {
