@@ -11,3 +11,4 @@ mod mount_core;
 mod mount_namespace;
 mod mount_rw;
 mod server_api;
+mod write_matrix;
