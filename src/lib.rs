@@ -5,6 +5,7 @@
 //! the filesystem core with its thin fuser adapter, [`cli`] the mount options.
 
 pub mod cli;
+pub mod cmd;
 pub mod daemon;
 pub mod dio;
 pub mod fs;

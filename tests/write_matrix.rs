@@ -148,7 +148,10 @@ async fn run_mode(mode: ConflictStrategy, opts: &str) {
             let got_names = names(&client, &dir).await;
             let mut got = Vec::new();
             for n in &got_names {
-                got.push((n.clone(), content(&client, &format!("{dir}/{n}")).await.unwrap()));
+                got.push((
+                    n.clone(),
+                    content(&client, &format!("{dir}/{n}")).await.unwrap(),
+                ));
             }
             let row = format!("{mode:?} {case} existing={existing}");
             if out.status.success() != ok {
@@ -199,7 +202,10 @@ async fn full_cache_dir_never_changes_the_server() {
     let tmpfs = tempfile::tempdir().unwrap();
     let cache = tmpfs.path().join("cache");
     std::fs::create_dir(&cache).unwrap();
-    sh(&format!("mount -t tmpfs -o size=4m tmpfs {}", cache.display()));
+    sh(&format!(
+        "mount -t tmpfs -o size=4m tmpfs {}",
+        cache.display()
+    ));
     struct Unmount(std::path::PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
@@ -220,7 +226,11 @@ async fn full_cache_dir_never_changes_the_server() {
         server.reset_stats().await;
         let out = Command::new("sh")
             .arg("-c")
-            .arg(format!("cat {} > {}", big.display(), m.path(name).display()))
+            .arg(format!(
+                "cat {} > {}",
+                big.display(),
+                m.path(name).display()
+            ))
             .output()
             .unwrap();
         assert!(!out.status.success(), "{name}: cat must fail");

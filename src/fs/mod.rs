@@ -44,6 +44,7 @@ pub mod journal;
 pub mod lifecycle;
 pub mod memstage;
 pub(crate) mod openfile;
+pub mod progress;
 pub mod read;
 pub mod staging;
 pub mod upload;

@@ -17,13 +17,12 @@
 //! * Pending files stay in the open-file table, so reads, listings, stat
 //!   and rename see them until the server has them.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use serde::Serialize;
 
 use super::cache::format_time;
 use super::core::SmhFs;
@@ -31,6 +30,7 @@ use super::error::{FsError, FsResult};
 use super::journal::{Journal, JournalEntry};
 use super::memstage::{MemBudget, MemStaged, Staged};
 use super::openfile::{Content, JournalState, OpenFile};
+pub use super::progress::{journal_status, StatusReport, Tracker, UploadInfo, UploadState};
 use super::staging::{CacheBudget, StagedFile};
 use crate::smh::{SmhPath, UploadOptions};
 
@@ -72,118 +72,6 @@ pub fn default_cache_size(dir: &std::path::Path) -> u64 {
     }
     let free = s.f_bavail as u64 * s.f_frsize as u64;
     (free / 2).min(CAP)
-}
-
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    Queued,
-    Uploading,
-    Retrying,
-    Failed,
-}
-
-/// One upload as `smhfs status` shows it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct UploadInfo {
-    pub path: String,
-    pub size: u64,
-    pub sent: u64,
-    pub state: String,
-    pub attempts: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    pub staged: String,
-}
-
-struct Item {
-    path: String,
-    size: u64,
-    sent: Arc<AtomicU64>,
-    state: State,
-    attempts: u32,
-    error: Option<String>,
-    staged: String,
-}
-
-/// Progress of every upload that is not finished, by journal id.
-#[derive(Default)]
-pub struct Tracker {
-    items: Mutex<HashMap<String, Item>>,
-}
-
-impl Tracker {
-    pub fn queued(&self, id: &str, path: &SmhPath, size: u64, staged: &std::path::Path) {
-        let mut m = self.items.lock();
-        let it = m.entry(id.to_string()).or_insert_with(|| Item {
-            path: path.to_string(),
-            size,
-            sent: Arc::new(AtomicU64::new(0)),
-            state: State::Queued,
-            attempts: 0,
-            error: None,
-            staged: staged.display().to_string(),
-        });
-        it.path = path.to_string();
-        it.size = size;
-        if it.state != State::Uploading {
-            it.state = State::Queued;
-        }
-    }
-
-    /// An attempt starts: returns the sent-bytes counter (reset).
-    pub fn start(
-        &self,
-        id: &str,
-        path: &SmhPath,
-        size: u64,
-        staged: &std::path::Path,
-    ) -> Arc<AtomicU64> {
-        self.queued(id, path, size, staged);
-        let mut m = self.items.lock();
-        let it = m.get_mut(id).expect("just inserted");
-        it.state = State::Uploading;
-        it.attempts += 1;
-        it.sent = Arc::new(AtomicU64::new(0));
-        it.sent.clone()
-    }
-
-    pub fn failed(&self, id: &str, error: String, permanent: bool) {
-        if let Some(it) = self.items.lock().get_mut(id) {
-            it.state = if permanent {
-                State::Failed
-            } else {
-                State::Retrying
-            };
-            it.error = Some(error);
-        }
-    }
-
-    pub fn done(&self, id: &str) {
-        self.items.lock().remove(id);
-    }
-
-    pub fn get(&self, id: &str) -> Option<UploadInfo> {
-        self.items.lock().get(id).map(Self::info)
-    }
-
-    fn info(it: &Item) -> UploadInfo {
-        UploadInfo {
-            path: it.path.clone(),
-            size: it.size,
-            sent: it.sent.load(Ordering::Relaxed).min(it.size),
-            state: format!("{:?}", it.state).to_lowercase(),
-            attempts: it.attempts,
-            error: it.error.clone(),
-            staged: it.staged.clone(),
-        }
-    }
-
-    pub fn all(&self) -> Vec<UploadInfo> {
-        let mut v: Vec<UploadInfo> = self.items.lock().values().map(Self::info).collect();
-        v.sort_by(|a, b| a.path.cmp(&b.path));
-        v
-    }
 }
 
 enum Job {
@@ -813,22 +701,22 @@ impl SmhFs {
 
     /// What `smhfs status MOUNTPOINT` shows (also the root's
     /// `user.smhfs.status` attribute with `-o xattr`).
-    pub fn status_snapshot(&self) -> serde_json::Value {
-        serde_json::json!({
-            "pending": self.pending_uploads(),
-            "write_back": self.write_back(),
-            "cache_used": self.dur.budget.used(),
-            "cache_size": self.dur.budget.limit(),
-            "cache_dir": self.cfg.cache_dir.display().to_string(),
-            "uploads": self.dur.tracker.all(),
-        })
+    pub fn status_report(&self) -> StatusReport {
+        StatusReport {
+            pending: self.pending_uploads(),
+            write_back: self.write_back(),
+            cache_used: self.dur.budget.used(),
+            cache_size: self.dur.budget.limit(),
+            cache_dir: self.cfg.cache_dir.display().to_string(),
+            uploads: self.dur.tracker.all(),
+        }
     }
 
     /// JSON for the `user.smhfs.upload` (a file) or `user.smhfs.status`
     /// (the root) extended attribute (mounts with `-o xattr`).
     pub async fn upload_xattr(&self, ino: u64, name: &str) -> Option<Vec<u8>> {
         match name {
-            "user.smhfs.status" => serde_json::to_vec(&self.status_snapshot()).ok(),
+            "user.smhfs.status" => serde_json::to_vec(&self.status_report()).ok(),
             "user.smhfs.upload" => {
                 let of = self.open_file(ino)?;
                 let id = {
@@ -841,160 +729,4 @@ impl SmhFs {
             _ => None,
         }
     }
-}
-
-/// Reads the journal of `cache_dir` directly (the mount is not running).
-pub fn journal_status(cache_dir: &std::path::Path) -> Vec<UploadInfo> {
-    Journal::new(cache_dir)
-        .load()
-        .into_iter()
-        .map(|e| {
-            let size = std::fs::metadata(&e.staged).map(|m| m.len()).unwrap_or(0);
-            UploadInfo {
-                path: e.path.to_string(),
-                size,
-                sent: 0,
-                state: if e.failed.is_some() {
-                    "failed".into()
-                } else if !e.complete && e.plan.is_none() {
-                    "partial".into()
-                } else {
-                    "journaled".into()
-                },
-                attempts: 0,
-                error: e.failed,
-                staged: e.staged.display().to_string(),
-            }
-        })
-        .collect()
-}
-
-/// `smhfs status`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct StatusArgs {
-    /// A mounted smhfs directory (asks the running daemon).
-    pub mountpoint: Option<std::path::PathBuf>,
-    /// Read the journal of this cache directory instead (mount not running).
-    #[arg(long)]
-    pub cache_dir: Option<std::path::PathBuf>,
-    /// Redraw progress bars until no upload is pending (with MOUNTPOINT).
-    #[arg(long)]
-    pub watch: bool,
-    /// Print the raw JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-fn human(n: u64) -> String {
-    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < U.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", U[i])
-    }
-}
-
-/// Runs `smhfs status`; returns the process exit code (0: nothing failed).
-pub fn run_status(args: StatusArgs) -> Result<i32, String> {
-    let snapshot = || -> Result<serde_json::Value, String> {
-        match (&args.mountpoint, &args.cache_dir) {
-            (Some(m), _) => super::control::query(m),
-            (None, Some(d)) => Ok(serde_json::json!({
-                "pending": 0,
-                "cache_dir": d.display().to_string(),
-                "uploads": journal_status(d),
-            })),
-            (None, None) => Err("give a MOUNTPOINT or --cache-dir DIR".into()),
-        }
-    };
-    let uploads = |v: &serde_json::Value| -> Vec<UploadInfo> {
-        serde_json::from_value(v["uploads"].clone()).unwrap_or_default()
-    };
-    // A journal read from disk does not move: --watch needs a live mount.
-    if args.watch && args.mountpoint.is_some() {
-        let multi = indicatif::MultiProgress::new();
-        let style = indicatif::ProgressStyle::with_template(
-            "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-        )
-        .map_err(|e| e.to_string())?
-        .progress_chars("=> ");
-        let mut bars: HashMap<String, indicatif::ProgressBar> = HashMap::new();
-        loop {
-            let v = snapshot()?;
-            let list = uploads(&v);
-            let seen: HashSet<String> = list.iter().map(|u| u.staged.clone()).collect();
-            for u in &list {
-                let bar = bars.entry(u.staged.clone()).or_insert_with(|| {
-                    let b = multi.add(indicatif::ProgressBar::new(u.size));
-                    b.set_style(style.clone());
-                    b
-                });
-                bar.set_length(u.size);
-                bar.set_position(u.sent);
-                bar.set_prefix(u.state.clone());
-                bar.set_message(match &u.error {
-                    Some(e) => format!("{}  ({e})", u.path),
-                    None => u.path.clone(),
-                });
-            }
-            bars.retain(|k, b| {
-                let keep = seen.contains(k);
-                if !keep {
-                    b.finish_and_clear();
-                }
-                keep
-            });
-            let active = list.iter().filter(|u| u.state != "failed").count();
-            if active == 0 && v["pending"].as_u64().unwrap_or(0) == 0 {
-                let _ = multi.clear();
-                println!(
-                    "no pending uploads{}",
-                    if list.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; {} failed (see `smhfs status`)", list.len())
-                    }
-                );
-                return Ok(if list.is_empty() { 0 } else { 1 });
-            }
-            std::thread::sleep(Duration::from_millis(500));
-        }
-    }
-    let v = snapshot()?;
-    if args.json {
-        println!("{v}");
-    } else {
-        let list = uploads(&v);
-        println!(
-            "pending uploads: {}  cache: {} used{}",
-            v["pending"].as_u64().unwrap_or(list.len() as u64),
-            human(v["cache_used"].as_u64().unwrap_or(0)),
-            v["cache_size"]
-                .as_u64()
-                .filter(|s| *s != u64::MAX)
-                .map(|s| format!(" of {}", human(s)))
-                .unwrap_or_default()
-        );
-        for u in &list {
-            println!(
-                "{:>9}  {:>10} / {:<10}  {}{}",
-                u.state,
-                human(u.sent),
-                human(u.size),
-                u.path,
-                u.error
-                    .as_deref()
-                    .map(|e| format!("  ({e}; staged: {})", u.staged))
-                    .unwrap_or_default()
-            );
-        }
-    }
-    let failed = uploads(&v).iter().any(|u| u.state == "failed");
-    Ok(if failed { 1 } else { 0 })
 }
