@@ -46,6 +46,7 @@ pub mod memstage;
 pub(crate) mod openfile;
 pub mod progress;
 pub mod read;
+pub mod session;
 pub mod staging;
 pub mod upload;
 pub mod writeback;
