@@ -94,9 +94,9 @@ pub struct SmhFs {
     dir_handles: Mutex<HashMap<u64, Option<Arc<Vec<DirItem>>>>>,
     pub(super) next_fh: AtomicU64,
     /// Journal, write-back queue, cache bound (`writeback.rs`).
-    pub(crate) dur: super::writeback::Durability,
-    /// Uploads in flight (`wait_idle` at unmount), see `lifecycle.rs`.
-    pub(crate) in_flight: super::lifecycle::InFlight,
+    pub(crate) dur: super::queue::Durability,
+    /// Uploads in flight (`wait_idle` at unmount), see `inflight.rs`.
+    pub(crate) in_flight: Arc<super::inflight::InFlight>,
     /// Kernel names to forget (parent inode, name), set by the adapter.
     invalidate: std::sync::OnceLock<std::sync::mpsc::Sender<(u64, std::ffi::OsString)>>,
     /// The kernel's id of this mount (`/proc/self/mountinfo`), to find a
@@ -136,7 +136,7 @@ impl SmhFs {
             handles: Mutex::new(HashMap::new()),
             dir_handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
-            dur: super::writeback::Durability::new(&cfg.cache_dir, Default::default()),
+            dur: super::queue::Durability::new(&cfg.cache_dir, Default::default()),
             in_flight: Default::default(),
             invalidate: Default::default(),
             mount_id: Default::default(),

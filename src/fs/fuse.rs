@@ -20,7 +20,7 @@ use tokio::runtime::Handle;
 use super::cache::Kind;
 use super::core::{Attr, SmhFs};
 use super::error::FsError;
-pub use super::session::{mount_and_serve, MountConfig};
+pub use super::session::MountConfig;
 
 /// How attributes are presented (all synthesized: SMH has no modes/owners).
 #[derive(Debug, Clone, Copy)]
@@ -31,8 +31,8 @@ pub struct Presentation {
 }
 
 pub struct SmhFuse {
-    pub(super) fs: Arc<SmhFs>,
-    pub(super) rt: Handle,
+    fs: Arc<SmhFs>,
+    rt: Handle,
     look: Presentation,
     ttl: Duration,
     /// Answer `user.smhfs.*` getxattr (`-o xattr`); otherwise ENOSYS.
@@ -674,4 +674,14 @@ impl Filesystem for SmhFuse {
             }
         });
     }
+}
+
+/// Mounts and serves until unmounted; see [`super::session::serve`].
+pub fn mount_and_serve(
+    fuse: SmhFuse,
+    cfg: &MountConfig,
+    on_mounted: impl FnOnce(),
+) -> std::io::Result<()> {
+    let (fs, rt) = (fuse.fs.clone(), fuse.rt.clone());
+    super::session::serve(fuse, fs, rt, cfg, on_mounted)
 }

@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use fuser::{INodeNo, MountOption, SessionACL};
 
-use super::fuse::SmhFuse;
+use std::sync::Arc;
+
+use tokio::runtime::Handle;
+
+use super::core::SmhFs;
 
 /// How to mount.
 #[derive(Debug, Clone)]
@@ -22,12 +26,14 @@ pub struct MountConfig {
     pub unmount_timeout: Duration,
 }
 
-/// Mounts and serves until unmounted (by `fusermount3 -u`, `umount`, or
+/// Mounts `fuse` (the adapter over `fs`) and serves until unmounted (by `fusermount3 -u`, `umount`, or
 /// SIGINT/SIGTERM, which unmount cleanly). `on_mounted` runs once the mount
 /// is live. Uploads in flight finish before this returns (at most
 /// `unmount_timeout`; a second signal exits at once, keeping staged files).
-pub fn mount_and_serve(
-    fuse: SmhFuse,
+pub fn serve<F: fuser::Filesystem + Send + Sync + 'static>(
+    fuse: F,
+    fs: Arc<SmhFs>,
+    rt: Handle,
     cfg: &MountConfig,
     on_mounted: impl FnOnce(),
 ) -> std::io::Result<()> {
@@ -59,8 +65,6 @@ pub fn mount_and_serve(
     };
     config.n_threads = Some(cfg.threads.max(1));
     config.clone_fd = true;
-    let rt = fuse.rt.clone();
-    let fs = fuse.fs.clone();
     let timeout = cfg.unmount_timeout;
     let mut session = fuser::Session::new(fuse, &cfg.mountpoint, &config)?;
     // Names the kernel must forget (a rename-upload moved the inode), sent

@@ -13,7 +13,7 @@ use super::core::SmhFs;
 use super::error::{FsError, FsResult};
 use super::memstage::Staged;
 use super::openfile::{JournalState, OpenFile};
-use super::writeback::transient;
+use super::queue::transient;
 use crate::smh::types::FileMeta;
 use crate::smh::{SmhPath, UploadOptions, UploadPlan};
 

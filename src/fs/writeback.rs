@@ -17,169 +17,22 @@
 //! * Pending files stay in the open-file table, so reads, listings, stat
 //!   and rename see them until the server has them.
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-
-use parking_lot::Mutex;
 
 use super::cache::format_time;
 use super::core::SmhFs;
 use super::error::{FsError, FsResult};
-use super::journal::{Journal, JournalEntry};
-use super::memstage::{MemBudget, MemStaged, Staged};
+use super::inflight::OpGuard;
+use super::journal::JournalEntry;
+use super::memstage::{MemStaged, Staged};
 use super::openfile::{Content, JournalState, OpenFile};
 pub use super::progress::{journal_status, StatusReport, Tracker, UploadInfo, UploadState};
-use super::staging::{CacheBudget, StagedFile};
+pub use super::queue::{default_cache_size, transient, Durability, DurabilityOptions, Queue};
+use super::queue::{Job, MAX_BACKOFF};
+use super::staging::StagedFile;
 use crate::smh::{SmhPath, UploadOptions};
-
-/// Durability settings (`-o write_back`, `cache_size`, ...).
-#[derive(Debug, Clone)]
-pub struct DurabilityOptions {
-    /// `Some(delay)`: close() returns once staged; upload `delay` later.
-    pub write_back: Option<Duration>,
-    /// Bound on staged bytes in `cache_dir`.
-    pub cache_size: u64,
-    /// How long a writer waits for room before ENOSPC.
-    pub cache_wait: Duration,
-    /// Files uploaded at once by the background queue.
-    pub jobs: usize,
-}
-
-impl Default for DurabilityOptions {
-    fn default() -> Self {
-        Self {
-            write_back: None,
-            cache_size: u64::MAX,
-            cache_wait: Duration::from_secs(30),
-            jobs: 4,
-        }
-    }
-}
-
-/// Default bound: min(50% of the free space under `dir`, 10 GiB).
-pub fn default_cache_size(dir: &std::path::Path) -> u64 {
-    const CAP: u64 = 10 << 30;
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return CAP;
-    };
-    // SAFETY: statvfs fills the struct we own; `c` is a valid C string.
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
-        return CAP;
-    }
-    let free = s.f_bavail as u64 * s.f_frsize as u64;
-    (free / 2).min(CAP)
-}
-
-enum Job {
-    /// A pending file in the open-file table; `true`: after the
-    /// write-back delay (a close), `false`: at once (resumed from the journal).
-    Ino(u64, bool),
-    /// A journaled upload outside the mounted directory.
-    Entry(Box<JournalEntry>),
-}
-
-/// The queue of background uploads.
-pub struct Queue {
-    tx: tokio::sync::mpsc::UnboundedSender<Job>,
-    rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Job>>>,
-    /// Inodes waiting to start (rewrites within the delay coalesce).
-    queued: Mutex<HashSet<u64>>,
-    /// Jobs not finished (queued, running or waiting to retry).
-    pending: AtomicUsize,
-    idle: tokio::sync::Notify,
-    draining: AtomicBool,
-    drain_start: tokio::sync::Notify,
-}
-
-impl Default for Queue {
-    fn default() -> Self {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        Self {
-            tx,
-            rx: Mutex::new(Some(rx)),
-            queued: Mutex::new(HashSet::new()),
-            pending: AtomicUsize::new(0),
-            idle: tokio::sync::Notify::new(),
-            draining: AtomicBool::new(false),
-            drain_start: tokio::sync::Notify::new(),
-        }
-    }
-}
-
-impl Queue {
-    fn push(&self, job: Job) {
-        self.pending.fetch_add(1, Ordering::SeqCst);
-        if self.tx.send(job).is_err() {
-            self.finish_one();
-        }
-    }
-
-    fn finish_one(&self) {
-        if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.idle.notify_waiters();
-        }
-    }
-
-    pub fn pending(&self) -> usize {
-        self.pending.load(Ordering::SeqCst)
-    }
-
-    /// Sleeps `d`, cut short when draining starts.
-    async fn sleep(&self, d: Duration) {
-        if self.draining.load(Ordering::SeqCst) {
-            return;
-        }
-        let start = self.drain_start.notified();
-        tokio::pin!(start);
-        start.as_mut().enable();
-        if self.draining.load(Ordering::SeqCst) {
-            return;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(d) => {}
-            _ = start => {}
-        }
-    }
-}
-
-/// Everything durability needs, one field of [`SmhFs`].
-pub struct Durability {
-    pub opts: DurabilityOptions,
-    pub journal: Journal,
-    pub budget: Arc<CacheBudget>,
-    pub tracker: Tracker,
-    pub queue: Queue,
-    /// Bytes of small files held in memory (`memstage.rs`).
-    pub mem: Arc<MemBudget>,
-}
-
-impl Durability {
-    pub fn new(cache_dir: &std::path::Path, opts: DurabilityOptions) -> Self {
-        Self {
-            budget: CacheBudget::new(opts.cache_size, opts.cache_wait),
-            journal: Journal::new(cache_dir).durable(opts.write_back.is_some()),
-            tracker: Tracker::default(),
-            queue: Queue::default(),
-            mem: Arc::default(),
-            opts,
-        }
-    }
-}
-
-/// Worth retrying later: network trouble, 5xx, 429, 401/403 (credentials
-/// or ticket), 408.
-pub fn transient(e: &FsError) -> bool {
-    match e {
-        FsError::Smh(s) => s.is_retryable() || matches!(s.status(), Some(401 | 403 | 408)),
-        _ => false,
-    }
-}
-
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 impl SmhFs {
     /// Applies durability options; call before the filesystem is shared.
@@ -727,6 +580,68 @@ impl SmhFs {
                 serde_json::to_vec(&info).ok()
             }
             _ => None,
+        }
+    }
+}
+
+/// The daemon's end of life (see `inflight.rs`).
+impl SmhFs {
+    /// Uploads running right now.
+    pub fn uploads_in_flight(&self) -> usize {
+        self.in_flight.uploads.load(Ordering::SeqCst)
+    }
+
+    /// Marks a kernel request as being served until the guard drops.
+    pub fn op_guard(&self) -> OpGuard {
+        self.in_flight.ops.fetch_add(1, Ordering::SeqCst);
+        OpGuard(self.in_flight.clone())
+    }
+
+    /// At exit, for files the kernel never released (a lazy unmount can
+    /// drop the last RELEASE): staged copies the server confirmed are removed,
+    /// unconfirmed ones are kept and named in the log.
+    pub fn discard_confirmed_staged(&self) {
+        let files: Vec<_> = self
+            .files
+            .lock()
+            .iter()
+            .map(|(i, f)| (*i, f.clone()))
+            .collect();
+        for (ino, f) in files {
+            let Ok(mut of) = f.try_lock() else {
+                continue;
+            };
+            if of.is_dirty() {
+                // Still open: kept like any file being written at a crash.
+                if let Err(e) = self.spill(ino, &mut of, false) {
+                    tracing::error!(ino, "cannot keep a file held in memory: {e}");
+                }
+                if let Some(st) = &of.staged {
+                    tracing::warn!(staged = %st.path().display(), "unmounted with an unconfirmed upload; its data is kept in the staged file");
+                }
+                continue;
+            }
+            if let Some(st) = of.staged.take() {
+                st.remove();
+            }
+        }
+    }
+
+    /// Waits until no upload (and no request) is in flight; false if
+    /// `timeout` passed first.
+    pub async fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let idle = self.in_flight.idle.notified();
+            tokio::pin!(idle);
+            // Register before checking, so a wake-up between the two is not lost.
+            idle.as_mut().enable();
+            if self.in_flight.count() == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                return self.in_flight.count() == 0;
+            }
         }
     }
 }
