@@ -21,6 +21,7 @@ use parking_lot::Mutex;
 
 use super::cache::{AttrCache, DirCache, Kind, Listing, Meta};
 use super::error::{FsError, FsResult};
+pub use super::inode::{FileHandle, InodeNo};
 use super::inode::{InodeTable, ROOT_INO};
 use super::openfile::{OpenFile, Origin};
 use super::read::{ReadAhead, ReadBudget, UrlCache};
@@ -45,14 +46,14 @@ pub struct FsConfig {
 /// An inode number with its attributes.
 #[derive(Debug, Clone)]
 pub struct Attr {
-    pub ino: u64,
+    pub ino: InodeNo,
     pub meta: Meta,
 }
 
 /// One directory entry for readdir.
 #[derive(Debug, Clone)]
 pub struct DirItem {
-    pub ino: u64,
+    pub ino: InodeNo,
     pub name: String,
     pub kind: Kind,
     /// Attributes for readdirplus (from the same listing).
@@ -182,7 +183,8 @@ impl SmhFs {
 
     /// Whether `name` could be created in `parent` (EINVAL for names the
     /// server cannot store).
-    pub fn check_name(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<()> {
+    pub fn check_name(&self, parent: InodeNo, name: &std::ffi::OsStr) -> FsResult<()> {
+        let parent = parent.0;
         self.child(parent, name).map(|_| ())
     }
 
@@ -302,7 +304,8 @@ impl SmhFs {
     }
 
     /// `lookup` answered from the caches, if they know the answer.
-    pub fn lookup_cached(&self, parent: u64, name: &std::ffi::OsStr) -> Option<FsResult<Attr>> {
+    pub fn lookup_cached(&self, parent: InodeNo, name: &std::ffi::OsStr) -> Option<FsResult<Attr>> {
+        let parent = parent.0;
         let path = match self.child(parent, name) {
             Ok(p) => p,
             Err(e) => return Some(Err(e)),
@@ -310,34 +313,50 @@ impl SmhFs {
         let meta = self.resolve_cached(&path)?;
         Some(meta.ok_or(FsError::NotFound).map(|meta| {
             let ino = self.inodes.lock().lookup(&path, true);
-            Attr { ino, meta }
+            Attr {
+                ino: InodeNo(ino),
+                meta,
+            }
         }))
     }
 
     /// `getattr` answered from the caches, if they know the answer.
-    pub fn getattr_cached(&self, ino: u64) -> Option<FsResult<Attr>> {
+    pub fn getattr_cached(&self, ino: InodeNo) -> Option<FsResult<Attr>> {
+        let ino = ino.0;
         let path = match self.path_of(ino) {
             Ok(p) => p,
             Err(e) => return Some(Err(e)),
         };
         let meta = self.resolve_cached(&path)?;
-        Some(meta.ok_or(FsError::NotFound).map(|meta| Attr { ino, meta }))
+        Some(meta.ok_or(FsError::NotFound).map(|meta| Attr {
+            ino: InodeNo(ino),
+            meta,
+        }))
     }
 
-    pub async fn lookup(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<Attr> {
+    pub async fn lookup(&self, parent: InodeNo, name: &std::ffi::OsStr) -> FsResult<Attr> {
+        let parent = parent.0;
         let path = self.child(parent, name)?;
         let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
         let ino = self.inodes.lock().lookup(&path, true);
-        Ok(Attr { ino, meta })
+        Ok(Attr {
+            ino: InodeNo(ino),
+            meta,
+        })
     }
 
-    pub async fn getattr(&self, ino: u64) -> FsResult<Attr> {
+    pub async fn getattr(&self, ino: InodeNo) -> FsResult<Attr> {
+        let ino = ino.0;
         let path = self.path_of(ino)?;
         let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
-        Ok(Attr { ino, meta })
+        Ok(Attr {
+            ino: InodeNo(ino),
+            meta,
+        })
     }
 
-    pub fn forget(&self, ino: u64, n: u64) {
+    pub fn forget(&self, ino: InodeNo, n: u64) {
+        let ino = ino.0;
         let pinned = self.files.lock().contains_key(&ino);
         self.inodes.lock().forget(ino, n, pinned);
     }
@@ -375,16 +394,24 @@ impl SmhFs {
         Ok(listing)
     }
 
-    pub fn opendir(&self, ino: u64) -> FsResult<u64> {
+    pub fn opendir(&self, ino: InodeNo) -> FsResult<FileHandle> {
+        let ino = ino.0;
         self.path_of(ino)?;
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.dir_handles.lock().insert(fh, None);
-        Ok(fh)
+        Ok(FileHandle(fh))
     }
 
     /// Entries of the directory from `offset` (0 = start), as a snapshot
     /// taken at the first call on this handle.
-    pub async fn readdir(&self, ino: u64, fh: u64, offset: u64) -> FsResult<Arc<Vec<DirItem>>> {
+    pub async fn readdir(
+        &self,
+        ino: InodeNo,
+        fh: FileHandle,
+        offset: u64,
+    ) -> FsResult<Arc<Vec<DirItem>>> {
+        let fh = fh.0;
+        let ino = ino.0;
         let snap = self.dir_handles.lock().get(&fh).cloned().flatten();
         if let (Some(s), true) = (snap, offset > 0) {
             return Ok(s);
@@ -398,13 +425,13 @@ impl SmhFs {
             .and_then(|p| self.inodes.lock().ino_of(&p))
             .unwrap_or(ROOT_INO);
         items.push(DirItem {
-            ino,
+            ino: InodeNo(ino),
             name: ".".into(),
             kind: Kind::Dir,
             meta: Meta::new_dir(),
         });
         items.push(DirItem {
-            ino: parent_ino,
+            ino: InodeNo(parent_ino),
             name: "..".into(),
             kind: Kind::Dir,
             meta: Meta::new_dir(),
@@ -416,7 +443,7 @@ impl SmhFs {
                 if let Ok(p) = dir.join(name) {
                     seen.insert(name.clone());
                     items.push(DirItem {
-                        ino: inodes.lookup(&p, false),
+                        ino: InodeNo(inodes.lookup(&p, false)),
                         name: name.clone(),
                         kind: m.kind,
                         meta: m.clone(),
@@ -429,7 +456,7 @@ impl SmhFs {
             let local = self.local.lock();
             if !local.is_empty() {
                 for it in items.iter_mut().skip(2) {
-                    if let Some(m) = local.get(&it.ino) {
+                    if let Some(m) = local.get(&it.ino.0) {
                         it.meta = m.clone();
                     }
                 }
@@ -451,7 +478,7 @@ impl SmhFs {
                             .cloned()
                             .unwrap_or_else(|| Meta::new_file(0));
                         items.push(DirItem {
-                            ino: fino,
+                            ino: InodeNo(fino),
                             name: name.to_string(),
                             kind: Kind::File,
                             meta,
@@ -467,12 +494,13 @@ impl SmhFs {
 
     /// The inode of `dir/name` handed to the kernel by readdirplus, counted
     /// as one lookup (undo with `forget` if the entry did not fit).
-    pub fn readdirplus_ino(&self, dir: &SmhPath, name: &str) -> Option<u64> {
+    pub fn readdirplus_ino(&self, dir: &SmhPath, name: &str) -> Option<InodeNo> {
         let p = dir.join(name).ok()?;
-        Some(self.inodes.lock().lookup(&p, true))
+        Some(InodeNo(self.inodes.lock().lookup(&p, true)))
     }
 
-    pub fn releasedir(&self, fh: u64) {
+    pub fn releasedir(&self, fh: FileHandle) {
+        let fh = fh.0;
         self.dir_handles.lock().remove(&fh);
     }
 
@@ -507,7 +535,8 @@ impl SmhFs {
         self.urls.invalidate(path);
     }
 
-    pub async fn mkdir(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<Attr> {
+    pub async fn mkdir(&self, parent: InodeNo, name: &std::ffi::OsStr) -> FsResult<Attr> {
+        let parent = parent.0;
         self.writable()?;
         let path = self.child(parent, name)?;
         let made = self.client.create_dir(&path, ConflictStrategy::Ask).await?;
@@ -516,7 +545,10 @@ impl SmhFs {
         self.note_entry(&made, meta.clone());
         self.dirs.put(made.clone(), Arc::new(Vec::new()));
         let ino = self.inodes.lock().lookup(&made, true);
-        Ok(Attr { ino, meta })
+        Ok(Attr {
+            ino: InodeNo(ino),
+            meta,
+        })
     }
 
     async fn is_empty_dir(&self, path: &SmhPath) -> FsResult<bool> {
@@ -524,7 +556,8 @@ impl SmhFs {
         Ok(page.contents.is_empty())
     }
 
-    pub async fn rmdir(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<()> {
+    pub async fn rmdir(&self, parent: InodeNo, name: &std::ffi::OsStr) -> FsResult<()> {
+        let parent = parent.0;
         self.writable()?;
         let path = self.child(parent, name)?;
         let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
@@ -543,7 +576,8 @@ impl SmhFs {
         Ok(())
     }
 
-    pub async fn unlink(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<()> {
+    pub async fn unlink(&self, parent: InodeNo, name: &std::ffi::OsStr) -> FsResult<()> {
+        let parent = parent.0;
         self.writable()?;
         let path = self.child(parent, name)?;
         let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
@@ -583,12 +617,14 @@ impl SmhFs {
 
     pub async fn rename(
         &self,
-        parent: u64,
+        parent: InodeNo,
         name: &std::ffi::OsStr,
-        newparent: u64,
+        newparent: InodeNo,
         newname: &std::ffi::OsStr,
         noreplace: bool,
     ) -> FsResult<()> {
+        let newparent = newparent.0;
+        let parent = parent.0;
         self.writable()?;
         let from = self.child(parent, name)?;
         let to = self.child(newparent, newname)?;

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::cache::{Kind, Meta};
 use super::caller;
-use super::core::{Attr, SmhFs, FILL_CHUNK};
+use super::core::{Attr, FileHandle, InodeNo, SmhFs, FILL_CHUNK};
 use super::error::{FsError, FsResult};
 use super::memstage::Staged;
 use super::openfile::{FlushStep, OpenFile, ReleaseStep};
@@ -64,7 +64,12 @@ impl SmhFs {
 
     /// Creates and opens a new file; it reaches the server at close, even
     /// if empty.
-    pub async fn create(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<(Attr, u64)> {
+    pub async fn create(
+        &self,
+        parent: InodeNo,
+        name: &std::ffi::OsStr,
+    ) -> FsResult<(Attr, FileHandle)> {
+        let parent = parent.0;
         self.writable()?;
         let path = self.child(parent, name)?;
         if let Some(m) = self.resolve(&path).await? {
@@ -103,13 +108,24 @@ impl SmhFs {
         let meta = Meta::new_file(0);
         self.note_entry(&path, meta.clone());
         let fh = self.new_handle(ino, true);
-        Ok((Attr { ino, meta }, fh))
+        Ok((
+            Attr {
+                ino: InodeNo(ino),
+                meta,
+            },
+            FileHandle(fh),
+        ))
     }
 
     /// `create` done in the calling (FUSE) thread when nothing can wait:
     /// the caches know the name is free, nothing about the inode is open,
     /// and the content starts in memory. `None`: take the async path.
-    pub fn create_now(&self, parent: u64, name: &std::ffi::OsStr) -> Option<FsResult<(Attr, u64)>> {
+    pub fn create_now(
+        &self,
+        parent: InodeNo,
+        name: &std::ffi::OsStr,
+    ) -> Option<FsResult<(Attr, FileHandle)>> {
+        let parent = parent.0;
         if self.cfg.read_only {
             return None;
         }
@@ -139,13 +155,20 @@ impl SmhFs {
             self.local.lock().insert(ino, meta.clone());
             self.note_entry(&path, meta.clone());
             let fh = self.new_handle(ino, true);
-            Some(Ok((Attr { ino, meta }, fh)))
+            Some(Ok((
+                Attr {
+                    ino: InodeNo(ino),
+                    meta,
+                },
+                FileHandle(fh),
+            )))
         }
     }
 
     /// Opens a file. `write` with `truncate` starts from empty content;
     /// without, the first write fills the staged copy from the server.
-    pub async fn open(&self, ino: u64, write: bool, truncate: bool) -> FsResult<u64> {
+    pub async fn open(&self, ino: InodeNo, write: bool, truncate: bool) -> FsResult<FileHandle> {
+        let ino = ino.0;
         let path = self.path_of(ino)?;
         if write {
             self.writable()?;
@@ -175,7 +198,7 @@ impl SmhFs {
         }
         g.open_handle(write);
         drop(g);
-        Ok(self.new_handle(ino, write))
+        Ok(FileHandle(self.new_handle(ino, write)))
     }
 
     /// Makes sure the open file has a staged copy holding its full content.
@@ -220,7 +243,8 @@ impl SmhFs {
         Ok(())
     }
 
-    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
+    pub async fn read(&self, fh: FileHandle, offset: u64, size: u32) -> FsResult<Bytes> {
+        let fh = fh.0;
         let (ino, ra) = self.handle_ino(fh)?;
         if let Some(of) = self.open_file(ino) {
             let of = of.lock().await;
@@ -246,7 +270,8 @@ impl SmhFs {
     /// A write to an already staged file whose state is not locked, done
     /// in the calling (FUSE) thread: no copy of the data, no task switch.
     /// `None`: take the async path.
-    pub fn write_now(&self, fh: u64, offset: u64, data: &[u8]) -> Option<FsResult<u32>> {
+    pub fn write_now(&self, fh: FileHandle, offset: u64, data: &[u8]) -> Option<FsResult<u32>> {
+        let fh = fh.0;
         if self.cfg.read_only {
             return None;
         }
@@ -284,7 +309,8 @@ impl SmhFs {
         Some(Ok(data.len() as u32))
     }
 
-    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+    pub async fn write(&self, fh: FileHandle, offset: u64, data: &[u8]) -> FsResult<u32> {
+        let fh = fh.0;
         self.writable()?;
         let (ino, _) = self.handle_ino(fh)?;
         let path = self.path_of(ino)?;
@@ -322,20 +348,23 @@ impl SmhFs {
 
     /// Records which process opened `fh` (FUSE's request pid), for the
     /// close rules. Call before the open's reply reaches the kernel.
-    pub fn note_opener(&self, fh: u64, pid: u32) {
+    pub fn note_opener(&self, fh: FileHandle, pid: u32) {
+        let fh = fh.0;
         if let Some(h) = self.handles.lock().get_mut(&fh) {
             h.opener = Some(pid);
         }
     }
 
     /// close() by the opener: uploads a dirty file and reports the upload's error.
-    pub async fn flush(&self, fh: u64) -> FsResult<()> {
-        self.flush_from(fh, None).await
+    pub async fn flush(&self, fh: FileHandle) -> FsResult<()> {
+        let fh = fh.0;
+        self.flush_from(FileHandle(fh), None).await
     }
 
     /// close() of a descriptor by process `pid` (`None`: the opener's last
     /// descriptor). Uploads only by the rules in `openfile.rs`.
-    pub async fn flush_from(&self, fh: u64, pid: Option<u32>) -> FsResult<()> {
+    pub async fn flush_from(&self, fh: FileHandle, pid: Option<u32>) -> FsResult<()> {
+        let fh = fh.0;
         let (ino, writer, opener) = self.handle_owner(fh)?;
         let Some(of) = self.open_file(ino) else {
             return Ok(());
@@ -362,7 +391,8 @@ impl SmhFs {
 
     /// `flush` answered in the calling (FUSE) thread when there is nothing
     /// to upload (read-only handles, already uploaded). `None`: async path.
-    pub fn flush_now(&self, fh: u64) -> Option<FsResult<()>> {
+    pub fn flush_now(&self, fh: FileHandle) -> Option<FsResult<()>> {
+        let fh = fh.0;
         let (ino, writer, _) = self.handle_owner(fh).ok()?;
         let Some(of) = self.open_file(ino) else {
             return Some(Ok(()));
@@ -378,7 +408,8 @@ impl SmhFs {
         }
     }
 
-    pub async fn fsync(&self, fh: u64) -> FsResult<()> {
+    pub async fn fsync(&self, fh: FileHandle) -> FsResult<()> {
+        let fh = fh.0;
         let (ino, _) = self.handle_ino(fh)?;
         let Some(of) = self.open_file(ino) else {
             return Ok(());
@@ -413,7 +444,8 @@ impl SmhFs {
         Ok(())
     }
 
-    pub async fn release(&self, fh: u64) -> FsResult<()> {
+    pub async fn release(&self, fh: FileHandle) -> FsResult<()> {
+        let fh = fh.0;
         let Some(h) = self.handles.lock().remove(&fh) else {
             return Err(FsError::BadHandle);
         };
@@ -474,7 +506,8 @@ impl SmhFs {
 
     /// `release` done in the calling (FUSE) thread when it needs no upload
     /// and the file's state is not locked. `None`: take the async path.
-    pub fn release_now(&self, fh: u64) -> Option<FsResult<()>> {
+    pub fn release_now(&self, fh: FileHandle) -> Option<FsResult<()>> {
+        let fh = fh.0;
         let (ino, writer, _) = self.handle_owner(fh).ok()?;
         let Some(of_ref) = self.open_file(ino) else {
             self.handles.lock().remove(&fh);
@@ -500,10 +533,11 @@ impl SmhFs {
     /// truncate / utimens / chmod / chown.
     pub async fn setattr(
         &self,
-        ino: u64,
+        ino: InodeNo,
         size: Option<u64>,
         mtime: Option<SystemTime>,
     ) -> FsResult<Attr> {
+        let ino = ino.0;
         let path = self.path_of(ino)?;
         if let Some(size) = size {
             self.writable()?;
@@ -576,12 +610,13 @@ impl SmhFs {
                 }
             }
         }
-        self.getattr(ino).await
+        self.getattr(InodeNo(ino)).await
     }
 
     /// mknod of a regular file: an empty file on the server right away.
-    pub async fn mknod_file(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<Attr> {
-        let (attr, fh) = self.create(parent, name).await?;
+    pub async fn mknod_file(&self, parent: InodeNo, name: &std::ffi::OsStr) -> FsResult<Attr> {
+        let parent = parent.0;
+        let (attr, fh) = self.create(InodeNo(parent), name).await?;
         let r = self.flush(fh).await;
         let _ = self.release(fh).await;
         r?;

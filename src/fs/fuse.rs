@@ -20,6 +20,7 @@ use tokio::runtime::Handle;
 use super::cache::Kind;
 use super::core::{Attr, SmhFs};
 use super::error::FsError;
+use super::inode::{FileHandle as Fh, InodeNo};
 pub use super::session::MountConfig;
 
 /// How attributes are presented (all synthesized: SMH has no modes/owners).
@@ -80,7 +81,7 @@ impl SmhFuse {
             Kind::File => (FileType::RegularFile, 0o644 & !look.umask, 1),
         };
         FileAttr {
-            ino: INodeNo(a.ino),
+            ino: INodeNo(a.ino.0),
             size: a.meta.size,
             blocks: a.meta.size.div_ceil(512),
             atime: a.meta.mtime,
@@ -173,7 +174,7 @@ impl Filesystem for SmhFuse {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.fs.lookup_cached(parent.0, name) {
+        match self.fs.lookup_cached(InodeNo(parent.0), name) {
             Some(Ok(a)) => {
                 return reply.entry(&self.ttl, &Self::file_attr(self.look, &a), Generation(0))
             }
@@ -182,7 +183,7 @@ impl Filesystem for SmhFuse {
         }
         let name = name.to_owned();
         self.spawn(|fs, look, ttl| async move {
-            match fs.lookup(parent.0, &name).await {
+            match fs.lookup(InodeNo(parent.0), &name).await {
                 Ok(a) => reply.entry(&ttl, &Self::file_attr(look, &a), Generation(0)),
                 Err(e) => reply.error(errno("lookup", &e)),
             }
@@ -190,17 +191,17 @@ impl Filesystem for SmhFuse {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.fs.forget(ino.0, nlookup);
+        self.fs.forget(InodeNo(ino.0), nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.fs.getattr_cached(ino.0) {
+        match self.fs.getattr_cached(InodeNo(ino.0)) {
             Some(Ok(a)) => return reply.attr(&self.ttl, &Self::file_attr(self.look, &a)),
             Some(Err(e)) => return reply.error(errno("getattr", &e)),
             None => {}
         }
         self.spawn(|fs, look, ttl| async move {
-            match fs.getattr(ino.0).await {
+            match fs.getattr(InodeNo(ino.0)).await {
                 Ok(a) => reply.attr(&ttl, &Self::file_attr(look, &a)),
                 Err(e) => reply.error(errno("getattr", &e)),
             }
@@ -228,7 +229,7 @@ impl Filesystem for SmhFuse {
         // chmod/chown are accepted without effect: SMH stores no modes.
         let mtime = mtime.map(time_of);
         self.spawn(|fs, look, ttl| async move {
-            match fs.setattr(ino.0, size, mtime).await {
+            match fs.setattr(InodeNo(ino.0), size, mtime).await {
                 Ok(a) => reply.attr(&ttl, &Self::file_attr(look, &a)),
                 Err(e) => reply.error(errno("setattr", &e)),
             }
@@ -252,7 +253,7 @@ impl Filesystem for SmhFuse {
         }
         let name = name.to_owned();
         self.spawn(|fs, look, ttl| async move {
-            match fs.mknod_file(parent.0, &name).await {
+            match fs.mknod_file(InodeNo(parent.0), &name).await {
                 Ok(a) => reply.entry(&ttl, &Self::file_attr(look, &a), Generation(0)),
                 Err(e) => reply.error(errno("mknod", &e)),
             }
@@ -270,7 +271,7 @@ impl Filesystem for SmhFuse {
     ) {
         let name = name.to_owned();
         self.spawn(|fs, look, ttl| async move {
-            match fs.mkdir(parent.0, &name).await {
+            match fs.mkdir(InodeNo(parent.0), &name).await {
                 Ok(a) => reply.entry(&ttl, &Self::file_attr(look, &a), Generation(0)),
                 Err(e) => reply.error(errno("mkdir", &e)),
             }
@@ -280,14 +281,14 @@ impl Filesystem for SmhFuse {
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
         self.spawn_empty("unlink", reply, |fs| async move {
-            fs.unlink(parent.0, &name).await
+            fs.unlink(InodeNo(parent.0), &name).await
         });
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
         self.spawn_empty("rmdir", reply, |fs| async move {
-            fs.rmdir(parent.0, &name).await
+            fs.rmdir(InodeNo(parent.0), &name).await
         });
     }
 
@@ -301,7 +302,7 @@ impl Filesystem for SmhFuse {
     ) {
         // SMH has no symlinks we can create; a name it cannot store is
         // refused as such first (EINVAL), like create/mkdir/rename.
-        match self.fs.check_name(parent.0, link_name) {
+        match self.fs.check_name(InodeNo(parent.0), link_name) {
             Err(e) => reply.error(errno("symlink", &e)),
             Ok(()) => reply.error(Errno::EPERM),
         }
@@ -324,8 +325,14 @@ impl Filesystem for SmhFuse {
         let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         let (name, newname) = (name.to_owned(), newname.to_owned());
         self.spawn_empty("rename", reply, |fs| async move {
-            fs.rename(parent.0, &name, newparent.0, &newname, noreplace)
-                .await
+            fs.rename(
+                InodeNo(parent.0),
+                &name,
+                InodeNo(newparent.0),
+                &newname,
+                noreplace,
+            )
+            .await
         });
     }
 
@@ -346,10 +353,10 @@ impl Filesystem for SmhFuse {
         let direct_reads = self.direct_reads;
         let pid = req.pid();
         self.spawn(|fs, _, _| async move {
-            match fs.open(ino.0, write, truncate).await {
+            match fs.open(InodeNo(ino.0), write, truncate).await {
                 Ok(fh) => {
                     fs.note_opener(fh, pid);
-                    reply.opened(FileHandle(fh), open_flags(flags.0, direct_reads))
+                    reply.opened(FileHandle(fh.0), open_flags(flags.0, direct_reads))
                 }
                 Err(e) => reply.error(errno("open", &e)),
             }
@@ -368,7 +375,7 @@ impl Filesystem for SmhFuse {
         reply: ReplyData,
     ) {
         self.spawn(|fs, _, _| async move {
-            match fs.read(fh.0, offset, size).await {
+            match fs.read(Fh(fh.0), offset, size).await {
                 Ok(b) => reply.data(&b),
                 Err(e) => reply.error(errno("read", &e)),
             }
@@ -387,14 +394,14 @@ impl Filesystem for SmhFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.fs.write_now(fh.0, offset, data) {
+        match self.fs.write_now(Fh(fh.0), offset, data) {
             Some(Ok(n)) => return reply.written(n),
             Some(Err(e)) => return reply.error(errno("write", &e)),
             None => {}
         }
         let data = data.to_vec();
         self.spawn(|fs, _, _| async move {
-            match fs.write(fh.0, offset, &data).await {
+            match fs.write(Fh(fh.0), offset, &data).await {
                 Ok(n) => reply.written(n),
                 Err(e) => reply.error(errno("write", &e)),
             }
@@ -409,7 +416,7 @@ impl Filesystem for SmhFuse {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        match self.fs.flush_now(fh.0) {
+        match self.fs.flush_now(Fh(fh.0)) {
             Some(Ok(())) => return reply.ok(),
             Some(Err(e)) => return reply.error(errno("flush", &e)),
             None => {}
@@ -418,7 +425,7 @@ impl Filesystem for SmhFuse {
         // descriptor's (close rules: `openfile.rs`).
         let pid = req.pid();
         self.spawn_empty("flush", reply, |fs| async move {
-            fs.flush_from(fh.0, Some(pid)).await
+            fs.flush_from(Fh(fh.0), Some(pid)).await
         });
     }
 
@@ -432,12 +439,16 @@ impl Filesystem for SmhFuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        match self.fs.release_now(fh.0) {
+        match self.fs.release_now(Fh(fh.0)) {
             Some(Ok(())) => return reply.ok(),
             Some(Err(e)) => return reply.error(errno("release", &e)),
             None => {}
         }
-        self.spawn_empty("release", reply, |fs| async move { fs.release(fh.0).await });
+        self.spawn_empty(
+            "release",
+            reply,
+            |fs| async move { fs.release(Fh(fh.0)).await },
+        );
     }
 
     fn fsync(
@@ -448,12 +459,12 @@ impl Filesystem for SmhFuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.spawn_empty("fsync", reply, |fs| async move { fs.fsync(fh.0).await });
+        self.spawn_empty("fsync", reply, |fs| async move { fs.fsync(Fh(fh.0)).await });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.opendir(ino.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+        match self.fs.opendir(InodeNo(ino.0)) {
+            Ok(fh) => reply.opened(FileHandle(fh.0), FopenFlags::empty()),
             Err(e) => reply.error(errno("opendir", &e)),
         }
     }
@@ -467,14 +478,14 @@ impl Filesystem for SmhFuse {
         mut reply: ReplyDirectory,
     ) {
         self.spawn(|fs, _, _| async move {
-            match fs.readdir(ino.0, fh.0, offset).await {
+            match fs.readdir(InodeNo(ino.0), Fh(fh.0), offset).await {
                 Ok(items) => {
                     for (i, it) in items.iter().enumerate().skip(offset as usize) {
                         let kind = match it.kind {
                             Kind::Dir => FileType::Directory,
                             Kind::File => FileType::RegularFile,
                         };
-                        if reply.add(INodeNo(it.ino), (i + 1) as u64, kind, &it.name) {
+                        if reply.add(INodeNo(it.ino.0), (i + 1) as u64, kind, &it.name) {
                             break;
                         }
                     }
@@ -498,7 +509,7 @@ impl Filesystem for SmhFuse {
                 Ok(d) => d,
                 Err(e) => return reply.error(errno("readdirplus", &e)),
             };
-            match fs.readdir(ino.0, fh.0, offset).await {
+            match fs.readdir(InodeNo(ino.0), Fh(fh.0), offset).await {
                 Ok(items) => {
                     for (i, it) in items.iter().enumerate().skip(offset as usize) {
                         let dot = i < 2;
@@ -518,7 +529,7 @@ impl Filesystem for SmhFuse {
                             },
                         );
                         if reply.add(
-                            INodeNo(eino),
+                            INodeNo(eino.0),
                             (i + 1) as u64,
                             &it.name,
                             &ttl,
@@ -546,7 +557,7 @@ impl Filesystem for SmhFuse {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.fs.releasedir(fh.0);
+        self.fs.releasedir(Fh(fh.0));
         reply.ok();
     }
 
@@ -614,7 +625,7 @@ impl Filesystem for SmhFuse {
         };
         let name = name.to_string();
         self.spawn(|fs, _, _| async move {
-            match fs.upload_xattr(ino.0, &name).await {
+            match fs.upload_xattr(InodeNo(ino.0), &name).await {
                 None => reply.error(Errno::from_i32(libc::ENODATA)),
                 Some(v) if size == 0 => reply.size(v.len() as u32),
                 Some(v) if v.len() > size as usize => reply.error(Errno::from_i32(libc::ERANGE)),
@@ -642,14 +653,14 @@ impl Filesystem for SmhFuse {
             return;
         }
         let pid = req.pid();
-        match self.fs.create_now(parent.0, name) {
+        match self.fs.create_now(InodeNo(parent.0), name) {
             Some(Ok((a, fh))) => {
                 self.fs.note_opener(fh, pid);
                 return reply.created(
                     &self.ttl,
                     &Self::file_attr(self.look, &a),
                     Generation(0),
-                    FileHandle(fh),
+                    FileHandle(fh.0),
                     open_flags(flags, self.direct_reads),
                 );
             }
@@ -659,14 +670,14 @@ impl Filesystem for SmhFuse {
         let name = name.to_owned();
         let direct_reads = self.direct_reads;
         self.spawn(|fs, look, ttl| async move {
-            match fs.create(parent.0, &name).await {
+            match fs.create(InodeNo(parent.0), &name).await {
                 Ok((a, fh)) => {
                     fs.note_opener(fh, pid);
                     reply.created(
                         &ttl,
                         &Self::file_attr(look, &a),
                         Generation(0),
-                        FileHandle(fh),
+                        FileHandle(fh.0),
                         open_flags(flags, direct_reads),
                     )
                 }

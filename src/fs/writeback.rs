@@ -567,7 +567,8 @@ impl SmhFs {
 
     /// JSON for the `user.smhfs.upload` (a file) or `user.smhfs.status`
     /// (the root) extended attribute (mounts with `-o xattr`).
-    pub async fn upload_xattr(&self, ino: u64, name: &str) -> Option<Vec<u8>> {
+    pub async fn upload_xattr(&self, ino: super::inode::InodeNo, name: &str) -> Option<Vec<u8>> {
+        let ino = ino.0;
         match name {
             "user.smhfs.status" => serde_json::to_vec(&self.status_report()).ok(),
             "user.smhfs.upload" => {
