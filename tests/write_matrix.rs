@@ -243,3 +243,86 @@ async fn full_cache_dir_never_changes_the_server() {
     assert_eq!(names(&client, "").await, vec!["old.bin".to_string()]);
     drop(m);
 }
+
+/// `rm -rf DIR` while a file in it is still being written (past the
+/// in-memory size, so it is staged and would be journaled): nothing of it
+/// stays in the cache directory or the journal, and nothing is uploaded.
+#[tokio::test]
+async fn rm_rf_while_writing_leaves_nothing_behind() {
+    let server = TestServer::start();
+    let m = MountGuard::new(&server, "");
+    std::fs::create_dir(m.path("d")).unwrap();
+    server.reset_stats().await;
+    let script = "import shutil\n\
+                  f=open('d/f','wb'); f.write(b'x'*(512<<10)); f.flush()\n\
+                  shutil.rmtree('d')\n\
+                  f.write(b'y'*(3<<20)); f.flush(); f.close()\n";
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .current_dir(&m.mnt)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(settle(&server, 0).await, 0, "nothing uploaded");
+    let left = m.staged_files();
+    assert!(left.is_empty(), "left in cache_dir: {left:?}");
+    let status = sh(&format!(
+        "{} status --cache-dir {}",
+        env!("CARGO_BIN_EXE_smhfs"),
+        m.cache_dir.display()
+    ));
+    assert!(status.starts_with("pending uploads: 0"), "{status}");
+    assert_eq!(status.lines().count(), 1, "{status}");
+}
+
+/// A name the server refuses (a newline) fails at create and mkdir with
+/// EINVAL, before any data is staged.
+#[tokio::test]
+async fn names_the_server_refuses_fail_at_create() {
+    let server = TestServer::start();
+    let m = MountGuard::new(&server, "");
+    let e = std::fs::File::create(m.path("bad\nname")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e}");
+    let e = std::fs::create_dir(m.path("bad\ndir")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e}");
+    std::fs::write(m.path("ok"), b"ok").unwrap();
+    let e = std::fs::rename(m.path("ok"), m.path("ok\n")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e}");
+    assert!(m.staged_files().is_empty(), "{:?}", m.staged_files());
+}
+
+/// A reader's close neither uploads nor reports a writer's failing upload.
+#[tokio::test]
+async fn readers_close_never_uploads_or_fails() {
+    use std::io::Write;
+    let server = TestServer::start();
+    let m = MountGuard::new(&server, "");
+    std::fs::write(m.path("r.txt"), b"first").unwrap();
+    let mut w = std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.path("r.txt"))
+        .unwrap();
+    w.write_all(b"second").unwrap();
+    server.admin("/__fault", "begin:503:100%").await;
+    server.reset_stats().await;
+    let t = Instant::now();
+    let r = std::fs::File::open(m.path("r.txt")).unwrap();
+    let closed = nix_close(r);
+    assert_eq!(closed, 0, "a reader's close succeeds");
+    assert!(t.elapsed() < Duration::from_secs(2), "and returns at once");
+    let begins = op_count(&server.stats().await, "upload_begin");
+    assert_eq!(begins, 0, "the reader's close began no upload");
+    server.admin("/__faults/clear", "").await;
+    drop(w);
+    let got = content(&client_for(&server), "r.txt").await;
+    assert_eq!(got.as_deref(), Some("second"), "the writer's close uploads");
+}
+
+/// close(2) of `f`'s descriptor, returning its result (std ignores it).
+fn nix_close(f: std::fs::File) -> i32 {
+    use std::os::fd::IntoRawFd;
+    let fd = f.into_raw_fd();
+    // SAFETY: `fd` was just taken from the File, which no longer owns it.
+    unsafe { libc::close(fd) }
+}
