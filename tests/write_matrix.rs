@@ -282,6 +282,9 @@ async fn rm_rf_while_writing_leaves_nothing_behind() {
 async fn names_the_server_refuses_fail_at_create() {
     let server = TestServer::start();
     let m = MountGuard::new(&server, "");
+    // A cached listing answers the kernel's lookup ("no such name"), so
+    // the create itself must refuse the name.
+    assert_eq!(std::fs::read_dir(&m.mnt).unwrap().count(), 0);
     let e = std::fs::File::create(m.path("bad\nname")).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EINVAL), "{e}");
     let e = std::fs::create_dir(m.path("bad\ndir")).unwrap_err();
