@@ -263,7 +263,11 @@ async fn rm_rf_while_writing_leaves_nothing_behind() {
         .current_dir(&m.mnt)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(settle(&server, 0).await, 0, "nothing uploaded");
     let left = m.staged_files();
     assert!(left.is_empty(), "left in cache_dir: {left:?}");

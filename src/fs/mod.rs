@@ -50,6 +50,7 @@ pub mod read;
 pub mod session;
 pub mod staging;
 pub mod upload;
+mod uploader;
 pub mod writeback;
 
 pub use self::core::{FsConfig, SmhFs};

@@ -5,19 +5,26 @@
 //! staged file and its journal entry are only deleted once the server
 //! confirmed the content.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-
-use super::cache::{format_time, Meta};
+use super::cache::Meta;
 use super::core::SmhFs;
 use super::error::{FsError, FsResult};
 use super::memstage::Staged;
 use super::openfile::{JournalState, OpenFile};
 use super::queue::transient;
+use super::uploader::{Body, Outgoing, Uploader};
 use crate::smh::types::FileMeta;
-use crate::smh::{SmhPath, UploadOptions, UploadPlan};
+use crate::smh::{SmhPath, UploadPlan};
 
 impl SmhFs {
+    /// The uploader with this mount's part settings.
+    pub(crate) fn uploader(&self) -> Uploader<'_> {
+        Uploader {
+            client: &self.client,
+            part_size: self.cfg.part_size,
+            concurrency: self.cfg.upload_concurrency,
+        }
+    }
+
     /// Uploads the open file's staged content to its current path. The
     /// caller holds the file's lock, so writes wait for the upload.
     pub(crate) async fn upload_locked(&self, ino: u64, of: &mut OpenFile) -> FsResult<()> {
@@ -79,46 +86,33 @@ impl SmhFs {
         }
         let size = hashes.size;
         let sent = self.dur.tracker.start(&id, &path, size, st.path());
-        let recorded: Arc<parking_lot::Mutex<Option<UploadPlan>>> = Default::default();
-        let on_plan = {
-            let journal = self.dur.journal.clone();
-            let mut template = self.journal_entry(&path, st, None, strategy);
-            template.complete = true;
-            let recorded = recorded.clone();
-            Arc::new(move |plan: &UploadPlan| {
-                *recorded.lock() = Some(plan.clone());
-                let mut e = template.clone();
-                e.plan = Some(plan.clone());
-                journal.write(&e)
-            })
-        };
-        let opts = UploadOptions {
-            strategy,
-            part_size: self.cfg.part_size,
-            concurrency: self.cfg.upload_concurrency,
-            local_modification_time: st.mtime.map(format_time),
-            on_plan: Some(on_plan),
-            on_progress: Some(Arc::new(move |n| {
-                sent.fetch_add(n, Ordering::Relaxed);
-            })),
-        };
+        let mut template = self.journal_entry(&path, st, None, strategy);
+        template.complete = true;
         let started = std::time::Instant::now();
         let resume = of
             .plan
             .take()
             .filter(|p| p.size == size && p.path == path && p.hashes == hashes);
-        let res = match &resume {
-            Some(plan) => {
-                tracing::info!(%path, size, "resuming a begun upload");
-                self.client.resume_upload(plan, st.path(), &opts).await
-            }
-            None => {
-                self.client
-                    .upload_file(&path, st.path(), Some(hashes), &opts)
-                    .await
-            }
-        };
-        if let Some(p) = recorded.lock().take() {
+        if resume.is_some() {
+            tracing::info!(%path, size, "resuming a begun upload");
+        }
+        let sent_now = self
+            .uploader()
+            .send(Outgoing {
+                to: &path,
+                body: Body::File {
+                    path: st.path(),
+                    hashes: Some(hashes),
+                    resume: resume.as_ref(),
+                },
+                strategy,
+                mtime: st.mtime,
+                journal: Some((self.dur.journal.clone(), template)),
+                sent,
+            })
+            .await;
+        let res = sent_now.result;
+        if let Some(p) = sent_now.plan {
             of.journal = Some(JournalState {
                 id: id.clone(),
                 plan: true,
@@ -173,17 +167,18 @@ impl SmhFs {
             .map(|s| s.path().to_path_buf())
             .unwrap_or_default();
         let sent = self.dur.tracker.start(&id, path, size, &mem_path);
-        let opts = UploadOptions {
-            strategy,
-            part_size: self.cfg.part_size,
-            concurrency: self.cfg.upload_concurrency,
-            local_modification_time: local_mtime.map(format_time),
-            on_plan: None,
-            on_progress: Some(Arc::new(move |n| {
-                sent.fetch_add(n, Ordering::Relaxed);
-            })),
-        };
-        let res = self.client.upload_bytes(path, body, hashes, &opts).await;
+        let res = self
+            .uploader()
+            .send(Outgoing {
+                to: path,
+                body: Body::Bytes { data: body, hashes },
+                strategy,
+                mtime: local_mtime,
+                journal: None,
+                sent,
+            })
+            .await
+            .result;
         let e = match res {
             Ok(meta) => {
                 self.upload_done(path, of, &id, &meta, local_mtime);

@@ -21,7 +21,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::cache::format_time;
 use super::core::SmhFs;
 use super::error::{FsError, FsResult};
 use super::inflight::OpGuard;
@@ -32,7 +31,8 @@ pub use super::progress::{journal_status, StatusReport, Tracker, UploadInfo, Upl
 pub use super::queue::{default_cache_size, transient, Durability, DurabilityOptions, Queue};
 use super::queue::{Job, MAX_BACKOFF};
 use super::staging::StagedFile;
-use crate::smh::{SmhPath, UploadOptions};
+use super::uploader::{Body, Outgoing};
+use crate::smh::SmhPath;
 
 impl SmhFs {
     /// Applies durability options; call before the filesystem is shared.
@@ -400,32 +400,23 @@ impl SmhFs {
         st.mtime = e.mtime;
         let size = st.size();
         let sent = self.dur.tracker.start(&e.id, &e.path, size, &e.staged);
-        let journal = self.dur.journal.clone();
-        let template = e.clone();
-        let opts = UploadOptions {
-            strategy: e.strategy,
-            part_size: self.cfg.part_size,
-            concurrency: self.cfg.upload_concurrency,
-            local_modification_time: e.mtime.map(format_time),
-            on_plan: Some(Arc::new(move |plan| {
-                let mut ent = template.clone();
-                ent.plan = Some(plan.clone());
-                journal.write(&ent)
-            })),
-            on_progress: Some(Arc::new(move |n| {
-                sent.fetch_add(n, Ordering::Relaxed);
-            })),
-        };
-        let res = match &e.plan {
-            Some(plan) if plan.size == size => {
-                self.client.resume_upload(plan, &e.staged, &opts).await
-            }
-            _ => {
-                self.client
-                    .upload_file(&e.path, &e.staged, None, &opts)
-                    .await
-            }
-        };
+        let resume = e.plan.as_ref().filter(|plan| plan.size == size);
+        let res = self
+            .uploader()
+            .send(Outgoing {
+                to: &e.path,
+                body: Body::File {
+                    path: &e.staged,
+                    hashes: None,
+                    resume,
+                },
+                strategy: e.strategy,
+                mtime: e.mtime,
+                journal: Some((self.dur.journal.clone(), e.clone())),
+                sent,
+            })
+            .await
+            .result;
         match res {
             Ok(_) => {
                 tracing::info!(path = %e.path, size, "journaled upload completed");
