@@ -84,13 +84,11 @@ impl SmhFs {
         let ino = self.inodes.lock().lookup(&path, true);
         {
             let mut of = self.lock_open_file(ino, false).await;
-            if let Some(old) = of.staged.take() {
+            self.note_local(ino, &staged);
+            if let Some(old) = of.recreated(staged) {
                 self.journal_forget(&mut of);
                 old.remove();
             }
-            self.note_local(ino, &staged);
-            of.staged = Some(staged);
-            of.restarted();
             if let Err(e) = self.journal_dirty(ino, &mut of) {
                 if let Some(st) = of.staged.take() {
                     st.remove();

@@ -131,11 +131,19 @@ impl OpenFile {
     /// Made by `create` on the FUSE thread: new, empty, one writer handle.
     pub(crate) fn created(staged: Staged) -> Self {
         let mut of = Self::new(Origin::Local);
-        of.staged = Some(staged);
-        of.content = Content::Dirty { fresh: true };
-        of.handles = 1;
-        of.writers = 1;
+        of.recreated(staged);
+        of.open_handle(true);
         of
+    }
+
+    /// `create` of the name: new, empty content (both create paths);
+    /// returns the content it replaces.
+    pub(crate) fn recreated(&mut self, staged: Staged) -> Option<Staged> {
+        let old = self.staged.replace(staged);
+        self.content = Content::Dirty { fresh: true };
+        self.failure = None;
+        self.plan = None;
+        old
     }
 
     // ---- queries -------------------------------------------------------
