@@ -203,7 +203,7 @@ async fn full_cache_dir_never_changes_the_server() {
     let cache = tmpfs.path().join("cache");
     std::fs::create_dir(&cache).unwrap();
     sh(&format!(
-        "mount -t tmpfs -o size=4m tmpfs {}",
+        "mount -t tmpfs -o size=4m,mode=0700 tmpfs {}",
         cache.display()
     ));
     struct Unmount(std::path::PathBuf);
