@@ -16,3 +16,4 @@ mod serve_local_smh;
 mod serve_security;
 mod server_api;
 mod server_feed;
+mod write_matrix;
