@@ -5,6 +5,7 @@
 mod common;
 
 mod client_api;
+mod coherence;
 mod durability;
 mod fstab;
 mod mount_core;

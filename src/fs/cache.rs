@@ -27,6 +27,10 @@ pub struct Meta {
     pub size: u64,
     pub mtime: SystemTime,
     pub ctime: SystemTime,
+    /// The server's eTag: of the content for a file (which version a read
+    /// gets, see `read.rs`), of the listing for a directory. `None` for
+    /// what we made locally and have not heard back about.
+    pub etag: Option<String>,
 }
 
 pub use crate::smh::time::{format_time, parse_time};
@@ -50,6 +54,7 @@ impl Meta {
         local_mtime: Option<&str>,
         mtime: Option<&str>,
         ctime: Option<&str>,
+        etag: Option<&String>,
     ) -> Self {
         let m = parse_time(local_mtime)
             .or_else(|| parse_time(mtime))
@@ -59,6 +64,7 @@ impl Meta {
             size: if kind == Kind::Dir { 0 } else { size_of(size) },
             mtime: m,
             ctime: parse_time(mtime).or_else(|| parse_time(ctime)).unwrap_or(m),
+            etag: etag.cloned(),
         }
     }
 
@@ -69,6 +75,7 @@ impl Meta {
             e.local_modification_time.as_deref(),
             e.modification_time.as_deref(),
             e.creation_time.as_deref(),
+            e.e_tag.as_ref(),
         )
     }
 
@@ -79,6 +86,7 @@ impl Meta {
             e.local_modification_time.as_deref(),
             e.modification_time.as_deref(),
             e.creation_time.as_deref(),
+            e.e_tag.as_ref(),
         )
     }
 
@@ -89,6 +97,7 @@ impl Meta {
             None,
             e.modification_time.as_deref(),
             e.creation_time.as_deref(),
+            e.e_tag.as_ref(),
         );
         if let Some(t) = local_mtime {
             m.mtime = t;
@@ -107,6 +116,7 @@ impl Meta {
             size: 0,
             mtime: now,
             ctime: now,
+            etag: None,
         }
     }
 
@@ -117,6 +127,7 @@ impl Meta {
             size,
             mtime: now,
             ctime: now,
+            etag: None,
         }
     }
 }

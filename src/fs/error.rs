@@ -31,6 +31,10 @@ pub enum FsError {
     Invalid,
     #[error("operation not supported")]
     NotSupported,
+    /// The version an open handle reads is gone (the file was replaced or
+    /// deleted meanwhile); reopen to read the current one.
+    #[error("the file changed on the server while it was open")]
+    Stale,
 }
 
 impl FsError {
@@ -49,6 +53,7 @@ impl FsError {
             FsError::BadHandle => libc::EBADF,
             FsError::Invalid => libc::EINVAL,
             FsError::NotSupported => libc::ENOSYS,
+            FsError::Stale => libc::ESTALE,
         }
     }
 

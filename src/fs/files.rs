@@ -14,7 +14,7 @@ use super::core::{Attr, FileHandle, InodeNo, SmhFs, FILL_CHUNK};
 use super::error::{FsError, FsResult};
 use super::memstage::Staged;
 use super::openfile::{FlushStep, OpenFile, ReleaseStep};
-use super::read::ReadAhead;
+use super::read::{ReadAhead, Source, Version};
 use crate::smh::{ConflictStrategy, SmhError, SmhPath};
 
 fn errno_error(e: i32) -> FsError {
@@ -39,7 +39,10 @@ impl SmhFs {
                 ino,
                 writer,
                 opener: None,
-                read_ahead: Arc::new(tokio::sync::Mutex::new(ReadAhead::new(self.budget.clone()))),
+                read_ahead: Arc::new(tokio::sync::Mutex::new(ReadAhead::new(
+                    self.budget.clone(),
+                    Source::new(self.client.clone(), self.urls.clone()),
+                ))),
             },
         );
         fh
@@ -206,11 +209,16 @@ impl SmhFs {
         }
         let mut st = self.new_staged()?;
         if of.remote() {
-            let size = self
-                .resolve_remote(path)
-                .await?
-                .ok_or(FsError::NotFound)?
-                .size;
+            // One version, start to end (a change meanwhile: ESTALE).
+            let meta = self.resolve_remote(path).await?.ok_or(FsError::NotFound)?;
+            let src = Source::new(self.client.clone(), self.urls.clone());
+            let size = match src.pin(path, Version::of_meta(&meta).as_ref()).await {
+                Ok(v) => v.size,
+                Err(e) => {
+                    st.remove();
+                    return Err(e);
+                }
+            };
             if let Err(e) = self.dur.budget.reserve(size, 0).await {
                 st.remove();
                 return Err(e.into());
@@ -219,7 +227,7 @@ impl SmhFs {
             let mut at = 0;
             while at < size {
                 let n = FILL_CHUNK.min(size - at);
-                let data = super::read::fetch(&self.client, &self.urls, path, at, n).await;
+                let data = super::read::fetch(&src, path, at, n).await;
                 let data = match data {
                     Ok(d) if d.len() as u64 == n => d,
                     Ok(_) => {
@@ -230,7 +238,7 @@ impl SmhFs {
                     }
                     Err(e) => {
                         st.remove();
-                        return Err(e.into());
+                        return Err(e);
                     }
                 };
                 st.write_at(at, &data)?;
@@ -251,18 +259,15 @@ impl SmhFs {
             }
         }
         let path = self.path_of(ino)?;
-        let meta = self.resolve_remote(&path).await?.ok_or(FsError::NotFound)?;
         let mut ra = ra.lock().await;
-        Ok(ra
-            .read(
-                &self.client,
-                &self.urls,
-                &path,
-                offset,
-                size as u64,
-                meta.size,
-            )
-            .await?)
+        // The first read picks the version; later ones need no attributes.
+        let expect = if ra.pinned() {
+            None
+        } else {
+            let meta = self.resolve_remote(&path).await?.ok_or(FsError::NotFound)?;
+            Version::of_meta(&meta)
+        };
+        ra.read(&path, offset, size as u64, expect.as_ref()).await
     }
 
     /// A write to an already staged file whose state is not locked, done

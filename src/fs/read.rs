@@ -1,6 +1,14 @@
-//! Reads: download-URL cache, ranged GETs, and a sequential read-ahead: a
-//! queue of chunk-sized GETs in flight ahead of the reader, deepening from
-//! 1 MiB to 16 MiB while reads stay sequential.
+//! Reads: versioned download URLs, ranged GETs, and a sequential
+//! read-ahead: a queue of chunk-sized GETs in flight ahead of the reader,
+//! deepening from 1 MiB to 16 MiB while reads stay sequential.
+//!
+//! An open handle reads one version of a file ([`Version`]: eTag, CRC-64,
+//! size), the one its first read found; its [`Source`] keeps that version's
+//! URL. Object URLs name one immutable content, so a URL never mixes
+//! versions; when it stops working (403 expired, 404 the content is gone)
+//! the server is asked again, and if the file is another version by then
+//! the read fails with `ESTALE`: never bytes of two versions, never old
+//! bytes under a new size.
 //!
 //! Memory is bounded per handle (one window) and in total (a shared byte
 //! budget; when it is spent, windows fall back to the minimum).
@@ -14,6 +22,9 @@ use bytes::{Bytes, BytesMut};
 use lru::LruCache;
 use parking_lot::Mutex;
 
+use super::cache::Meta;
+use super::error::{FsError, FsResult};
+use crate::smh::types::FileInfo;
 use crate::smh::{SmhClient, SmhError, SmhPath};
 
 pub const MIN_WINDOW: u64 = 1 << 20;
@@ -24,8 +35,61 @@ const CHUNK: u64 = 4 << 20;
 /// refetch on 403 anyway.
 const URL_TTL: Duration = Duration::from_secs(20 * 60);
 
+/// One content of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    pub etag: Option<String>,
+    pub crc64: Option<String>,
+    pub size: u64,
+}
+
+impl Version {
+    fn of_info(i: &FileInfo) -> Self {
+        Self {
+            etag: i.e_tag.clone(),
+            crc64: i.crc64.clone(),
+            size: i.size.parse().unwrap_or(0),
+        }
+    }
+
+    /// The version the attribute cache knows of (`None` without an eTag:
+    /// nothing to tell versions of one size apart).
+    pub fn of_meta(m: &Meta) -> Option<Self> {
+        m.etag.as_ref().map(|e| Self {
+            etag: Some(e.clone()),
+            crc64: None,
+            size: m.size,
+        })
+    }
+
+    /// The same content: sizes agree, and eTags (or else CRC-64s) where
+    /// both sides have one.
+    pub fn same(&self, o: &Version) -> bool {
+        if self.size != o.size {
+            return false;
+        }
+        if let (Some(a), Some(b)) = (&self.etag, &o.etag) {
+            return a == b;
+        }
+        match (&self.crc64, &o.crc64) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        }
+    }
+}
+
+/// A download URL and the version it serves.
+#[derive(Debug, Clone)]
+struct Ticket {
+    url: String,
+    version: Version,
+    fetched: Instant,
+}
+
+/// Download URLs by path, each valid for the version it was issued for
+/// only: a lookup names the version it wants.
 pub struct UrlCache {
-    map: Mutex<LruCache<SmhPath, (String, Instant)>>,
+    map: Mutex<LruCache<SmhPath, Ticket>>,
 }
 
 impl Default for UrlCache {
@@ -39,17 +103,15 @@ impl Default for UrlCache {
 }
 
 impl UrlCache {
-    pub async fn get(&self, client: &SmhClient, path: &SmhPath) -> Result<String, SmhError> {
-        if let Some((u, t)) = self.map.lock().get(path) {
-            if t.elapsed() < URL_TTL {
-                return Ok(u.clone());
-            }
-        }
-        let url = client.download_url(path).await?;
-        self.map
-            .lock()
-            .put(path.clone(), (url.clone(), Instant::now()));
-        Ok(url)
+    /// A fresh URL of exactly `want` at `path`.
+    fn get(&self, path: &SmhPath, want: &Version) -> Option<Ticket> {
+        let mut m = self.map.lock();
+        let t = m.get(path)?;
+        (t.fetched.elapsed() < URL_TTL && t.version.same(want)).then(|| t.clone())
+    }
+
+    fn put(&self, path: &SmhPath, t: &Ticket) {
+        self.map.lock().put(path.clone(), t.clone());
     }
 
     pub fn invalidate(&self, path: &SmhPath) {
@@ -57,47 +119,115 @@ impl UrlCache {
     }
 }
 
-/// One ranged GET, refreshing the URL once on 403 (expired signature).
-async fn get_range(
-    client: &SmhClient,
-    urls: &UrlCache,
-    path: &SmhPath,
-    offset: u64,
-    len: u64,
-) -> Result<Bytes, SmhError> {
-    let url = urls.get(client, path).await?;
-    match client.read_range(&url, offset, len).await {
-        // 403: the signature expired; 404: the object behind the URL was
-        // replaced (the file was overwritten since the URL was issued).
-        Err(e) if matches!(e.status(), Some(403) | Some(404)) => {
-            tracing::debug!(%path, "download URL stale; fetching a new one");
-            urls.invalidate(path);
-            let url = urls.get(client, path).await?;
-            client.read_range(&url, offset, len).await
-        }
-        r => r,
+/// Where one handle's bytes come from: the version it reads and its URL.
+pub struct Source {
+    client: SmhClient,
+    urls: Arc<UrlCache>,
+    pinned: Mutex<Option<Ticket>>,
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.pinned.lock().as_ref().map(|t| t.version.clone());
+        f.debug_struct("Source").field("version", &v).finish()
     }
 }
 
-/// `[offset, offset+len)` fetched as parallel chunks, joined in order.
-pub async fn fetch(
-    client: &SmhClient,
-    urls: &UrlCache,
-    path: &SmhPath,
-    offset: u64,
-    len: u64,
-) -> Result<Bytes, SmhError> {
+impl Source {
+    pub fn new(client: SmhClient, urls: Arc<UrlCache>) -> Arc<Self> {
+        Arc::new(Self {
+            client,
+            urls,
+            pinned: Mutex::new(None),
+        })
+    }
+
+    /// The version this source reads, once pinned.
+    pub fn version(&self) -> Option<Version> {
+        self.pinned.lock().as_ref().map(|t| t.version.clone())
+    }
+
+    /// The version this source reads, pinned at the first call: `expect`
+    /// when the URL cache holds it (no request), else the server's current
+    /// one.
+    pub async fn pin(&self, path: &SmhPath, expect: Option<&Version>) -> FsResult<Version> {
+        if let Some(v) = self.version() {
+            return Ok(v);
+        }
+        let t = match expect.and_then(|v| self.urls.get(path, v)) {
+            Some(t) => t,
+            None => self.ticket(path).await?,
+        };
+        Ok(self.pinned.lock().get_or_insert(t).version.clone())
+    }
+
+    /// A new URL from the server, with the version it serves now.
+    async fn ticket(&self, path: &SmhPath) -> FsResult<Ticket> {
+        let info = self.client.file_info(path).await?;
+        let raw = info.cos_url.as_deref().ok_or_else(|| SmhError::Malformed {
+            url: path.to_string(),
+            message: "file info without cosUrl".into(),
+        })?;
+        let url = self
+            .client
+            .config()
+            .endpoint
+            .join(raw)
+            .map_err(|e| SmhError::Malformed {
+                url: path.to_string(),
+                message: format!("bad cosUrl: {e}"),
+            })?
+            .to_string();
+        let t = Ticket {
+            url,
+            version: Version::of_info(&info),
+            fetched: Instant::now(),
+        };
+        self.urls.put(path, &t);
+        Ok(t)
+    }
+
+    /// One ranged GET of the pinned version (pinning first if needed). A
+    /// URL that stopped working (403 expired, 404 content gone) is renewed
+    /// if the server still has this version; otherwise `Stale`.
+    async fn get_range(&self, path: &SmhPath, offset: u64, len: u64) -> FsResult<Bytes> {
+        self.pin(path, None).await?;
+        let Some(t) = self.pinned.lock().clone() else {
+            return Err(FsError::Stale);
+        };
+        let expired = match self.client.read_range(&t.url, offset, len).await {
+            Err(e) if matches!(e.status(), Some(403) | Some(404)) => e,
+            r => return Ok(r?),
+        };
+        tracing::debug!(%path, error = %expired, "download URL stopped working; asking again");
+        let fresh = match self.ticket(path).await {
+            Ok(f) => f,
+            Err(FsError::Smh(e)) if e.is_not_found() => return Err(FsError::Stale),
+            Err(e) => return Err(e),
+        };
+        if !fresh.version.same(&t.version) {
+            tracing::info!(%path, "file replaced on the server while open: ESTALE");
+            return Err(FsError::Stale);
+        }
+        *self.pinned.lock() = Some(fresh.clone());
+        Ok(self.client.read_range(&fresh.url, offset, len).await?)
+    }
+}
+
+/// `[offset, offset+len)` of the source's version, fetched as parallel
+/// chunks, joined in order.
+pub async fn fetch(src: &Source, path: &SmhPath, offset: u64, len: u64) -> FsResult<Bytes> {
     if len == 0 {
         return Ok(Bytes::new());
     }
     if len <= CHUNK {
-        return get_range(client, urls, path, offset, len).await;
+        return src.get_range(path, offset, len).await;
     }
     let mut parts = Vec::new();
     let mut at = offset;
     while at < offset + len {
         let n = CHUNK.min(offset + len - at);
-        parts.push(get_range(client, urls, path, at, n));
+        parts.push(src.get_range(path, at, n));
         at += n;
     }
     let chunks = futures::future::try_join_all(parts).await?;
@@ -147,7 +277,7 @@ struct Chunk {
 
 #[derive(Debug)]
 enum ChunkState {
-    Fetching(tokio::task::JoinHandle<Result<Bytes, SmhError>>),
+    Fetching(tokio::task::JoinHandle<FsResult<Bytes>>),
     Ready(Bytes),
 }
 
@@ -156,7 +286,7 @@ impl Chunk {
         self.offset + self.len
     }
 
-    async fn data(&mut self) -> Result<Bytes, SmhError> {
+    async fn data(&mut self) -> FsResult<Bytes> {
         if let ChunkState::Fetching(task) = &mut self.state {
             let b = match task.await {
                 Ok(r) => r?,
@@ -164,7 +294,8 @@ impl Chunk {
                     return Err(SmhError::Network {
                         url: String::new(),
                         message: format!("read-ahead task failed: {e}"),
-                    })
+                    }
+                    .into())
                 }
             };
             self.state = ChunkState::Ready(b);
@@ -185,6 +316,7 @@ impl Chunk {
 #[derive(Debug)]
 pub struct ReadAhead {
     budget: Arc<ReadBudget>,
+    src: Arc<Source>,
     chunks: std::collections::VecDeque<Chunk>,
     /// Where the next sequential read starts.
     next: u64,
@@ -193,9 +325,10 @@ pub struct ReadAhead {
 }
 
 impl ReadAhead {
-    pub fn new(budget: Arc<ReadBudget>) -> Self {
+    pub fn new(budget: Arc<ReadBudget>, src: Arc<Source>) -> Self {
         Self {
             budget,
+            src,
             chunks: Default::default(),
             next: 0,
             window: MIN_WINDOW,
@@ -213,14 +346,7 @@ impl ReadAhead {
 
     /// Queues fetches until `window` bytes past `from` are covered (or the
     /// file ends, or the shared budget is spent: then one chunk at most).
-    fn fill(
-        &mut self,
-        client: &SmhClient,
-        urls: &Arc<UrlCache>,
-        path: &SmhPath,
-        from: u64,
-        file_size: u64,
-    ) {
+    fn fill(&mut self, path: &SmhPath, from: u64, file_size: u64) {
         loop {
             let end = self.chunks.back().map_or(from, Chunk::end);
             if end >= file_size || end >= from + self.window {
@@ -234,8 +360,8 @@ impl ReadAhead {
                 // Over budget: still fetch what the reader needs now.
                 self.budget.used.fetch_add(len, Ordering::Relaxed);
             }
-            let (c, u, p) = (client.clone(), urls.clone(), path.clone());
-            let task = tokio::spawn(async move { fetch(&c, &u, &p, end, len).await });
+            let (src, p) = (self.src.clone(), path.clone());
+            let task = tokio::spawn(async move { fetch(&src, &p, end, len).await });
             self.chunks.push_back(Chunk {
                 offset: end,
                 len,
@@ -244,15 +370,22 @@ impl ReadAhead {
         }
     }
 
+    /// Whether the handle has chosen its version (later reads need no
+    /// attributes: the version fixes the size).
+    pub fn pinned(&self) -> bool {
+        self.src.version().is_some()
+    }
+
+    /// `len` bytes at `offset` of the handle's version; the first read
+    /// pins it (`expect`: the version the attribute cache knows of).
     pub async fn read(
         &mut self,
-        client: &SmhClient,
-        urls: &Arc<UrlCache>,
         path: &SmhPath,
         offset: u64,
         len: u64,
-        file_size: u64,
-    ) -> Result<Bytes, SmhError> {
+        expect: Option<&Version>,
+    ) -> FsResult<Bytes> {
+        let file_size = self.src.pin(path, expect).await?.size;
         if offset >= file_size || len == 0 {
             return Ok(Bytes::new());
         }
@@ -275,7 +408,7 @@ impl ReadAhead {
                 self.budget.give(c.len);
             }
         }
-        self.fill(client, urls, path, offset, file_size);
+        self.fill(path, offset, file_size);
         match self.gather(offset, end).await {
             Ok(b) if !b.is_empty() => Ok(b),
             r => {
@@ -287,7 +420,7 @@ impl ReadAhead {
     }
 
     /// The bytes of [offset, end) from the queue, waiting for fetches.
-    async fn gather(&mut self, offset: u64, end: u64) -> Result<Bytes, SmhError> {
+    async fn gather(&mut self, offset: u64, end: u64) -> FsResult<Bytes> {
         let mut whole: Option<Bytes> = None;
         let mut out: Option<BytesMut> = None;
         let mut at = offset;
@@ -329,5 +462,28 @@ impl ReadAhead {
 impl Drop for ReadAhead {
     fn drop(&mut self) {
         self.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Version;
+
+    fn v(etag: Option<&str>, crc: Option<&str>, size: u64) -> Version {
+        Version {
+            etag: etag.map(String::from),
+            crc64: crc.map(String::from),
+            size,
+        }
+    }
+
+    #[test]
+    fn versions_compare_by_etag_then_crc_and_always_size() {
+        assert!(v(Some("a"), None, 1).same(&v(Some("a"), Some("9"), 1)));
+        assert!(!v(Some("a"), None, 1).same(&v(Some("b"), None, 1)));
+        assert!(!v(Some("a"), None, 1).same(&v(Some("a"), None, 2)));
+        assert!(v(None, Some("7"), 1).same(&v(Some("a"), Some("7"), 1)));
+        assert!(!v(None, Some("7"), 1).same(&v(Some("a"), Some("8"), 1)));
+        assert!(v(None, None, 3).same(&v(Some("a"), Some("8"), 3)));
     }
 }
