@@ -112,3 +112,171 @@ async fn a_new_open_after_a_change_reads_the_new_version_and_size() {
     }
     assert_eq!(rest[..], same_size[..rest.len()]);
 }
+
+/// Waits (at most `within`) until `check` holds; how long it took.
+async fn visible_within(within: Duration, what: &str, check: impl Fn() -> bool) -> Duration {
+    let start = std::time::Instant::now();
+    loop {
+        if check() {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "{what}: not visible in the mount after {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Long timeouts: what shows within seconds comes from the feed.
+const FEED_ONLY: &str = "attr_timeout=60,dir_timeout=60,poll_interval=1";
+const WITHIN: Duration = Duration::from_secs(2); // poll_interval + 1 s
+
+#[tokio::test]
+async fn changes_made_through_the_api_show_within_the_poll_interval() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    common::http::mkdir(&s, &tok, "d").await;
+    put(&s, &tok, "d/a.txt", b"version one").await;
+    let m = MountGuard::new(&s, FEED_ONLY);
+    let d = m.path("d");
+    assert_eq!(names(&d), ["a.txt"]);
+    assert_eq!(std::fs::read(d.join("a.txt")).unwrap(), b"version one");
+
+    put(&s, &tok, "d/new.txt", b"created elsewhere").await;
+    visible_within(WITHIN, "create", || names(&d).contains(&"new.txt".into())).await;
+    assert_eq!(
+        std::fs::read(d.join("new.txt")).unwrap(),
+        b"created elsewhere"
+    );
+
+    let v2 = data(3 * MIB + 5, 7);
+    put(&s, &tok, "d/a.txt", &v2).await;
+    visible_within(WITHIN, "overwrite", || {
+        std::fs::metadata(d.join("a.txt")).map(|m| m.len()).ok() == Some(v2.len() as u64)
+    })
+    .await;
+    assert!(std::fs::read(d.join("a.txt")).unwrap() == v2);
+
+    let (st, v) = send(
+        Method::PUT,
+        &api(&s, "file", "d/renamed.txt", &tok, ""),
+        Some(serde_json::json!({"from": "d/new.txt"})),
+    )
+    .await;
+    assert!(st.is_success(), "{v}");
+    visible_within(WITHIN, "rename", || {
+        let n = names(&d);
+        n.contains(&"renamed.txt".into())
+            && !n.contains(&"new.txt".into())
+            && !d.join("new.txt").exists()
+    })
+    .await;
+    assert_eq!(
+        std::fs::read(d.join("renamed.txt")).unwrap(),
+        b"created elsewhere"
+    );
+
+    let (st, _) = send(
+        Method::DELETE,
+        &api(&s, "file", "d/renamed.txt", &tok, ""),
+        None,
+    )
+    .await;
+    assert!(st.is_success());
+    visible_within(WITHIN, "delete", || !d.join("renamed.txt").exists()).await;
+
+    common::http::mkdir(&s, &tok, "d/sub").await;
+    visible_within(WITHIN, "mkdir", || d.join("sub").is_dir()).await;
+    assert!(m.log().contains("change from the feed"));
+}
+
+#[tokio::test]
+async fn an_overwrite_in_one_mount_is_read_by_the_other() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    let old = data(17 * MIB, 8);
+    put(&s, &tok, "mix.bin", &old).await;
+    let a = MountGuard::new(&s, FEED_ONLY);
+    let b = MountGuard::new(&s, FEED_ONLY);
+    assert!(std::fs::read(a.path("mix.bin")).unwrap() == old);
+    let new = data(3 * MIB, 9);
+    std::fs::write(b.path("mix.bin"), &new).unwrap();
+    assert!(
+        common::http::download(&s, &tok, "mix.bin").await == new,
+        "B's close stored B's bytes"
+    );
+    visible_within(WITHIN, "B's overwrite in A", || {
+        std::fs::read(a.path("mix.bin")).ok().as_deref() == Some(&new[..])
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_lost_cursor_drops_the_caches_and_the_mount_follows_on() {
+    let s = TestServer::start_with(&["--delta-history", "2"]);
+    let tok = s.token().await;
+    put(&s, &tok, "f.txt", b"one").await;
+    let m = MountGuard::new(&s, "attr_timeout=60,dir_timeout=60,poll_interval=2");
+    assert_eq!(std::fs::read(m.path("f.txt")).unwrap(), b"one");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // More changes between two polls than the server keeps.
+    for i in 0..5 {
+        common::http::mkdir(&s, &tok, &format!("x{i}")).await;
+    }
+    put(&s, &tok, "f.txt", b"two, longer").await;
+    visible_within(Duration::from_secs(5), "the lost cursor", || {
+        m.log().contains("cursor lost")
+    })
+    .await;
+    // Attributes too (cached for 60 s): the caches were dropped.
+    visible_within(Duration::from_secs(1), "change after a lost cursor", || {
+        std::fs::metadata(m.path("f.txt")).map(|m| m.len()).ok() == Some(11)
+            && std::fs::read(m.path("f.txt")).ok().as_deref() == Some(&b"two, longer"[..])
+            && names(&m.mnt).len() == 6
+    })
+    .await;
+    // Following on with a new cursor.
+    put(&s, &tok, "g.txt", b"later").await;
+    visible_within(
+        Duration::from_secs(4),
+        "change after the new cursor",
+        || m.path("g.txt").exists(),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_server_without_the_feed_still_works_on_timeouts() {
+    let s = TestServer::start_with(&["--no-delta"]);
+    let tok = s.token().await;
+    put(&s, &tok, "f.txt", b"one").await;
+    let m = MountGuard::new(&s, "attr_timeout=1,dir_timeout=1");
+    assert_eq!(std::fs::read(m.path("f.txt")).unwrap(), b"one");
+    assert_eq!(names(&m.mnt), ["f.txt"]);
+    put(&s, &tok, "f.txt", b"two, longer").await;
+    put(&s, &tok, "g.txt", b"new").await;
+    visible_within(Duration::from_secs(4), "change on timeouts", || {
+        std::fs::read(m.path("f.txt")).ok().as_deref() == Some(&b"two, longer"[..])
+            && names(&m.mnt) == ["f.txt", "g.txt"]
+    })
+    .await;
+    std::fs::write(m.path("mine.txt"), b"written here").unwrap();
+    assert_eq!(
+        common::http::download(&s, &tok, "mine.txt").await,
+        b"written here"
+    );
+    assert!(m.log().contains("no change feed"), "{}", m.log());
+}

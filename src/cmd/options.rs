@@ -222,6 +222,14 @@ pub static OPTIONS: &[OptionSpec] = &[
         "how long directory listings are cached",
     ),
     mount(
+        "poll_interval",
+        Form::Value("SECS", store!(fs.poll_interval = secs)),
+        DefaultIs::Value("2"),
+        "how often the server's change feed is polled (0: off); a change\n\
+         made elsewhere shows within about this long. Without a feed on the\n\
+         server, the timeouts above apply",
+    ),
+    mount(
         "part_size",
         Form::Value("BYTES", |o, v| {
             let s = parse_size(v)?;

@@ -278,6 +278,11 @@ impl DirCache {
             .update(dir, |l| Arc::make_mut(l).retain(|(n, _)| n != name));
     }
 
+    /// Forgets the listing of `dir` (it changed on the server).
+    pub fn invalidate(&self, dir: &SmhPath) {
+        self.map.remove(dir);
+    }
+
     pub fn remove_tree(&self, path: &SmhPath) {
         self.map.remove_tree(path);
     }

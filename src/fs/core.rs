@@ -39,9 +39,23 @@ pub struct FsConfig {
     pub read_only: bool,
     pub attr_timeout: Duration,
     pub dir_timeout: Duration,
+    /// Polling of the change feed (`follow.rs`); zero: off.
+    pub poll_interval: Duration,
     pub part_size: u64,
     pub upload_concurrency: usize,
     pub permanent_delete: bool,
+}
+
+/// Something the kernel cached that is no longer true.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Invalidation {
+    /// `name` in directory `parent` may name another inode now (or none).
+    Entry {
+        parent: u64,
+        name: std::ffi::OsString,
+    },
+    /// The attributes and cached pages of an inode are stale.
+    Inode(u64),
 }
 
 /// An inode number with its attributes.
@@ -99,8 +113,11 @@ pub struct SmhFs {
     pub(crate) dur: super::queue::Durability,
     /// Uploads in flight (`wait_idle` at unmount), see `inflight.rs`.
     pub(crate) in_flight: Arc<super::inflight::InFlight>,
-    /// Kernel names to forget (parent inode, name), set by the adapter.
-    invalidate: std::sync::OnceLock<std::sync::mpsc::Sender<(u64, std::ffi::OsString)>>,
+    /// What the kernel must forget, sent to the adapter's notifier.
+    invalidate: std::sync::OnceLock<std::sync::mpsc::Sender<Invalidation>>,
+    /// Server inodes → paths, learned from listings and `?info`, so the
+    /// change feed's entries can be placed (`follow.rs`).
+    pub(crate) remote_inodes: Mutex<HashMap<String, SmhPath>>,
     /// The kernel's id of this mount (`/proc/self/mountinfo`), to find a
     /// process's descriptors of our files at a flush.
     mount_id: std::sync::OnceLock<u64>,
@@ -141,6 +158,7 @@ impl SmhFs {
             dur: super::queue::Durability::new(&cfg.cache_dir, Default::default()),
             in_flight: Default::default(),
             invalidate: Default::default(),
+            remote_inodes: Default::default(),
             mount_id: Default::default(),
             client,
             cfg,
@@ -151,8 +169,8 @@ impl SmhFs {
         &self.cfg
     }
 
-    /// Where to send the names the kernel must forget (see `fuse.rs`).
-    pub fn set_entry_invalidator(&self, tx: std::sync::mpsc::Sender<(u64, std::ffi::OsString)>) {
+    /// Where to send what the kernel must forget (see `session.rs`).
+    pub fn set_invalidator(&self, tx: std::sync::mpsc::Sender<Invalidation>) {
         let _ = self.invalidate.set(tx);
     }
 
@@ -178,7 +196,26 @@ impl SmhFs {
             self.inodes.lock().ino_of(&parent)
         };
         if let Some(pino) = pino {
-            let _ = tx.send((pino, name.into()));
+            let _ = tx.send(Invalidation::Entry {
+                parent: pino,
+                name: name.into(),
+            });
+        }
+    }
+
+    /// Tells the kernel that the attributes and pages of the inode at
+    /// `path` (if it handed one out) are stale.
+    pub(crate) fn invalidate_inode(&self, path: &SmhPath) {
+        let Some(tx) = self.invalidate.get() else {
+            return;
+        };
+        let ino = if *path == self.cfg.root {
+            Some(ROOT_INO)
+        } else {
+            self.inodes.lock().ino_of(path)
+        };
+        if let Some(ino) = ino {
+            let _ = tx.send(Invalidation::Inode(ino));
         }
     }
 
@@ -251,6 +288,9 @@ impl SmhFs {
         }
         match self.client.stat(path).await? {
             Some(info) => {
+                if let Some(i) = &info.inode {
+                    self.remote_inodes.lock().insert(i.clone(), path.clone());
+                }
                 let m = Meta::from_info(&info);
                 self.attrs.put(path.clone(), m.clone());
                 Ok(Some(m))
@@ -373,7 +413,14 @@ impl SmhFs {
         let mut out = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let page = self.client.list_page(dir, marker.as_deref(), 1000).await?;
+            let page = self
+                .client
+                .list_page_if_changed(dir, marker.as_deref(), 1000, None)
+                .await?
+                .ok_or_else(|| SmhError::Malformed {
+                    url: dir.to_string(),
+                    message: "304 to an unconditional listing".into(),
+                })?;
             for e in &page.contents {
                 if crate::smh::path::validate_name(&e.name).is_err() {
                     tracing::warn!(dir = %dir, name = ?e.name, "skipping entry with an invalid name");
@@ -381,6 +428,9 @@ impl SmhFs {
                 }
                 let m = Meta::from_entry(e);
                 if let Ok(p) = dir.join(&e.name) {
+                    if let Some(i) = &e.inode {
+                        self.remote_inodes.lock().insert(i.clone(), p.clone());
+                    }
                     self.attrs.put(p, m.clone());
                 }
                 out.push((e.name.clone(), m));

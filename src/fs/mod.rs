@@ -39,6 +39,7 @@ pub mod core;
 pub mod direct;
 pub mod error;
 mod files;
+mod follow;
 pub mod fuse;
 pub mod inflight;
 pub mod inode;

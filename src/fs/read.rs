@@ -119,16 +119,26 @@ impl UrlCache {
     }
 }
 
+/// The version a source reads. Until a byte of it was handed out the
+/// choice may still change (a version taken from the attribute cache that
+/// turns out to be gone is replaced by the server's current one); after
+/// that, never.
+#[derive(Debug, Clone)]
+struct Pinned {
+    ticket: Ticket,
+    served: bool,
+}
+
 /// Where one handle's bytes come from: the version it reads and its URL.
 pub struct Source {
     client: SmhClient,
     urls: Arc<UrlCache>,
-    pinned: Mutex<Option<Ticket>>,
+    pinned: Mutex<Option<Pinned>>,
 }
 
 impl std::fmt::Debug for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let v = self.pinned.lock().as_ref().map(|t| t.version.clone());
+        let v = self.version();
         f.debug_struct("Source").field("version", &v).finish()
     }
 }
@@ -144,7 +154,10 @@ impl Source {
 
     /// The version this source reads, once pinned.
     pub fn version(&self) -> Option<Version> {
-        self.pinned.lock().as_ref().map(|t| t.version.clone())
+        self.pinned
+            .lock()
+            .as_ref()
+            .map(|p| p.ticket.version.clone())
     }
 
     /// The version this source reads, pinned at the first call: `expect`
@@ -158,7 +171,12 @@ impl Source {
             Some(t) => t,
             None => self.ticket(path).await?,
         };
-        Ok(self.pinned.lock().get_or_insert(t).version.clone())
+        let mut p = self.pinned.lock();
+        let p = p.get_or_insert(Pinned {
+            ticket: t,
+            served: false,
+        });
+        Ok(p.ticket.version.clone())
     }
 
     /// A new URL from the server, with the version it serves now.
@@ -189,28 +207,50 @@ impl Source {
 
     /// One ranged GET of the pinned version (pinning first if needed). A
     /// URL that stopped working (403 expired, 404 content gone) is renewed
-    /// if the server still has this version; otherwise `Stale`.
+    /// if the server still has this version; otherwise the source re-pins
+    /// if it has served nothing yet, and fails with `Stale` if it has.
     async fn get_range(&self, path: &SmhPath, offset: u64, len: u64) -> FsResult<Bytes> {
         self.pin(path, None).await?;
-        let Some(t) = self.pinned.lock().clone() else {
-            return Err(FsError::Stale);
-        };
-        let expired = match self.client.read_range(&t.url, offset, len).await {
-            Err(e) if matches!(e.status(), Some(403) | Some(404)) => e,
-            r => return Ok(r?),
-        };
-        tracing::debug!(%path, error = %expired, "download URL stopped working; asking again");
-        let fresh = match self.ticket(path).await {
-            Ok(f) => f,
-            Err(FsError::Smh(e)) if e.is_not_found() => return Err(FsError::Stale),
-            Err(e) => return Err(e),
-        };
-        if !fresh.version.same(&t.version) {
-            tracing::info!(%path, "file replaced on the server while open: ESTALE");
-            return Err(FsError::Stale);
+        for _ in 0..4 {
+            let Some(t) = self.pinned.lock().as_ref().map(|p| p.ticket.clone()) else {
+                return Err(FsError::Stale);
+            };
+            let failed = match self.client.read_range(&t.url, offset, len).await {
+                Ok(b) => {
+                    let mut p = self.pinned.lock();
+                    match p.as_mut() {
+                        Some(p) if p.ticket.version.same(&t.version) => {
+                            p.served = true;
+                            return Ok(b);
+                        }
+                        // Re-pinned meanwhile: these bytes are of the old one.
+                        _ => continue,
+                    }
+                }
+                Err(e) if matches!(e.status(), Some(403) | Some(404)) => e,
+                Err(e) => return Err(e.into()),
+            };
+            tracing::debug!(%path, error = %failed, "download URL stopped working; asking again");
+            let fresh = match self.ticket(path).await {
+                Ok(f) => f,
+                Err(FsError::Smh(e)) if e.is_not_found() => return Err(FsError::Stale),
+                Err(e) => return Err(e),
+            };
+            let mut p = self.pinned.lock();
+            let Some(p) = p.as_mut() else {
+                return Err(FsError::Stale);
+            };
+            if fresh.version.same(&p.ticket.version) {
+                p.ticket = fresh;
+            } else if p.served {
+                tracing::info!(%path, "file replaced on the server while open: ESTALE");
+                return Err(FsError::Stale);
+            } else if p.ticket.version.same(&t.version) {
+                tracing::debug!(%path, "version gone before its first byte; reading the current one");
+                p.ticket = fresh;
+            }
         }
-        *self.pinned.lock() = Some(fresh.clone());
-        Ok(self.client.read_range(&fresh.url, offset, len).await?)
+        Err(FsError::Stale)
     }
 }
 
@@ -385,7 +425,29 @@ impl ReadAhead {
         len: u64,
         expect: Option<&Version>,
     ) -> FsResult<Bytes> {
-        let file_size = self.src.pin(path, expect).await?.size;
+        let version = self.src.pin(path, expect).await?;
+        let out = self.read_sized(path, offset, len, version.size).await;
+        if self.src.version().as_ref() == Some(&version) {
+            return out;
+        }
+        // The source re-pinned before serving a byte (the expected version
+        // was gone): read again at the current version's size.
+        self.clear();
+        let version = self.src.pin(path, None).await?;
+        let out = self.read_sized(path, offset, len, version.size).await?;
+        if self.src.version().as_ref() != Some(&version) {
+            return Err(FsError::Stale);
+        }
+        Ok(out)
+    }
+
+    async fn read_sized(
+        &mut self,
+        path: &SmhPath,
+        offset: u64,
+        len: u64,
+        file_size: u64,
+    ) -> FsResult<Bytes> {
         if offset >= file_size || len == 0 {
             return Ok(Bytes::new());
         }

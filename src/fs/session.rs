@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use tokio::runtime::Handle;
 
-use super::core::SmhFs;
+use super::core::{Invalidation, SmhFs};
 
 /// How to mount.
 #[derive(Debug, Clone)]
@@ -71,8 +71,8 @@ pub fn serve<F: fuser::Filesystem + Send + Sync + 'static>(
     // from a thread of their own: a notification must never wait inside a
     // request the kernel is waiting for.
     let notifier = session.notifier();
-    let (tx, rx) = std::sync::mpsc::channel::<(u64, std::ffi::OsString)>();
-    fs.set_entry_invalidator(tx);
+    let (tx, rx) = std::sync::mpsc::channel::<Invalidation>();
+    fs.set_invalidator(tx);
     match super::caller::mount_id(&cfg.mountpoint) {
         Some(id) => fs.set_mount_id(id),
         None => tracing::warn!(
@@ -80,9 +80,16 @@ pub fn serve<F: fuser::Filesystem + Send + Sync + 'static>(
         ),
     }
     std::thread::spawn(move || {
-        for (parent, name) in rx {
-            if let Err(e) = notifier.inval_entry(INodeNo(parent), &name) {
-                tracing::debug!("entry invalidation: {e}");
+        for note in rx {
+            let r = match &note {
+                Invalidation::Entry { parent, name } => {
+                    notifier.inval_entry(INodeNo(*parent), name)
+                }
+                Invalidation::Inode(ino) => notifier.inval_inode(INodeNo(*ino), 0, 0),
+            };
+            // ENOENT: the kernel did not have it cached.
+            if let Err(e) = r {
+                tracing::debug!(?note, "kernel invalidation: {e}");
             }
         }
     });
@@ -133,6 +140,9 @@ pub fn serve<F: fuser::Filesystem + Send + Sync + 'static>(
         }
         std::process::exit(1);
     });
+    if !fs.config().poll_interval.is_zero() {
+        rt.spawn(super::follow::run(fs.clone()));
+    }
     tracing::info!(mountpoint = %cfg.mountpoint.display(), "mounted");
     on_mounted();
     let res = session.run();

@@ -1,0 +1,188 @@
+//! Following the server's change feed (`-o poll_interval=SECS`, smh-api.md
+//! §4.15): one `delta` request per interval; each change another client
+//! made drops what the caches (and the kernel, through the notifier) know
+//! about the names it touched, so `ls`, `stat` and `cat` see it at once
+//! instead of after a timeout.
+//!
+//! Entries name items by server inode; the mount learns inode → path from
+//! listings (`with_inode=1`) and `?info`. A change below a directory the
+//! mount never looked at has nothing cached to drop. Without a feed (404,
+//! `FunctionNotEnabled`) the mount lives on its timeouts; when the cursor
+//! is lost (expired), everything cached is dropped and a new cursor taken.
+
+use std::sync::Arc;
+
+use super::core::SmhFs;
+use crate::smh::delta::DELTA_PAGE;
+use crate::smh::types::{delta_location, DeltaEntry};
+use crate::smh::{DeltaPoll, SmhPath};
+
+/// Where the mount is with the feed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Feed {
+    /// No cursor yet (first poll, or after a lost cursor / failed start).
+    Starting,
+    /// Reading on from this cursor.
+    Following(String),
+    /// The server keeps no feed: timeouts only.
+    Absent,
+}
+
+/// Polls until the server turns out to have no feed (or forever).
+pub async fn run(fs: Arc<SmhFs>) {
+    let mut tick = tokio::time::interval(fs.cfg.poll_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut feed = Feed::Starting;
+    loop {
+        tick.tick().await;
+        feed = step(&fs, feed).await;
+        if feed == Feed::Absent {
+            tracing::info!("the server has no change feed; changes made elsewhere show after attr_timeout/dir_timeout");
+            return;
+        }
+    }
+}
+
+/// A cursor for the current position.
+async fn start(fs: &SmhFs) -> Feed {
+    match fs.client.delta_cursor().await {
+        Ok(Some(c)) => {
+            learn_root(fs).await;
+            tracing::debug!("following the change feed");
+            Feed::Following(c)
+        }
+        Ok(None) => Feed::Absent,
+        Err(e) => {
+            tracing::warn!("change feed: {e}; retrying");
+            Feed::Starting
+        }
+    }
+}
+
+async fn step(fs: &SmhFs, feed: Feed) -> Feed {
+    match feed {
+        Feed::Absent => Feed::Absent,
+        Feed::Starting => start(fs).await,
+        Feed::Following(mut cursor) => {
+            loop {
+                match fs.client.delta(&cursor, DELTA_PAGE).await {
+                    Ok(DeltaPoll::Changes(page)) => {
+                        for e in &page.contents {
+                            fs.apply_change(e);
+                        }
+                        cursor = page.cursor;
+                        if !page.has_more {
+                            return Feed::Following(cursor);
+                        }
+                    }
+                    Ok(DeltaPoll::CursorLost(e)) => {
+                        tracing::warn!("change feed cursor lost ({e}); dropping cached attributes and listings");
+                        // The new position first: what changes after it is
+                        // reported, what changed before is no longer cached.
+                        let next = start(fs).await;
+                        fs.forget_remote();
+                        return next;
+                    }
+                    Err(e) => {
+                        tracing::debug!("change feed poll failed: {e}");
+                        return Feed::Following(cursor);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The mounted directory's own inode (its children name it as parent).
+async fn learn_root(fs: &SmhFs) {
+    match fs.client.stat(&fs.cfg.root).await {
+        Ok(Some(info)) => {
+            if let Some(i) = info.inode {
+                fs.remote_inodes.lock().insert(i, fs.cfg.root.clone());
+            }
+        }
+        Ok(None) => tracing::warn!(root = %fs.cfg.root, "the mounted directory is gone"),
+        Err(e) => tracing::debug!("stat of the mounted directory: {e}"),
+    }
+}
+
+impl SmhFs {
+    /// Drops what is cached about the names one feed entry touched: where
+    /// the item was (as the mount knew it, and as a move says) and where it
+    /// is now.
+    pub(crate) fn apply_change(&self, e: &DeltaEntry) {
+        let is_dir = e.kind.is_dir();
+        let (known, from, now) = {
+            let map = self.remote_inodes.lock();
+            let at = |parent: &str, name: &str| map.get(parent).and_then(|p| p.join(name).ok());
+            (
+                map.get(&e.inode).cloned(),
+                e.moved_from().and_then(|(p, n)| at(p, n)),
+                at(&e.parent_inode, &e.name),
+            )
+        };
+        tracing::debug!(event = %e.event_type, name = %e.name, ?known, ?from, ?now, "change from the feed");
+        let mut touched: Vec<&SmhPath> = Vec::new();
+        for p in [&known, &from, &now].into_iter().flatten() {
+            if !touched.contains(&p) {
+                touched.push(p);
+            }
+        }
+        for p in &touched {
+            self.drop_remote(p, is_dir);
+        }
+        let mut map = self.remote_inodes.lock();
+        if is_dir {
+            for old in [&known, &from].into_iter().flatten() {
+                if now.as_ref() != Some(old) {
+                    map.retain(|_, p| !p.starts_with(old));
+                }
+            }
+        }
+        match now {
+            Some(p) if e.location == delta_location::NORMAL => {
+                map.insert(e.inode.clone(), p);
+            }
+            _ => {
+                map.remove(&e.inode);
+            }
+        }
+    }
+
+    /// Forgets `path` (and, for a directory, what is below it) in the
+    /// caches and the kernel, and the listing of its parent.
+    fn drop_remote(&self, path: &SmhPath, tree: bool) {
+        self.urls.invalidate(path);
+        if tree {
+            self.attrs.remove_tree(path);
+            self.dirs.remove_tree(path);
+        } else {
+            self.attrs.remove(path);
+        }
+        if let Some(parent) = path.parent() {
+            self.dirs.invalidate(&parent);
+        }
+        self.invalidate_entry(path);
+        self.invalidate_inode(path);
+    }
+
+    /// After a lost cursor: nothing cached about the server is trusted,
+    /// here or in the kernel (for every name the mount has learned).
+    fn forget_remote(&self) {
+        let root = self.cfg.root.clone();
+        self.attrs.remove_tree(&root);
+        self.dirs.remove_tree(&root);
+        let known: Vec<SmhPath> = {
+            let mut map = self.remote_inodes.lock();
+            let known = map.values().cloned().collect();
+            // The mounted directory stays where it is.
+            map.retain(|_, p| *p == root);
+            known
+        };
+        for p in &known {
+            self.urls.invalidate(p);
+            self.invalidate_entry(p);
+            self.invalidate_inode(p);
+        }
+    }
+}
