@@ -280,3 +280,87 @@ async fn a_server_without_the_feed_still_works_on_timeouts() {
     );
     assert!(m.log().contains("no change feed"), "{}", m.log());
 }
+
+/// Opens `path` for appending and writes `line` (the first write fills the
+/// staged copy from the server: the version the update starts from).
+fn append(path: &std::path::Path, line: &str) -> std::fs::File {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(line.as_bytes()).unwrap();
+    f
+}
+
+#[tokio::test]
+async fn concurrent_updates_keep_both_versions() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    put(&s, &tok, "shared.txt", b"base\n").await;
+    let a = MountGuard::new(&s, "");
+    let b = MountGuard::new(&s, "");
+    let fa = append(&a.path("shared.txt"), "from A\n");
+    let fb = append(&b.path("shared.txt"), "from B\n");
+    drop(fb); // B's close uploads over the version both started from
+    assert_eq!(
+        common::http::download(&s, &tok, "shared.txt").await,
+        b"base\nfrom B\n"
+    );
+    fa.sync_all().expect("A's update is kept, not refused");
+    drop(fa);
+    // B's version stays under the name; A's is next to it.
+    assert_eq!(
+        common::http::download(&s, &tok, "shared.txt").await,
+        b"base\nfrom B\n"
+    );
+    let (_, listing) = send(Method::GET, &api(&s, "directory", "", &tok, ""), None).await;
+    let copies: Vec<String> = listing["contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .filter(|n| n.starts_with("shared (conflict ") && n.ends_with(").txt"))
+        .collect();
+    assert_eq!(copies.len(), 1, "{listing}");
+    assert_eq!(
+        common::http::download(&s, &tok, &copies[0]).await,
+        b"base\nfrom A\n"
+    );
+    let log = a.log();
+    assert!(
+        log.contains("WARN") && log.contains(&copies[0]) && log.contains("conflict copy"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn update_conflict_fail_refuses_with_estale_and_keeps_the_data() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    put(&s, &tok, "shared.txt", b"base\n").await;
+    let a = MountGuard::new(&s, "update_conflict=fail");
+    let b = MountGuard::new(&s, "");
+    let fa = append(&a.path("shared.txt"), "from A\n");
+    drop(append(&b.path("shared.txt"), "from B\n"));
+    let err = fa.sync_all().expect_err("A would overwrite B's version");
+    assert_eq!(err.raw_os_error(), Some(libc::ESTALE));
+    drop(fa);
+    assert_eq!(
+        common::http::download(&s, &tok, "shared.txt").await,
+        b"base\nfrom B\n"
+    );
+    let kept: Vec<Vec<u8>> = a
+        .staged_files()
+        .iter()
+        .filter_map(|p| std::fs::read(p).ok())
+        .collect();
+    assert!(
+        kept.contains(&b"base\nfrom A\n".to_vec()),
+        "A's data is kept"
+    );
+    // Without a conflict the same mount uploads as usual.
+    put(&s, &tok, "solo.txt", b"x").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let f = append(&a.path("solo.txt"), "y");
+    f.sync_all().unwrap();
+    drop(f);
+    assert_eq!(common::http::download(&s, &tok, "solo.txt").await, b"xy");
+}

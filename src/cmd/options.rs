@@ -157,6 +157,18 @@ pub static OPTIONS: &[OptionSpec] = &[
          rename(2) follows the same mode.",
     ),
     mount(
+        "update_conflict",
+        Form::Value("MODE", |o, v| {
+            o.fs.update_conflict = v.parse()?;
+            Ok(())
+        }),
+        DefaultIs::Value("copy"),
+        "a file replaced on the server while open here for writing:\n\
+         copy: keep both, ours is stored as 'name (conflict DATE TIME).ext';\n\
+         fail: close()/fsync() fail with ESTALE, the data stays in cache_dir;\n\
+         overwrite: last writer wins",
+    ),
+    mount(
         "cache_dir",
         Form::Value("DIR", store!(fs.cache_dir = path)),
         DefaultIs::Computed(

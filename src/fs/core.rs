@@ -44,6 +44,8 @@ pub struct FsConfig {
     pub part_size: u64,
     pub upload_concurrency: usize,
     pub permanent_delete: bool,
+    /// A file replaced on the server while open here (`lostupdate.rs`).
+    pub update_conflict: super::lostupdate::UpdateConflict,
 }
 
 /// Something the kernel cached that is no longer true.

@@ -187,6 +187,10 @@ impl SmhFs {
             return Err(FsError::Exists);
         }
         if write && truncate {
+            if g.remote() && g.staged.is_none() {
+                // Replaced without being read: it started from this version.
+                g.base = Version::of_meta(&meta);
+            }
             match &g.staged {
                 Some(_) => self.staged_truncate(ino, &mut g, 0)?,
                 None => g.staged = Some(self.new_staged_small()?),
@@ -213,7 +217,11 @@ impl SmhFs {
             let meta = self.resolve_remote(path).await?.ok_or(FsError::NotFound)?;
             let src = Source::new(self.client.clone(), self.urls.clone());
             let size = match src.pin(path, Version::of_meta(&meta).as_ref()).await {
-                Ok(v) => v.size,
+                Ok(v) => {
+                    let size = v.size;
+                    of.base = Some(v);
+                    size
+                }
                 Err(e) => {
                     st.remove();
                     return Err(e);

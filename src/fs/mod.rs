@@ -44,6 +44,7 @@ pub mod fuse;
 pub mod inflight;
 pub mod inode;
 pub mod journal;
+pub mod lostupdate;
 pub mod memstage;
 pub mod mountsys;
 pub(crate) mod openfile;

@@ -101,6 +101,10 @@ pub(crate) struct OpenFile {
     /// A begun upload of the current content, to resume.
     pub(crate) plan: Option<UploadPlan>,
     failure: Option<UploadFailure>,
+    /// The server version the content started from (filled from, or
+    /// truncated over); an upload checks it is still the server's
+    /// (`lostupdate.rs`). `None`: new here, or not known.
+    pub(crate) base: Option<super::read::Version>,
 }
 
 impl OpenFile {
@@ -114,6 +118,7 @@ impl OpenFile {
             journal: None,
             plan: None,
             failure: None,
+            base: None,
         }
     }
 

@@ -52,6 +52,15 @@ impl Version {
         }
     }
 
+    /// The version a confirmed upload stored.
+    pub fn of_file_meta(m: &crate::smh::types::FileMeta) -> Self {
+        Self {
+            etag: m.e_tag.clone(),
+            crc64: m.crc64.clone(),
+            size: m.size.parse().unwrap_or(0),
+        }
+    }
+
     /// The version the attribute cache knows of (`None` without an eTag:
     /// nothing to tell versions of one size apart).
     pub fn of_meta(m: &Meta) -> Option<Self> {

@@ -8,9 +8,11 @@
 use super::cache::Meta;
 use super::core::SmhFs;
 use super::error::{FsError, FsResult};
+use super::lostupdate::{strategy_for, Target};
 use super::memstage::Staged;
 use super::openfile::{JournalState, OpenFile};
 use super::queue::transient;
+use super::read::Version;
 use super::uploader::{Body, Outgoing, Uploader};
 use crate::smh::types::FileMeta;
 use crate::smh::{SmhPath, UploadPlan};
@@ -47,6 +49,12 @@ impl SmhFs {
             Some(Staged::Disk(_)) => {}
         }
         let strategy = of.strategy(self.cfg.conflict);
+        let target = match self.check_base(&path, of).await {
+            Ok(t) => t,
+            Err(e) => return Err(self.check_failed(&path, of, e, strategy)),
+        };
+        let to = target_path(&target, &path);
+        let strategy_now = strategy_for(&target, strategy);
         of.upload_started();
         let Some(Staged::Disk(st)) = of.staged.as_mut() else {
             return Ok(());
@@ -92,20 +100,20 @@ impl SmhFs {
         let resume = of
             .plan
             .take()
-            .filter(|p| p.size == size && p.path == path && p.hashes == hashes);
+            .filter(|p| p.size == size && p.path == to && p.hashes == hashes);
         if resume.is_some() {
             tracing::info!(%path, size, "resuming a begun upload");
         }
         let sent_now = self
             .uploader()
             .send(Outgoing {
-                to: &path,
+                to: &to,
                 body: Body::File {
                     path: st.path(),
                     hashes: Some(hashes),
                     resume: resume.as_ref(),
                 },
-                strategy,
+                strategy: strategy_now,
                 mtime: st.mtime,
                 journal: Some((self.dur.journal.clone(), template)),
                 sent,
@@ -152,6 +160,17 @@ impl SmhFs {
     /// journal entry, so it is retried or reported like any other.
     async fn upload_mem(&self, ino: u64, path: &SmhPath, of: &mut OpenFile) -> FsResult<()> {
         let strategy = of.strategy(self.cfg.conflict);
+        let target = match self.check_base(path, of).await {
+            Ok(t) => t,
+            Err(e) => {
+                if self.spill(ino, of, true).is_err() {
+                    of.upload_failed(true);
+                    return Err(e);
+                }
+                return Err(self.check_failed(path, of, e, strategy));
+            }
+        };
+        let to = target_path(&target, path);
         of.upload_started();
         let Some(Staged::Mem(m)) = of.staged.as_mut() else {
             return Ok(());
@@ -170,9 +189,9 @@ impl SmhFs {
         let res = self
             .uploader()
             .send(Outgoing {
-                to: path,
+                to: &to,
                 body: Body::Bytes { data: body, hashes },
-                strategy,
+                strategy: strategy_for(&target, strategy),
                 mtime: local_mtime,
                 journal: None,
                 sent,
@@ -219,6 +238,8 @@ impl SmhFs {
         local_mtime: Option<std::time::SystemTime>,
     ) {
         of.upload_confirmed();
+        // Later uploads of this open file replace this version.
+        of.base = Some(Version::of_file_meta(meta));
         if let Some(j) = of.journal.take() {
             if let Err(e) = self.dur.journal.remove(&j.id) {
                 tracing::warn!(%path, "cannot remove journal entry {}: {e}", j.id);
@@ -244,6 +265,28 @@ impl SmhFs {
             }
         }
         self.note_entry(&final_path, Meta::from_file_meta(meta, local_mtime));
+    }
+
+    /// The version check before an upload failed: `Stale` (update_conflict
+    /// = fail) is a permanent failure that keeps the data, anything else a
+    /// failed upload to retry.
+    fn check_failed(
+        &self,
+        path: &SmhPath,
+        of: &mut OpenFile,
+        e: FsError,
+        strategy: crate::smh::ConflictStrategy,
+    ) -> FsError {
+        let permanent = matches!(e, FsError::Stale) || !transient(&e);
+        of.upload_failed(!permanent);
+        if let Some(Staged::Disk(st)) = of.staged.as_ref() {
+            if self.keep_failed(path, st, None, &e, permanent, strategy) {
+                if let Some(j) = of.journal.as_mut() {
+                    j.plan = true;
+                }
+            }
+        }
+        e
     }
 
     /// A failed upload keeps its data in the staged file; a permanent
@@ -272,5 +315,13 @@ impl SmhFs {
             if permanent { "" } else { " and the upload is retried" }
         );
         permanent
+    }
+}
+
+/// The path an upload goes to.
+fn target_path(target: &Target, path: &SmhPath) -> SmhPath {
+    match target {
+        Target::Same => path.clone(),
+        Target::Copy(c) => c.clone(),
     }
 }

@@ -286,5 +286,6 @@ pub fn core_config(
         part_size: 1 << 20,
         upload_concurrency: 2,
         permanent_delete: false,
+        update_conflict: Default::default(),
     }
 }

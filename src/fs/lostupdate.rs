@@ -1,0 +1,143 @@
+//! No silent lost update (`-o update_conflict=`): a file opened for
+//! modification remembers the server version its content started from
+//! ([`OpenFile::base`]); before its upload begins, the server's version is
+//! checked again. If another client replaced it meanwhile, the default
+//! keeps both: the other version stays under the name, ours is stored next
+//! to it as `name (conflict YYYY-MM-DD HHMM).ext` (logged at WARN).
+//!
+//! Remaining race: SMH's begin and confirm take no precondition, so a change
+//! made between this check and the confirm is still overwritten.
+
+use super::core::SmhFs;
+use super::error::{FsError, FsResult};
+use super::openfile::OpenFile;
+use super::read::Version;
+use crate::smh::path::MAX_NAME_BYTES;
+use crate::smh::{ConflictStrategy, SmhPath};
+
+/// What an upload does when the server's version changed since the file
+/// was opened here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UpdateConflict {
+    /// Keep both: ours goes to a conflict copy next to the file.
+    #[default]
+    Copy,
+    /// Do not upload: the close (fsync) fails with ESTALE, the data stays
+    /// in `cache_dir` (journaled as failed, shown by `smhfs status`).
+    Fail,
+    /// Last writer wins (no check).
+    Overwrite,
+}
+
+impl std::str::FromStr for UpdateConflict {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "copy" => Ok(Self::Copy),
+            "fail" => Ok(Self::Fail),
+            "overwrite" => Ok(Self::Overwrite),
+            other => Err(format!(
+                "invalid update_conflict {other:?} (expected copy, fail or overwrite)"
+            )),
+        }
+    }
+}
+
+/// Where an upload goes after the check.
+pub(crate) enum Target {
+    /// The file's own path, with the usual strategy.
+    Same,
+    /// A conflict copy (uploaded with `rename`, in case it exists).
+    Copy(SmhPath),
+}
+
+/// `stem (conflict 2026-12-01 1530).ext` next to `path`.
+pub(crate) fn conflict_name(path: &SmhPath, now: chrono::DateTime<chrono::Utc>) -> Option<SmhPath> {
+    let name = path.name()?;
+    let tag = format!(" (conflict {})", now.format("%Y-%m-%d %H%M"));
+    let (stem, ext) = match name.rfind('.') {
+        Some(d) if d > 0 => name.split_at(d),
+        _ => (name, ""),
+    };
+    let mut stem = stem.to_string();
+    while stem.len() + tag.len() + ext.len() > MAX_NAME_BYTES && stem.pop().is_some() {}
+    path.parent()?.join(&format!("{stem}{tag}{ext}")).ok()
+}
+
+impl SmhFs {
+    /// Checks the server's version of `path` against the one `of` started
+    /// from; `Err(Stale)` in `fail` mode.
+    pub(crate) async fn check_base(&self, path: &SmhPath, of: &OpenFile) -> FsResult<Target> {
+        let Some(base) = of.base.as_ref() else {
+            return Ok(Target::Same);
+        };
+        if self.cfg.update_conflict == UpdateConflict::Overwrite {
+            return Ok(Target::Same);
+        }
+        let Some(info) = self.client.stat(path).await? else {
+            // Deleted elsewhere: ours brings it back.
+            return Ok(Target::Same);
+        };
+        if info.kind.is_dir() {
+            return Ok(Target::Same);
+        }
+        let now = Version {
+            etag: info.e_tag.clone(),
+            crc64: info.crc64.clone(),
+            size: info
+                .size
+                .as_deref()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+        };
+        if now.same(base) {
+            return Ok(Target::Same);
+        }
+        match self.cfg.update_conflict {
+            UpdateConflict::Fail => {
+                tracing::warn!(%path, "changed on the server since it was opened here; not overwriting it (update_conflict=fail): ESTALE, the data stays in cache_dir");
+                Err(FsError::Stale)
+            }
+            _ => {
+                let copy = conflict_name(path, chrono::Utc::now()).ok_or(FsError::Invalid)?;
+                tracing::warn!(%path, conflict_copy = %copy, "changed on the server since it was opened here; keeping both: ours is stored as the conflict copy");
+                Ok(Target::Copy(copy))
+            }
+        }
+    }
+}
+
+/// Upload strategy for a target.
+pub(crate) fn strategy_for(target: &Target, usual: ConflictStrategy) -> ConflictStrategy {
+    match target {
+        Target::Same => usual,
+        Target::Copy(_) => ConflictStrategy::Rename,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflict_copies_are_named_like_cloud_drives_do() {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-12-01T15:30:09Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let p = |s: &str| SmhPath::parse(s).unwrap();
+        assert_eq!(
+            conflict_name(&p("d/shared.txt"), t).unwrap(),
+            p("d/shared (conflict 2026-12-01 1530).txt")
+        );
+        assert_eq!(
+            conflict_name(&p("Makefile"), t).unwrap(),
+            p("Makefile (conflict 2026-12-01 1530)")
+        );
+        let long = "x".repeat(250) + ".txt";
+        let c = conflict_name(&p(&long), t).unwrap();
+        assert!(c.name().unwrap().len() <= MAX_NAME_BYTES);
+        assert!(c.name().unwrap().ends_with("1530).txt"));
+        assert!("fail".parse::<UpdateConflict>().is_ok());
+        assert!("nope".parse::<UpdateConflict>().is_err());
+    }
+}
