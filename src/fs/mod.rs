@@ -9,7 +9,8 @@
 //!   attribute cache, so `ls -l` costs no per-entry request. Attributes live
 //!   `attr_timeout`, listings `dir_timeout`, "missing" answers about 1 s; our
 //!   own changes update both caches at once.
-//! * **Read**: ranged GETs on the download URL (cached, refetched on 403/404),
+//! * **Read**: ranged GETs on the download URL of one version per handle
+//!   (cached per version; `ESTALE` once that version is gone, see [`read`]),
 //!   sequential read-ahead: a queue of chunk GETs in flight ahead of the
 //!   reader, deepening 1 -> 16 MiB; 256 MiB of read-ahead in total at most.
 //!   Read-only handles bypass the kernel page cache (direct I/O, mmap
