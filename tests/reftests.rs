@@ -190,8 +190,8 @@ fn regression_rename_of_file_recreated_over_server_file() {
     );
 }
 
+/// Fixed by the open-file state machine: unlinked content is never journaled.
 #[test]
-#[ignore = "bug: a write to an open unlinked file staged on disk journals it under /.smhfs-unlinked-N; release removes the staged file but not the entry, so cache_dir is not empty when idle"]
 fn regression_write_to_unlinked_file_leaves_journal_entry() {
     replay(
         false,
