@@ -158,7 +158,6 @@ fn regression_truncate_of_unlinked_open_file() {
 }
 
 #[test]
-#[ignore = "bug: rename(x, x) of a missing x succeeds (the same-name shortcut comes before the source lookup; POSIX says ENOENT)"]
 fn regression_rename_missing_onto_itself() {
     replay(false, &[Rename { from: "b", to: "b" }]);
 }

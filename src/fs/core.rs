@@ -629,13 +629,14 @@ impl SmhFs {
         self.writable()?;
         let from = self.child(parent, name)?;
         let to = self.child(newparent, newname)?;
+        // The source must exist even for rename(x, x) (POSIX: ENOENT).
+        let src = self.resolve(&from).await?.ok_or(FsError::NotFound)?;
         if from == to {
             return Ok(());
         }
         if to.starts_with(&from) {
             return Err(FsError::Invalid);
         }
-        let src = self.resolve(&from).await?.ok_or(FsError::NotFound)?;
         let dst = self.resolve(&to).await?;
         let noreplace = noreplace || self.cfg.conflict == ConflictStrategy::Ask;
         if let Some(d) = &dst {
