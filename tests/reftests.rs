@@ -143,7 +143,6 @@ fn regression_truncate_after_fsync_is_uploaded() {
 }
 
 #[test]
-#[ignore = "bug: ftruncate of an open, unlinked file fails with ENOENT (setattr resolves the inode's path, which unlink replaced)"]
 fn regression_truncate_of_unlinked_open_file() {
     replay(
         false,

@@ -272,6 +272,16 @@ impl SmhFs {
         self.resolve_remote(path).await
     }
 
+    /// Attributes of the inode `ino` at `path`: its staged content's if
+    /// any (also once unlinked, when `path` names nothing), else the
+    /// server's.
+    pub(super) async fn resolve_ino(&self, ino: u64, path: &SmhPath) -> FsResult<Option<Meta>> {
+        if let Some(m) = self.local.lock().get(&ino).cloned() {
+            return Ok(Some(m));
+        }
+        self.resolve_remote(path).await
+    }
+
     /// Attributes known without a network call (local staging, caches),
     /// so the FUSE thread can answer at once; `None`: ask `resolve`.
     pub(super) fn resolve_cached(&self, path: &SmhPath) -> Option<Option<Meta>> {
@@ -328,6 +338,12 @@ impl SmhFs {
             Ok(p) => p,
             Err(e) => return Some(Err(e)),
         };
+        if let Some(m) = self.local.lock().get(&ino).cloned() {
+            return Some(Ok(Attr {
+                ino: InodeNo(ino),
+                meta: m,
+            }));
+        }
         let meta = self.resolve_cached(&path)?;
         Some(meta.ok_or(FsError::NotFound).map(|meta| Attr {
             ino: InodeNo(ino),
@@ -349,7 +365,10 @@ impl SmhFs {
     pub async fn getattr(&self, ino: InodeNo) -> FsResult<Attr> {
         let ino = ino.0;
         let path = self.path_of(ino)?;
-        let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
+        let meta = self
+            .resolve_ino(ino, &path)
+            .await?
+            .ok_or(FsError::NotFound)?;
         Ok(Attr {
             ino: InodeNo(ino),
             meta,

@@ -539,7 +539,10 @@ impl SmhFs {
         let path = self.path_of(ino)?;
         if let Some(size) = size {
             self.writable()?;
-            let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
+            let meta = self
+                .resolve_ino(ino, &path)
+                .await?
+                .ok_or(FsError::NotFound)?;
             if meta.kind == Kind::Dir {
                 return Err(FsError::IsDir);
             }
