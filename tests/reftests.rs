@@ -175,7 +175,6 @@ fn regression_rename_onto_open_file() {
 }
 
 #[test]
-#[ignore = "bug: a file created with O_TRUNC over a name the server holds is taken for local-only (OpenFile.remote = false) until closed, so a rename leaves the server's old file under the old name"]
 fn regression_rename_of_file_recreated_over_server_file() {
     replay(
         false,
