@@ -45,8 +45,11 @@ pub(crate) enum Content {
 pub(crate) enum Origin {
     /// Created here, not on the server yet.
     Local,
-    /// The server had it when it was opened.
+    /// The server had it when it was opened (or created over).
     Server,
+    /// Adopted from the upload journal at mount: the server may hold an
+    /// older version, or none.
+    Journal,
     /// This open file's own upload put it there.
     Ours,
 }
@@ -124,7 +127,7 @@ impl OpenFile {
             content: Content::Dirty { fresh: false },
             journal: Some(journal),
             plan,
-            ..Self::new(Origin::Local)
+            ..Self::new(Origin::Journal)
         }
     }
 
@@ -168,7 +171,8 @@ impl OpenFile {
         }
     }
 
-    /// The server has a version of this file.
+    /// The server may have a version of this file (so a rename or unlink
+    /// must reach the server, not only the local state).
     pub(crate) fn remote(&self) -> bool {
         self.origin != Origin::Local
     }
