@@ -219,7 +219,6 @@ fn regression_local_file_renamed_over_server_file_and_away() {
 }
 
 #[test]
-#[ignore = "limitation: a read of an open file that is not staged goes to the server by path; after unlink it fails with ENOENT (POSIX keeps the content readable)"]
 fn regression_read_of_unlinked_open_file() {
     replay(
         false,

@@ -203,7 +203,7 @@ impl SmhFs {
     }
 
     /// Makes sure the open file has a staged copy holding its full content.
-    async fn ensure_staged(&self, path: &SmhPath, of: &mut OpenFile) -> FsResult<()> {
+    pub(super) async fn ensure_staged(&self, path: &SmhPath, of: &mut OpenFile) -> FsResult<()> {
         if of.staged.is_some() {
             return Ok(());
         }

@@ -51,8 +51,20 @@ impl SmhFs {
     /// first, so open handles keep reading it (POSIX). Returns whether
     /// the server may hold a version to remove.
     pub(super) async fn before_unlink(&self, h: &mut HeldFile, path: &SmhPath) -> bool {
-        let _ = path;
-        h.guard.remote()
+        let g = &mut h.guard;
+        if g.needs_staging_to_unlink() {
+            match self.ensure_staged(path, g).await {
+                Ok(()) => {
+                    if let Some(st) = &g.staged {
+                        self.note_local(h.ino, st);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(%path, "unlinked while open; its content could not be kept for the open handles: {e}");
+                }
+            }
+        }
+        g.remote()
     }
 
     /// The held file left the namespace: its open state is unlinked, never

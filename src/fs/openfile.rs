@@ -177,6 +177,13 @@ impl OpenFile {
         self.origin != Origin::Local
     }
 
+    /// Open, with content only the server holds (nothing staged): to stay
+    /// readable after an unlink it must be staged before the server's copy
+    /// goes.
+    pub(crate) fn needs_staging_to_unlink(&self) -> bool {
+        self.handles > 0 && self.staged.is_none() && self.remote()
+    }
+
     pub(crate) fn handles(&self) -> u32 {
         self.handles
     }
