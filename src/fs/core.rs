@@ -68,7 +68,7 @@ pub struct SpaceStats {
     pub free: u64,
 }
 
-type OpenFileRef = Arc<tokio::sync::Mutex<OpenFile>>;
+pub(super) type OpenFileRef = Arc<tokio::sync::Mutex<OpenFile>>;
 
 pub(super) struct Handle {
     pub(super) ino: u64,

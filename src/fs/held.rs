@@ -5,14 +5,10 @@
 //! at once. The files' open states are held locked across the change, so
 //! no background upload meanwhile goes to the old name.
 
-use std::sync::Arc;
-
-use super::core::SmhFs;
+use super::core::{OpenFileRef, SmhFs};
 use super::error::FsResult;
 use super::openfile::OpenFile;
 use crate::smh::{ConflictStrategy, SmhPath};
-
-type OpenFileRef = Arc<tokio::sync::Mutex<OpenFile>>;
 
 /// A file's open state, locked across a namespace change.
 pub(super) struct HeldFile {

@@ -365,6 +365,35 @@ mod tests {
     }
 
     #[test]
+    fn only_open_server_content_is_staged_before_unlink() {
+        let mem = || {
+            Staged::Mem(super::super::memstage::MemStaged::new(
+                super::super::staging::CacheBudget::unlimited(),
+                Default::default(),
+            ))
+        };
+        let mut of = OpenFile::new(Origin::Server);
+        assert!(!of.needs_staging_to_unlink(), "no handle: nothing to keep");
+        of.open_handle(false);
+        assert!(of.needs_staging_to_unlink());
+        of.staged = Some(mem());
+        assert!(!of.needs_staging_to_unlink(), "already local");
+        let mut created = OpenFile::created(mem());
+        created.staged = None;
+        assert!(!created.needs_staging_to_unlink(), "never on the server");
+        let adopted = OpenFile::resumed(
+            mem(),
+            JournalState {
+                id: "x".into(),
+                plan: false,
+                complete: true,
+            },
+            None,
+        );
+        assert!(adopted.remote(), "may hold an older version");
+    }
+
+    #[test]
     fn unlinked_content_absorbs_writes() {
         let mut of = OpenFile::created(Staged::Mem(super::super::memstage::MemStaged::new(
             super::super::staging::CacheBudget::unlimited(),
