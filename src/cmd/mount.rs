@@ -128,6 +128,7 @@ fn run_opts(args: MountArgs, opts: MountOptions) -> Result<(), String> {
             crate::daemon::detach_with(opts.nofail).map_err(|e| format!("cannot detach: {e}"))?;
         crate::logging::init(
             opts.debug,
+            opts.log_format,
             &crate::logging::LogTarget::detached(opts.log_file.as_deref(), &opts.fs.cache_dir),
         );
         r
@@ -149,7 +150,7 @@ fn serve(
     readiness: &mut crate::daemon::Readiness,
 ) -> Result<(), String> {
     if opts.debug && !readiness.is_detached() {
-        super::init_logging(true);
+        super::init_logging(true, opts.log_format);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -188,7 +189,12 @@ fn serve(
 
     // Before this point failures are one line on stderr (retry chatter of the
     // access check stays quiet unless `debug`).
-    super::init_logging(opts.debug);
+    super::init_logging(opts.debug, opts.log_format);
+    // Always recorded (for `smhfs status --json`); scraped with metrics_addr.
+    let metrics = crate::obs::install(rt.handle());
+    if let Some(addr) = opts.metrics_addr {
+        crate::obs::serve(metrics, addr, rt.handle())?;
+    }
     let fs_cfg = opts.fs_config(source.path.clone());
     // One process per journal (checked after the access check, so a wrong
     // endpoint is reported as such).

@@ -12,6 +12,7 @@ use super::codes;
 use super::error::{Result, SmhError};
 use super::path::SmhPath;
 use super::redact::redact_url;
+use super::telemetry::{self, RequestKind};
 use super::types::*;
 
 /// How the client authenticates.
@@ -112,6 +113,8 @@ struct TokenState {
 
 /// One API call, kept re-sendable so retries and token refreshes can repeat it.
 pub(crate) struct ApiCall {
+    /// What it is for (metrics label, debug line).
+    pub kind: RequestKind,
     pub method: Method,
     /// Path below `/api/v1/`, already encoded.
     pub path: String,
@@ -126,8 +129,9 @@ pub(crate) struct ApiCall {
 }
 
 impl ApiCall {
-    pub fn new(method: Method, path: String) -> Self {
+    pub fn new(kind: RequestKind, method: Method, path: String) -> Self {
         Self {
+            kind,
             method,
             path,
             flag: None,
@@ -298,7 +302,7 @@ impl SmhClient {
         let c = &self.inner.config;
         let call = match (&c.credentials, current) {
             (Credentials::LibrarySecret(secret), _) => {
-                let mut call = ApiCall::new(Method::GET, "token".into())
+                let mut call = ApiCall::new(RequestKind::Token, Method::GET, "token".into())
                     .query("library_id", c.library.clone())
                     .query("library_secret", secret.clone())
                     .query("grant", c.grants.clone());
@@ -314,6 +318,7 @@ impl SmhClient {
             (Credentials::AccessToken(t), cur) => {
                 let token = cur.map(|s| s.token.clone()).unwrap_or_else(|| t.clone());
                 let mut call = ApiCall::new(
+                    RequestKind::Token,
                     Method::POST,
                     format!("token/{}/{}", percent(&c.library), percent(&token)),
                 );
@@ -407,12 +412,14 @@ impl SmhClient {
             match result {
                 Err(e) => {
                     let shown = shown();
+                    telemetry::exchange(call.kind, None, started.elapsed(), None, || shown.clone());
                     let err = SmhError::Network {
                         url: shown.clone(),
                         message: error_chain(&e),
                     };
                     if attempt < max {
                         let d = self.backoff(attempt);
+                        telemetry::retry(call.kind, d);
                         tracing::warn!(method = %call.method, url = %shown, error = %err, retry_in = ?d, "request failed; retrying");
                         tokio::time::sleep(d).await;
                         attempt += 1;
@@ -422,7 +429,13 @@ impl SmhClient {
                 }
                 Ok(resp) => {
                     let status = resp.status();
-                    tracing::debug!(method = %call.method, url = %shown(), status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "smh request");
+                    telemetry::exchange(
+                        call.kind,
+                        Some(status.as_u16()),
+                        started.elapsed(),
+                        telemetry::request_id(resp.headers()),
+                        shown,
+                    );
                     if status.is_success() || status.is_redirection() {
                         return Ok(resp);
                     }
@@ -448,6 +461,7 @@ impl SmhClient {
                         let d = retry_after
                             .unwrap_or_else(|| self.backoff(attempt))
                             .min(self.inner.config.retry.max_delay);
+                        telemetry::retry(call.kind, d);
                         tracing::warn!(method = %call.method, url = %shown(), error = %err, retry_in = ?d, "server error; retrying");
                         tokio::time::sleep(d).await;
                         attempt += 1;
@@ -485,8 +499,12 @@ impl SmhClient {
         marker: Option<&str>,
         limit: u32,
     ) -> Result<DirListing> {
-        let mut call = ApiCall::new(Method::GET, self.space_path("directory", dir))
-            .query("limit", limit.clamp(1, 1000).to_string());
+        let mut call = ApiCall::new(
+            RequestKind::List,
+            Method::GET,
+            self.space_path("directory", dir),
+        )
+        .query("limit", limit.clamp(1, 1000).to_string());
         if let Some(m) = marker {
             call = call.query("marker", m);
         }
@@ -509,7 +527,12 @@ impl SmhClient {
 
     /// `?info` on any path; `Ok(None)` when it does not exist.
     pub async fn stat(&self, path: &SmhPath) -> Result<Option<EntryInfo>> {
-        let call = ApiCall::new(Method::GET, self.space_path("directory", path)).flag("info");
+        let call = ApiCall::new(
+            RequestKind::Info,
+            Method::GET,
+            self.space_path("directory", path),
+        )
+        .flag("info");
         match self.call_json(call).await {
             Ok(info) => Ok(Some(info)),
             Err(e) if e.is_not_found() => Ok(None),
@@ -519,7 +542,11 @@ impl SmhClient {
 
     /// `HEAD` on a directory.
     pub async fn dir_exists(&self, path: &SmhPath) -> Result<bool> {
-        let call = ApiCall::new(Method::HEAD, self.space_path("directory", path));
+        let call = ApiCall::new(
+            RequestKind::Head,
+            Method::HEAD,
+            self.space_path("directory", path),
+        );
         match self.call(call).await {
             Ok(_) => Ok(true),
             Err(e) if e.is_not_found() => Ok(false),
@@ -529,8 +556,12 @@ impl SmhClient {
 
     /// Creates the directory (and missing parents); returns the final path.
     pub async fn create_dir(&self, path: &SmhPath, strategy: ConflictStrategy) -> Result<SmhPath> {
-        let call = ApiCall::new(Method::PUT, self.space_path("directory", path))
-            .query("conflict_resolution_strategy", strategy.as_str());
+        let call = ApiCall::new(
+            RequestKind::Mkdir,
+            Method::PUT,
+            self.space_path("directory", path),
+        )
+        .query("conflict_resolution_strategy", strategy.as_str());
         let resp = self.call(call).await?;
         path_reply(resp, path).await
     }
@@ -547,8 +578,12 @@ impl SmhClient {
 
     /// DELETE of a file or directory (to the recycle bin unless `permanent`).
     async fn delete(&self, kind: &str, path: &SmhPath, permanent: bool) -> Result<()> {
-        let call = ApiCall::new(Method::DELETE, self.space_path(kind, path))
-            .query("permanent", if permanent { "1" } else { "0" });
+        let call = ApiCall::new(
+            RequestKind::Delete,
+            Method::DELETE,
+            self.space_path(kind, path),
+        )
+        .query("permanent", if permanent { "1" } else { "0" });
         self.call(call).await.map(drop)
     }
 
@@ -561,7 +596,12 @@ impl SmhClient {
         body: MoveBody,
         strategy: ConflictStrategy,
     ) -> Result<SmhPath> {
-        let call = ApiCall::new(Method::PUT, self.space_path(kind, to))
+        let request = if body.copy_from.is_some() {
+            RequestKind::Copy
+        } else {
+            RequestKind::Move
+        };
+        let call = ApiCall::new(request, Method::PUT, self.space_path(kind, to))
             .query("conflict_resolution_strategy", strategy.as_str())
             .json(&body);
         let resp = self.call(call).await?;
@@ -587,13 +627,22 @@ impl SmhClient {
 
     /// `?info` with a download URL (`cos_url`).
     pub async fn file_info(&self, path: &SmhPath) -> Result<FileInfo> {
-        let call = ApiCall::new(Method::GET, self.space_path("file", path)).flag("info");
+        let call = ApiCall::new(
+            RequestKind::Info,
+            Method::GET,
+            self.space_path("file", path),
+        )
+        .flag("info");
         self.call_json(call).await
     }
 
     /// `HEAD`; `Ok(None)` when missing.
     pub async fn head_file(&self, path: &SmhPath) -> Result<Option<FileHead>> {
-        let call = ApiCall::new(Method::HEAD, self.space_path("file", path));
+        let call = ApiCall::new(
+            RequestKind::Head,
+            Method::HEAD,
+            self.space_path("file", path),
+        );
         let resp = match self.call(call).await {
             Ok(r) => r,
             Err(e) if e.is_not_found() => return Ok(None),
@@ -618,7 +667,11 @@ impl SmhClient {
 
     /// The download endpoint's 302 `Location` (a pre-signed object URL).
     pub async fn download_url(&self, path: &SmhPath) -> Result<String> {
-        let call = ApiCall::new(Method::GET, self.space_path("file", path));
+        let call = ApiCall::new(
+            RequestKind::Download,
+            Method::GET,
+            self.space_path("file", path),
+        );
         let resp = self.call(call).await?;
         let url = self.space_path("file", path);
         if !resp.status().is_redirection() {
@@ -657,6 +710,7 @@ impl SmhClient {
         let shown = redact_url(url);
         let mut attempt = 0;
         loop {
+            let started = Instant::now();
             let resp = self
                 .inner
                 .http
@@ -667,6 +721,14 @@ impl SmhClient {
                 )
                 .send()
                 .await;
+            let status = resp.as_ref().ok().map(|r| r.status().as_u16());
+            let id = resp
+                .as_ref()
+                .ok()
+                .and_then(|r| telemetry::request_id(r.headers()));
+            telemetry::exchange(RequestKind::Read, status, started.elapsed(), id, || {
+                shown.clone()
+            });
             let err = match resp {
                 Ok(resp) if resp.status() == StatusCode::RANGE_NOT_SATISFIABLE => {
                     return Ok(Bytes::new())
@@ -680,7 +742,10 @@ impl SmhClient {
                         0
                     };
                     match body_window(resp, skip, len).await {
-                        Ok(b) => return Ok(b),
+                        Ok(b) => {
+                            telemetry::downloaded(b.len() as u64);
+                            return Ok(b);
+                        }
                         Err(e) => SmhError::Network {
                             url: shown.clone(),
                             message: error_chain(&e),
@@ -694,7 +759,9 @@ impl SmhClient {
                 },
             };
             if err.is_retryable() && attempt < max {
-                tokio::time::sleep(self.backoff(attempt)).await;
+                let d = self.backoff(attempt);
+                telemetry::retry(RequestKind::Read, d);
+                tokio::time::sleep(d).await;
                 attempt += 1;
                 continue;
             }

@@ -11,6 +11,7 @@ pub mod part_source;
 pub mod path;
 pub mod redact;
 pub mod space;
+pub mod telemetry;
 pub mod time;
 pub mod types;
 pub mod upload;
