@@ -18,7 +18,7 @@ enum Command {
     /// Mount a library space (also reached as `smhfs SOURCE MOUNTPOINT -o ...`).
     Mount(smhfs::cmd::MountArgs),
     /// Show pending and failed uploads of a mount (or of a cache directory).
-    Status(smhfs::fs::writeback::StatusArgs),
+    Status(smhfs::cmd::status::StatusArgs),
     /// Continue journaled uploads of a cache directory without mounting.
     Resume(smhfs::cmd::ResumeArgs),
 }
@@ -47,7 +47,7 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Status(args) => match smhfs::fs::writeback::run_status(args) {
+        Command::Status(args) => match smhfs::cmd::status::run_status(args) {
             Ok(code) => std::process::exit(code),
             Err(e) => {
                 eprintln!("smhfs: {e}");

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use common::TestServer;
 use mount::*;
 use smhfs::fs::cache::Kind;
+use smhfs::fs::core::InodeNo;
 use smhfs::fs::SmhFs;
 use smhfs::smh::{ConflictStrategy, SmhPath};
 
-const ROOT: u64 = 1;
+const ROOT: InodeNo = InodeNo::ROOT;
 
 fn core(server: &TestServer, conflict: ConflictStrategy, cache: &std::path::Path) -> Arc<SmhFs> {
     Arc::new(SmhFs::new(
@@ -22,7 +23,7 @@ fn core(server: &TestServer, conflict: ConflictStrategy, cache: &std::path::Path
     ))
 }
 
-async fn write_file(fs: &SmhFs, name: &str, data: &[u8]) -> Result<u64, smhfs::fs::FsError> {
+async fn write_file(fs: &SmhFs, name: &str, data: &[u8]) -> Result<InodeNo, smhfs::fs::FsError> {
     let (attr, fh) = fs.create(ROOT, OsStr::new(name)).await?;
     fs.write(fh, 0, data).await?;
     let r = fs.flush(fh).await;

@@ -15,3 +15,4 @@ mod security;
 mod serve_local_smh;
 mod serve_security;
 mod server_api;
+mod write_matrix;

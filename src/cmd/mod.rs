@@ -10,6 +10,7 @@ pub mod options;
 pub mod optspec;
 pub mod resume;
 pub mod source;
+pub mod status;
 
 pub use fstab::{normalize_argv, split_options};
 pub use mount::{run, MountArgs};

@@ -67,7 +67,7 @@ impl Drop for ControlSocket {
 }
 
 /// Binds the status socket of `mountpoint` and answers each connection with
-/// one JSON snapshot ([`SmhFs::status_snapshot`]).
+/// one JSON snapshot ([`SmhFs::status_report`]).
 pub fn serve(
     fs: Arc<SmhFs>,
     mountpoint: &Path,
@@ -99,7 +99,7 @@ pub fn serve(
                 let Ok((mut conn, _)) = listener.accept().await else {
                     continue;
                 };
-                let body = fs.status_snapshot().to_string();
+                let body = serde_json::to_string(&fs.status_report()).unwrap_or_default();
                 tokio::spawn(async move {
                     use tokio::io::AsyncWriteExt;
                     let _ = tokio::time::timeout(Duration::from_secs(5), async {

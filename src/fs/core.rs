@@ -15,15 +15,15 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::cache::{AttrCache, DirCache, Kind, Listing, Meta};
 use super::error::{FsError, FsResult};
+pub use super::inode::{FileHandle, InodeNo};
 use super::inode::{InodeTable, ROOT_INO};
-use super::memstage::Staged;
+use super::openfile::{OpenFile, Origin};
 use super::read::{ReadAhead, ReadBudget, UrlCache};
 use crate::smh::path::MAX_NAME_BYTES;
 use crate::smh::{ConflictStrategy, SmhClient, SmhError, SmhPath};
@@ -47,14 +47,14 @@ pub struct FsConfig {
 /// An inode number with its attributes.
 #[derive(Debug, Clone)]
 pub struct Attr {
-    pub ino: u64,
+    pub ino: InodeNo,
     pub meta: Meta,
 }
 
 /// One directory entry for readdir.
 #[derive(Debug, Clone)]
 pub struct DirItem {
-    pub ino: u64,
+    pub ino: InodeNo,
     pub name: String,
     pub kind: Kind,
     /// Attributes for readdirplus (from the same listing).
@@ -68,41 +68,16 @@ pub struct SpaceStats {
     pub free: u64,
 }
 
-/// Per-inode state while the file is open (shared by all its handles).
-#[derive(Debug, Default)]
-pub(crate) struct OpenFile {
-    pub(crate) staged: Option<Staged>,
-    /// Local content differs from the server's.
-    pub(crate) dirty: bool,
-    /// The server has a version of this file (false for files created here
-    /// and not uploaded yet).
-    pub(crate) remote: bool,
-    pub(crate) unlinked: bool,
-    pub(crate) handles: u32,
-    /// The last upload failed; release does not try again.
-    pub(crate) upload_failed: bool,
-    /// ... with an error worth retrying in the background.
-    pub(crate) upload_transient: bool,
-    /// Journal entry of the staged file (see `journal.rs`).
-    pub(crate) journal_id: Option<String>,
-    /// The journal entry holds an upload plan.
-    pub(crate) journal_plan: bool,
-    /// The journal entry says the content is complete (as of a close).
-    pub(crate) journal_complete: bool,
-    /// A begun upload of the current content, to resume.
-    pub(crate) plan: Option<crate::smh::UploadPlan>,
-    /// A write failed (ENOSPC, ...): the content is incomplete and is
-    /// never uploaded; close() reports this errno.
-    pub(crate) write_error: Option<i32>,
-    /// Written since its last upload began (write-back waits its delay).
-    pub(crate) fresh: bool,
-}
-
 type OpenFileRef = Arc<tokio::sync::Mutex<OpenFile>>;
 
-struct Handle {
-    ino: u64,
-    read_ahead: Arc<tokio::sync::Mutex<ReadAhead>>,
+pub(super) struct Handle {
+    pub(super) ino: u64,
+    /// Opened for writing: only writers' closes upload (`openfile.rs`).
+    pub(super) writer: bool,
+    /// The process that opened it (from FUSE); `None`: every flush is
+    /// the opener's last close (direct callers of the core).
+    pub(super) opener: Option<u32>,
+    pub(super) read_ahead: Arc<tokio::sync::Mutex<ReadAhead>>,
 }
 
 pub struct SmhFs {
@@ -111,30 +86,41 @@ pub struct SmhFs {
     pub(crate) inodes: Mutex<InodeTable>,
     pub(crate) attrs: AttrCache,
     pub(crate) dirs: DirCache,
-    urls: Arc<UrlCache>,
-    budget: Arc<ReadBudget>,
+    pub(super) urls: Arc<UrlCache>,
+    pub(super) budget: Arc<ReadBudget>,
     pub(crate) files: Mutex<HashMap<u64, OpenFileRef>>,
     /// Attributes of staged files, readable without waiting for the file's
     /// lock (an upload holds it; `ls -l` must not hang meanwhile).
     pub(crate) local: Mutex<HashMap<u64, Meta>>,
-    handles: Mutex<HashMap<u64, Handle>>,
+    pub(super) handles: Mutex<HashMap<u64, Handle>>,
     dir_handles: Mutex<HashMap<u64, Option<Arc<Vec<DirItem>>>>>,
-    next_fh: AtomicU64,
+    pub(super) next_fh: AtomicU64,
     /// Journal, write-back queue, cache bound (`writeback.rs`).
-    pub(crate) dur: super::writeback::Durability,
-    /// Uploads in flight (`wait_idle` at unmount), see `lifecycle.rs`.
-    pub(crate) in_flight: super::lifecycle::InFlight,
+    pub(crate) dur: super::queue::Durability,
+    /// Uploads in flight (`wait_idle` at unmount), see `inflight.rs`.
+    pub(crate) in_flight: Arc<super::inflight::InFlight>,
+    /// Kernel names to forget (parent inode, name), set by the adapter.
+    invalidate: std::sync::OnceLock<std::sync::mpsc::Sender<(u64, std::ffi::OsString)>>,
+    /// The kernel's id of this mount (`/proc/self/mountinfo`), to find a
+    /// process's descriptors of our files at a flush.
+    mount_id: std::sync::OnceLock<u64>,
 }
 
 /// Total read-ahead memory across handles.
 const READ_BUDGET: u64 = 256 << 20;
 /// Fill of an existing file before a partial write: chunk per request.
-const FILL_CHUNK: u64 = 16 << 20;
+pub(super) const FILL_CHUNK: u64 = 16 << 20;
 
+/// A name the server can store: UTF-8, at most 255 bytes, and no control
+/// characters (the SMH API refuses them, e.g. a newline, with
+/// `IllegalFileName`; refused here so it fails at create, not at close).
 fn name_str(name: &std::ffi::OsStr) -> FsResult<&str> {
     let s = name.to_str().ok_or(FsError::Invalid)?;
     if s.len() > MAX_NAME_BYTES {
         return Err(FsError::NameTooLong);
+    }
+    if s.chars().any(char::is_control) {
+        return Err(FsError::Invalid);
     }
     Ok(s)
 }
@@ -152,8 +138,10 @@ impl SmhFs {
             handles: Mutex::new(HashMap::new()),
             dir_handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
-            dur: super::writeback::Durability::new(&cfg.cache_dir, Default::default()),
+            dur: super::queue::Durability::new(&cfg.cache_dir, Default::default()),
             in_flight: Default::default(),
+            invalidate: Default::default(),
+            mount_id: Default::default(),
             client,
             cfg,
         }
@@ -163,11 +151,49 @@ impl SmhFs {
         &self.cfg
     }
 
+    /// Where to send the names the kernel must forget (see `fuse.rs`).
+    pub fn set_entry_invalidator(&self, tx: std::sync::mpsc::Sender<(u64, std::ffi::OsString)>) {
+        let _ = self.invalidate.set(tx);
+    }
+
+    /// Records the kernel's id of the mount serving this filesystem.
+    pub fn set_mount_id(&self, id: u64) {
+        let _ = self.mount_id.set(id);
+    }
+
+    pub(crate) fn mount_id(&self) -> Option<u64> {
+        self.mount_id.get().copied()
+    }
+
+    /// Tells the kernel that `path` no longer names the inode it cached.
+    pub(crate) fn invalidate_entry(&self, path: &SmhPath) {
+        let (Some(tx), Some(parent), Some(name)) =
+            (self.invalidate.get(), path.parent(), path.name())
+        else {
+            return;
+        };
+        let pino = if parent == self.cfg.root {
+            Some(ROOT_INO)
+        } else {
+            self.inodes.lock().ino_of(&parent)
+        };
+        if let Some(pino) = pino {
+            let _ = tx.send((pino, name.into()));
+        }
+    }
+
+    /// Whether `name` could be created in `parent` (EINVAL for names the
+    /// server cannot store).
+    pub fn check_name(&self, parent: InodeNo, name: &std::ffi::OsStr) -> FsResult<()> {
+        let parent = parent.0;
+        self.child(parent, name).map(|_| ())
+    }
+
     pub(crate) fn path_of(&self, ino: u64) -> FsResult<SmhPath> {
         self.inodes.lock().path(ino).ok_or(FsError::NotFound)
     }
 
-    fn child(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<SmhPath> {
+    pub(super) fn child(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<SmhPath> {
         let name = name_str(name)?;
         let dir = self.path_of(parent)?;
         dir.join(name).map_err(|e| match e {
@@ -185,10 +211,11 @@ impl SmhFs {
             .lock()
             .entry(ino)
             .or_insert_with(|| {
-                Arc::new(tokio::sync::Mutex::new(OpenFile {
-                    remote,
-                    ..Default::default()
-                }))
+                Arc::new(tokio::sync::Mutex::new(OpenFile::new(if remote {
+                    Origin::Server
+                } else {
+                    Origin::Local
+                })))
             })
             .clone()
     }
@@ -196,7 +223,7 @@ impl SmhFs {
     /// Locks the open-file state of `ino`, creating it if needed. A release
     /// may drop the entry from the map while we wait for its lock; then the
     /// state we hold is orphaned and we take the current one instead.
-    async fn lock_open_file(
+    pub(super) async fn lock_open_file(
         &self,
         ino: u64,
         remote: bool,
@@ -218,7 +245,7 @@ impl SmhFs {
     // ---- attributes ----------------------------------------------------
 
     /// Attributes from the caches or the server, ignoring local staging.
-    async fn resolve_remote(&self, path: &SmhPath) -> FsResult<Option<Meta>> {
+    pub(super) async fn resolve_remote(&self, path: &SmhPath) -> FsResult<Option<Meta>> {
         if let Some(known) = self.remote_cached(path) {
             return Ok(known);
         }
@@ -237,7 +264,7 @@ impl SmhFs {
 
     /// Attributes as the kernel should see them: a staged file's local size
     /// wins over the server's.
-    async fn resolve(&self, path: &SmhPath) -> FsResult<Option<Meta>> {
+    pub(super) async fn resolve(&self, path: &SmhPath) -> FsResult<Option<Meta>> {
         let ino = self.inodes.lock().ino_of(path);
         if let Some(m) = ino.and_then(|i| self.local.lock().get(&i).cloned()) {
             return Ok(Some(m));
@@ -247,7 +274,7 @@ impl SmhFs {
 
     /// Attributes known without a network call (local staging, caches),
     /// so the FUSE thread can answer at once; `None`: ask `resolve`.
-    fn resolve_cached(&self, path: &SmhPath) -> Option<Option<Meta>> {
+    pub(super) fn resolve_cached(&self, path: &SmhPath) -> Option<Option<Meta>> {
         let ino = self.inodes.lock().ino_of(path);
         if let Some(m) = ino.and_then(|i| self.local.lock().get(&i).cloned()) {
             return Some(Some(m));
@@ -278,7 +305,8 @@ impl SmhFs {
     }
 
     /// `lookup` answered from the caches, if they know the answer.
-    pub fn lookup_cached(&self, parent: u64, name: &std::ffi::OsStr) -> Option<FsResult<Attr>> {
+    pub fn lookup_cached(&self, parent: InodeNo, name: &std::ffi::OsStr) -> Option<FsResult<Attr>> {
+        let parent = parent.0;
         let path = match self.child(parent, name) {
             Ok(p) => p,
             Err(e) => return Some(Err(e)),
@@ -286,34 +314,50 @@ impl SmhFs {
         let meta = self.resolve_cached(&path)?;
         Some(meta.ok_or(FsError::NotFound).map(|meta| {
             let ino = self.inodes.lock().lookup(&path, true);
-            Attr { ino, meta }
+            Attr {
+                ino: InodeNo(ino),
+                meta,
+            }
         }))
     }
 
     /// `getattr` answered from the caches, if they know the answer.
-    pub fn getattr_cached(&self, ino: u64) -> Option<FsResult<Attr>> {
+    pub fn getattr_cached(&self, ino: InodeNo) -> Option<FsResult<Attr>> {
+        let ino = ino.0;
         let path = match self.path_of(ino) {
             Ok(p) => p,
             Err(e) => return Some(Err(e)),
         };
         let meta = self.resolve_cached(&path)?;
-        Some(meta.ok_or(FsError::NotFound).map(|meta| Attr { ino, meta }))
+        Some(meta.ok_or(FsError::NotFound).map(|meta| Attr {
+            ino: InodeNo(ino),
+            meta,
+        }))
     }
 
-    pub async fn lookup(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<Attr> {
+    pub async fn lookup(&self, parent: InodeNo, name: &std::ffi::OsStr) -> FsResult<Attr> {
+        let parent = parent.0;
         let path = self.child(parent, name)?;
         let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
         let ino = self.inodes.lock().lookup(&path, true);
-        Ok(Attr { ino, meta })
+        Ok(Attr {
+            ino: InodeNo(ino),
+            meta,
+        })
     }
 
-    pub async fn getattr(&self, ino: u64) -> FsResult<Attr> {
+    pub async fn getattr(&self, ino: InodeNo) -> FsResult<Attr> {
+        let ino = ino.0;
         let path = self.path_of(ino)?;
         let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
-        Ok(Attr { ino, meta })
+        Ok(Attr {
+            ino: InodeNo(ino),
+            meta,
+        })
     }
 
-    pub fn forget(&self, ino: u64, n: u64) {
+    pub fn forget(&self, ino: InodeNo, n: u64) {
+        let ino = ino.0;
         let pinned = self.files.lock().contains_key(&ino);
         self.inodes.lock().forget(ino, n, pinned);
     }
@@ -351,16 +395,24 @@ impl SmhFs {
         Ok(listing)
     }
 
-    pub fn opendir(&self, ino: u64) -> FsResult<u64> {
+    pub fn opendir(&self, ino: InodeNo) -> FsResult<FileHandle> {
+        let ino = ino.0;
         self.path_of(ino)?;
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.dir_handles.lock().insert(fh, None);
-        Ok(fh)
+        Ok(FileHandle(fh))
     }
 
     /// Entries of the directory from `offset` (0 = start), as a snapshot
     /// taken at the first call on this handle.
-    pub async fn readdir(&self, ino: u64, fh: u64, offset: u64) -> FsResult<Arc<Vec<DirItem>>> {
+    pub async fn readdir(
+        &self,
+        ino: InodeNo,
+        fh: FileHandle,
+        offset: u64,
+    ) -> FsResult<Arc<Vec<DirItem>>> {
+        let fh = fh.0;
+        let ino = ino.0;
         let snap = self.dir_handles.lock().get(&fh).cloned().flatten();
         if let (Some(s), true) = (snap, offset > 0) {
             return Ok(s);
@@ -374,13 +426,13 @@ impl SmhFs {
             .and_then(|p| self.inodes.lock().ino_of(&p))
             .unwrap_or(ROOT_INO);
         items.push(DirItem {
-            ino,
+            ino: InodeNo(ino),
             name: ".".into(),
             kind: Kind::Dir,
             meta: Meta::new_dir(),
         });
         items.push(DirItem {
-            ino: parent_ino,
+            ino: InodeNo(parent_ino),
             name: "..".into(),
             kind: Kind::Dir,
             meta: Meta::new_dir(),
@@ -392,7 +444,7 @@ impl SmhFs {
                 if let Ok(p) = dir.join(name) {
                     seen.insert(name.clone());
                     items.push(DirItem {
-                        ino: inodes.lookup(&p, false),
+                        ino: InodeNo(inodes.lookup(&p, false)),
                         name: name.clone(),
                         kind: m.kind,
                         meta: m.clone(),
@@ -405,7 +457,7 @@ impl SmhFs {
             let local = self.local.lock();
             if !local.is_empty() {
                 for it in items.iter_mut().skip(2) {
-                    if let Some(m) = local.get(&it.ino) {
+                    if let Some(m) = local.get(&it.ino.0) {
                         it.meta = m.clone();
                     }
                 }
@@ -427,7 +479,7 @@ impl SmhFs {
                             .cloned()
                             .unwrap_or_else(|| Meta::new_file(0));
                         items.push(DirItem {
-                            ino: fino,
+                            ino: InodeNo(fino),
                             name: name.to_string(),
                             kind: Kind::File,
                             meta,
@@ -443,16 +495,17 @@ impl SmhFs {
 
     /// The inode of `dir/name` handed to the kernel by readdirplus, counted
     /// as one lookup (undo with `forget` if the entry did not fit).
-    pub fn readdirplus_ino(&self, dir: &SmhPath, name: &str) -> Option<u64> {
+    pub fn readdirplus_ino(&self, dir: &SmhPath, name: &str) -> Option<InodeNo> {
         let p = dir.join(name).ok()?;
-        Some(self.inodes.lock().lookup(&p, true))
+        Some(InodeNo(self.inodes.lock().lookup(&p, true)))
     }
 
-    pub fn releasedir(&self, fh: u64) {
+    pub fn releasedir(&self, fh: FileHandle) {
+        let fh = fh.0;
         self.dir_handles.lock().remove(&fh);
     }
 
-    fn writable(&self) -> FsResult<()> {
+    pub(super) fn writable(&self) -> FsResult<()> {
         if self.cfg.read_only {
             Err(FsError::ReadOnly)
         } else {
@@ -471,7 +524,7 @@ impl SmhFs {
 
     /// Records that `path` is gone (with everything below it for a
     /// directory; files skip the cache walk).
-    fn note_gone(&self, path: &SmhPath, kind: Kind) {
+    pub(super) fn note_gone(&self, path: &SmhPath, kind: Kind) {
         if let (Some(parent), Some(name)) = (path.parent(), path.name()) {
             self.dirs.remove_entry(&parent, name);
         }
@@ -483,7 +536,8 @@ impl SmhFs {
         self.urls.invalidate(path);
     }
 
-    pub async fn mkdir(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<Attr> {
+    pub async fn mkdir(&self, parent: InodeNo, name: &std::ffi::OsStr) -> FsResult<Attr> {
+        let parent = parent.0;
         self.writable()?;
         let path = self.child(parent, name)?;
         let made = self.client.create_dir(&path, ConflictStrategy::Ask).await?;
@@ -492,7 +546,10 @@ impl SmhFs {
         self.note_entry(&made, meta.clone());
         self.dirs.put(made.clone(), Arc::new(Vec::new()));
         let ino = self.inodes.lock().lookup(&made, true);
-        Ok(Attr { ino, meta })
+        Ok(Attr {
+            ino: InodeNo(ino),
+            meta,
+        })
     }
 
     async fn is_empty_dir(&self, path: &SmhPath) -> FsResult<bool> {
@@ -500,7 +557,8 @@ impl SmhFs {
         Ok(page.contents.is_empty())
     }
 
-    pub async fn rmdir(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<()> {
+    pub async fn rmdir(&self, parent: InodeNo, name: &std::ffi::OsStr) -> FsResult<()> {
+        let parent = parent.0;
         self.writable()?;
         let path = self.child(parent, name)?;
         let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
@@ -519,7 +577,8 @@ impl SmhFs {
         Ok(())
     }
 
-    pub async fn unlink(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<()> {
+    pub async fn unlink(&self, parent: InodeNo, name: &std::ffi::OsStr) -> FsResult<()> {
+        let parent = parent.0;
         self.writable()?;
         let path = self.child(parent, name)?;
         let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
@@ -530,11 +589,10 @@ impl SmhFs {
         let mut remote = true;
         if let Some(of) = ino.and_then(|i| self.open_file(i)) {
             let mut g = of.lock().await;
-            g.unlinked = true;
-            g.dirty = false;
-            remote = g.remote;
+            g.unlinked();
+            remote = g.remote();
             self.journal_forget(&mut g);
-            if g.handles == 0 {
+            if g.handles() == 0 {
                 // A pending (write-back) file nobody has open.
                 if let Some(st) = g.staged.take() {
                     st.remove();
@@ -560,12 +618,14 @@ impl SmhFs {
 
     pub async fn rename(
         &self,
-        parent: u64,
+        parent: InodeNo,
         name: &std::ffi::OsStr,
-        newparent: u64,
+        newparent: InodeNo,
         newname: &std::ffi::OsStr,
         noreplace: bool,
     ) -> FsResult<()> {
+        let newparent = newparent.0;
+        let parent = parent.0;
         self.writable()?;
         let from = self.child(parent, name)?;
         let to = self.child(newparent, newname)?;
@@ -604,7 +664,7 @@ impl SmhFs {
             Kind::File => {
                 let ino = self.inodes.lock().ino_of(&from);
                 let local_only = match ino.and_then(|i| self.open_file(i)) {
-                    Some(of) => !of.lock().await.remote,
+                    Some(of) => !of.lock().await.remote(),
                     None => false,
                 };
                 if local_only {
@@ -653,554 +713,5 @@ impl SmhFs {
             .unwrap_or_else(|| total.saturating_sub(u.used))
             .min(total);
         Ok(SpaceStats { total, free })
-    }
-
-    // ---- files ---------------------------------------------------------
-
-    /// Records a staged file's size and mtime after a change.
-    pub(crate) fn note_local(&self, ino: u64, st: &Staged) {
-        let mut m = Meta::new_file(st.size());
-        if let Some(t) = st.mtime() {
-            m.mtime = t;
-        }
-        self.local.lock().insert(ino, m);
-    }
-
-    fn new_handle(&self, ino: u64) -> u64 {
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.handles.lock().insert(
-            fh,
-            Handle {
-                ino,
-                read_ahead: Arc::new(tokio::sync::Mutex::new(ReadAhead::new(self.budget.clone()))),
-            },
-        );
-        fh
-    }
-
-    fn handle_ino(&self, fh: u64) -> FsResult<(u64, Arc<tokio::sync::Mutex<ReadAhead>>)> {
-        self.handles
-            .lock()
-            .get(&fh)
-            .map(|h| (h.ino, h.read_ahead.clone()))
-            .ok_or(FsError::BadHandle)
-    }
-
-    /// Creates and opens a new file; it reaches the server at close, even
-    /// if empty.
-    pub async fn create(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<(Attr, u64)> {
-        self.writable()?;
-        let path = self.child(parent, name)?;
-        if let Some(m) = self.resolve(&path).await? {
-            if m.kind == Kind::Dir {
-                return Err(FsError::IsDir);
-            }
-            if self.cfg.conflict == ConflictStrategy::Ask {
-                return Err(FsError::Exists);
-            }
-        }
-        let staged = self.new_staged_small()?;
-        let ino = self.inodes.lock().lookup(&path, true);
-        {
-            let mut of = self.lock_open_file(ino, false).await;
-            if let Some(old) = of.staged.take() {
-                self.journal_forget(&mut of);
-                old.remove();
-            }
-            self.note_local(ino, &staged);
-            of.staged = Some(staged);
-            of.dirty = true;
-            of.unlinked = false;
-            of.write_error = None;
-            if let Err(e) = self.journal_dirty(ino, &mut of) {
-                if let Some(st) = of.staged.take() {
-                    st.remove();
-                }
-                of.dirty = false;
-                if of.handles == 0 {
-                    drop(of);
-                    self.local.lock().remove(&ino);
-                    self.files.lock().remove(&ino);
-                }
-                return Err(e);
-            }
-            of.handles += 1;
-        }
-        let meta = Meta::new_file(0);
-        self.note_entry(&path, meta.clone());
-        let fh = self.new_handle(ino);
-        Ok((Attr { ino, meta }, fh))
-    }
-
-    /// `create` done in the calling (FUSE) thread when nothing can wait:
-    /// the caches know the name is free, nothing about the inode is open,
-    /// and the content starts in memory. `None`: take the async path.
-    pub fn create_now(&self, parent: u64, name: &std::ffi::OsStr) -> Option<FsResult<(Attr, u64)>> {
-        if self.cfg.read_only {
-            return None;
-        }
-        let path = match self.child(parent, name) {
-            Ok(p) => p,
-            Err(e) => return Some(Err(e)),
-        };
-        if self.resolve_cached(&path)?.is_some() {
-            return None;
-        }
-        let staged = self.new_staged_small().ok()?;
-        {
-            let mut inodes = self.inodes.lock();
-            let ino = inodes.lookup(&path, false);
-            let mut files = self.files.lock();
-            if files.contains_key(&ino) {
-                return None;
-            }
-            inodes.lookup(&path, true);
-            files.insert(
-                ino,
-                Arc::new(tokio::sync::Mutex::new(OpenFile {
-                    staged: Some(staged),
-                    dirty: true,
-                    handles: 1,
-                    fresh: true,
-                    ..Default::default()
-                })),
-            );
-            drop(files);
-            drop(inodes);
-            let meta = Meta::new_file(0);
-            self.local.lock().insert(ino, meta.clone());
-            self.note_entry(&path, meta.clone());
-            let fh = self.new_handle(ino);
-            Some(Ok((Attr { ino, meta }, fh)))
-        }
-    }
-
-    /// Opens a file. `write` with `truncate` starts from empty content;
-    /// without, the first write fills the staged copy from the server.
-    pub async fn open(&self, ino: u64, write: bool, truncate: bool) -> FsResult<u64> {
-        let path = self.path_of(ino)?;
-        if write {
-            self.writable()?;
-        }
-        let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
-        if meta.kind == Kind::Dir {
-            return Err(FsError::IsDir);
-        }
-        let mut g = self.lock_open_file(ino, true).await;
-        if write && g.remote && self.cfg.conflict == ConflictStrategy::Ask {
-            if g.handles == 0 {
-                drop(g);
-                self.files.lock().remove(&ino);
-            }
-            return Err(FsError::Exists);
-        }
-        if write && truncate {
-            match &g.staged {
-                Some(_) => self.staged_truncate(ino, &mut g, 0)?,
-                None => g.staged = Some(self.new_staged_small()?),
-            }
-            if let Some(st) = &g.staged {
-                self.note_local(ino, st);
-            }
-            g.dirty = true;
-            g.write_error = None;
-            self.journal_dirty(ino, &mut g)?;
-        }
-        g.handles += 1;
-        drop(g);
-        Ok(self.new_handle(ino))
-    }
-
-    /// Makes sure the open file has a staged copy holding its full content.
-    async fn ensure_staged(&self, path: &SmhPath, of: &mut OpenFile) -> FsResult<()> {
-        if of.staged.is_some() {
-            return Ok(());
-        }
-        let mut st = self.new_staged()?;
-        if of.remote {
-            let size = self
-                .resolve_remote(path)
-                .await?
-                .ok_or(FsError::NotFound)?
-                .size;
-            if let Err(e) = self.dur.budget.reserve(size, 0).await {
-                st.remove();
-                return Err(e.into());
-            }
-            st.add_charged(size);
-            let mut at = 0;
-            while at < size {
-                let n = FILL_CHUNK.min(size - at);
-                let data = super::read::fetch(&self.client, &self.urls, path, at, n).await;
-                let data = match data {
-                    Ok(d) if d.len() as u64 == n => d,
-                    Ok(_) => {
-                        st.remove();
-                        return Err(FsError::Smh(SmhError::Upload(format!(
-                            "short read while staging {path}"
-                        ))));
-                    }
-                    Err(e) => {
-                        st.remove();
-                        return Err(e.into());
-                    }
-                };
-                st.write_at(at, &data)?;
-                at += n;
-            }
-        }
-        of.staged = Some(Staged::Disk(st));
-        Ok(())
-    }
-
-    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
-        let (ino, ra) = self.handle_ino(fh)?;
-        if let Some(of) = self.open_file(ino) {
-            let of = of.lock().await;
-            if let Some(st) = &of.staged {
-                return Ok(Bytes::from(st.read_at(offset, size)?));
-            }
-        }
-        let path = self.path_of(ino)?;
-        let meta = self.resolve_remote(&path).await?.ok_or(FsError::NotFound)?;
-        let mut ra = ra.lock().await;
-        Ok(ra
-            .read(
-                &self.client,
-                &self.urls,
-                &path,
-                offset,
-                size as u64,
-                meta.size,
-            )
-            .await?)
-    }
-
-    /// A write to an already staged file whose state is not locked, done
-    /// in the calling (FUSE) thread: no copy of the data, no task switch.
-    /// `None`: take the async path.
-    pub fn write_now(&self, fh: u64, offset: u64, data: &[u8]) -> Option<FsResult<u32>> {
-        if self.cfg.read_only {
-            return None;
-        }
-        let (ino, _) = self.handle_ino(fh).ok()?;
-        let of = self.open_file(ino)?;
-        let mut of = of.try_lock().ok()?;
-        let of = &mut *of;
-        if of.write_error.is_some() {
-            return None;
-        }
-        if let Some(Staged::Mem(m)) = &mut of.staged {
-            // No room in memory: the async path spills.
-            if !m.try_write(offset, data) {
-                return None;
-            }
-            let st = of.staged.as_ref()?;
-            self.note_local(ino, st);
-            of.dirty = true;
-            of.plan = None;
-            of.fresh = true;
-            return Some(Ok(data.len() as u32));
-        }
-        // The journal must be (re)written: the async path does that.
-        if of.journal_id.is_none() || of.journal_plan || of.journal_complete {
-            return None;
-        }
-        let Some(Staged::Disk(st)) = of.staged.as_mut() else {
-            return None;
-        };
-        let grow = (offset + data.len() as u64).saturating_sub(st.size());
-        if grow > 0 {
-            // No room without waiting: the async path waits (or ENOSPC).
-            if !self.dur.budget.try_reserve(grow, st.charged()) {
-                return None;
-            }
-            st.add_charged(grow);
-        }
-        if let Err(e) = st.write_at(offset, data) {
-            let e = FsError::from(e);
-            // The content is now incomplete: it must never be uploaded.
-            of.write_error = Some(e.errno());
-            return Some(Err(e));
-        }
-        let st = of.staged.as_ref()?;
-        self.note_local(ino, st);
-        of.dirty = true;
-        of.plan = None;
-        of.fresh = true;
-        Some(Ok(data.len() as u32))
-    }
-
-    pub async fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
-        self.writable()?;
-        let (ino, _) = self.handle_ino(fh)?;
-        let path = self.path_of(ino)?;
-        let of = self.open_file(ino).ok_or(FsError::BadHandle)?;
-        let mut of = of.lock().await;
-        if let Some(e) = of.write_error {
-            return Err(FsError::Io(std::io::Error::from_raw_os_error(e)));
-        }
-        let res = self.write_locked(ino, &path, &mut of, offset, data).await;
-        if let Err(e) = &res {
-            // The content is now incomplete: it must never be uploaded.
-            of.write_error = Some(e.errno());
-        }
-        res
-    }
-
-    async fn write_locked(
-        &self,
-        ino: u64,
-        path: &SmhPath,
-        of: &mut OpenFile,
-        offset: u64,
-        data: &[u8],
-    ) -> FsResult<u32> {
-        self.ensure_staged(path, of).await?;
-        self.staged_write(ino, of, offset, data).await?;
-        of.dirty = true;
-        self.journal_dirty(ino, of)?;
-        Ok(data.len() as u32)
-    }
-
-    /// close(): uploads a dirty file and reports the upload's error.
-    pub async fn flush(&self, fh: u64) -> FsResult<()> {
-        let (ino, _) = self.handle_ino(fh)?;
-        self.flush_ino(ino).await
-    }
-
-    /// `flush` answered in the calling (FUSE) thread when there is nothing
-    /// to upload (read-only opens, already uploaded). `None`: async path.
-    pub fn flush_now(&self, fh: u64) -> Option<FsResult<()>> {
-        let ino = self.handles.lock().get(&fh)?.ino;
-        let Some(of) = self.open_file(ino) else {
-            return Some(Ok(()));
-        };
-        let of = of.try_lock().ok()?;
-        if let Some(e) = of.write_error {
-            return Some(Err(FsError::Io(std::io::Error::from_raw_os_error(e))));
-        }
-        if !of.dirty || of.unlinked {
-            return Some(Ok(()));
-        }
-        None
-    }
-
-    pub async fn fsync(&self, fh: u64) -> FsResult<()> {
-        let (ino, _) = self.handle_ino(fh)?;
-        if let Some(of) = self.open_file(ino) {
-            if let Some(st) = &of.lock().await.staged {
-                st.sync()?;
-            }
-        }
-        // fsync means "on the server", also in write-back mode.
-        self.flush_ino_now(ino, true).await
-    }
-
-    async fn flush_ino(&self, ino: u64) -> FsResult<()> {
-        self.flush_ino_now(ino, !self.write_back()).await
-    }
-
-    async fn flush_ino_now(&self, ino: u64, upload: bool) -> FsResult<()> {
-        let Some(of) = self.open_file(ino) else {
-            return Ok(());
-        };
-        let mut of = of.lock().await;
-        if let Some(e) = of.write_error {
-            return Err(FsError::Io(std::io::Error::from_raw_os_error(e)));
-        }
-        if !of.dirty || of.unlinked {
-            return Ok(());
-        }
-        if !upload {
-            // Write-back: durable locally (staged data and journal entry
-            // fsynced), uploaded in the background.
-            if of.staged.as_ref().is_some_and(|s| s.is_mem()) {
-                // Written, fsynced and journaled as complete.
-                self.spill(ino, &mut of, true)?;
-            } else if let Some(st) = &of.staged {
-                st.sync()?;
-            }
-            self.journal_closed(ino, &mut of)?;
-            self.enqueue_upload(ino, &of);
-            return Ok(());
-        }
-        self.upload_locked(ino, &mut of).await
-    }
-
-    pub async fn release(&self, fh: u64) -> FsResult<()> {
-        let Some(h) = self.handles.lock().remove(&fh) else {
-            return Err(FsError::BadHandle);
-        };
-        let ino = h.ino;
-        let Some(of_ref) = self.open_file(ino) else {
-            return Ok(());
-        };
-        let mut of = of_ref.lock().await;
-        of.handles = of.handles.saturating_sub(1);
-        if of.handles > 0 {
-            return Ok(());
-        }
-        let mut result = Ok(());
-        if let Some(e) = of.write_error {
-            // Incomplete content: drop it (the writer was told).
-            of.dirty = false;
-            self.journal_forget(&mut of);
-            result = Err(FsError::Io(std::io::Error::from_raw_os_error(e)));
-        }
-        if of.dirty && !of.unlinked && self.write_back() {
-            // Uploaded by the queue; stays visible until then.
-            if let Err(e) = self.journal_closed(ino, &mut of) {
-                tracing::error!(ino, "cannot write the upload journal: {e}");
-            }
-            self.enqueue_upload(ino, &of);
-            return Ok(());
-        }
-        if of.dirty && !of.unlinked && !of.upload_failed {
-            // No flush reached us: one try, then keep the data.
-            result = self.upload_locked(ino, &mut of).await;
-        }
-        if of.dirty && !of.unlinked && of.upload_failed && of.upload_transient {
-            // Retried in the background; stays visible until then.
-            self.enqueue_upload(ino, &of);
-            return result;
-        }
-        if of.dirty && !of.unlinked {
-            if let Some(Staged::Mem(_)) = &of.staged {
-                // Only if it could not be written to cache_dir either.
-                tracing::error!(ino, "file closed without a successful upload; its data could not be kept in cache_dir");
-            }
-            if let Some(Staged::Disk(st)) = of.staged.take() {
-                let path = self.inodes.lock().path(ino);
-                tracing::error!(
-                    path = %path.map(|p| p.to_string()).unwrap_or_default(),
-                    staged = %st.path().display(),
-                    "file closed without a successful upload; its data is kept in the staged file"
-                );
-                // Leak the handle on purpose: the file stays on disk.
-                drop(st);
-            }
-        } else if let Some(st) = of.staged.take() {
-            st.remove();
-        }
-        self.forget_open_file(ino, &of_ref);
-        drop(of);
-        result
-    }
-
-    /// `release` done in the calling (FUSE) thread when it needs no upload
-    /// and the file's state is not locked. `None`: take the async path.
-    pub fn release_now(&self, fh: u64) -> Option<FsResult<()>> {
-        let ino = self.handles.lock().get(&fh)?.ino;
-        let Some(of_ref) = self.open_file(ino) else {
-            self.handles.lock().remove(&fh);
-            return Some(Ok(()));
-        };
-        let mut of = of_ref.try_lock().ok()?;
-        let last = of.handles <= 1;
-        if last && (of.write_error.is_some() || (of.dirty && !of.unlinked)) {
-            return None;
-        }
-        self.handles.lock().remove(&fh)?;
-        of.handles = of.handles.saturating_sub(1);
-        if !last {
-            return Some(Ok(()));
-        }
-        if let Some(st) = of.staged.take() {
-            st.remove();
-        }
-        self.forget_open_file(ino, &of_ref);
-        drop(of);
-        Some(Ok(()))
-    }
-
-    /// truncate / utimens / chmod / chown.
-    pub async fn setattr(
-        &self,
-        ino: u64,
-        size: Option<u64>,
-        mtime: Option<SystemTime>,
-    ) -> FsResult<Attr> {
-        let path = self.path_of(ino)?;
-        if let Some(size) = size {
-            self.writable()?;
-            let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
-            if meta.kind == Kind::Dir {
-                return Err(FsError::IsDir);
-            }
-            let mut of = self.lock_open_file(ino, true).await;
-            if of.remote && self.cfg.conflict == ConflictStrategy::Ask {
-                if of.handles == 0 {
-                    drop(of);
-                    self.files.lock().remove(&ino);
-                }
-                return Err(FsError::Exists);
-            }
-            let res = async {
-                if size == 0 && of.staged.is_none() {
-                    of.staged = Some(self.new_staged_small()?);
-                } else {
-                    self.ensure_staged(&path, &mut of).await?;
-                }
-                self.staged_truncate(ino, &mut of, size)?;
-                of.dirty = true;
-                if size == 0 {
-                    of.write_error = None;
-                }
-                self.journal_dirty(ino, &mut of)?;
-                if of.handles == 0 {
-                    // truncate(2) on a path: the content is complete.
-                    self.journal_closed(ino, &mut of)?;
-                }
-                if of.handles == 0 && !self.write_back() {
-                    // truncate(2) on a path: nothing will close it, upload now.
-                    self.upload_locked(ino, &mut of).await?;
-                }
-                Ok::<_, FsError>(())
-            }
-            .await;
-            let retry = of.dirty && of.upload_failed && of.upload_transient;
-            if of.handles == 0 && of.dirty && (self.write_back() || retry) {
-                // Uploaded by the background queue; stays visible meanwhile.
-                self.enqueue_upload(ino, &of);
-            } else if of.handles == 0 {
-                if !of.dirty {
-                    if let Some(st) = of.staged.take() {
-                        st.remove();
-                    }
-                }
-                drop(of);
-                self.local.lock().remove(&ino);
-                self.files.lock().remove(&ino);
-            }
-            res?;
-        }
-        if let Some(t) = mtime {
-            let mut stored = false;
-            if let Some(of) = self.open_file(ino) {
-                if let Some(st) = of.lock().await.staged.as_mut() {
-                    st.set_mtime(Some(t));
-                    self.note_local(ino, st);
-                    stored = true;
-                }
-            }
-            if !stored {
-                // Already uploaded: accepted, shown until the cache expires.
-                if let Some(Some(mut m)) = self.attrs.get(&path) {
-                    m.mtime = t;
-                    self.attrs.put(path.clone(), m);
-                }
-            }
-        }
-        self.getattr(ino).await
-    }
-
-    /// mknod of a regular file: an empty file on the server right away.
-    pub async fn mknod_file(&self, parent: u64, name: &std::ffi::OsStr) -> FsResult<Attr> {
-        let (attr, fh) = self.create(parent, name).await?;
-        let r = self.flush(fh).await;
-        let _ = self.release(fh).await;
-        r?;
-        self.getattr(attr.ino).await
     }
 }

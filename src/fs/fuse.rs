@@ -5,21 +5,23 @@
 //! network. `FsError` becomes an `Errno` in exactly one place (the private `errno` function).
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, MountOption, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyWrite, Request, SessionACL, TimeOrNow, WriteFlags,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
+    TimeOrNow, WriteFlags,
 };
 use tokio::runtime::Handle;
 
 use super::cache::Kind;
 use super::core::{Attr, SmhFs};
 use super::error::FsError;
+use super::inode::{FileHandle as Fh, InodeNo};
+pub use super::session::MountConfig;
 
 /// How attributes are presented (all synthesized: SMH has no modes/owners).
 #[derive(Debug, Clone, Copy)]
@@ -79,7 +81,7 @@ impl SmhFuse {
             Kind::File => (FileType::RegularFile, 0o644 & !look.umask, 1),
         };
         FileAttr {
-            ino: INodeNo(a.ino),
+            ino: INodeNo(a.ino.0),
             size: a.meta.size,
             blocks: a.meta.size.div_ceil(512),
             atime: a.meta.mtime,
@@ -172,7 +174,7 @@ impl Filesystem for SmhFuse {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.fs.lookup_cached(parent.0, name) {
+        match self.fs.lookup_cached(InodeNo(parent.0), name) {
             Some(Ok(a)) => {
                 return reply.entry(&self.ttl, &Self::file_attr(self.look, &a), Generation(0))
             }
@@ -181,7 +183,7 @@ impl Filesystem for SmhFuse {
         }
         let name = name.to_owned();
         self.spawn(|fs, look, ttl| async move {
-            match fs.lookup(parent.0, &name).await {
+            match fs.lookup(InodeNo(parent.0), &name).await {
                 Ok(a) => reply.entry(&ttl, &Self::file_attr(look, &a), Generation(0)),
                 Err(e) => reply.error(errno("lookup", &e)),
             }
@@ -189,17 +191,17 @@ impl Filesystem for SmhFuse {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.fs.forget(ino.0, nlookup);
+        self.fs.forget(InodeNo(ino.0), nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.fs.getattr_cached(ino.0) {
+        match self.fs.getattr_cached(InodeNo(ino.0)) {
             Some(Ok(a)) => return reply.attr(&self.ttl, &Self::file_attr(self.look, &a)),
             Some(Err(e)) => return reply.error(errno("getattr", &e)),
             None => {}
         }
         self.spawn(|fs, look, ttl| async move {
-            match fs.getattr(ino.0).await {
+            match fs.getattr(InodeNo(ino.0)).await {
                 Ok(a) => reply.attr(&ttl, &Self::file_attr(look, &a)),
                 Err(e) => reply.error(errno("getattr", &e)),
             }
@@ -227,7 +229,7 @@ impl Filesystem for SmhFuse {
         // chmod/chown are accepted without effect: SMH stores no modes.
         let mtime = mtime.map(time_of);
         self.spawn(|fs, look, ttl| async move {
-            match fs.setattr(ino.0, size, mtime).await {
+            match fs.setattr(InodeNo(ino.0), size, mtime).await {
                 Ok(a) => reply.attr(&ttl, &Self::file_attr(look, &a)),
                 Err(e) => reply.error(errno("setattr", &e)),
             }
@@ -251,7 +253,7 @@ impl Filesystem for SmhFuse {
         }
         let name = name.to_owned();
         self.spawn(|fs, look, ttl| async move {
-            match fs.mknod_file(parent.0, &name).await {
+            match fs.mknod_file(InodeNo(parent.0), &name).await {
                 Ok(a) => reply.entry(&ttl, &Self::file_attr(look, &a), Generation(0)),
                 Err(e) => reply.error(errno("mknod", &e)),
             }
@@ -269,7 +271,7 @@ impl Filesystem for SmhFuse {
     ) {
         let name = name.to_owned();
         self.spawn(|fs, look, ttl| async move {
-            match fs.mkdir(parent.0, &name).await {
+            match fs.mkdir(InodeNo(parent.0), &name).await {
                 Ok(a) => reply.entry(&ttl, &Self::file_attr(look, &a), Generation(0)),
                 Err(e) => reply.error(errno("mkdir", &e)),
             }
@@ -279,27 +281,31 @@ impl Filesystem for SmhFuse {
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
         self.spawn_empty("unlink", reply, |fs| async move {
-            fs.unlink(parent.0, &name).await
+            fs.unlink(InodeNo(parent.0), &name).await
         });
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let name = name.to_owned();
         self.spawn_empty("rmdir", reply, |fs| async move {
-            fs.rmdir(parent.0, &name).await
+            fs.rmdir(InodeNo(parent.0), &name).await
         });
     }
 
     fn symlink(
         &self,
         _req: &Request,
-        _parent: INodeNo,
-        _link_name: &OsStr,
+        parent: INodeNo,
+        link_name: &OsStr,
         _target: &Path,
         reply: ReplyEntry,
     ) {
-        // SMH has no symlinks we can create.
-        reply.error(Errno::EPERM);
+        // SMH has no symlinks we can create; a name it cannot store is
+        // refused as such first (EINVAL), like create/mkdir/rename.
+        match self.fs.check_name(InodeNo(parent.0), link_name) {
+            Err(e) => reply.error(errno("symlink", &e)),
+            Ok(()) => reply.error(Errno::EPERM),
+        }
     }
 
     fn rename(
@@ -319,8 +325,14 @@ impl Filesystem for SmhFuse {
         let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         let (name, newname) = (name.to_owned(), newname.to_owned());
         self.spawn_empty("rename", reply, |fs| async move {
-            fs.rename(parent.0, &name, newparent.0, &newname, noreplace)
-                .await
+            fs.rename(
+                InodeNo(parent.0),
+                &name,
+                InodeNo(newparent.0),
+                &newname,
+                noreplace,
+            )
+            .await
         });
     }
 
@@ -335,13 +347,17 @@ impl Filesystem for SmhFuse {
         reply.error(Errno::EPERM);
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         let truncate = flags.0 & libc::O_TRUNC != 0;
         let direct_reads = self.direct_reads;
+        let pid = req.pid();
         self.spawn(|fs, _, _| async move {
-            match fs.open(ino.0, write, truncate).await {
-                Ok(fh) => reply.opened(FileHandle(fh), open_flags(flags.0, direct_reads)),
+            match fs.open(InodeNo(ino.0), write, truncate).await {
+                Ok(fh) => {
+                    fs.note_opener(fh, pid);
+                    reply.opened(FileHandle(fh.0), open_flags(flags.0, direct_reads))
+                }
                 Err(e) => reply.error(errno("open", &e)),
             }
         });
@@ -359,7 +375,7 @@ impl Filesystem for SmhFuse {
         reply: ReplyData,
     ) {
         self.spawn(|fs, _, _| async move {
-            match fs.read(fh.0, offset, size).await {
+            match fs.read(Fh(fh.0), offset, size).await {
                 Ok(b) => reply.data(&b),
                 Err(e) => reply.error(errno("read", &e)),
             }
@@ -378,14 +394,14 @@ impl Filesystem for SmhFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.fs.write_now(fh.0, offset, data) {
+        match self.fs.write_now(Fh(fh.0), offset, data) {
             Some(Ok(n)) => return reply.written(n),
             Some(Err(e)) => return reply.error(errno("write", &e)),
             None => {}
         }
         let data = data.to_vec();
         self.spawn(|fs, _, _| async move {
-            match fs.write(fh.0, offset, &data).await {
+            match fs.write(Fh(fh.0), offset, &data).await {
                 Ok(n) => reply.written(n),
                 Err(e) => reply.error(errno("write", &e)),
             }
@@ -394,18 +410,23 @@ impl Filesystem for SmhFuse {
 
     fn flush(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        match self.fs.flush_now(fh.0) {
+        match self.fs.flush_now(Fh(fh.0)) {
             Some(Ok(())) => return reply.ok(),
             Some(Err(e)) => return reply.error(errno("flush", &e)),
             None => {}
         }
-        self.spawn_empty("flush", reply, |fs| async move { fs.flush(fh.0).await });
+        // The pid tells the opener's last close from a dup'ed or forked
+        // descriptor's (close rules: `openfile.rs`).
+        let pid = req.pid();
+        self.spawn_empty("flush", reply, |fs| async move {
+            fs.flush_from(Fh(fh.0), Some(pid)).await
+        });
     }
 
     fn release(
@@ -418,12 +439,16 @@ impl Filesystem for SmhFuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        match self.fs.release_now(fh.0) {
+        match self.fs.release_now(Fh(fh.0)) {
             Some(Ok(())) => return reply.ok(),
             Some(Err(e)) => return reply.error(errno("release", &e)),
             None => {}
         }
-        self.spawn_empty("release", reply, |fs| async move { fs.release(fh.0).await });
+        self.spawn_empty(
+            "release",
+            reply,
+            |fs| async move { fs.release(Fh(fh.0)).await },
+        );
     }
 
     fn fsync(
@@ -434,12 +459,12 @@ impl Filesystem for SmhFuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.spawn_empty("fsync", reply, |fs| async move { fs.fsync(fh.0).await });
+        self.spawn_empty("fsync", reply, |fs| async move { fs.fsync(Fh(fh.0)).await });
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.opendir(ino.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+        match self.fs.opendir(InodeNo(ino.0)) {
+            Ok(fh) => reply.opened(FileHandle(fh.0), FopenFlags::empty()),
             Err(e) => reply.error(errno("opendir", &e)),
         }
     }
@@ -453,14 +478,14 @@ impl Filesystem for SmhFuse {
         mut reply: ReplyDirectory,
     ) {
         self.spawn(|fs, _, _| async move {
-            match fs.readdir(ino.0, fh.0, offset).await {
+            match fs.readdir(InodeNo(ino.0), Fh(fh.0), offset).await {
                 Ok(items) => {
                     for (i, it) in items.iter().enumerate().skip(offset as usize) {
                         let kind = match it.kind {
                             Kind::Dir => FileType::Directory,
                             Kind::File => FileType::RegularFile,
                         };
-                        if reply.add(INodeNo(it.ino), (i + 1) as u64, kind, &it.name) {
+                        if reply.add(INodeNo(it.ino.0), (i + 1) as u64, kind, &it.name) {
                             break;
                         }
                     }
@@ -484,7 +509,7 @@ impl Filesystem for SmhFuse {
                 Ok(d) => d,
                 Err(e) => return reply.error(errno("readdirplus", &e)),
             };
-            match fs.readdir(ino.0, fh.0, offset).await {
+            match fs.readdir(InodeNo(ino.0), Fh(fh.0), offset).await {
                 Ok(items) => {
                     for (i, it) in items.iter().enumerate().skip(offset as usize) {
                         let dot = i < 2;
@@ -504,7 +529,7 @@ impl Filesystem for SmhFuse {
                             },
                         );
                         if reply.add(
-                            INodeNo(eino),
+                            INodeNo(eino.0),
                             (i + 1) as u64,
                             &it.name,
                             &ttl,
@@ -532,7 +557,7 @@ impl Filesystem for SmhFuse {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.fs.releasedir(fh.0);
+        self.fs.releasedir(Fh(fh.0));
         reply.ok();
     }
 
@@ -600,7 +625,7 @@ impl Filesystem for SmhFuse {
         };
         let name = name.to_string();
         self.spawn(|fs, _, _| async move {
-            match fs.upload_xattr(ino.0, &name).await {
+            match fs.upload_xattr(InodeNo(ino.0), &name).await {
                 None => reply.error(Errno::from_i32(libc::ENODATA)),
                 Some(v) if size == 0 => reply.size(v.len() as u32),
                 Some(v) if v.len() > size as usize => reply.error(Errno::from_i32(libc::ERANGE)),
@@ -615,7 +640,7 @@ impl Filesystem for SmhFuse {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -627,15 +652,17 @@ impl Filesystem for SmhFuse {
             reply.error(Errno::EPERM);
             return;
         }
-        match self.fs.create_now(parent.0, name) {
+        let pid = req.pid();
+        match self.fs.create_now(InodeNo(parent.0), name) {
             Some(Ok((a, fh))) => {
+                self.fs.note_opener(fh, pid);
                 return reply.created(
                     &self.ttl,
                     &Self::file_attr(self.look, &a),
                     Generation(0),
-                    FileHandle(fh),
+                    FileHandle(fh.0),
                     open_flags(flags, self.direct_reads),
-                )
+                );
             }
             Some(Err(e)) => return reply.error(errno("create", &e)),
             None => {}
@@ -643,134 +670,29 @@ impl Filesystem for SmhFuse {
         let name = name.to_owned();
         let direct_reads = self.direct_reads;
         self.spawn(|fs, look, ttl| async move {
-            match fs.create(parent.0, &name).await {
-                Ok((a, fh)) => reply.created(
-                    &ttl,
-                    &Self::file_attr(look, &a),
-                    Generation(0),
-                    FileHandle(fh),
-                    open_flags(flags, direct_reads),
-                ),
+            match fs.create(InodeNo(parent.0), &name).await {
+                Ok((a, fh)) => {
+                    fs.note_opener(fh, pid);
+                    reply.created(
+                        &ttl,
+                        &Self::file_attr(look, &a),
+                        Generation(0),
+                        FileHandle(fh.0),
+                        open_flags(flags, direct_reads),
+                    )
+                }
                 Err(e) => reply.error(errno("create", &e)),
             }
         });
     }
 }
 
-/// How to mount.
-#[derive(Debug, Clone)]
-pub struct MountConfig {
-    pub mountpoint: PathBuf,
-    pub allow_other: bool,
-    pub read_only: bool,
-    pub threads: usize,
-    pub noexec: bool,
-    /// Shown as the mount's source (`LIB:SPACE/PATH`).
-    pub fsname: String,
-    /// How long unmount/SIGTERM wait for uploads in flight.
-    pub unmount_timeout: Duration,
-}
-
-/// Mounts and serves until unmounted (by `fusermount3 -u`, `umount`, or
-/// SIGINT/SIGTERM, which unmount cleanly). `on_mounted` runs once the mount
-/// is live. Uploads in flight finish before this returns (at most
-/// `unmount_timeout`; a second signal exits at once, keeping staged files).
+/// Mounts and serves until unmounted; see [`super::session::serve`].
 pub fn mount_and_serve(
     fuse: SmhFuse,
     cfg: &MountConfig,
     on_mounted: impl FnOnce(),
 ) -> std::io::Result<()> {
-    let mut options = vec![
-        // The source as written in fstab (so `mount -a` sees it mounted) and
-        // type `fuse.smhfs`: the pure-Rust mount drops `Subtype`, the kernel
-        // takes `subtype=` as a mount option.
-        MountOption::FSName(cfg.fsname.clone()),
-        MountOption::CUSTOM("subtype=smhfs".into()),
-        MountOption::DefaultPermissions,
-        MountOption::NoDev,
-        MountOption::NoSuid,
-        MountOption::NoAtime,
-    ];
-    options.push(if cfg.read_only {
-        MountOption::RO
-    } else {
-        MountOption::RW
-    });
-    if cfg.noexec {
-        options.push(MountOption::NoExec);
-    }
-    let mut config = fuser::Config::default();
-    config.mount_options = options;
-    config.acl = if cfg.allow_other {
-        SessionACL::All
-    } else {
-        SessionACL::Owner
-    };
-    config.n_threads = Some(cfg.threads.max(1));
-    config.clone_fd = true;
-    let rt = fuse.rt.clone();
-    let fs = fuse.fs.clone();
-    let timeout = cfg.unmount_timeout;
-    let mut session = fuser::Session::new(fuse, &cfg.mountpoint, &config)?;
-    let mut unmounter = session.unmount_callable();
-    let mountpoint = cfg.mountpoint.clone();
-    let fs2 = fs.clone();
-    rt.spawn(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut int), Ok(mut term)) = (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) else {
-            tracing::warn!("cannot install signal handlers");
-            return;
-        };
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
-        }
-        tracing::info!(mountpoint = %mountpoint.display(), "signal received, unmounting");
-        let _ = tokio::task::spawn_blocking(move || {
-            if let Err(e) = unmounter.unmount() {
-                tracing::info!("unmount: {e}; detaching lazily (open files finish first)");
-                if let Err(e) = super::mountsys::lazy_detach(&mountpoint) {
-                    tracing::warn!("lazy unmount failed: {e}");
-                }
-            }
-        })
-        .await;
-        // The session ends once the last open file is closed; a close() that
-        // is uploading finishes first. Bounded: exit anyway after the timeout,
-        // at once on a second signal. Unconfirmed staged files are kept.
-        let again = async {
-            tokio::select! {
-                _ = int.recv() => {}
-                _ = term.recv() => {}
-            }
-        };
-        tokio::select! {
-            _ = tokio::time::sleep(timeout) => {
-                tracing::warn!(in_flight = fs2.uploads_in_flight(),
-                    "still busy after unmount_timeout; exiting, unfinished uploads stay staged");
-            }
-            _ = again => {
-                tracing::warn!(in_flight = fs2.uploads_in_flight(),
-                    "second signal; exiting now, unfinished uploads stay staged");
-            }
-        }
-        std::process::exit(1);
-    });
-    tracing::info!(mountpoint = %cfg.mountpoint.display(), "mounted");
-    on_mounted();
-    let res = session.run();
-    if fs.uploads_in_flight() > 0 {
-        tracing::info!(
-            in_flight = fs.uploads_in_flight(),
-            "unmounted; waiting for uploads in flight"
-        );
-    }
-    if !rt.block_on(fs.wait_idle(timeout)) {
-        tracing::warn!("uploads still running after unmount_timeout; their staged files are kept");
-    }
-    fs.discard_confirmed_staged();
-    res
+    let (fs, rt) = (fuse.fs.clone(), fuse.rt.clone());
+    super::session::serve(fuse, fs, rt, cfg, on_mounted)
 }

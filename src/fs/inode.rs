@@ -17,6 +17,19 @@ struct Node {
     lookups: u64,
 }
 
+/// An inode number as the core hands it out (the kernel's node id); the
+/// adapter converts to and from fuser's types at the boundary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InodeNo(pub u64);
+
+impl InodeNo {
+    pub const ROOT: InodeNo = InodeNo(ROOT_INO);
+}
+
+/// An open file or directory handle as the core hands it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FileHandle(pub u64);
+
 #[derive(Debug)]
 pub struct InodeTable {
     nodes: HashMap<u64, Node>,

@@ -33,19 +33,26 @@
 
 pub mod cache;
 pub mod cachedir;
+mod caller;
 pub mod control;
 pub mod core;
 pub mod direct;
 pub mod error;
+mod files;
 pub mod fuse;
+pub mod inflight;
 pub mod inode;
 pub mod journal;
-pub mod lifecycle;
 pub mod memstage;
 pub mod mountsys;
+pub(crate) mod openfile;
+pub mod progress;
+pub mod queue;
 pub mod read;
+pub mod session;
 pub mod staging;
 pub mod upload;
+mod uploader;
 pub mod writeback;
 
 pub use self::core::{FsConfig, SmhFs};

@@ -5,19 +5,26 @@
 //! staged file and its journal entry are only deleted once the server
 //! confirmed the content.
 
-use std::sync::atomic::Ordering;
-use std::sync::Arc;
-
-use super::cache::{format_time, Meta};
-use super::core::{OpenFile, SmhFs};
+use super::cache::Meta;
+use super::core::SmhFs;
 use super::error::{FsError, FsResult};
 use super::memstage::Staged;
-use super::writeback::transient;
-use crate::dio::DirectReader;
+use super::openfile::{JournalState, OpenFile};
+use super::queue::transient;
+use super::uploader::{Body, Outgoing, Uploader};
 use crate::smh::types::FileMeta;
-use crate::smh::{SmhPath, UploadOptions, UploadPlan};
+use crate::smh::{SmhPath, UploadPlan};
 
 impl SmhFs {
+    /// The uploader with this mount's part settings.
+    pub(crate) fn uploader(&self) -> Uploader<'_> {
+        Uploader {
+            client: &self.client,
+            part_size: self.cfg.part_size,
+            concurrency: self.cfg.upload_concurrency,
+        }
+    }
+
     /// Uploads the open file's staged content to its current path. The
     /// caller holds the file's lock, so writes wait for the upload.
     pub(crate) async fn upload_locked(&self, ino: u64, of: &mut OpenFile) -> FsResult<()> {
@@ -28,22 +35,23 @@ impl SmhFs {
             // In memory only for one simple upload whose outcome close() reports.
             if st.is_mem() && (self.write_back() || st.size() > self.cfg.part_size) {
                 self.spill(ino, of, true)
-                    .inspect_err(|_| of.upload_failed = true)?;
+                    .inspect_err(|_| of.upload_failed(false))?;
             }
         }
         match of.staged.as_mut() {
             None => {
-                of.dirty = false;
+                of.upload_confirmed();
                 return Ok(());
             }
             Some(Staged::Mem(_)) => return self.upload_mem(ino, &path, of).await,
             Some(Staged::Disk(_)) => {}
         }
+        let strategy = of.strategy(self.cfg.conflict);
+        of.upload_started();
         let Some(Staged::Disk(st)) = of.staged.as_mut() else {
             return Ok(());
         };
         let id = st.id();
-        of.fresh = false;
         // Write-back acknowledged the data at close: it must be on disk
         // before the upload may fail and leave it to a later mount.
         let sync = self.write_back();
@@ -55,70 +63,61 @@ impl SmhFs {
         }) {
             Ok(h) => h,
             Err(e) => {
-                of.upload_failed = true;
                 tracing::error!(%path, staged = %st.path().display(), "cannot hash staged file: {e}");
+                of.upload_failed(false);
                 return Err(FsError::Io(e));
             }
         };
         // A complete entry exists before anything is sent, even if the
         // begin call is where we die.
-        if of.journal_id.is_none() || !of.journal_complete {
-            let mut e = self.journal_entry(&path, st, None);
+        if !of.journal.as_ref().is_some_and(|j| j.complete) {
+            let mut e = self.journal_entry(&path, st, None, strategy);
             e.complete = true;
             if let Err(err) = self.dur.journal.write(&e) {
-                of.upload_failed = true;
+                of.upload_failed(false);
                 tracing::error!(%path, "cannot write the upload journal: {err}");
                 return Err(FsError::Io(err));
             }
-            of.journal_id = Some(id.clone());
-            of.journal_plan = false;
-            of.journal_complete = true;
+            of.journal = Some(JournalState {
+                id: id.clone(),
+                plan: false,
+                complete: true,
+            });
         }
         let size = hashes.size;
         let sent = self.dur.tracker.start(&id, &path, size, st.path());
-        let recorded: Arc<parking_lot::Mutex<Option<UploadPlan>>> = Default::default();
-        let on_plan = {
-            let journal = self.dur.journal.clone();
-            let mut template = self.journal_entry(&path, st, None);
-            template.complete = true;
-            let recorded = recorded.clone();
-            Arc::new(move |plan: &UploadPlan| {
-                *recorded.lock() = Some(plan.clone());
-                let mut e = template.clone();
-                e.plan = Some(plan.clone());
-                journal.write(&e)
-            })
-        };
-        let opts = UploadOptions {
-            strategy: self.cfg.conflict,
-            part_size: self.cfg.part_size,
-            concurrency: self.cfg.upload_concurrency,
-            local_modification_time: st.mtime.map(format_time),
-            on_plan: Some(on_plan),
-            on_progress: Some(Arc::new(move |n| {
-                sent.fetch_add(n, Ordering::Relaxed);
-            })),
-        };
+        let mut template = self.journal_entry(&path, st, None, strategy);
+        template.complete = true;
         let started = std::time::Instant::now();
         let resume = of
             .plan
             .take()
             .filter(|p| p.size == size && p.path == path && p.hashes == hashes);
-        let res = match (&resume, DirectReader::shared(st.path())) {
-            (_, Err(e)) => Err(e.into()),
-            (Some(plan), Ok(src)) => {
-                tracing::info!(%path, size, "resuming a begun upload");
-                self.client.resume_from(plan, src, &opts).await
-            }
-            (None, Ok(src)) => {
-                self.client
-                    .upload_from(&path, src, Some(hashes), &opts)
-                    .await
-            }
-        };
-        if let Some(p) = recorded.lock().take() {
-            of.journal_plan = true;
-            of.journal_complete = true;
+        if resume.is_some() {
+            tracing::info!(%path, size, "resuming a begun upload");
+        }
+        let sent_now = self
+            .uploader()
+            .send(Outgoing {
+                to: &path,
+                body: Body::File {
+                    path: st.path(),
+                    hashes: Some(hashes),
+                    resume: resume.as_ref(),
+                },
+                strategy,
+                mtime: st.mtime,
+                journal: Some((self.dur.journal.clone(), template)),
+                sent,
+            })
+            .await;
+        let res = sent_now.result;
+        if let Some(p) = sent_now.plan {
+            of.journal = Some(JournalState {
+                id: id.clone(),
+                plan: true,
+                complete: true,
+            });
             of.plan = Some(p);
         } else if let Some(p) = resume {
             of.plan = Some(p);
@@ -126,13 +125,19 @@ impl SmhFs {
         let meta = match res {
             Ok(m) => m,
             Err(e) => {
-                of.upload_failed = true;
                 let e = FsError::Smh(e);
                 let permanent = !transient(&e);
-                of.upload_transient = !permanent;
+                of.upload_failed(!permanent);
                 self.dur.tracker.failed(&id, e.to_string(), permanent);
                 let plan = of.plan.clone();
-                self.keep_failed(&path, st, plan, &e, permanent, &mut of.journal_plan);
+                let Some(Staged::Disk(st)) = of.staged.as_ref() else {
+                    return Err(e);
+                };
+                if self.keep_failed(&path, st, plan, &e, permanent, strategy) {
+                    if let Some(j) = of.journal.as_mut() {
+                        j.plan = true;
+                    }
+                }
                 return Err(e);
             }
         };
@@ -146,10 +151,11 @@ impl SmhFs {
     /// reports the outcome. A failed upload spills to a staged file with a
     /// journal entry, so it is retried or reported like any other.
     async fn upload_mem(&self, ino: u64, path: &SmhPath, of: &mut OpenFile) -> FsResult<()> {
+        let strategy = of.strategy(self.cfg.conflict);
+        of.upload_started();
         let Some(Staged::Mem(m)) = of.staged.as_mut() else {
             return Ok(());
         };
-        of.fresh = false;
         let hashes = m.hashes();
         let body = m.bytes();
         let local_mtime = m.mtime;
@@ -161,17 +167,18 @@ impl SmhFs {
             .map(|s| s.path().to_path_buf())
             .unwrap_or_default();
         let sent = self.dur.tracker.start(&id, path, size, &mem_path);
-        let opts = UploadOptions {
-            strategy: self.cfg.conflict,
-            part_size: self.cfg.part_size,
-            concurrency: self.cfg.upload_concurrency,
-            local_modification_time: local_mtime.map(format_time),
-            on_plan: None,
-            on_progress: Some(Arc::new(move |n| {
-                sent.fetch_add(n, Ordering::Relaxed);
-            })),
-        };
-        let res = self.client.upload_bytes(path, body, hashes, &opts).await;
+        let res = self
+            .uploader()
+            .send(Outgoing {
+                to: path,
+                body: Body::Bytes { data: body, hashes },
+                strategy,
+                mtime: local_mtime,
+                journal: None,
+                sent,
+            })
+            .await
+            .result;
         let e = match res {
             Ok(meta) => {
                 self.upload_done(path, of, &id, &meta, local_mtime);
@@ -179,13 +186,12 @@ impl SmhFs {
             }
             Err(e) => FsError::Smh(e),
         };
-        of.upload_failed = true;
         let permanent = !transient(&e);
-        of.upload_transient = !permanent;
+        of.upload_failed(!permanent);
         self.dur.tracker.done(&id);
         if let Err(se) = self.spill(ino, of, true) {
             // Still in memory: retried in the background while we run.
-            of.upload_transient = true;
+            of.upload_failed(true);
             tracing::error!(%path, "upload failed: {e}; cannot keep the data in cache_dir ({se}); it stays in memory and the upload is retried");
             return Err(e);
         }
@@ -193,7 +199,11 @@ impl SmhFs {
             let sid = st.id();
             self.dur.tracker.queued(&sid, path, size, st.path());
             self.dur.tracker.failed(&sid, e.to_string(), permanent);
-            self.keep_failed(path, st, None, &e, permanent, &mut of.journal_plan);
+            if self.keep_failed(path, st, None, &e, permanent, strategy) {
+                if let Some(j) = of.journal.as_mut() {
+                    j.plan = true;
+                }
+            }
         }
         Err(e)
     }
@@ -208,17 +218,12 @@ impl SmhFs {
         meta: &FileMeta,
         local_mtime: Option<std::time::SystemTime>,
     ) {
-        of.dirty = false;
-        of.remote = true;
-        of.upload_failed = false;
-        of.upload_transient = false;
-        of.plan = None;
-        if let Some(jid) = of.journal_id.take() {
-            if let Err(e) = self.dur.journal.remove(&jid) {
-                tracing::warn!(%path, "cannot remove journal entry {jid}: {e}");
+        of.upload_confirmed();
+        if let Some(j) = of.journal.take() {
+            if let Err(e) = self.dur.journal.remove(&j.id) {
+                tracing::warn!(%path, "cannot remove journal entry {}: {e}", j.id);
             }
         }
-        of.journal_plan = false;
         self.dur.tracker.done(id);
         let final_path = meta
             .path
@@ -229,6 +234,9 @@ impl SmhFs {
         if final_path != *path {
             tracing::info!(requested = %path, stored = %final_path, "upload stored under another name (conflict=rename)");
             self.inodes.lock().rename(path, &final_path);
+            // The kernel's entry for the requested name still points at
+            // the moved inode: the next `cp x a.txt` would write to it.
+            self.invalidate_entry(path);
             self.attrs.remove(path);
             if let Some(parent) = path.parent() {
                 // The requested name still holds the older file on the server.
@@ -240,7 +248,8 @@ impl SmhFs {
 
     /// A failed upload keeps its data in the staged file; a permanent
     /// failure is journaled as failed (shown by `smhfs status`, never retried
-    /// on its own), a transient one is retried.
+    /// on its own), a transient one is retried. True: the entry now holds
+    /// the failure (and the plan).
     fn keep_failed(
         &self,
         path: &SmhPath,
@@ -248,14 +257,13 @@ impl SmhFs {
         plan: Option<UploadPlan>,
         e: &FsError,
         permanent: bool,
-        journal_plan: &mut bool,
-    ) {
+        strategy: crate::smh::ConflictStrategy,
+    ) -> bool {
         if permanent {
-            let mut ent = self.journal_entry(path, st, plan);
+            let mut ent = self.journal_entry(path, st, plan, strategy);
             ent.failed = Some(e.to_string());
             ent.complete = true;
             let _ = self.dur.journal.write(&ent);
-            *journal_plan = true;
         }
         tracing::error!(
             %path,
@@ -263,5 +271,6 @@ impl SmhFs {
             "upload failed: {e}; the data is kept in the staged file{}",
             if permanent { "" } else { " and the upload is retried" }
         );
+        permanent
     }
 }

@@ -17,274 +17,22 @@
 //! * Pending files stay in the open-file table, so reads, listings, stat
 //!   and rename see them until the server has them.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use serde::Serialize;
-
-use super::cache::format_time;
-use super::core::{OpenFile, SmhFs};
+use super::core::SmhFs;
 use super::error::{FsError, FsResult};
-use super::journal::{Journal, JournalEntry};
-use super::memstage::{MemBudget, MemStaged, Staged};
-use super::staging::{CacheBudget, StagedFile};
-use crate::dio::DirectReader;
-use crate::smh::{SmhPath, UploadOptions};
-
-/// Durability settings (`-o write_back`, `cache_size`, ...). Built from the
-/// mount option table (`cmd::options`), which also implements `Default`.
-#[derive(Debug, Clone)]
-pub struct DurabilityOptions {
-    /// `Some(delay)`: close() returns once staged; upload `delay` later.
-    pub write_back: Option<Duration>,
-    /// Bound on staged bytes in `cache_dir`.
-    pub cache_size: u64,
-    /// How long a writer waits for room before ENOSPC.
-    pub cache_wait: Duration,
-    /// Files uploaded at once by the background queue.
-    pub jobs: usize,
-}
-
-/// Default bound: min(50% of the free space under `dir`, 10 GiB).
-pub fn default_cache_size(dir: &std::path::Path) -> u64 {
-    const CAP: u64 = 10 << 30;
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
-        return CAP;
-    };
-    // SAFETY: `statvfs` is plain old data (integers only), so all-zero
-    // bytes are a valid value.
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a NUL-terminated path alive for the call; `s` is a
-    // writable struct of the type statvfs fills.
-    if unsafe { libc::statvfs(c.as_ptr(), &mut s) } != 0 {
-        return CAP;
-    }
-    let free = s.f_bavail as u64 * s.f_frsize as u64;
-    (free / 2).min(CAP)
-}
-
-#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    Queued,
-    Uploading,
-    Retrying,
-    Failed,
-}
-
-/// One upload as `smhfs status` shows it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct UploadInfo {
-    pub path: String,
-    pub size: u64,
-    pub sent: u64,
-    pub state: String,
-    pub attempts: u32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    pub staged: String,
-}
-
-struct Item {
-    path: String,
-    size: u64,
-    sent: Arc<AtomicU64>,
-    state: State,
-    attempts: u32,
-    error: Option<String>,
-    staged: String,
-}
-
-/// Progress of every upload that is not finished, by journal id.
-#[derive(Default)]
-pub struct Tracker {
-    items: Mutex<HashMap<String, Item>>,
-}
-
-impl Tracker {
-    pub fn queued(&self, id: &str, path: &SmhPath, size: u64, staged: &std::path::Path) {
-        let mut m = self.items.lock();
-        let it = m.entry(id.to_string()).or_insert_with(|| Item {
-            path: path.to_string(),
-            size,
-            sent: Arc::new(AtomicU64::new(0)),
-            state: State::Queued,
-            attempts: 0,
-            error: None,
-            staged: staged.display().to_string(),
-        });
-        it.path = path.to_string();
-        it.size = size;
-        if it.state != State::Uploading {
-            it.state = State::Queued;
-        }
-    }
-
-    /// An attempt starts: returns the sent-bytes counter (reset).
-    pub fn start(
-        &self,
-        id: &str,
-        path: &SmhPath,
-        size: u64,
-        staged: &std::path::Path,
-    ) -> Arc<AtomicU64> {
-        self.queued(id, path, size, staged);
-        let mut m = self.items.lock();
-        let it = m.get_mut(id).expect("just inserted");
-        it.state = State::Uploading;
-        it.attempts += 1;
-        it.sent = Arc::new(AtomicU64::new(0));
-        it.sent.clone()
-    }
-
-    pub fn failed(&self, id: &str, error: String, permanent: bool) {
-        if let Some(it) = self.items.lock().get_mut(id) {
-            it.state = if permanent {
-                State::Failed
-            } else {
-                State::Retrying
-            };
-            it.error = Some(error);
-        }
-    }
-
-    pub fn done(&self, id: &str) {
-        self.items.lock().remove(id);
-    }
-
-    pub fn get(&self, id: &str) -> Option<UploadInfo> {
-        self.items.lock().get(id).map(Self::info)
-    }
-
-    fn info(it: &Item) -> UploadInfo {
-        UploadInfo {
-            path: it.path.clone(),
-            size: it.size,
-            sent: it.sent.load(Ordering::Relaxed).min(it.size),
-            state: format!("{:?}", it.state).to_lowercase(),
-            attempts: it.attempts,
-            error: it.error.clone(),
-            staged: it.staged.clone(),
-        }
-    }
-
-    pub fn all(&self) -> Vec<UploadInfo> {
-        let mut v: Vec<UploadInfo> = self.items.lock().values().map(Self::info).collect();
-        v.sort_by(|a, b| a.path.cmp(&b.path));
-        v
-    }
-}
-
-enum Job {
-    /// A pending file in the open-file table; `true`: after the
-    /// write-back delay (a close), `false`: at once (resumed from the journal).
-    Ino(u64, bool),
-    /// A journaled upload outside the mounted directory.
-    Entry(Box<JournalEntry>),
-}
-
-/// The queue of background uploads.
-pub struct Queue {
-    tx: tokio::sync::mpsc::UnboundedSender<Job>,
-    rx: Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Job>>>,
-    /// Inodes waiting to start (rewrites within the delay coalesce).
-    queued: Mutex<HashSet<u64>>,
-    /// Jobs not finished (queued, running or waiting to retry).
-    pending: AtomicUsize,
-    idle: tokio::sync::Notify,
-    draining: AtomicBool,
-    drain_start: tokio::sync::Notify,
-}
-
-impl Default for Queue {
-    fn default() -> Self {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        Self {
-            tx,
-            rx: Mutex::new(Some(rx)),
-            queued: Mutex::new(HashSet::new()),
-            pending: AtomicUsize::new(0),
-            idle: tokio::sync::Notify::new(),
-            draining: AtomicBool::new(false),
-            drain_start: tokio::sync::Notify::new(),
-        }
-    }
-}
-
-impl Queue {
-    fn push(&self, job: Job) {
-        self.pending.fetch_add(1, Ordering::SeqCst);
-        if self.tx.send(job).is_err() {
-            self.finish_one();
-        }
-    }
-
-    fn finish_one(&self) {
-        if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
-            self.idle.notify_waiters();
-        }
-    }
-
-    pub fn pending(&self) -> usize {
-        self.pending.load(Ordering::SeqCst)
-    }
-
-    /// Sleeps `d`, cut short when draining starts.
-    async fn sleep(&self, d: Duration) {
-        if self.draining.load(Ordering::SeqCst) {
-            return;
-        }
-        let start = self.drain_start.notified();
-        tokio::pin!(start);
-        start.as_mut().enable();
-        if self.draining.load(Ordering::SeqCst) {
-            return;
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(d) => {}
-            _ = start => {}
-        }
-    }
-}
-
-/// Everything durability needs, one field of [`SmhFs`].
-pub struct Durability {
-    pub opts: DurabilityOptions,
-    pub journal: Journal,
-    pub budget: Arc<CacheBudget>,
-    pub tracker: Tracker,
-    pub queue: Queue,
-    /// Bytes of small files held in memory (`memstage.rs`).
-    pub mem: Arc<MemBudget>,
-}
-
-impl Durability {
-    pub fn new(cache_dir: &std::path::Path, opts: DurabilityOptions) -> Self {
-        Self {
-            budget: CacheBudget::new(opts.cache_size, opts.cache_wait),
-            journal: Journal::new(cache_dir).durable(opts.write_back.is_some()),
-            tracker: Tracker::default(),
-            queue: Queue::default(),
-            mem: Arc::default(),
-            opts,
-        }
-    }
-}
-
-/// Worth retrying later: network trouble, 5xx, 429, 401/403 (credentials
-/// or ticket), 408.
-pub fn transient(e: &FsError) -> bool {
-    match e {
-        FsError::Smh(s) => s.is_retryable() || matches!(s.status(), Some(401 | 403 | 408)),
-        _ => false,
-    }
-}
-
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+use super::inflight::OpGuard;
+use super::journal::JournalEntry;
+use super::memstage::{MemStaged, Staged};
+use super::openfile::{Content, JournalState, OpenFile};
+pub use super::progress::{journal_status, StatusReport, Tracker, UploadInfo, UploadState};
+pub use super::queue::{default_cache_size, transient, Durability, DurabilityOptions, Queue};
+use super::queue::{Job, MAX_BACKOFF};
+use super::staging::StagedFile;
+use super::uploader::{Body, Outgoing};
+use crate::smh::SmhPath;
 
 impl SmhFs {
     /// Applies durability options; call before the filesystem is shared.
@@ -405,6 +153,7 @@ impl SmhFs {
         path: &SmhPath,
         st: &StagedFile,
         plan: Option<crate::smh::UploadPlan>,
+        strategy: crate::smh::ConflictStrategy,
     ) -> JournalEntry {
         let cc = self.client.config();
         JournalEntry {
@@ -413,7 +162,7 @@ impl SmhFs {
             space: cc.space.clone(),
             path: path.clone(),
             staged: st.path().to_path_buf(),
-            strategy: self.cfg.conflict,
+            strategy,
             mtime: st.mtime,
             complete: plan.is_some(),
             plan,
@@ -425,8 +174,7 @@ impl SmhFs {
     /// a plan: a begun upload of older content must not be resumed) exists.
     pub(crate) fn journal_dirty(&self, ino: u64, of: &mut OpenFile) -> FsResult<()> {
         of.plan = None;
-        of.fresh = true;
-        if of.journal_id.is_some() && !of.journal_plan && !of.journal_complete {
+        if of.journal_is_open() {
             return Ok(());
         }
         self.journal_write(ino, of, false)
@@ -439,7 +187,7 @@ impl SmhFs {
             // Acknowledged before the upload: must survive a crash.
             self.spill(ino, of, true)?;
         }
-        if of.journal_id.is_some() && of.journal_complete {
+        if of.journal.as_ref().is_some_and(|j| j.complete) {
             return Ok(());
         }
         self.journal_write(ino, of, true)
@@ -447,27 +195,33 @@ impl SmhFs {
 
     /// Writes the open file's entry (without a plan).
     fn journal_write(&self, ino: u64, of: &mut OpenFile, complete: bool) -> FsResult<()> {
+        if of.content() == Content::Unlinked {
+            // Never uploaded, so never journaled (`rm -rf` while writing).
+            return Ok(());
+        }
+        let strategy = of.strategy(self.cfg.conflict);
         // In memory: journaled when spilled.
         let Some(Staged::Disk(st)) = of.staged.as_ref() else {
             return Ok(());
         };
         let path = self.path_of(ino)?;
-        let mut e = self.journal_entry(&path, st, None);
+        let mut e = self.journal_entry(&path, st, None, strategy);
         e.complete = complete;
         self.dur.journal.write(&e)?;
-        of.journal_id = Some(e.id);
-        of.journal_plan = false;
-        of.journal_complete = complete;
+        of.journal = Some(JournalState {
+            id: e.id,
+            plan: false,
+            complete,
+        });
         of.plan = None;
         Ok(())
     }
 
     /// The file was renamed: its pending upload goes to the new path.
     pub(crate) fn journal_renamed(&self, ino: u64, of: &mut OpenFile) {
-        if of.journal_id.is_none() {
+        let Some(complete) = of.journal.as_ref().map(|j| j.complete) else {
             return;
-        }
-        let complete = of.journal_complete;
+        };
         if let Err(e) = self.journal_write(ino, of, complete) {
             tracing::error!(ino, "cannot update the journal after a rename: {e}");
         }
@@ -475,21 +229,19 @@ impl SmhFs {
 
     /// The file is gone (unlink): forget its journal entry.
     pub(crate) fn journal_forget(&self, of: &mut OpenFile) {
-        if let Some(id) = of.journal_id.take() {
+        if let Some(JournalState { id, .. }) = of.journal.take() {
             if let Err(e) = self.dur.journal.remove(&id) {
                 tracing::warn!(id, "cannot remove journal entry: {e}");
             }
             self.dur.tracker.done(&id);
         }
-        of.journal_plan = false;
-        of.journal_complete = false;
         of.plan = None;
     }
 
     /// Queues a background upload of `ino` (write-back, or a retry).
     pub(crate) fn enqueue_upload(&self, ino: u64, of: &OpenFile) {
         // Only new content waits for the write-back delay.
-        self.enqueue(ino, of, of.fresh)
+        self.enqueue(ino, of, of.is_fresh())
     }
 
     fn enqueue(&self, ino: u64, of: &OpenFile, delayed: bool) {
@@ -597,28 +349,27 @@ impl SmhFs {
             return Ok(());
         };
         let mut of = of_ref.lock().await;
-        if of.handles > 0 {
+        if of.handles() > 0 {
             // Still open (or reopened): its close queues it again.
             return Ok(());
         }
         let mut result = Ok(());
-        if of.dirty && !of.unlinked && of.write_error.is_none() {
-            of.upload_failed = false;
+        if of.is_dirty() {
             result = self.upload_locked(ino, &mut of).await;
             if let Err(e) = &result {
-                if !transient(e) && of.handles == 0 {
+                if !transient(e) && of.handles() == 0 {
                     // Kept on disk (journal marked failed); no longer shown.
                     if let Some(st) = of.staged.take() {
                         drop(st);
                     }
-                    of.dirty = false;
+                    of.abandoned();
                     self.forget_open_file(ino, &of_ref);
                     drop(of);
                     return result;
                 }
             }
         }
-        if of.handles == 0 && (!of.dirty || of.unlinked) {
+        if of.handles() == 0 && !of.is_dirty() {
             if let Some(st) = of.staged.take() {
                 st.remove();
             }
@@ -649,29 +400,23 @@ impl SmhFs {
         st.mtime = e.mtime;
         let size = st.size();
         let sent = self.dur.tracker.start(&e.id, &e.path, size, &e.staged);
-        let journal = self.dur.journal.clone();
-        let template = e.clone();
-        let opts = UploadOptions {
-            strategy: e.strategy,
-            part_size: self.cfg.part_size,
-            concurrency: self.cfg.upload_concurrency,
-            local_modification_time: e.mtime.map(format_time),
-            on_plan: Some(Arc::new(move |plan| {
-                let mut ent = template.clone();
-                ent.plan = Some(plan.clone());
-                journal.write(&ent)
-            })),
-            on_progress: Some(Arc::new(move |n| {
-                sent.fetch_add(n, Ordering::Relaxed);
-            })),
-        };
-        let res = match (&e.plan, DirectReader::shared(&e.staged)) {
-            (_, Err(err)) => Err(err.into()),
-            (Some(plan), Ok(src)) if plan.size == size => {
-                self.client.resume_from(plan, src, &opts).await
-            }
-            (_, Ok(src)) => self.client.upload_from(&e.path, src, None, &opts).await,
-        };
+        let resume = e.plan.as_ref().filter(|plan| plan.size == size);
+        let res = self
+            .uploader()
+            .send(Outgoing {
+                to: &e.path,
+                body: Body::File {
+                    path: &e.staged,
+                    hashes: None,
+                    resume,
+                },
+                strategy: e.strategy,
+                mtime: e.mtime,
+                journal: Some((self.dur.journal.clone(), e.clone())),
+                sent,
+            })
+            .await
+            .result;
         match res {
             Ok(_) => {
                 tracing::info!(path = %e.path, size, "journaled upload completed");
@@ -763,16 +508,15 @@ impl SmhFs {
         };
         st.mtime = e.mtime;
         let ino = self.inodes.lock().lookup(&e.path, false);
-        let of = OpenFile {
-            staged: Some(Staged::Disk(st)),
-            dirty: true,
-            remote: false,
-            journal_id: Some(e.id.clone()),
-            journal_plan: e.plan.is_some(),
-            journal_complete: true,
-            plan: e.plan.clone(),
-            ..Default::default()
-        };
+        let of = OpenFile::resumed(
+            Staged::Disk(st),
+            JournalState {
+                id: e.id.clone(),
+                plan: e.plan.is_some(),
+                complete: true,
+            },
+            e.plan.clone(),
+        );
         {
             let mut files = self.files.lock();
             if files.contains_key(&ino) {
@@ -801,22 +545,23 @@ impl SmhFs {
 
     /// What `smhfs status MOUNTPOINT` shows (also the root's
     /// `user.smhfs.status` attribute with `-o xattr`).
-    pub fn status_snapshot(&self) -> serde_json::Value {
-        serde_json::json!({
-            "pending": self.pending_uploads(),
-            "write_back": self.write_back(),
-            "cache_used": self.dur.budget.used(),
-            "cache_size": self.dur.budget.limit(),
-            "cache_dir": self.cfg.cache_dir.display().to_string(),
-            "uploads": self.dur.tracker.all(),
-        })
+    pub fn status_report(&self) -> StatusReport {
+        StatusReport {
+            pending: self.pending_uploads(),
+            write_back: self.write_back(),
+            cache_used: self.dur.budget.used(),
+            cache_size: self.dur.budget.limit(),
+            cache_dir: self.cfg.cache_dir.display().to_string(),
+            uploads: self.dur.tracker.all(),
+        }
     }
 
     /// JSON for the `user.smhfs.upload` (a file) or `user.smhfs.status`
     /// (the root) extended attribute (mounts with `-o xattr`).
-    pub async fn upload_xattr(&self, ino: u64, name: &str) -> Option<Vec<u8>> {
+    pub async fn upload_xattr(&self, ino: super::inode::InodeNo, name: &str) -> Option<Vec<u8>> {
+        let ino = ino.0;
         match name {
-            "user.smhfs.status" => serde_json::to_vec(&self.status_snapshot()).ok(),
+            "user.smhfs.status" => serde_json::to_vec(&self.status_report()).ok(),
             "user.smhfs.upload" => {
                 let of = self.open_file(ino)?;
                 let id = {
@@ -831,160 +576,64 @@ impl SmhFs {
     }
 }
 
-/// Reads the journal of `cache_dir` directly (the mount is not running).
-pub fn journal_status(cache_dir: &std::path::Path) -> Vec<UploadInfo> {
-    Journal::new(cache_dir)
-        .load()
-        .into_iter()
-        .map(|e| {
-            let size = std::fs::metadata(&e.staged).map(|m| m.len()).unwrap_or(0);
-            UploadInfo {
-                path: e.path.to_string(),
-                size,
-                sent: 0,
-                state: if e.failed.is_some() {
-                    "failed".into()
-                } else if !e.complete && e.plan.is_none() {
-                    "partial".into()
-                } else {
-                    "journaled".into()
-                },
-                attempts: 0,
-                error: e.failed,
-                staged: e.staged.display().to_string(),
-            }
-        })
-        .collect()
-}
-
-/// `smhfs status`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct StatusArgs {
-    /// A mounted smhfs directory (asks the running daemon).
-    pub mountpoint: Option<std::path::PathBuf>,
-    /// Read the journal of this cache directory instead (mount not running).
-    #[arg(long)]
-    pub cache_dir: Option<std::path::PathBuf>,
-    /// Redraw progress bars until no upload is pending (with MOUNTPOINT).
-    #[arg(long)]
-    pub watch: bool,
-    /// Print the raw JSON.
-    #[arg(long)]
-    pub json: bool,
-}
-
-fn human(n: u64) -> String {
-    const U: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < U.len() - 1 {
-        v /= 1024.0;
-        i += 1;
+/// The daemon's end of life (see `inflight.rs`).
+impl SmhFs {
+    /// Uploads running right now.
+    pub fn uploads_in_flight(&self) -> usize {
+        self.in_flight.uploads.load(Ordering::SeqCst)
     }
-    if i == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", U[i])
-    }
-}
 
-/// Runs `smhfs status`; returns the process exit code (0: nothing failed).
-pub fn run_status(args: StatusArgs) -> Result<i32, String> {
-    let snapshot = || -> Result<serde_json::Value, String> {
-        match (&args.mountpoint, &args.cache_dir) {
-            (Some(m), _) => super::control::query(m),
-            (None, Some(d)) => super::cachedir::verify_if_present(d).map(|()| {
-                serde_json::json!({
-                    "pending": 0,
-                    "cache_dir": d.display().to_string(),
-                    "uploads": journal_status(d),
-                })
-            }),
-            (None, None) => Err("give a MOUNTPOINT or --cache-dir DIR".into()),
-        }
-    };
-    let uploads = |v: &serde_json::Value| -> Vec<UploadInfo> {
-        serde_json::from_value(v["uploads"].clone()).unwrap_or_default()
-    };
-    // A journal read from disk does not move: --watch needs a live mount.
-    if args.watch && args.mountpoint.is_some() {
-        let multi = indicatif::MultiProgress::new();
-        let style = indicatif::ProgressStyle::with_template(
-            "{prefix:>9} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg}",
-        )
-        .map_err(|e| e.to_string())?
-        .progress_chars("=> ");
-        let mut bars: HashMap<String, indicatif::ProgressBar> = HashMap::new();
-        loop {
-            let v = snapshot()?;
-            let list = uploads(&v);
-            let seen: HashSet<String> = list.iter().map(|u| u.staged.clone()).collect();
-            for u in &list {
-                let bar = bars.entry(u.staged.clone()).or_insert_with(|| {
-                    let b = multi.add(indicatif::ProgressBar::new(u.size));
-                    b.set_style(style.clone());
-                    b
-                });
-                bar.set_length(u.size);
-                bar.set_position(u.sent);
-                bar.set_prefix(u.state.clone());
-                bar.set_message(match &u.error {
-                    Some(e) => format!("{}  ({e})", u.path),
-                    None => u.path.clone(),
-                });
-            }
-            bars.retain(|k, b| {
-                let keep = seen.contains(k);
-                if !keep {
-                    b.finish_and_clear();
+    /// Marks a kernel request as being served until the guard drops.
+    pub fn op_guard(&self) -> OpGuard {
+        self.in_flight.ops.fetch_add(1, Ordering::SeqCst);
+        OpGuard(self.in_flight.clone())
+    }
+
+    /// At exit, for files the kernel never released (a lazy unmount can
+    /// drop the last RELEASE): staged copies the server confirmed are removed,
+    /// unconfirmed ones are kept and named in the log.
+    pub fn discard_confirmed_staged(&self) {
+        let files: Vec<_> = self
+            .files
+            .lock()
+            .iter()
+            .map(|(i, f)| (*i, f.clone()))
+            .collect();
+        for (ino, f) in files {
+            let Ok(mut of) = f.try_lock() else {
+                continue;
+            };
+            if of.is_dirty() {
+                // Still open: kept like any file being written at a crash.
+                if let Err(e) = self.spill(ino, &mut of, false) {
+                    tracing::error!(ino, "cannot keep a file held in memory: {e}");
                 }
-                keep
-            });
-            let active = list.iter().filter(|u| u.state != "failed").count();
-            if active == 0 && v["pending"].as_u64().unwrap_or(0) == 0 {
-                let _ = multi.clear();
-                println!(
-                    "no pending uploads{}",
-                    if list.is_empty() {
-                        String::new()
-                    } else {
-                        format!("; {} failed (see `smhfs status`)", list.len())
-                    }
-                );
-                return Ok(if list.is_empty() { 0 } else { 1 });
+                if let Some(st) = &of.staged {
+                    tracing::warn!(staged = %st.path().display(), "unmounted with an unconfirmed upload; its data is kept in the staged file");
+                }
+                continue;
             }
-            std::thread::sleep(Duration::from_millis(500));
+            if let Some(st) = of.staged.take() {
+                st.remove();
+            }
         }
     }
-    let v = snapshot()?;
-    if args.json {
-        println!("{v}");
-    } else {
-        let list = uploads(&v);
-        println!(
-            "pending uploads: {}  cache: {} used{}",
-            v["pending"].as_u64().unwrap_or(list.len() as u64),
-            human(v["cache_used"].as_u64().unwrap_or(0)),
-            v["cache_size"]
-                .as_u64()
-                .filter(|s| *s != u64::MAX)
-                .map(|s| format!(" of {}", human(s)))
-                .unwrap_or_default()
-        );
-        for u in &list {
-            println!(
-                "{:>9}  {:>10} / {:<10}  {}{}",
-                u.state,
-                human(u.sent),
-                human(u.size),
-                u.path,
-                u.error
-                    .as_deref()
-                    .map(|e| format!("  ({e}; staged: {})", u.staged))
-                    .unwrap_or_default()
-            );
+
+    /// Waits until no upload (and no request) is in flight; false if
+    /// `timeout` passed first.
+    pub async fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let idle = self.in_flight.idle.notified();
+            tokio::pin!(idle);
+            // Register before checking, so a wake-up between the two is not lost.
+            idle.as_mut().enable();
+            if self.in_flight.count() == 0 {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, idle).await.is_err() {
+                return self.in_flight.count() == 0;
+            }
         }
     }
-    let failed = uploads(&v).iter().any(|u| u.state == "failed");
-    Ok(if failed { 1 } else { 0 })
 }

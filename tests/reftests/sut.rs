@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use smhfs::fs::cache::Kind;
+use smhfs::fs::core::{FileHandle, InodeNo};
 use smhfs::fs::writeback::DurabilityOptions;
 use smhfs::fs::{FsError, SmhFs};
 use smhfs::smh::{ConflictStrategy, RetryPolicy, SmhClient, SmhPath};
@@ -24,10 +25,10 @@ use crate::common::{client_at, core_config, TestServer};
 /// An errno value, as a program would see it.
 pub type Errno = i32;
 /// An open file handle of the core.
-pub type Fh = u64;
+pub type Fh = FileHandle;
 
 /// The root inode (the mounted directory).
-const ROOT: u64 = 1;
+const ROOT: InodeNo = InodeNo::ROOT;
 
 /// How a mount is set up; kept to mount again over the same cache dir.
 #[derive(Clone, Debug)]
@@ -70,7 +71,7 @@ pub struct Sut {
     rt: Option<tokio::runtime::Runtime>,
     fs: Arc<SmhFs>,
     /// Inode of each open handle (ftruncate goes by inode).
-    inos: HashMap<Fh, u64>,
+    inos: HashMap<Fh, InodeNo>,
 }
 
 fn errno(e: FsError) -> Errno {
@@ -117,7 +118,7 @@ impl Sut {
     }
 
     /// lookup(2) of a name in the root: its inode and size.
-    pub fn lookup(&self, name: &str) -> Result<(u64, u64), Errno> {
+    pub fn lookup(&self, name: &str) -> Result<(InodeNo, u64), Errno> {
         let fs = &self.fs;
         let attr = match fs.lookup_cached(ROOT, Self::name(name)) {
             Some(r) => r,

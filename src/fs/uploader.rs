@@ -1,0 +1,101 @@
+//! The uploader: sends one staged content to the server and returns what
+//! the server confirmed. A leaf with explicit inputs (the client, the part
+//! settings, an [`Outgoing`]); the core applies the result to the open file,
+//! the journal and the caches (`upload.rs`, `writeback.rs`), as
+//! mountpoint-s3's `fs.rs` applies its uploader's results.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use super::cache::format_time;
+use super::journal::{Journal, JournalEntry};
+use crate::dio::DirectReader;
+use crate::smh::types::FileMeta;
+use crate::smh::UploadPlan;
+use crate::smh::{ConflictStrategy, ContentHashes, SmhClient, SmhError, SmhPath, UploadOptions};
+
+/// What is sent.
+pub(crate) enum Body<'a> {
+    /// A staged file; `resume`: a begun upload of exactly this content.
+    File {
+        path: &'a Path,
+        hashes: Option<ContentHashes>,
+        resume: Option<&'a UploadPlan>,
+    },
+    /// Content held in memory, sent in one request.
+    Bytes { data: Bytes, hashes: ContentHashes },
+}
+
+/// One upload: where, what, how names clash, and who hears about it.
+pub(crate) struct Outgoing<'a> {
+    pub(crate) to: &'a SmhPath,
+    pub(crate) body: Body<'a>,
+    pub(crate) strategy: ConflictStrategy,
+    pub(crate) mtime: Option<SystemTime>,
+    /// Journaled with the plan once the server assigned one (resumable).
+    pub(crate) journal: Option<(Journal, JournalEntry)>,
+    /// Bytes sent so far (the progress tracker's counter).
+    pub(crate) sent: Arc<AtomicU64>,
+}
+
+/// Sends uploads with the mount's part settings.
+pub(crate) struct Uploader<'a> {
+    pub(crate) client: &'a SmhClient,
+    pub(crate) part_size: u64,
+    pub(crate) concurrency: usize,
+}
+
+/// The server's confirmation and the plan journaled on the way, if any.
+pub(crate) struct Sent {
+    pub(crate) result: Result<FileMeta, SmhError>,
+    pub(crate) plan: Option<UploadPlan>,
+}
+
+impl Uploader<'_> {
+    pub(crate) async fn send(&self, s: Outgoing<'_>) -> Sent {
+        let recorded: Arc<parking_lot::Mutex<Option<UploadPlan>>> = Default::default();
+        let on_plan = s.journal.map(|(journal, template)| {
+            let recorded = recorded.clone();
+            let hook: crate::smh::upload::PlanHook = Arc::new(move |plan: &UploadPlan| {
+                *recorded.lock() = Some(plan.clone());
+                let mut e = template.clone();
+                e.plan = Some(plan.clone());
+                journal.write(&e)
+            });
+            hook
+        });
+        let sent = s.sent;
+        let opts = UploadOptions {
+            strategy: s.strategy,
+            part_size: self.part_size,
+            concurrency: self.concurrency,
+            local_modification_time: s.mtime.map(format_time),
+            on_plan,
+            on_progress: Some(Arc::new(move |n| {
+                sent.fetch_add(n, Ordering::Relaxed);
+            })),
+        };
+        let result = match s.body {
+            // Part bodies are read around the page cache (O_DIRECT where
+            // the pages are not cached): a staged file is read once.
+            Body::File {
+                path,
+                hashes,
+                resume,
+            } => match (resume, DirectReader::shared(path)) {
+                (_, Err(e)) => Err(e.into()),
+                (Some(plan), Ok(src)) => self.client.resume_from(plan, src, &opts).await,
+                (None, Ok(src)) => self.client.upload_from(s.to, src, hashes, &opts).await,
+            },
+            Body::Bytes { data, hashes } => {
+                self.client.upload_bytes(s.to, data, hashes, &opts).await
+            }
+        };
+        let plan = recorded.lock().take();
+        Sent { result, plan }
+    }
+}
