@@ -21,6 +21,24 @@ const UPKEEP: Duration = Duration::from_secs(5);
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// Sets the gauges that are worked out on demand, before each reading.
+type Collector = Box<dyn Fn() + Send + Sync>;
+static COLLECTOR: OnceLock<Collector> = OnceLock::new();
+
+/// Registers what runs before every scrape and snapshot (the mount's
+/// gauges); the first registration wins.
+pub fn on_collect(f: impl Fn() + Send + Sync + 'static) {
+    let _ = COLLECTOR.set(Box::new(f));
+}
+
+/// The Prometheus text of every series now.
+fn render(handle: &PrometheusHandle) -> String {
+    if let Some(f) = COLLECTOR.get() {
+        f();
+    }
+    handle.render()
+}
+
 /// Installs the global recorder (once per process; later calls return the
 /// same handle) and folds samples in the background on `rt`.
 pub fn install(rt: &tokio::runtime::Handle) -> PrometheusHandle {
@@ -49,7 +67,7 @@ pub fn install(rt: &tokio::runtime::Handle) -> PrometheusHandle {
 /// histograms as their `_sum` and `_count` (buckets are for Prometheus).
 /// `None` when no recorder is installed.
 pub fn snapshot() -> Option<serde_json::Map<String, serde_json::Value>> {
-    let text = HANDLE.get()?.render();
+    let text = render(HANDLE.get()?);
     Some(parse_exposition(&text))
 }
 
@@ -124,7 +142,7 @@ pub fn serve(
                     axum::http::header::CONTENT_TYPE,
                     "text/plain; version=0.0.4; charset=utf-8",
                 )],
-                handle.render(),
+                render(&handle),
             )
         }
     };

@@ -202,6 +202,14 @@ fn serve(
     let mut fs = crate::fs::SmhFs::new(client, fs_cfg);
     fs.set_durability(opts.durability());
     let fs = std::sync::Arc::new(fs);
+    {
+        let fs = std::sync::Arc::downgrade(&fs);
+        crate::obs::on_collect(move || {
+            if let Some(fs) = fs.upgrade() {
+                fs.publish_gauges();
+            }
+        });
+    }
     // Journaled uploads of an earlier run continue in the background.
     fs.start_background(rt.handle());
     {
@@ -257,6 +265,8 @@ fn serve(
     // The kernel side is gone; finish what the write-back queue holds
     // (what is left stays journaled for the next mount or `smhfs resume`).
     let left = rt.block_on(fs_keep.drain_uploads(opts.unmount_timeout));
+    // Only now is "unconfirmed" true of what is left.
+    fs_keep.discard_confirmed_staged();
     drop(control);
     if left > 0 {
         tracing::error!(

@@ -553,6 +553,7 @@ impl SmhFs {
             cache_size: self.dur.budget.limit(),
             cache_dir: self.cfg.cache_dir.display().to_string(),
             uploads: self.dur.tracker.all(),
+            metrics: None,
         }
     }
 
@@ -589,9 +590,10 @@ impl SmhFs {
         OpGuard(self.in_flight.clone())
     }
 
-    /// At exit, for files the kernel never released (a lazy unmount can
-    /// drop the last RELEASE): staged copies the server confirmed are removed,
-    /// unconfirmed ones are kept and named in the log.
+    /// At exit, after the write-back queue drained, for files the kernel
+    /// never released (a lazy unmount can drop the last RELEASE): staged
+    /// copies the server confirmed are removed, unconfirmed ones are kept
+    /// and named (path and staged file) in the log.
     pub fn discard_confirmed_staged(&self) {
         let files: Vec<_> = self
             .files
@@ -609,7 +611,12 @@ impl SmhFs {
                     tracing::error!(ino, "cannot keep a file held in memory: {e}");
                 }
                 if let Some(st) = &of.staged {
-                    tracing::warn!(staged = %st.path().display(), "unmounted with an unconfirmed upload; its data is kept in the staged file");
+                    let path = self.inodes.lock().path(ino);
+                    tracing::warn!(
+                        path = %path.map_or_else(|| format!("inode {ino}"), |p| p.to_string()),
+                        staged = %st.path().display(),
+                        "unmounted with an unconfirmed upload; its data is kept in the staged file"
+                    );
                 }
                 continue;
             }
