@@ -10,6 +10,7 @@ mod fstab;
 mod mount_core;
 mod mount_namespace;
 mod mount_rw;
+mod observability;
 mod reftests;
 mod security;
 mod serve_local_smh;

@@ -54,10 +54,15 @@ pub async fn observe(req: Request, next: Next) -> Response {
     resp
 }
 
-/// The `op` of a request no handler named (refused before it, or a test knob).
+/// The `op` of a request no handler named (refused before it, or a test
+/// knob), by area.
 fn unnamed(path: &str) -> &'static str {
     if path.starts_with("/__") {
         "test_knob"
+    } else if path.starts_with("/cos/") {
+        "object_other"
+    } else if path.starts_with("/api/v1/") {
+        "api_other"
     } else {
         "unrouted"
     }
