@@ -7,6 +7,7 @@ mod common;
 mod client_api;
 mod durability;
 mod fstab;
+mod layout;
 mod mount_core;
 mod mount_namespace;
 mod mount_rw;

@@ -90,10 +90,10 @@ fn mounting_gid(o: &mut MountOptions) {
 
 const fn mount(
     name: &'static str,
-    form: Form,
-    default: DefaultIs,
+    form: Form<MountOptions>,
+    default: DefaultIs<MountOptions>,
     help: &'static str,
-) -> OptionSpec {
+) -> OptionSpec<MountOptions> {
     OptionSpec {
         name,
         form,
@@ -103,7 +103,11 @@ const fn mount(
     }
 }
 
-const fn fstab(name: &'static str, form: Form, help: &'static str) -> OptionSpec {
+const fn fstab(
+    name: &'static str,
+    form: Form<MountOptions>,
+    help: &'static str,
+) -> OptionSpec<MountOptions> {
     OptionSpec {
         name,
         form,
@@ -113,7 +117,7 @@ const fn fstab(name: &'static str, form: Form, help: &'static str) -> OptionSpec
     }
 }
 
-const fn ignored(name: &'static str, help: &'static str) -> OptionSpec {
+const fn ignored(name: &'static str, help: &'static str) -> OptionSpec<MountOptions> {
     OptionSpec {
         name,
         form: Form::Any,
@@ -140,7 +144,7 @@ macro_rules! store {
 }
 
 /// Every mount option, in `--help` order.
-pub static OPTIONS: &[OptionSpec] = &[
+pub static OPTIONS: &[OptionSpec<MountOptions>] = &[
     mount(
         "endpoint",
         Form::Value("URL", store!(endpoint = Some(endpoint))),
@@ -402,7 +406,7 @@ pub static OPTIONS: &[OptionSpec] = &[
 ];
 
 /// The declared option for `key`.
-pub fn lookup(key: &str) -> Option<&'static OptionSpec> {
+pub fn lookup(key: &str) -> Option<&'static OptionSpec<MountOptions>> {
     OPTIONS.iter().find(|s| s.matches(key))
 }
 
