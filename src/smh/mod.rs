@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod codes;
+pub mod download;
 pub mod error;
 pub mod hash;
 pub mod part_source;
