@@ -127,7 +127,31 @@ async fn metrics_count_a_workload() {
     assert_eq!(names, N);
     assert_eq!(std::fs::read(m.path("obs/f1")).unwrap(), files[1]);
     assert!(std::fs::metadata(m.path("obs/missing")).is_err());
+    let mid = scrape(&url).await;
+    // The same 2 MB twice: the second copy is stored by hash alone.
+    let big = random_bytes(2_000_000);
+    std::fs::write(m.path("obs/big1"), &big).unwrap();
+    std::fs::write(m.path("obs/big2"), &big).unwrap();
     let after = scrape(&url).await;
+    assert_eq!(
+        after.sum("smhfs_smh_instant_uploads_total", &[])
+            - mid.sum("smhfs_smh_instant_uploads_total", &[]),
+        1.0
+    );
+    assert_eq!(
+        after.sum("smhfs_smh_instant_upload_bytes_saved_total", &[])
+            - mid.sum("smhfs_smh_instant_upload_bytes_saved_total", &[]),
+        big.len() as f64
+    );
+    assert_eq!(
+        after.sum("smhfs_smh_upload_bytes_total", &[])
+            - mid.sum("smhfs_smh_upload_bytes_total", &[]),
+        big.len() as f64,
+        "the big file's bytes were sent once"
+    );
+    // Checked below: the first part of the workload; `last` for status.
+    let last = after;
+    let after = mid;
     let delta =
         |name: &str, labels: &[(&str, &str)]| after.sum(name, labels) - before.sum(name, labels);
 
@@ -199,7 +223,7 @@ async fn metrics_count_a_workload() {
     assert!(after.get("smhfs_known_inodes", &[]) >= 1.0 + n);
     assert!(after.get("smhfs_cache_bound_bytes", &[]) > 0.0);
 
-    // `smhfs status --json` carries the same numbers.
+    // `smhfs status --json` carries the same numbers (nothing ran since).
     let status = sh(&format!(
         "{} status --json {}",
         env!("CARGO_BIN_EXE_smhfs"),
@@ -209,7 +233,7 @@ async fn metrics_count_a_workload() {
     let confirms = &v["metrics"]["smhfs_smh_requests_total{kind=\"confirm\",status=\"200\"}"];
     assert_eq!(
         confirms.as_f64(),
-        Some(after.get(reqs, &[("kind", "confirm"), ("status", "200")])),
+        Some(last.get(reqs, &[("kind", "confirm"), ("status", "200")])),
         "{status}"
     );
     assert!(v["metrics"]["smhfs_known_inodes"].as_f64().unwrap_or(0.0) >= 1.0 + n);
