@@ -11,6 +11,7 @@ mod layout;
 mod mount_core;
 mod mount_namespace;
 mod mount_rw;
+mod observability;
 mod reftests;
 mod security;
 mod serve_local_smh;

@@ -93,7 +93,7 @@ pub struct SmhFs {
     /// lock (an upload holds it; `ls -l` must not hang meanwhile).
     pub(crate) local: Mutex<HashMap<u64, Meta>>,
     pub(super) handles: Mutex<HashMap<u64, Handle>>,
-    dir_handles: Mutex<HashMap<u64, Option<Arc<Vec<DirItem>>>>>,
+    pub(super) dir_handles: Mutex<HashMap<u64, Option<Arc<Vec<DirItem>>>>>,
     pub(super) next_fh: AtomicU64,
     /// Journal, write-back queue, cache bound (`writeback.rs`).
     pub(crate) dur: super::queue::Durability,
