@@ -1,11 +1,39 @@
 //! Where the mount's logs go: stderr in the foreground; when detached, a
 //! `log_file=PATH`, else syslog/journald through `/dev/log`, else
-//! `CACHE_DIR/smhfs.log` (when no syslog socket exists, e.g. in containers).
+//! `CACHE_DIR/smhfs.log` (when no syslog socket exists, e.g. in containers);
+//! as text or as one JSON object per line ([`LogFormat`]).
 
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
+
+/// How each log event is written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `LEVEL target: message key=value ...`, for people.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `target`, `message`,
+    /// the event's fields, and `span` with the current FUSE request), for
+    /// log collectors.
+    Json,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("unknown log format {s:?} (text or json)")),
+        }
+    }
+}
 
 /// A chosen log destination.
 pub enum LogTarget {
@@ -25,9 +53,44 @@ impl LogTarget {
     }
 }
 
-/// Installs the global subscriber (once; later calls do nothing). With
-/// syslog, panics are logged too (a log file also receives stderr).
-pub fn init(debug: bool, target: &LogTarget) {
+/// Installs the mount's global subscriber (once; later calls do nothing).
+/// With syslog, panics are logged too (a log file also receives stderr).
+pub fn init(debug: bool, format: LogFormat, target: &LogTarget) {
+    let default = if debug {
+        "smhfs=debug,info"
+    } else {
+        // fuser warns "Failed to umount" after every external umount: noise.
+        "smhfs=info,fuser::session=error,warn"
+    };
+    install(default, format, target);
+}
+
+/// `smhfs serve`'s subscriber: warnings on stderr unless `RUST_LOG` says more.
+pub fn init_serve(format: LogFormat) {
+    install("warn", format, &LogTarget::Stderr);
+}
+
+/// One boxed fmt layer, whatever the writer and format.
+type BoxedLayer = Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+fn layer<W>(writer: W, format: LogFormat, ansi: bool, time: bool) -> BoxedLayer
+where
+    W: for<'a> tracing_subscriber::fmt::MakeWriter<'a> + Send + Sync + 'static,
+{
+    let l = tracing_subscriber::fmt::layer().with_writer(writer);
+    match (format, time) {
+        (LogFormat::Json, _) => l
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .boxed(),
+        (LogFormat::Text, true) => l.with_ansi(ansi).boxed(),
+        (LogFormat::Text, false) => l.with_ansi(ansi).without_time().boxed(),
+    }
+}
+
+fn install(default: &str, format: LogFormat, target: &LogTarget) {
     if matches!(target, LogTarget::Syslog) {
         let default_hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -35,20 +98,15 @@ pub fn init(debug: bool, target: &LogTarget) {
             default_hook(info);
         }));
     }
-    let default = if debug {
-        "smhfs=debug,info"
-    } else {
-        // fuser warns "Failed to umount" after every external umount: noise.
-        "smhfs=info,fuser::session=error,warn"
-    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let b = tracing_subscriber::fmt().with_env_filter(filter);
-    let _ = match target {
-        LogTarget::Stderr => b
-            .with_writer(std::io::stderr)
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init(),
+    let layer = match target {
+        LogTarget::Stderr => layer(
+            std::io::stderr,
+            format,
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            true,
+        ),
         LogTarget::File(p) => {
             let f = std::fs::OpenOptions::new()
                 .create(true)
@@ -62,16 +120,20 @@ pub fn init(debug: bool, target: &LogTarget) {
                     // SAFETY: dup2 takes no pointers; `f` is open, and fd 2
                     // is replaced atomically (no Rust object owns it).
                     unsafe { libc::dup2(f.as_raw_fd(), 2) };
-                    b.with_writer(Arc::new(f)).with_ansi(false).try_init()
+                    layer(Arc::new(f), format, false, true)
                 }
                 Err(_) => return,
             }
         }
         LogTarget::Syslog => match Syslog::connect() {
-            Ok(s) => b.with_writer(s).with_ansi(false).without_time().try_init(),
+            Ok(s) => layer(s, format, false, false),
             Err(_) => return,
         },
     };
+    let _ = tracing_subscriber::registry()
+        .with(layer)
+        .with(filter)
+        .try_init();
 }
 
 /// RFC 3164 lines over the `/dev/log` datagram socket (facility daemon).
@@ -103,7 +165,12 @@ impl Write for SyslogLine {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let text = String::from_utf8_lossy(buf);
         let text = text.trim();
-        // Severity from the level fmt printed first: daemon.err .. daemon.debug.
+        // Severity from the level fmt printed first (or the JSON `level`):
+        // daemon.err .. daemon.debug.
+        let level = text
+            .strip_prefix("{")
+            .and_then(|_| text.split_once("\"level\":\""))
+            .map_or(text, |(_, rest)| rest);
         let sev = [
             ("ERROR", 3),
             ("WARN", 4),
@@ -112,7 +179,7 @@ impl Write for SyslogLine {
             ("TRACE", 7),
         ]
         .iter()
-        .find(|(l, _)| text.starts_with(l))
+        .find(|(l, _)| level.starts_with(l))
         .map(|(_, s)| *s)
         .unwrap_or(6);
         let msg = format!("<{}>smhfs[{}]: {}", 3 * 8 + sev, self.0.pid, text);
@@ -153,6 +220,17 @@ mod tests {
             got,
             format!("<28>smhfs[{}]: WARN smhfs::fs: slow", std::process::id())
         );
+        let json = br#"{"timestamp":"t","level":"ERROR","message":"x"}"#;
+        s.make_writer().write_all(json).unwrap();
+        let n = rx.recv(&mut buf).unwrap();
+        assert!(String::from_utf8_lossy(&buf[..n]).starts_with("<27>smhfs["));
+    }
+
+    #[test]
+    fn log_formats_parse() {
+        assert_eq!("json".parse::<LogFormat>(), Ok(LogFormat::Json));
+        assert_eq!("text".parse::<LogFormat>(), Ok(LogFormat::Text));
+        assert!("xml".parse::<LogFormat>().is_err());
     }
 
     #[test]

@@ -143,7 +143,6 @@ fn regression_truncate_after_fsync_is_uploaded() {
 }
 
 #[test]
-#[ignore = "bug: ftruncate of an open, unlinked file fails with ENOENT (setattr resolves the inode's path, which unlink replaced)"]
 fn regression_truncate_of_unlinked_open_file() {
     replay(
         false,
@@ -158,13 +157,11 @@ fn regression_truncate_of_unlinked_open_file() {
 }
 
 #[test]
-#[ignore = "bug: rename(x, x) of a missing x succeeds (the same-name shortcut comes before the source lookup; POSIX says ENOENT)"]
 fn regression_rename_missing_onto_itself() {
     replay(false, &[Rename { from: "b", to: "b" }]);
 }
 
 #[test]
-#[ignore = "bug: rename onto an open file leaves the replaced file's open state not unlinked; its close uploads it to /.smhfs-unlinked-N at the space root"]
 fn regression_rename_onto_open_file() {
     replay(
         false,
@@ -177,7 +174,6 @@ fn regression_rename_onto_open_file() {
 }
 
 #[test]
-#[ignore = "bug: a file created with O_TRUNC over a name the server holds is taken for local-only (OpenFile.remote = false) until closed, so a rename leaves the server's old file under the old name"]
 fn regression_rename_of_file_recreated_over_server_file() {
     replay(
         false,
@@ -190,8 +186,8 @@ fn regression_rename_of_file_recreated_over_server_file() {
     );
 }
 
+/// Fixed by the open-file state machine: unlinked content is never journaled.
 #[test]
-#[ignore = "bug: a write to an open unlinked file staged on disk journals it under /.smhfs-unlinked-N; release removes the staged file but not the entry, so cache_dir is not empty when idle"]
 fn regression_write_to_unlinked_file_leaves_journal_entry() {
     replay(
         false,
@@ -209,7 +205,6 @@ fn regression_write_to_unlinked_file_leaves_journal_entry() {
 }
 
 #[test]
-#[ignore = "bug: a file not uploaded yet renamed onto a server file does not replace it on the server (only its upload would); renamed away again, the server keeps the old target"]
 fn regression_local_file_renamed_over_server_file_and_away() {
     replay(
         false,
@@ -224,7 +219,6 @@ fn regression_local_file_renamed_over_server_file_and_away() {
 }
 
 #[test]
-#[ignore = "limitation: a read of an open file that is not staged goes to the server by path; after unlink it fails with ENOENT (POSIX keeps the content readable)"]
 fn regression_read_of_unlinked_open_file() {
     replay(
         false,
@@ -242,6 +236,32 @@ fn regression_read_of_unlinked_open_file() {
                 offset: 0,
                 len: 1,
             },
+        ],
+    );
+}
+
+/// Found once the known-bug skips were gone: a rename released the file's
+/// lock before the server move, so its background upload (write-back)
+/// went to the old name and the new one kept the older content.
+#[test]
+fn regression_rename_of_pending_file_races_its_upload() {
+    replay(
+        true,
+        &[
+            Create { name: "b" },
+            Truncate { h: 0, size: 0 },
+            Remount { crash: true },
+            TruncatePath {
+                name: "b",
+                size: 4401,
+            },
+            Rename { from: "b", to: "d" },
+            Open {
+                name: "d",
+                write: false,
+                truncate: false,
+            },
+            Fsync { h: 3 },
         ],
     );
 }

@@ -20,6 +20,6 @@ pub use resume::{run_resume, ResumeArgs};
 pub use source::{CredentialsFile, Source};
 
 /// Logs to stderr (foreground mounts, `smhfs resume`).
-fn init_logging(debug: bool) {
-    crate::logging::init(debug, &crate::logging::LogTarget::Stderr);
+fn init_logging(debug: bool, format: crate::logging::LogFormat) {
+    crate::logging::init(debug, format, &crate::logging::LogTarget::Stderr);
 }

@@ -128,6 +128,7 @@ fn run_opts(args: MountArgs, opts: MountOptions) -> Result<(), String> {
             crate::daemon::detach_with(opts.nofail).map_err(|e| format!("cannot detach: {e}"))?;
         crate::logging::init(
             opts.debug,
+            opts.log_format,
             &crate::logging::LogTarget::detached(opts.log_file.as_deref(), &opts.fs.cache_dir),
         );
         r
@@ -149,7 +150,7 @@ fn serve(
     readiness: &mut crate::daemon::Readiness,
 ) -> Result<(), String> {
     if opts.debug && !readiness.is_detached() {
-        super::init_logging(true);
+        super::init_logging(true, opts.log_format);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
@@ -188,7 +189,12 @@ fn serve(
 
     // Before this point failures are one line on stderr (retry chatter of the
     // access check stays quiet unless `debug`).
-    super::init_logging(opts.debug);
+    super::init_logging(opts.debug, opts.log_format);
+    // Always recorded (for `smhfs status --json`); scraped with metrics_addr.
+    let metrics = crate::obs::install(rt.handle());
+    if let Some(addr) = opts.metrics_addr {
+        crate::obs::serve(metrics, addr, rt.handle())?;
+    }
     let fs_cfg = opts.fs_config(source.path.clone());
     // One process per journal (checked after the access check, so a wrong
     // endpoint is reported as such).
@@ -196,6 +202,14 @@ fn serve(
     let mut fs = crate::fs::SmhFs::new(client, fs_cfg);
     fs.set_durability(opts.durability());
     let fs = std::sync::Arc::new(fs);
+    {
+        let fs = std::sync::Arc::downgrade(&fs);
+        crate::obs::on_collect(move || {
+            if let Some(fs) = fs.upgrade() {
+                fs.publish_gauges();
+            }
+        });
+    }
     // Journaled uploads of an earlier run continue in the background.
     fs.start_background(rt.handle());
     {
@@ -251,6 +265,8 @@ fn serve(
     // The kernel side is gone; finish what the write-back queue holds
     // (what is left stays journaled for the next mount or `smhfs resume`).
     let left = rt.block_on(fs_keep.drain_uploads(opts.unmount_timeout));
+    // Only now is "unconfirmed" true of what is left.
+    fs_keep.discard_confirmed_staged();
     drop(control);
     if left > 0 {
         tracing::error!(

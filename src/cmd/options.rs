@@ -44,6 +44,9 @@ pub struct MountOptions {
     pub xattr: bool,
     pub nofail: bool,
     pub log_file: Option<PathBuf>,
+    pub log_format: crate::logging::LogFormat,
+    /// Where Prometheus scrapes the daemon's metrics (off by default).
+    pub metrics_addr: Option<std::net::SocketAddr>,
     pub pid_file: Option<PathBuf>,
     pub unmount_timeout: Duration,
 }
@@ -54,6 +57,14 @@ fn endpoint(v: &str) -> Result<url::Url, Invalid> {
         return Err(format!("invalid endpoint {v:?}: expected http(s)://").into());
     }
     Ok(u)
+}
+
+fn log_format(v: &str) -> Result<crate::logging::LogFormat, Invalid> {
+    Ok(v.parse()?)
+}
+
+fn metrics_addr(v: &str) -> Result<std::net::SocketAddr, Invalid> {
+    Ok(crate::obs::parse_addr(v)?)
 }
 
 fn default_cache_dir(o: &mut MountOptions) {
@@ -79,10 +90,10 @@ fn mounting_gid(o: &mut MountOptions) {
 
 const fn mount(
     name: &'static str,
-    form: Form,
-    default: DefaultIs,
+    form: Form<MountOptions>,
+    default: DefaultIs<MountOptions>,
     help: &'static str,
-) -> OptionSpec {
+) -> OptionSpec<MountOptions> {
     OptionSpec {
         name,
         form,
@@ -92,7 +103,11 @@ const fn mount(
     }
 }
 
-const fn fstab(name: &'static str, form: Form, help: &'static str) -> OptionSpec {
+const fn fstab(
+    name: &'static str,
+    form: Form<MountOptions>,
+    help: &'static str,
+) -> OptionSpec<MountOptions> {
     OptionSpec {
         name,
         form,
@@ -102,7 +117,7 @@ const fn fstab(name: &'static str, form: Form, help: &'static str) -> OptionSpec
     }
 }
 
-const fn ignored(name: &'static str, help: &'static str) -> OptionSpec {
+const fn ignored(name: &'static str, help: &'static str) -> OptionSpec<MountOptions> {
     OptionSpec {
         name,
         form: Form::Any,
@@ -129,7 +144,7 @@ macro_rules! store {
 }
 
 /// Every mount option, in `--help` order.
-pub static OPTIONS: &[OptionSpec] = &[
+pub static OPTIONS: &[OptionSpec<MountOptions>] = &[
     mount(
         "endpoint",
         Form::Value("URL", store!(endpoint = Some(endpoint))),
@@ -341,6 +356,21 @@ pub static OPTIONS: &[OptionSpec] = &[
         "when detached, log here instead of syslog",
     ),
     mount(
+        "log_format",
+        Form::Value("FORMAT", store!(log_format = log_format)),
+        DefaultIs::Value("text"),
+        "text, or json: one JSON object per line (each FUSE request in a\n\
+         span with its request id, operation, inode and pid)",
+    ),
+    mount(
+        "metrics_addr",
+        Form::Value("ADDR", store!(metrics_addr = Some(metrics_addr))),
+        DefaultIs::None,
+        "serve Prometheus metrics on http://ADDR/metrics; ADDR is PORT or\n\
+         localhost:PORT (loopback) or IP:PORT (0.0.0.0:PORT serves every\n\
+         interface)",
+    ),
+    mount(
         "pid_file",
         Form::Value("PATH", store!(pid_file = Some(path))),
         DefaultIs::None,
@@ -396,7 +426,7 @@ pub static OPTIONS: &[OptionSpec] = &[
 ];
 
 /// The declared option for `key`.
-pub fn lookup(key: &str) -> Option<&'static OptionSpec> {
+pub fn lookup(key: &str) -> Option<&'static OptionSpec<MountOptions>> {
     OPTIONS.iter().find(|s| s.matches(key))
 }
 
@@ -577,6 +607,20 @@ mod tests {
             opts("endpoint=http://h,credentials=/c,cache_wait=x").unwrap_err(),
             "invalid value for cache_wait: \"x\""
         );
+    }
+
+    #[test]
+    fn observability_options() {
+        let o = opts("endpoint=http://h,credentials=/c").unwrap();
+        assert_eq!(o.log_format, crate::logging::LogFormat::Text);
+        assert_eq!(o.metrics_addr, None);
+        let o = opts("endpoint=http://h,credentials=/c,log_format=json,metrics_addr=9100").unwrap();
+        assert_eq!(o.log_format, crate::logging::LogFormat::Json);
+        assert_eq!(o.metrics_addr, Some("127.0.0.1:9100".parse().unwrap()));
+        let e = opts("endpoint=http://h,credentials=/c,metrics_addr=example.com:1").unwrap_err();
+        assert!(e.contains("invalid metrics address"), "{e}");
+        let e = opts("endpoint=http://h,credentials=/c,log_format=xml").unwrap_err();
+        assert!(e.contains("unknown log format"), "{e}");
     }
 
     #[test]

@@ -1,12 +1,11 @@
 //! What a mount option declaration is ([`OptionSpec`]): its value form,
 //! default, scope and setter, how a value is applied, the value parsers
 //! the table uses, and the `--help` rendering. The table itself is
-//! [`super::options::OPTIONS`].
+//! `options::OPTIONS`; declarations are generic over the options they set
+//! (`T`), so this module does not depend on the table's module.
 
 use std::path::PathBuf;
 use std::time::Duration;
-
-use super::options::MountOptions;
 
 /// Who an option is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,9 +20,9 @@ pub enum Scope {
     Refused,
 }
 
-/// An option's default, as shown by `--help` and applied by [`MountOptions::defaults`].
-#[derive(Debug, Clone, Copy)]
-pub enum DefaultIs {
+/// An option's default, as shown by `--help` and applied when the options
+/// are built (`MountOptions::defaults`).
+pub enum DefaultIs<T> {
     /// Off / unset.
     None,
     /// Must be given.
@@ -31,7 +30,7 @@ pub enum DefaultIs {
     /// This text, passed through the option's own setter.
     Value(&'static str),
     /// Computed: the description for `--help`, and how.
-    Computed(&'static str, fn(&mut MountOptions)),
+    Computed(&'static str, fn(&mut T)),
     /// Decided at mount time (described for `--help`).
     AtMount(&'static str),
 }
@@ -48,34 +47,47 @@ impl From<String> for Invalid {
     }
 }
 
-type SetValue = fn(&mut MountOptions, &str) -> Result<(), Invalid>;
+type SetValue<T> = fn(&mut T, &str) -> Result<(), Invalid>;
 
 /// How an option is written and what it does.
-#[derive(Clone, Copy)]
-pub enum Form {
+pub enum Form<T> {
     /// `name`.
-    Flag(fn(&mut MountOptions)),
+    Flag(fn(&mut T)),
     /// `name=METAVAR`.
-    Value(&'static str, SetValue),
+    Value(&'static str, SetValue<T>),
     /// `name` or `name=METAVAR` (the setter gets `""` without a value).
-    Optional(&'static str, SetValue),
+    Optional(&'static str, SetValue<T>),
     /// Anything (ignored and refused options).
     Any,
 }
 
-/// One declared option.
-#[derive(Clone, Copy)]
-pub struct OptionSpec {
+// Plain data (names and fn pointers) whatever `T` is; derives would ask
+// `T: Copy`.
+impl<T> Clone for DefaultIs<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for DefaultIs<T> {}
+impl<T> Clone for Form<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for Form<T> {}
+
+/// One declared option, setting fields of a `T`.
+pub struct OptionSpec<T> {
     /// The key; a trailing `*` matches every key with that prefix (`x-*`).
     pub name: &'static str,
-    pub form: Form,
-    pub default: DefaultIs,
+    pub form: Form<T>,
+    pub default: DefaultIs<T>,
     pub scope: Scope,
     /// Help text; `\n` starts a continuation line.
     pub help: &'static str,
 }
 
-impl OptionSpec {
+impl<T> OptionSpec<T> {
     /// `name`, `name=METAVAR` or `name[=METAVAR]`, as written in help and README.
     pub fn usage(&self) -> String {
         match self.form {
@@ -92,9 +104,9 @@ impl OptionSpec {
         }
     }
 
-    pub(super) fn apply(&self, o: &mut MountOptions, v: Option<&str>) -> Result<(), String> {
+    pub(super) fn apply(&self, o: &mut T, v: Option<&str>) -> Result<(), String> {
         let name = self.name;
-        let run = |set: SetValue, o: &mut MountOptions, v: &str| {
+        let run = |set: SetValue<T>, o: &mut T, v: &str| {
             set(o, v).map_err(|e| match e {
                 Invalid::Value => format!("invalid value for {name}: {v:?}"),
                 Invalid::Message(m) => m,
@@ -153,7 +165,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 }
 
 /// The `-o` part of `smhfs mount --help`, rendered from a table.
-pub fn help_text(options: &[OptionSpec]) -> String {
+pub fn help_text<T>(options: &[OptionSpec<T>]) -> String {
     let mut out = String::from(
         "Mount options (-o, comma separated, may be repeated; defaults in brackets):\n",
     );

@@ -29,7 +29,7 @@ pub fn run_resume(args: ResumeArgs) -> Result<(), String> {
     let opts = MountOptions::parse(&args.options, true)?;
     let mut source = Source::parse(&args.source)?;
     source.path = SmhPath::root();
-    super::init_logging(opts.debug);
+    super::init_logging(opts.debug, opts.log_format);
     let creds = CredentialsFile::load(&opts.credentials_file)?;
     // Entries record absolute paths: compare like with like.
     let mut opts = opts;

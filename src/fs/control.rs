@@ -99,7 +99,9 @@ pub fn serve(
                 let Ok((mut conn, _)) = listener.accept().await else {
                     continue;
                 };
-                let body = serde_json::to_string(&fs.status_report()).unwrap_or_default();
+                let mut report = fs.status_report();
+                report.metrics = crate::obs::snapshot();
+                let body = serde_json::to_string(&report).unwrap_or_default();
                 tokio::spawn(async move {
                     use tokio::io::AsyncWriteExt;
                     let _ = tokio::time::timeout(Duration::from_secs(5), async {

@@ -84,7 +84,7 @@ pub struct SpaceStats {
     pub free: u64,
 }
 
-type OpenFileRef = Arc<tokio::sync::Mutex<OpenFile>>;
+pub(super) type OpenFileRef = Arc<tokio::sync::Mutex<OpenFile>>;
 
 pub(super) struct Handle {
     pub(super) ino: u64,
@@ -109,7 +109,7 @@ pub struct SmhFs {
     /// lock (an upload holds it; `ls -l` must not hang meanwhile).
     pub(crate) local: Mutex<HashMap<u64, Meta>>,
     pub(super) handles: Mutex<HashMap<u64, Handle>>,
-    dir_handles: Mutex<HashMap<u64, Option<Arc<Vec<DirItem>>>>>,
+    pub(super) dir_handles: Mutex<HashMap<u64, Option<Arc<Vec<DirItem>>>>>,
     pub(super) next_fh: AtomicU64,
     /// Journal, write-back queue, cache bound (`writeback.rs`).
     pub(crate) dur: super::queue::Durability,
@@ -314,6 +314,16 @@ impl SmhFs {
         self.resolve_remote(path).await
     }
 
+    /// Attributes of the inode `ino` at `path`: its staged content's if
+    /// any (also once unlinked, when `path` names nothing), else the
+    /// server's.
+    pub(super) async fn resolve_ino(&self, ino: u64, path: &SmhPath) -> FsResult<Option<Meta>> {
+        if let Some(m) = self.local.lock().get(&ino).cloned() {
+            return Ok(Some(m));
+        }
+        self.resolve_remote(path).await
+    }
+
     /// Attributes known without a network call (local staging, caches),
     /// so the FUSE thread can answer at once; `None`: ask `resolve`.
     pub(super) fn resolve_cached(&self, path: &SmhPath) -> Option<Option<Meta>> {
@@ -370,6 +380,12 @@ impl SmhFs {
             Ok(p) => p,
             Err(e) => return Some(Err(e)),
         };
+        if let Some(m) = self.local.lock().get(&ino).cloned() {
+            return Some(Ok(Attr {
+                ino: InodeNo(ino),
+                meta: m,
+            }));
+        }
         let meta = self.resolve_cached(&path)?;
         Some(meta.ok_or(FsError::NotFound).map(|meta| Attr {
             ino: InodeNo(ino),
@@ -391,7 +407,10 @@ impl SmhFs {
     pub async fn getattr(&self, ino: InodeNo) -> FsResult<Attr> {
         let ino = ino.0;
         let path = self.path_of(ino)?;
-        let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
+        let meta = self
+            .resolve_ino(ino, &path)
+            .await?
+            .ok_or(FsError::NotFound)?;
         Ok(Attr {
             ino: InodeNo(ino),
             meta,
@@ -638,21 +657,12 @@ impl SmhFs {
             return Err(FsError::IsDir);
         }
         let ino = self.inodes.lock().ino_of(&path);
-        let mut remote = true;
-        if let Some(of) = ino.and_then(|i| self.open_file(i)) {
-            let mut g = of.lock().await;
-            g.unlinked();
-            remote = g.remote();
-            self.journal_forget(&mut g);
-            if g.handles() == 0 {
-                // A pending (write-back) file nobody has open.
-                if let Some(st) = g.staged.take() {
-                    st.remove();
-                }
-                self.forget_open_file(ino.unwrap_or_default(), &of);
-                drop(g);
-            }
-        }
+        // Held throughout: no upload may put the file back meanwhile.
+        let mut held = self.lock_if_open(ino).await;
+        let remote = match &mut held {
+            Some(h) => self.before_unlink(h, &path).await,
+            None => true,
+        };
         if remote {
             match self
                 .client
@@ -664,6 +674,9 @@ impl SmhFs {
             }
         }
         self.inodes.lock().unlink(&path);
+        if let Some(h) = held {
+            self.unlinked(h);
+        }
         self.note_gone(&path, Kind::File);
         Ok(())
     }
@@ -681,15 +694,18 @@ impl SmhFs {
         self.writable()?;
         let from = self.child(parent, name)?;
         let to = self.child(newparent, newname)?;
+        // The source must exist even for rename(x, x) (POSIX: ENOENT).
+        let src = self.resolve(&from).await?.ok_or(FsError::NotFound)?;
         if from == to {
             return Ok(());
         }
         if to.starts_with(&from) {
             return Err(FsError::Invalid);
         }
-        let src = self.resolve(&from).await?.ok_or(FsError::NotFound)?;
         let dst = self.resolve(&to).await?;
         let noreplace = noreplace || self.cfg.conflict == ConflictStrategy::Ask;
+        // A file the rename replaces: unlinked like by unlink(2).
+        let mut replaced = None;
         if let Some(d) = &dst {
             if noreplace {
                 return Err(FsError::Exists);
@@ -704,9 +720,21 @@ impl SmhFs {
                     self.client.delete_dir(&to, true).await?;
                     self.note_gone(&to, Kind::Dir);
                 }
-                (Kind::File, Kind::File) => {}
+                (Kind::File, Kind::File) => replaced = self.inodes.lock().ino_of(&to),
             }
         }
+        // Both files' open states are held until the inode table agrees
+        // with the server: a background upload meanwhile would go to the
+        // old name.
+        let moved = match src.kind {
+            Kind::File => self.inodes.lock().ino_of(&from),
+            Kind::Dir => None,
+        };
+        let (mut moved, mut replaced) = self.lock_pair(moved, replaced).await;
+        let target_remote = match &mut replaced {
+            Some(h) => self.before_unlink(h, &to).await,
+            None => dst.is_some(),
+        };
         let final_path = match src.kind {
             Kind::Dir => {
                 self.client
@@ -714,22 +742,14 @@ impl SmhFs {
                     .await?
             }
             Kind::File => {
-                let ino = self.inodes.lock().ino_of(&from);
-                let local_only = match ino.and_then(|i| self.open_file(i)) {
-                    Some(of) => !of.lock().await.remote(),
-                    None => false,
+                let strategy = match self.cfg.conflict {
+                    ConflictStrategy::Rename => ConflictStrategy::Rename,
+                    _ if noreplace => ConflictStrategy::Ask,
+                    _ => ConflictStrategy::Overwrite,
                 };
-                if local_only {
-                    // Not on the server yet: the upload at close goes to the new name.
-                    to.clone()
-                } else {
-                    let strategy = match self.cfg.conflict {
-                        ConflictStrategy::Rename => ConflictStrategy::Rename,
-                        _ if noreplace => ConflictStrategy::Ask,
-                        _ => ConflictStrategy::Overwrite,
-                    };
-                    self.client.move_file(&from, &to, strategy).await?
-                }
+                let of = moved.as_ref().map(|h| &*h.guard);
+                self.rename_file(&from, &to, of, strategy, target_remote)
+                    .await?
             }
         };
         let final_path = if final_path.is_root() {
@@ -741,11 +761,12 @@ impl SmhFs {
             tracing::info!(from = %from, to = %to, actual = %final_path, "rename: the server chose another name");
         }
         self.inodes.lock().rename(&from, &final_path);
-        if src.kind == Kind::File {
-            let ino = self.inodes.lock().ino_of(&final_path);
-            if let Some((ino, of)) = ino.and_then(|i| self.open_file(i).map(|o| (i, o))) {
-                self.journal_renamed(ino, &mut *of.lock().await);
-            }
+        if let Some(h) = &mut moved {
+            self.journal_renamed(h.ino, &mut h.guard);
+        }
+        drop(moved);
+        if let Some(h) = replaced.filter(|_| final_path == to) {
+            self.unlinked(h);
         }
         self.note_gone(&from, src.kind);
         if src.kind == Kind::Dir {

@@ -75,7 +75,8 @@ impl SmhFs {
         let parent = parent.0;
         self.writable()?;
         let path = self.child(parent, name)?;
-        if let Some(m) = self.resolve(&path).await? {
+        let existing = self.resolve(&path).await?;
+        if let Some(m) = &existing {
             if m.kind == Kind::Dir {
                 return Err(FsError::IsDir);
             }
@@ -86,7 +87,9 @@ impl SmhFs {
         let staged = self.new_staged_small()?;
         let ino = self.inodes.lock().lookup(&path, true);
         {
-            let mut of = self.lock_open_file(ino, false).await;
+            // Created over a file with no open state here: the server's
+            // (a rename or unlink before the upload must reach it).
+            let mut of = self.lock_open_file(ino, existing.is_some()).await;
             self.note_local(ino, &staged);
             if let Some(old) = of.recreated(staged) {
                 self.journal_forget(&mut of);
@@ -207,7 +210,7 @@ impl SmhFs {
     }
 
     /// Makes sure the open file has a staged copy holding its full content.
-    async fn ensure_staged(&self, path: &SmhPath, of: &mut OpenFile) -> FsResult<()> {
+    pub(super) async fn ensure_staged(&self, path: &SmhPath, of: &mut OpenFile) -> FsResult<()> {
         if of.staged.is_some() {
             return Ok(());
         }
@@ -552,7 +555,10 @@ impl SmhFs {
         let path = self.path_of(ino)?;
         if let Some(size) = size {
             self.writable()?;
-            let meta = self.resolve(&path).await?.ok_or(FsError::NotFound)?;
+            let meta = self
+                .resolve_ino(ino, &path)
+                .await?
+                .ok_or(FsError::NotFound)?;
             if meta.kind == Kind::Dir {
                 return Err(FsError::IsDir);
             }

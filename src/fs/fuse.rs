@@ -3,6 +3,8 @@
 //! Each callback maps its arguments, spawns the core operation on the tokio
 //! runtime and replies from that task, so the FUSE threads never wait on the
 //! network. `FsError` becomes an `Errno` in exactly one place (the private `errno` function).
+//! Every callback starts with [`SmhFuse::begin`], which counts, times and
+//! spans the request ([`super::requests`]); `spawn` carries that into the task.
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -16,11 +18,13 @@ use fuser::{
     TimeOrNow, WriteFlags,
 };
 use tokio::runtime::Handle;
+use tracing::Instrument;
 
 use super::cache::Kind;
 use super::core::{Attr, SmhFs};
 use super::error::FsError;
 use super::inode::{FileHandle as Fh, InodeNo};
+use super::requests::{Op, OpTable, Served};
 pub use super::session::MountConfig;
 
 /// How attributes are presented (all synthesized: SMH has no modes/owners).
@@ -40,6 +44,8 @@ pub struct SmhFuse {
     xattrs: bool,
     /// Read-only handles bypass the page cache (see `read_flags`).
     direct_reads: bool,
+    /// Per-operation request metrics.
+    ops: Arc<OpTable>,
 }
 
 const BLOCK: u32 = 4096;
@@ -47,14 +53,21 @@ const BLOCK: u32 = 4096;
 /// buffers: one request of `max_write` instead of 8 of 128 KiB.
 const IO_SIZE: u32 = 1 << 20;
 
-/// The one place filesystem errors become errno values for the kernel.
-fn errno(op: &str, e: &FsError) -> Errno {
+/// The one place filesystem errors become errno values for the kernel
+/// (counted by operation and errno).
+fn errno(op: &'static str, e: &FsError) -> Errno {
     if e.is_routine() {
         tracing::debug!(op, "{e}");
     } else {
         tracing::warn!(op, "{e}");
     }
-    Errno::from_i32(e.errno())
+    refuse(op, e.errno())
+}
+
+/// An error answer the adapter decides itself (EPERM for links, ...).
+fn refuse(op: &'static str, code: i32) -> Errno {
+    super::requests::failed(op, code);
+    Errno::from_i32(code)
 }
 
 impl SmhFuse {
@@ -67,7 +80,16 @@ impl SmhFuse {
             ttl,
             xattrs: false,
             direct_reads: false,
+            ops: OpTable::register(),
         }
+    }
+
+    /// A request arriving: counted, timed until its reply, and run in its
+    /// span (entered here for the synchronous part; `spawn` carries it on).
+    fn begin(&self, req: &Request, op: Op, ino: u64) -> (Served, tracing::span::EnteredSpan) {
+        let call = self.ops.begin(op, req.unique().0, ino, req.pid());
+        let entered = call.span().clone().entered();
+        (call, entered)
     }
 
     pub fn with_status_xattrs(mut self, on: bool) -> Self {
@@ -99,26 +121,32 @@ impl SmhFuse {
         }
     }
 
-    /// Runs `f` on the runtime; it replies itself.
-    fn spawn<F>(&self, f: impl FnOnce(Arc<SmhFs>, Presentation, Duration) -> F)
+    /// Runs `f` on the runtime, in the request's span; it replies itself.
+    fn spawn<F>(&self, call: Served, f: impl FnOnce(Arc<SmhFs>, Presentation, Duration) -> F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         // Counted from arrival: unmount waits for requests being served.
         let op = self.fs.op_guard();
         let fut = f(self.fs.clone(), self.look, self.ttl);
-        self.rt.spawn(async move {
-            fut.await;
-            drop(op);
-        });
+        let span = call.span().clone();
+        self.rt.spawn(
+            async move {
+                fut.await;
+                drop(op);
+                drop(call);
+            }
+            .instrument(span),
+        );
     }
 
     /// For operations whose only answer is success or an errno.
-    fn spawn_empty<F>(&self, op: &'static str, reply: ReplyEmpty, f: impl FnOnce(Arc<SmhFs>) -> F)
+    fn spawn_empty<F>(&self, call: Served, reply: ReplyEmpty, f: impl FnOnce(Arc<SmhFs>) -> F)
     where
         F: std::future::Future<Output = Result<(), FsError>> + Send + 'static,
     {
-        self.spawn(|fs, _, _| {
+        let op = call.op();
+        self.spawn(call, |fs, _, _| {
             let fut = f(fs);
             async move {
                 match fut.await {
@@ -173,7 +201,8 @@ impl Filesystem for SmhFuse {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let (call, _in) = self.begin(req, Op::Lookup, parent.0);
         match self.fs.lookup_cached(InodeNo(parent.0), name) {
             Some(Ok(a)) => {
                 return reply.entry(&self.ttl, &Self::file_attr(self.look, &a), Generation(0))
@@ -182,7 +211,7 @@ impl Filesystem for SmhFuse {
             None => {}
         }
         let name = name.to_owned();
-        self.spawn(|fs, look, ttl| async move {
+        self.spawn(call, |fs, look, ttl| async move {
             match fs.lookup(InodeNo(parent.0), &name).await {
                 Ok(a) => reply.entry(&ttl, &Self::file_attr(look, &a), Generation(0)),
                 Err(e) => reply.error(errno("lookup", &e)),
@@ -194,13 +223,14 @@ impl Filesystem for SmhFuse {
         self.fs.forget(InodeNo(ino.0), nlookup);
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let (call, _in) = self.begin(req, Op::Getattr, ino.0);
         match self.fs.getattr_cached(InodeNo(ino.0)) {
             Some(Ok(a)) => return reply.attr(&self.ttl, &Self::file_attr(self.look, &a)),
             Some(Err(e)) => return reply.error(errno("getattr", &e)),
             None => {}
         }
-        self.spawn(|fs, look, ttl| async move {
+        self.spawn(call, |fs, look, ttl| async move {
             match fs.getattr(InodeNo(ino.0)).await {
                 Ok(a) => reply.attr(&ttl, &Self::file_attr(look, &a)),
                 Err(e) => reply.error(errno("getattr", &e)),
@@ -210,7 +240,7 @@ impl Filesystem for SmhFuse {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _mode: Option<u32>,
         _uid: Option<u32>,
@@ -226,9 +256,10 @@ impl Filesystem for SmhFuse {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let (call, _in) = self.begin(req, Op::Setattr, ino.0);
         // chmod/chown are accepted without effect: SMH stores no modes.
         let mtime = mtime.map(time_of);
-        self.spawn(|fs, look, ttl| async move {
+        self.spawn(call, |fs, look, ttl| async move {
             match fs.setattr(InodeNo(ino.0), size, mtime).await {
                 Ok(a) => reply.attr(&ttl, &Self::file_attr(look, &a)),
                 Err(e) => reply.error(errno("setattr", &e)),
@@ -238,7 +269,7 @@ impl Filesystem for SmhFuse {
 
     fn mknod(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
@@ -246,13 +277,14 @@ impl Filesystem for SmhFuse {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
+        let (call, _in) = self.begin(req, Op::Mknod, parent.0);
         if mode & libc::S_IFMT != libc::S_IFREG {
             // Devices, FIFOs and sockets cannot be stored in SMH.
-            reply.error(Errno::EPERM);
+            reply.error(refuse("mknod", libc::EPERM));
             return;
         }
         let name = name.to_owned();
-        self.spawn(|fs, look, ttl| async move {
+        self.spawn(call, |fs, look, ttl| async move {
             match fs.mknod_file(InodeNo(parent.0), &name).await {
                 Ok(a) => reply.entry(&ttl, &Self::file_attr(look, &a), Generation(0)),
                 Err(e) => reply.error(errno("mknod", &e)),
@@ -262,15 +294,16 @@ impl Filesystem for SmhFuse {
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         _mode: u32,
         _umask: u32,
         reply: ReplyEntry,
     ) {
+        let (call, _in) = self.begin(req, Op::Mkdir, parent.0);
         let name = name.to_owned();
-        self.spawn(|fs, look, ttl| async move {
+        self.spawn(call, |fs, look, ttl| async move {
             match fs.mkdir(InodeNo(parent.0), &name).await {
                 Ok(a) => reply.entry(&ttl, &Self::file_attr(look, &a), Generation(0)),
                 Err(e) => reply.error(errno("mkdir", &e)),
@@ -278,39 +311,42 @@ impl Filesystem for SmhFuse {
         });
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let (call, _in) = self.begin(req, Op::Unlink, parent.0);
         let name = name.to_owned();
-        self.spawn_empty("unlink", reply, |fs| async move {
+        self.spawn_empty(call, reply, |fs| async move {
             fs.unlink(InodeNo(parent.0), &name).await
         });
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let (call, _in) = self.begin(req, Op::Rmdir, parent.0);
         let name = name.to_owned();
-        self.spawn_empty("rmdir", reply, |fs| async move {
+        self.spawn_empty(call, reply, |fs| async move {
             fs.rmdir(InodeNo(parent.0), &name).await
         });
     }
 
     fn symlink(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         link_name: &OsStr,
         _target: &Path,
         reply: ReplyEntry,
     ) {
+        let (_call, _in) = self.begin(req, Op::Symlink, parent.0);
         // SMH has no symlinks we can create; a name it cannot store is
         // refused as such first (EINVAL), like create/mkdir/rename.
         match self.fs.check_name(InodeNo(parent.0), link_name) {
             Err(e) => reply.error(errno("symlink", &e)),
-            Ok(()) => reply.error(Errno::EPERM),
+            Ok(()) => reply.error(refuse("symlink", libc::EPERM)),
         }
     }
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -318,13 +354,14 @@ impl Filesystem for SmhFuse {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let (call, _in) = self.begin(req, Op::Rename, parent.0);
         if flags.intersects(RenameFlags::RENAME_EXCHANGE | RenameFlags::RENAME_WHITEOUT) {
-            reply.error(Errno::EINVAL);
+            reply.error(refuse("rename", libc::EINVAL));
             return;
         }
         let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         let (name, newname) = (name.to_owned(), newname.to_owned());
-        self.spawn_empty("rename", reply, |fs| async move {
+        self.spawn_empty(call, reply, |fs| async move {
             fs.rename(
                 InodeNo(parent.0),
                 &name,
@@ -338,21 +375,23 @@ impl Filesystem for SmhFuse {
 
     fn link(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         _newparent: INodeNo,
         _newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        reply.error(Errno::EPERM);
+        let (_call, _in) = self.begin(req, Op::Link, ino.0);
+        reply.error(refuse("link", libc::EPERM));
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let (call, _in) = self.begin(req, Op::Open, ino.0);
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         let truncate = flags.0 & libc::O_TRUNC != 0;
         let direct_reads = self.direct_reads;
         let pid = req.pid();
-        self.spawn(|fs, _, _| async move {
+        self.spawn(call, |fs, _, _| async move {
             match fs.open(InodeNo(ino.0), write, truncate).await {
                 Ok(fh) => {
                     fs.note_opener(fh, pid);
@@ -365,8 +404,8 @@ impl Filesystem for SmhFuse {
 
     fn read(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -374,7 +413,8 @@ impl Filesystem for SmhFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        self.spawn(|fs, _, _| async move {
+        let (call, _in) = self.begin(req, Op::Read, ino.0);
+        self.spawn(call, |fs, _, _| async move {
             match fs.read(Fh(fh.0), offset, size).await {
                 Ok(b) => reply.data(&b),
                 Err(e) => reply.error(errno("read", &e)),
@@ -384,8 +424,8 @@ impl Filesystem for SmhFuse {
 
     fn write(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
@@ -394,13 +434,14 @@ impl Filesystem for SmhFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let (call, _in) = self.begin(req, Op::Write, ino.0);
         match self.fs.write_now(Fh(fh.0), offset, data) {
             Some(Ok(n)) => return reply.written(n),
             Some(Err(e)) => return reply.error(errno("write", &e)),
             None => {}
         }
         let data = data.to_vec();
-        self.spawn(|fs, _, _| async move {
+        self.spawn(call, |fs, _, _| async move {
             match fs.write(Fh(fh.0), offset, &data).await {
                 Ok(n) => reply.written(n),
                 Err(e) => reply.error(errno("write", &e)),
@@ -411,11 +452,12 @@ impl Filesystem for SmhFuse {
     fn flush(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        let (call, _in) = self.begin(req, Op::Flush, ino.0);
         match self.fs.flush_now(Fh(fh.0)) {
             Some(Ok(())) => return reply.ok(),
             Some(Err(e)) => return reply.error(errno("flush", &e)),
@@ -424,45 +466,44 @@ impl Filesystem for SmhFuse {
         // The pid tells the opener's last close from a dup'ed or forked
         // descriptor's (close rules: `openfile.rs`).
         let pid = req.pid();
-        self.spawn_empty("flush", reply, |fs| async move {
+        self.spawn_empty(call, reply, |fs| async move {
             fs.flush_from(Fh(fh.0), Some(pid)).await
         });
     }
 
     fn release(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let (call, _in) = self.begin(req, Op::Release, ino.0);
         match self.fs.release_now(Fh(fh.0)) {
             Some(Ok(())) => return reply.ok(),
             Some(Err(e)) => return reply.error(errno("release", &e)),
             None => {}
         }
-        self.spawn_empty(
-            "release",
-            reply,
-            |fs| async move { fs.release(Fh(fh.0)).await },
-        );
+        self.spawn_empty(call, reply, |fs| async move { fs.release(Fh(fh.0)).await });
     }
 
     fn fsync(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        self.spawn_empty("fsync", reply, |fs| async move { fs.fsync(Fh(fh.0)).await });
+        let (call, _in) = self.begin(req, Op::Fsync, ino.0);
+        self.spawn_empty(call, reply, |fs| async move { fs.fsync(Fh(fh.0)).await });
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let (_call, _in) = self.begin(req, Op::Opendir, ino.0);
         match self.fs.opendir(InodeNo(ino.0)) {
             Ok(fh) => reply.opened(FileHandle(fh.0), FopenFlags::empty()),
             Err(e) => reply.error(errno("opendir", &e)),
@@ -471,13 +512,14 @@ impl Filesystem for SmhFuse {
 
     fn readdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        self.spawn(|fs, _, _| async move {
+        let (call, _in) = self.begin(req, Op::Readdir, ino.0);
+        self.spawn(call, |fs, _, _| async move {
             match fs.readdir(InodeNo(ino.0), Fh(fh.0), offset).await {
                 Ok(items) => {
                     for (i, it) in items.iter().enumerate().skip(offset as usize) {
@@ -498,13 +540,14 @@ impl Filesystem for SmhFuse {
 
     fn readdirplus(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         mut reply: fuser::ReplyDirectoryPlus,
     ) {
-        self.spawn(|fs, look, ttl| async move {
+        let (call, _in) = self.begin(req, Op::Readdirplus, ino.0);
+        self.spawn(call, |fs, look, ttl| async move {
             let dir = match fs.path_of(ino.0) {
                 Ok(d) => d,
                 Err(e) => return reply.error(errno("readdirplus", &e)),
@@ -551,30 +594,33 @@ impl Filesystem for SmhFuse {
 
     fn releasedir(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        let (_call, _in) = self.begin(req, Op::Releasedir, ino.0);
         self.fs.releasedir(Fh(fh.0));
         reply.ok();
     }
 
     fn fsyncdir(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let (_call, _in) = self.begin(req, Op::Fsyncdir, ino.0);
         // Directory changes are synchronous with the server already.
         reply.ok();
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        self.spawn(|fs, _, _| async move {
+    fn statfs(&self, req: &Request, ino: INodeNo, reply: ReplyStatfs) {
+        let (call, _in) = self.begin(req, Op::Statfs, ino.0);
+        self.spawn(call, |fs, _, _| async move {
             match fs.statfs().await {
                 Ok(s) => {
                     let b = BLOCK as u64;
@@ -589,8 +635,8 @@ impl Filesystem for SmhFuse {
 
     fn ioctl(
         &self,
-        _req: &Request,
-        _ino: INodeNo,
+        req: &Request,
+        ino: INodeNo,
         _fh: FileHandle,
         _flags: fuser::IoctlFlags,
         _cmd: u32,
@@ -598,44 +644,47 @@ impl Filesystem for SmhFuse {
         _out_size: u32,
         reply: fuser::ReplyIoctl,
     ) {
+        let (_call, _in) = self.begin(req, Op::Ioctl, ino.0);
         // Not a terminal or device (isatty() and friends ask).
-        reply.error(Errno::from_i32(libc::ENOTTY));
+        reply.error(refuse("ioctl", libc::ENOTTY));
     }
 
     fn getxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         size: u32,
         reply: fuser::ReplyXattr,
     ) {
+        let (call, _in) = self.begin(req, Op::Getxattr, ino.0);
         // SMH keeps no extended attributes. ENOSYS makes the kernel stop
         // asking (for `security.*` on every entry of `ls -l`), so that is the
         // answer unless `-o xattr` shows upload progress as read-only
         // `user.smhfs.status` (root) and `user.smhfs.upload`; then other names
         // get ENODATA at once, from this thread.
         if !self.xattrs {
-            reply.error(Errno::from_i32(libc::ENOSYS));
+            reply.error(refuse("getxattr", libc::ENOSYS));
             return;
         }
         let Some(name) = name.to_str().filter(|n| n.starts_with("user.smhfs.")) else {
-            reply.error(Errno::from_i32(libc::ENODATA));
+            reply.error(refuse("getxattr", libc::ENODATA));
             return;
         };
         let name = name.to_string();
-        self.spawn(|fs, _, _| async move {
+        self.spawn(call, |fs, _, _| async move {
             match fs.upload_xattr(InodeNo(ino.0), &name).await {
-                None => reply.error(Errno::from_i32(libc::ENODATA)),
+                None => reply.error(refuse("getxattr", libc::ENODATA)),
                 Some(v) if size == 0 => reply.size(v.len() as u32),
-                Some(v) if v.len() > size as usize => reply.error(Errno::from_i32(libc::ERANGE)),
+                Some(v) if v.len() > size as usize => reply.error(refuse("getxattr", libc::ERANGE)),
                 Some(v) => reply.data(&v),
             }
         });
     }
 
-    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: fuser::ReplyXattr) {
-        reply.error(Errno::from_i32(libc::ENOSYS));
+    fn listxattr(&self, req: &Request, ino: INodeNo, _size: u32, reply: fuser::ReplyXattr) {
+        let (_call, _in) = self.begin(req, Op::Listxattr, ino.0);
+        reply.error(refuse("listxattr", libc::ENOSYS));
     }
 
     fn create(
@@ -648,8 +697,9 @@ impl Filesystem for SmhFuse {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let (call, _in) = self.begin(req, Op::Create, parent.0);
         if mode & libc::S_IFMT != 0 && mode & libc::S_IFMT != libc::S_IFREG {
-            reply.error(Errno::EPERM);
+            reply.error(refuse("create", libc::EPERM));
             return;
         }
         let pid = req.pid();
@@ -669,7 +719,7 @@ impl Filesystem for SmhFuse {
         }
         let name = name.to_owned();
         let direct_reads = self.direct_reads;
-        self.spawn(|fs, look, ttl| async move {
+        self.spawn(call, |fs, look, ttl| async move {
             match fs.create(InodeNo(parent.0), &name).await {
                 Ok((a, fh)) => {
                     fs.note_opener(fh, pid);

@@ -55,6 +55,11 @@ impl InodeTable {
         t
     }
 
+    /// Inodes known (the root included).
+    pub fn count(&self) -> usize {
+        self.nodes.len()
+    }
+
     pub fn path(&self, ino: u64) -> Option<SmhPath> {
         self.nodes.get(&ino).map(|n| n.path.clone())
     }

@@ -157,6 +157,15 @@ impl Journal {
         Ok(e)
     }
 
+    /// How many entries there are (not read: for the gauge).
+    pub fn count(&self) -> usize {
+        std::fs::read_dir(&self.dir).map_or(0, |rd| {
+            rd.flatten()
+                .filter(|e| e.file_name().to_string_lossy().ends_with(".journal"))
+                .count()
+        })
+    }
+
     /// All entries; leftover temp files are removed, unreadable or
     /// untrusted entries are logged and skipped (never deleted: a human may
     /// want them).

@@ -28,7 +28,10 @@
 //! * **Namespace**: `rmdir` lists first (SMH deletes recursively) and fails
 //!   with ENOTEMPTY; `unlink` uses the recycle bin unless `permanent_delete`;
 //!   rename moves files (replacing a file target) and directories (onto an
-//!   empty directory only). Hard links, symlinks, devices and FIFOs: EPERM.
+//!   empty directory only). A file unlinked or replaced while open stays
+//!   readable and writable through its handles (content only the server
+//!   had is downloaded first) and is never uploaded (`held.rs`). Hard links,
+//!   symlinks, devices and FIFOs: EPERM.
 //!   chmod/chown succeed without effect; utimens on a staged file is sent as
 //!   `localModificationTime`.
 
@@ -42,6 +45,8 @@ pub mod error;
 mod files;
 mod follow;
 pub mod fuse;
+mod gauges;
+mod held;
 pub mod inflight;
 pub mod inode;
 pub mod journal;
@@ -52,6 +57,7 @@ pub(crate) mod openfile;
 pub mod progress;
 pub mod queue;
 pub mod read;
+pub mod requests;
 pub mod session;
 pub mod staging;
 pub mod upload;

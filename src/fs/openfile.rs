@@ -45,8 +45,11 @@ pub(crate) enum Content {
 pub(crate) enum Origin {
     /// Created here, not on the server yet.
     Local,
-    /// The server had it when it was opened.
+    /// The server had it when it was opened (or created over).
     Server,
+    /// Adopted from the upload journal at mount: the server may hold an
+    /// older version, or none.
+    Journal,
     /// This open file's own upload put it there.
     Ours,
 }
@@ -129,7 +132,7 @@ impl OpenFile {
             content: Content::Dirty { fresh: false },
             journal: Some(journal),
             plan,
-            ..Self::new(Origin::Local)
+            ..Self::new(Origin::Journal)
         }
     }
 
@@ -173,9 +176,17 @@ impl OpenFile {
         }
     }
 
-    /// The server has a version of this file.
+    /// The server may have a version of this file (so a rename or unlink
+    /// must reach the server, not only the local state).
     pub(crate) fn remote(&self) -> bool {
         self.origin != Origin::Local
+    }
+
+    /// Open, with content only the server holds (nothing staged): to stay
+    /// readable after an unlink it must be staged before the server's copy
+    /// goes.
+    pub(crate) fn needs_staging_to_unlink(&self) -> bool {
+        self.handles > 0 && self.staged.is_none() && self.remote()
     }
 
     pub(crate) fn handles(&self) -> u32 {
@@ -356,6 +367,35 @@ mod tests {
         of.upload_failed(false);
         assert_eq!(of.release_handle(false), ReleaseStep::Nothing);
         assert_eq!(of.handles(), 0);
+    }
+
+    #[test]
+    fn only_open_server_content_is_staged_before_unlink() {
+        let mem = || {
+            Staged::Mem(super::super::memstage::MemStaged::new(
+                super::super::staging::CacheBudget::unlimited(),
+                Default::default(),
+            ))
+        };
+        let mut of = OpenFile::new(Origin::Server);
+        assert!(!of.needs_staging_to_unlink(), "no handle: nothing to keep");
+        of.open_handle(false);
+        assert!(of.needs_staging_to_unlink());
+        of.staged = Some(mem());
+        assert!(!of.needs_staging_to_unlink(), "already local");
+        let mut created = OpenFile::created(mem());
+        created.staged = None;
+        assert!(!created.needs_staging_to_unlink(), "never on the server");
+        let adopted = OpenFile::resumed(
+            mem(),
+            JournalState {
+                id: "x".into(),
+                plan: false,
+                complete: true,
+            },
+            None,
+        );
+        assert!(adopted.remote(), "may hold an older version");
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub struct StatusReport {
     pub cache_size: u64,
     pub cache_dir: String,
     pub uploads: Vec<UploadInfo>,
+    /// The daemon's metrics (`name{labels}` -> value, as Prometheus scrapes
+    /// them); only in the status socket's answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 fn unbounded() -> u64 {

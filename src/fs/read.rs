@@ -467,6 +467,12 @@ impl ReadAhead {
         let keep = self.chunks.front().is_some_and(|c| {
             c.offset <= offset && offset <= self.chunks.back().map_or(0, Chunk::end)
         });
+        // A hit: the bytes were asked for before the reader wanted them.
+        if keep {
+            metrics::counter!("smhfs_readahead_hits_total").increment(1);
+        } else {
+            metrics::counter!("smhfs_readahead_misses_total").increment(1);
+        }
         if !keep {
             self.clear();
             self.window = MIN_WINDOW.max(len);

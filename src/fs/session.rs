@@ -155,6 +155,8 @@ pub fn serve<F: fuser::Filesystem + Send + Sync + 'static>(
     if !rt.block_on(fs.wait_idle(timeout)) {
         tracing::warn!("uploads still running after unmount_timeout; their staged files are kept");
     }
-    fs.discard_confirmed_staged();
+    // Staged files are settled by the caller after the write-back queue
+    // drained (`SmhFs::discard_confirmed_staged`): before it, a queued
+    // upload would be reported as unconfirmed.
     res
 }

@@ -553,6 +553,7 @@ impl SmhFs {
             cache_size: self.dur.budget.limit(),
             cache_dir: self.cfg.cache_dir.display().to_string(),
             uploads: self.dur.tracker.all(),
+            metrics: None,
         }
     }
 
@@ -589,10 +590,13 @@ impl SmhFs {
         OpGuard(self.in_flight.clone())
     }
 
-    /// At exit, for files the kernel never released (a lazy unmount can
-    /// drop the last RELEASE): staged copies the server confirmed are removed,
-    /// unconfirmed ones are kept and named in the log.
+    /// At exit, after the write-back queue drained, for files the kernel
+    /// never released (a lazy unmount can drop the last RELEASE): staged
+    /// copies the server confirmed are removed, unconfirmed ones are kept
+    /// and named (path and staged file) in the log, as are uploads the
+    /// drain left running or waiting.
     pub fn discard_confirmed_staged(&self) {
+        let mut named = std::collections::HashSet::new();
         let files: Vec<_> = self
             .files
             .lock()
@@ -609,12 +613,21 @@ impl SmhFs {
                     tracing::error!(ino, "cannot keep a file held in memory: {e}");
                 }
                 if let Some(st) = &of.staged {
-                    tracing::warn!(staged = %st.path().display(), "unmounted with an unconfirmed upload; its data is kept in the staged file");
+                    let path = self.inodes.lock().path(ino);
+                    let path = path.map_or_else(|| format!("inode {ino}"), |p| p.to_string());
+                    let staged = st.path().display().to_string();
+                    unconfirmed_at_exit(&path, &staged, "open");
+                    named.insert(staged);
                 }
                 continue;
             }
             if let Some(st) = of.staged.take() {
                 st.remove();
+            }
+        }
+        for u in self.dur.tracker.all() {
+            if !named.contains(&u.staged) {
+                unconfirmed_at_exit(&u.path, &u.staged, &u.state.to_string());
             }
         }
     }
@@ -636,4 +649,15 @@ impl SmhFs {
             }
         }
     }
+}
+
+/// The one warning for data the server has not confirmed when the daemon
+/// exits (kept staged and journaled; resumed at the next mount).
+fn unconfirmed_at_exit(path: &str, staged: &str, state: &str) {
+    tracing::warn!(
+        %path,
+        %staged,
+        %state,
+        "unmounted with an unconfirmed upload; its data is kept in the staged file"
+    );
 }

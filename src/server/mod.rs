@@ -5,7 +5,8 @@
 //! [`recycled`], [`admin`]) or to the object-store data plane ([`cos`]).
 //! Handlers share the HTTP context [`http`] and [`entries`]; below them sit
 //! [`tasks`] (upload task records), [`assemble`] (where upload bytes land),
-//! [`store`] (SQLite + blobs), [`auth`], [`faults`], [`stats`], [`error`].
+//! [`store`] (SQLite + blobs), [`auth`], [`faults`], [`stats`], [`error`];
+//! [`telemetry`] measures and logs every request.
 
 pub mod admin;
 pub mod assemble;
@@ -27,6 +28,7 @@ pub mod spaces;
 pub mod stats;
 pub mod store;
 pub mod tasks;
+pub mod telemetry;
 pub mod tokens;
 pub mod uploads;
 
@@ -114,6 +116,13 @@ pub struct ServeArgs {
     /// Delay each request of TARGET by MS milliseconds (TARGET:MS). Repeatable.
     #[arg(long = "latency", value_name = "TARGET:MS")]
     pub latency: Vec<String>,
+    /// Serve Prometheus metrics of the requests on http://ADDR/metrics
+    /// (PORT or localhost:PORT: loopback; IP:PORT as given).
+    #[arg(long, value_name = "ADDR", value_parser = crate::obs::parse_addr)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `text`, or `json` (one JSON object per line).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub log_format: crate::logging::LogFormat,
 }
 
 /// A command-line secret: shown as `***` in debug output.
@@ -180,13 +189,7 @@ impl App {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<()> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::logging::init_serve(args.log_format);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -242,9 +245,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let metrics = match args.metrics_addr {
+        Some(a) => {
+            let rt = tokio::runtime::Handle::current();
+            let handle = crate::obs::install(&rt);
+            Some(crate::obs::serve(handle, a, &rt).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on http://{addr}")?;
+        if let Some(m) = metrics {
+            writeln!(out, "metrics: http://{m}/metrics")?;
+        }
         writeln!(out, "library: {}", args.library)?;
         writeln!(out, "{}", setup::secret_line(&secret, &secret_source))?;
         writeln!(out, "data: {}", args.data.display())?;
@@ -267,6 +281,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let router = axum::Router::new()
         .fallback(routes::dispatch)
         .with_state(app)
+        .layer(axum::middleware::from_fn(telemetry::observe))
         .layer(cors)
         .layer(axum::middleware::from_fn(cors::preflight_no_content));
     // Small replies (begin, confirm) must not wait for Nagle.

@@ -19,24 +19,11 @@ use super::{admin, batch, cos, delta, directories, files, recycled, spaces, toke
 pub async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let is_object = path.starts_with("/cos/");
-    // Tokens, secrets and signatures travel in query strings: redact them
-    // (only when the request log is on).
-    let logged = tracing::enabled!(tracing::Level::DEBUG).then(|| {
-        (
-            req.method().clone(),
-            crate::smh::redact::redact_url(&req.uri().to_string()),
-        )
-    });
-    let started = std::time::Instant::now();
-    let resp = match route(&app, req, &path).await {
+    let mut resp = match route(&app, req, &path).await {
         Ok(r) => r,
         Err(e) if is_object => e.into_cos().into_response(),
         Err(e) => e.into_response(),
     };
-    if let Some((method, shown)) = logged {
-        tracing::debug!(%method, uri = %shown, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
-    }
-    let mut resp = resp;
     if !resp.headers().contains_key("x-smh-request-id") {
         if let Ok(v) = HeaderValue::from_str(&request_id()) {
             resp.headers_mut().insert("x-smh-request-id", v);

@@ -53,8 +53,11 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Counts one request of `name`, which also becomes the `op` label of
+    /// the request's metrics ([`super::telemetry`]).
     pub fn op(&self, name: &'static str) {
         *self.requests.lock().entry(name).or_insert(0) += 1;
+        super::telemetry::name_request(name);
     }
 
     pub fn add(counter: &AtomicU64, n: u64) {

@@ -12,6 +12,7 @@ use super::codes;
 use super::error::{Result, SmhError};
 use super::path::SmhPath;
 use super::redact::redact_url;
+use super::telemetry::{self, RequestKind};
 use super::types::*;
 
 /// How the client authenticates.
@@ -112,6 +113,8 @@ struct TokenState {
 
 /// One API call, kept re-sendable so retries and token refreshes can repeat it.
 pub(crate) struct ApiCall {
+    /// What it is for (metrics label, debug line).
+    pub kind: RequestKind,
     pub method: Method,
     /// Path below `/api/v1/`, already encoded.
     pub path: String,
@@ -126,8 +129,9 @@ pub(crate) struct ApiCall {
 }
 
 impl ApiCall {
-    pub fn new(method: Method, path: String) -> Self {
+    pub fn new(kind: RequestKind, method: Method, path: String) -> Self {
         Self {
+            kind,
             method,
             path,
             flag: None,
@@ -298,7 +302,7 @@ impl SmhClient {
         let c = &self.inner.config;
         let call = match (&c.credentials, current) {
             (Credentials::LibrarySecret(secret), _) => {
-                let mut call = ApiCall::new(Method::GET, "token".into())
+                let mut call = ApiCall::new(RequestKind::Token, Method::GET, "token".into())
                     .query("library_id", c.library.clone())
                     .query("library_secret", secret.clone())
                     .query("grant", c.grants.clone());
@@ -314,6 +318,7 @@ impl SmhClient {
             (Credentials::AccessToken(t), cur) => {
                 let token = cur.map(|s| s.token.clone()).unwrap_or_else(|| t.clone());
                 let mut call = ApiCall::new(
+                    RequestKind::Token,
                     Method::POST,
                     format!("token/{}/{}", percent(&c.library), percent(&token)),
                 );
@@ -407,12 +412,14 @@ impl SmhClient {
             match result {
                 Err(e) => {
                     let shown = shown();
+                    telemetry::exchange(call.kind, None, started.elapsed(), None, || shown.clone());
                     let err = SmhError::Network {
                         url: shown.clone(),
                         message: error_chain(&e),
                     };
                     if attempt < max {
                         let d = self.backoff(attempt);
+                        telemetry::retry(call.kind, d);
                         tracing::warn!(method = %call.method, url = %shown, error = %err, retry_in = ?d, "request failed; retrying");
                         tokio::time::sleep(d).await;
                         attempt += 1;
@@ -422,7 +429,13 @@ impl SmhClient {
                 }
                 Ok(resp) => {
                     let status = resp.status();
-                    tracing::debug!(method = %call.method, url = %shown(), status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "smh request");
+                    telemetry::exchange(
+                        call.kind,
+                        Some(status.as_u16()),
+                        started.elapsed(),
+                        telemetry::request_id(resp.headers()),
+                        shown,
+                    );
                     if status.is_success() || status.is_redirection() {
                         return Ok(resp);
                     }
@@ -448,6 +461,7 @@ impl SmhClient {
                         let d = retry_after
                             .unwrap_or_else(|| self.backoff(attempt))
                             .min(self.inner.config.retry.max_delay);
+                        telemetry::retry(call.kind, d);
                         tracing::warn!(method = %call.method, url = %shown(), error = %err, retry_in = ?d, "server error; retrying");
                         tokio::time::sleep(d).await;
                         attempt += 1;
@@ -485,8 +499,12 @@ impl SmhClient {
         marker: Option<&str>,
         limit: u32,
     ) -> Result<DirListing> {
-        let mut call = ApiCall::new(Method::GET, self.space_path("directory", dir))
-            .query("limit", limit.clamp(1, 1000).to_string());
+        let mut call = ApiCall::new(
+            RequestKind::List,
+            Method::GET,
+            self.space_path("directory", dir),
+        )
+        .query("limit", limit.clamp(1, 1000).to_string());
         if let Some(m) = marker {
             call = call.query("marker", m);
         }
@@ -509,7 +527,12 @@ impl SmhClient {
 
     /// `?info` on any path; `Ok(None)` when it does not exist.
     pub async fn stat(&self, path: &SmhPath) -> Result<Option<EntryInfo>> {
-        let call = ApiCall::new(Method::GET, self.space_path("directory", path)).flag("info");
+        let call = ApiCall::new(
+            RequestKind::Info,
+            Method::GET,
+            self.space_path("directory", path),
+        )
+        .flag("info");
         match self.call_json(call).await {
             Ok(info) => Ok(Some(info)),
             Err(e) if e.is_not_found() => Ok(None),
@@ -519,7 +542,11 @@ impl SmhClient {
 
     /// `HEAD` on a directory.
     pub async fn dir_exists(&self, path: &SmhPath) -> Result<bool> {
-        let call = ApiCall::new(Method::HEAD, self.space_path("directory", path));
+        let call = ApiCall::new(
+            RequestKind::Head,
+            Method::HEAD,
+            self.space_path("directory", path),
+        );
         match self.call(call).await {
             Ok(_) => Ok(true),
             Err(e) if e.is_not_found() => Ok(false),
@@ -529,8 +556,12 @@ impl SmhClient {
 
     /// Creates the directory (and missing parents); returns the final path.
     pub async fn create_dir(&self, path: &SmhPath, strategy: ConflictStrategy) -> Result<SmhPath> {
-        let call = ApiCall::new(Method::PUT, self.space_path("directory", path))
-            .query("conflict_resolution_strategy", strategy.as_str());
+        let call = ApiCall::new(
+            RequestKind::Mkdir,
+            Method::PUT,
+            self.space_path("directory", path),
+        )
+        .query("conflict_resolution_strategy", strategy.as_str());
         let resp = self.call(call).await?;
         path_reply(resp, path).await
     }
@@ -547,8 +578,12 @@ impl SmhClient {
 
     /// DELETE of a file or directory (to the recycle bin unless `permanent`).
     async fn delete(&self, kind: &str, path: &SmhPath, permanent: bool) -> Result<()> {
-        let call = ApiCall::new(Method::DELETE, self.space_path(kind, path))
-            .query("permanent", if permanent { "1" } else { "0" });
+        let call = ApiCall::new(
+            RequestKind::Delete,
+            Method::DELETE,
+            self.space_path(kind, path),
+        )
+        .query("permanent", if permanent { "1" } else { "0" });
         self.call(call).await.map(drop)
     }
 
@@ -561,7 +596,12 @@ impl SmhClient {
         body: MoveBody,
         strategy: ConflictStrategy,
     ) -> Result<SmhPath> {
-        let call = ApiCall::new(Method::PUT, self.space_path(kind, to))
+        let request = if body.copy_from.is_some() {
+            RequestKind::Copy
+        } else {
+            RequestKind::Move
+        };
+        let call = ApiCall::new(request, Method::PUT, self.space_path(kind, to))
             .query("conflict_resolution_strategy", strategy.as_str())
             .json(&body);
         let resp = self.call(call).await?;
@@ -587,13 +627,22 @@ impl SmhClient {
 
     /// `?info` with a download URL (`cos_url`).
     pub async fn file_info(&self, path: &SmhPath) -> Result<FileInfo> {
-        let call = ApiCall::new(Method::GET, self.space_path("file", path)).flag("info");
+        let call = ApiCall::new(
+            RequestKind::Info,
+            Method::GET,
+            self.space_path("file", path),
+        )
+        .flag("info");
         self.call_json(call).await
     }
 
     /// `HEAD`; `Ok(None)` when missing.
     pub async fn head_file(&self, path: &SmhPath) -> Result<Option<FileHead>> {
-        let call = ApiCall::new(Method::HEAD, self.space_path("file", path));
+        let call = ApiCall::new(
+            RequestKind::Head,
+            Method::HEAD,
+            self.space_path("file", path),
+        );
         let resp = match self.call(call).await {
             Ok(r) => r,
             Err(e) if e.is_not_found() => return Ok(None),
@@ -614,92 +663,6 @@ impl SmhClient {
             etag: get("x-smh-etag"),
             modification_time: get("x-smh-modification-time"),
         }))
-    }
-
-    /// The download endpoint's 302 `Location` (a pre-signed object URL).
-    pub async fn download_url(&self, path: &SmhPath) -> Result<String> {
-        let call = ApiCall::new(Method::GET, self.space_path("file", path));
-        let resp = self.call(call).await?;
-        let url = self.space_path("file", path);
-        if !resp.status().is_redirection() {
-            return Err(SmhError::Malformed {
-                url,
-                message: format!("download answered {} instead of a redirect", resp.status()),
-            });
-        }
-        let loc = resp
-            .headers()
-            .get(reqwest::header::LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| SmhError::Malformed {
-                url: url.clone(),
-                message: "redirect without Location".into(),
-            })?;
-        let resolved = self
-            .inner
-            .config
-            .endpoint
-            .join(loc)
-            .map_err(|e| SmhError::Malformed {
-                url,
-                message: format!("bad Location: {e}"),
-            })?;
-        Ok(resolved.to_string())
-    }
-
-    /// Ranged GET on an object URL. A 403 (expired URL) comes back as
-    /// `SmhError::Api { status: 403, .. }` so the caller can fetch a new URL.
-    pub async fn read_range(&self, url: &str, offset: u64, len: u64) -> Result<Bytes> {
-        if len == 0 {
-            return Ok(Bytes::new());
-        }
-        let max = self.inner.config.retry.max_retries;
-        let shown = redact_url(url);
-        let mut attempt = 0;
-        loop {
-            let resp = self
-                .inner
-                .http
-                .get(url)
-                .header(
-                    reqwest::header::RANGE,
-                    format!("bytes={}-{}", offset, offset + len - 1),
-                )
-                .send()
-                .await;
-            let err = match resp {
-                Ok(resp) if resp.status() == StatusCode::RANGE_NOT_SATISFIABLE => {
-                    return Ok(Bytes::new())
-                }
-                Ok(resp) if resp.status().is_success() => {
-                    // 200: the server ignored Range; our window is cut out
-                    // of the whole body as it streams past.
-                    let skip = if resp.status() == StatusCode::OK {
-                        offset
-                    } else {
-                        0
-                    };
-                    match body_window(resp, skip, len).await {
-                        Ok(b) => return Ok(b),
-                        Err(e) => SmhError::Network {
-                            url: shown.clone(),
-                            message: error_chain(&e),
-                        },
-                    }
-                }
-                Ok(resp) => error_from_response(resp).await,
-                Err(e) => SmhError::Network {
-                    url: shown.clone(),
-                    message: error_chain(&e),
-                },
-            };
-            if err.is_retryable() && attempt < max {
-                tokio::time::sleep(self.backoff(attempt)).await;
-                attempt += 1;
-                continue;
-            }
-            return Err(err);
-        }
     }
 
     pub async fn delete_file(&self, path: &SmhPath, permanent: bool) -> Result<()> {
@@ -814,28 +777,4 @@ async fn read_capped(mut resp: reqwest::Response, cap: usize) -> reqwest::Result
         out.extend_from_slice(&chunk);
     }
     Ok((out.freeze(), true))
-}
-
-/// Reads the window `[skip, skip + len)` of a response body into one
-/// buffer: one copy from the socket's frames, no whole-body buffer, and
-/// never more than `len` bytes kept whatever the server sends (a server
-/// that ignores Range sends the whole object: the rest is not read).
-async fn body_window(mut resp: reqwest::Response, skip: u64, len: u64) -> reqwest::Result<Bytes> {
-    let mut out = bytes::BytesMut::with_capacity(len.min(64 << 20) as usize);
-    let mut skip = skip;
-    while (out.len() as u64) < len {
-        let Some(chunk) = resp.chunk().await? else {
-            break;
-        };
-        let from = skip.min(chunk.len() as u64) as usize;
-        skip -= from as u64;
-        let want = (len - out.len() as u64).min((chunk.len() - from) as u64) as usize;
-        out.extend_from_slice(&chunk[from..from + want]);
-    }
-    // See the end of a well-sized body, so the connection is reused; a body
-    // that goes on is not read further.
-    if out.len() as u64 == len {
-        let _ = resp.chunk().await?;
-    }
-    Ok(out.freeze())
 }

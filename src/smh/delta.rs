@@ -7,6 +7,7 @@ use super::client::{decode_json, percent, ApiCall, SmhClient};
 use super::codes;
 use super::error::{Result, SmhError};
 use super::path::SmhPath;
+use super::telemetry::RequestKind;
 use super::types::{DeltaCursor, DeltaPage, DirListing};
 
 /// Entries asked for per `delta` call.
@@ -35,7 +36,7 @@ impl SmhClient {
     /// The current position of the space's change log; `Ok(None)` when the
     /// server has no feed (404 or `FunctionNotEnabled`).
     pub async fn delta_cursor(&self) -> Result<Option<String>> {
-        let call = ApiCall::new(Method::GET, self.delta_path("cursor"));
+        let call = ApiCall::new(RequestKind::Delta, Method::GET, self.delta_path("cursor"));
         match self.call_json::<DeltaCursor>(call).await {
             Ok(c) => Ok(Some(c.cursor)),
             Err(e) if no_feed(&e) => Ok(None),
@@ -46,7 +47,7 @@ impl SmhClient {
     /// The changes after `cursor` (at most `limit`). Any 4xx but an auth
     /// or rate error means the cursor is lost (§4.15).
     pub async fn delta(&self, cursor: &str, limit: u32) -> Result<DeltaPoll> {
-        let call = ApiCall::new(Method::GET, self.delta_path("delta"))
+        let call = ApiCall::new(RequestKind::Delta, Method::GET, self.delta_path("delta"))
             .query("cursor", cursor)
             .query("limit", limit.clamp(1, 1000).to_string());
         match self.call_json::<DeltaPage>(call).await {
@@ -65,9 +66,13 @@ impl SmhClient {
         limit: u32,
         etag: Option<&str>,
     ) -> Result<Option<DirListing>> {
-        let mut call = ApiCall::new(Method::GET, self.space_path("directory", dir))
-            .query("limit", limit.clamp(1, 1000).to_string())
-            .query("with_inode", "1");
+        let mut call = ApiCall::new(
+            RequestKind::List,
+            Method::GET,
+            self.space_path("directory", dir),
+        )
+        .query("limit", limit.clamp(1, 1000).to_string())
+        .query("with_inode", "1");
         if let Some(m) = marker {
             call = call.query("marker", m);
         }

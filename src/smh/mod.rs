@@ -6,12 +6,14 @@
 pub mod client;
 pub mod codes;
 pub mod delta;
+pub mod download;
 pub mod error;
 pub mod hash;
 pub mod part_source;
 pub mod path;
 pub mod redact;
 pub mod space;
+pub mod telemetry;
 pub mod time;
 pub mod types;
 pub mod upload;

@@ -8,6 +8,7 @@ use reqwest::{Method, StatusCode};
 use super::client::{decode_json, percent, ApiCall, SmhClient};
 use super::error::{Result, SmhError};
 use super::path::SmhPath;
+use super::telemetry::RequestKind;
 use super::types::{
     BatchDeleteItem, BatchItemResult, BatchReply, SpaceSize, SpaceUsage, TaskCreated, TaskInfo,
 };
@@ -44,6 +45,7 @@ impl SmhClient {
             })
             .collect();
         let call = ApiCall::new(
+            RequestKind::Batch,
             Method::POST,
             format!("batch/{}/{}", percent(&c.library), percent(&c.space)),
         )
@@ -67,7 +69,7 @@ impl SmhClient {
         let mut pause = Duration::from_millis(100);
         loop {
             let infos: Vec<TaskInfo> = self
-                .call_json(ApiCall::new(Method::GET, path.clone()))
+                .call_json(ApiCall::new(RequestKind::Task, Method::GET, path.clone()))
                 .await?;
             let info =
                 infos
@@ -113,6 +115,7 @@ impl SmhClient {
     pub async fn usage(&self) -> Result<Usage> {
         let c = &self.inner.config;
         let call = ApiCall::new(
+            RequestKind::Usage,
             Method::GET,
             format!("usage/{}/{}", percent(&c.library), percent(&c.space)),
         );
@@ -131,6 +134,7 @@ impl SmhClient {
             }
             Err(e) if matches!(e.status(), Some(403) | Some(404)) => {
                 let call = ApiCall::new(
+                    RequestKind::Usage,
                     Method::GET,
                     format!("space/{}/{}/size", percent(&c.library), percent(&c.space)),
                 );

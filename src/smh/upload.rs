@@ -16,6 +16,7 @@ use super::hash::{ContentHasher, ContentHashes, INSTANT_UPLOAD_MIN_SIZE};
 use super::part_source::{PartBody, PlainFile, SharedSource, Source};
 use super::path::SmhPath;
 use super::redact::redact_url;
+use super::telemetry::{self, RequestKind};
 use super::types::*;
 
 /// SMH allows at most this many parts per upload.
@@ -150,7 +151,7 @@ impl SmhClient {
             UploadKind::Simple => Method::PUT,
             UploadKind::Multipart => Method::POST,
         };
-        let mut call = ApiCall::new(method, self.space_path("file", path));
+        let mut call = ApiCall::new(RequestKind::Begin, method, self.space_path("file", path));
         if kind == UploadKind::Multipart {
             call = call.flag("multipart");
         }
@@ -195,6 +196,11 @@ impl SmhClient {
         // Only worked out when something is shown (errors).
         let shown = || redact_url(&url);
         let max = self.config().retry.max_retries;
+        let kind = if part.is_some() {
+            RequestKind::Part
+        } else {
+            RequestKind::Object
+        };
         let mut attempt = 0;
         loop {
             let mut req = self
@@ -206,8 +212,19 @@ impl SmhClient {
             for (k, v) in ticket.header_pairs() {
                 req = req.header(k, v);
             }
-            let err = match req.send().await {
-                Ok(resp) if resp.status().is_success() => return Ok(()),
+            let started = std::time::Instant::now();
+            let resp = req.send().await;
+            let status = resp.as_ref().ok().map(|r| r.status().as_u16());
+            let id = resp
+                .as_ref()
+                .ok()
+                .and_then(|r| telemetry::request_id(r.headers()));
+            telemetry::exchange(kind, status, started.elapsed(), id, shown);
+            let err = match resp {
+                Ok(resp) if resp.status().is_success() => {
+                    telemetry::uploaded(body.len());
+                    return Ok(());
+                }
                 Ok(resp) => error_from_response(resp).await,
                 Err(e) => SmhError::Network {
                     url: shown(),
@@ -216,6 +233,7 @@ impl SmhClient {
             };
             if err.is_retryable() && attempt < max {
                 let d = self.backoff(attempt);
+                telemetry::retry(kind, d);
                 tracing::warn!(url = %shown(), error = %err, retry_in = ?d, "object PUT failed; retrying");
                 tokio::time::sleep(d).await;
                 attempt += 1;
@@ -263,8 +281,12 @@ impl SmhClient {
         body: &ConfirmBody,
         strategy: Option<ConflictStrategy>,
     ) -> Result<FileMeta> {
-        let mut call =
-            ApiCall::new(Method::POST, self.upload_task_path(confirm_key)?).flag("confirm");
+        let mut call = ApiCall::new(
+            RequestKind::Confirm,
+            Method::POST,
+            self.upload_task_path(confirm_key)?,
+        )
+        .flag("confirm");
         if let Some(s) = strategy {
             call = call.query("conflict_resolution_strategy", s.as_str());
         }
@@ -272,19 +294,34 @@ impl SmhClient {
     }
 
     pub async fn upload_status(&self, confirm_key: &str) -> Result<UploadStatus> {
-        let call = ApiCall::new(Method::GET, self.upload_task_path(confirm_key)?).flag("upload");
+        let call = ApiCall::new(
+            RequestKind::Status,
+            Method::GET,
+            self.upload_task_path(confirm_key)?,
+        )
+        .flag("upload");
         self.call_json(call).await
     }
 
     pub async fn renew_upload(&self, confirm_key: &str) -> Result<UploadTicket> {
-        let call = ApiCall::new(Method::POST, self.upload_task_path(confirm_key)?).flag("renew");
+        let call = ApiCall::new(
+            RequestKind::Renew,
+            Method::POST,
+            self.upload_task_path(confirm_key)?,
+        )
+        .flag("renew");
         let t: UploadTicket = self.call_json(call).await?;
         tracing::debug!(expiration = ?t.expiration, "upload ticket renewed");
         Ok(t)
     }
 
     pub async fn abort_upload(&self, confirm_key: &str) -> Result<()> {
-        let call = ApiCall::new(Method::DELETE, self.upload_task_path(confirm_key)?).flag("upload");
+        let call = ApiCall::new(
+            RequestKind::Abort,
+            Method::DELETE,
+            self.upload_task_path(confirm_key)?,
+        )
+        .flag("upload");
         self.call(call).await.map(drop)
     }
 
@@ -372,6 +409,7 @@ impl SmhClient {
         }
         let ticket = match outcome {
             BeginOutcome::Done(meta) => {
+                telemetry::instant_upload(size);
                 tracing::info!(path = %path, size, "instant upload: content already stored, no data sent");
                 return Ok(meta);
             }

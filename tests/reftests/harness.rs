@@ -40,12 +40,10 @@ pub struct Harness<'a> {
     /// Files at the space's root before the case (a stray upload of an
     /// earlier case must not fail this one).
     root_files: Vec<String>,
-    /// Files whose open state in the core may outlive their handles or
-    /// be taken for local-only (created over a server file, closed without
-    /// an upload yet); see [`Harness::known_bug`].
-    unsettled: std::collections::HashSet<usize>,
-    /// Files created here and not uploaded yet (as far as the harness knows).
-    local_only: std::collections::HashSet<usize>,
+    /// Files whose upload failed on purpose and that no writer has sent
+    /// since: the core retries them in the background (README, Durable
+    /// uploads), so a reader's last close does not put them on the server.
+    retrying: std::collections::HashSet<usize>,
     _cache: tempfile::TempDir,
 }
 
@@ -110,8 +108,7 @@ impl<'a> Harness<'a> {
             client,
             rt,
             root_files,
-            unsettled: Default::default(),
-            local_only: Default::default(),
+            retrying: Default::default(),
             _cache: cache,
         }
     }
@@ -119,51 +116,10 @@ impl<'a> Harness<'a> {
     /// Open bugs of the core that `op` would hit now, with what they are.
     /// Remove an entry once its bug is fixed (its regression test then
     /// loses its `#[ignore]`).
-    fn known_bug(&self, op: &Op) -> Option<&'static str> {
-        let unnamed = |h: usize| {
-            self.pick(h)
-                .is_some_and(|i| self.model.name_of(self.model.handles[i].file).is_none())
-        };
-        // The file named `name` is in `set`.
-        let named_in = |name: &str, set: &std::collections::HashSet<usize>| {
-            self.model.names.get(name).is_some_and(|f| set.contains(f))
-        };
-        match *op {
-            Op::Rename { from, to } if from == to && !self.model.names.contains_key(from) => {
-                Some("rename(x, x) of a missing x succeeds (ENOENT expected)")
-            }
-            Op::Rename { from, to }
-                if from != to
-                    && self.model.names.contains_key(from)
-                    && self.model.names.get(to).is_some_and(|f| {
-                        self.model.open_count(*f) > 0 || self.unsettled.contains(f)
-                    }) =>
-            {
-                Some("rename onto a file with open state: the replaced file is not marked unlinked, and its close (or background upload) stores it as /.smhfs-unlinked-N")
-            }
-            Op::Rename { from, to }
-                if from != to
-                    && self.model.names.contains_key(to)
-                    && named_in(from, &self.local_only) =>
-            {
-                Some("rename of a file not uploaded yet onto a server file does not replace it on the server; renamed away again, the old target stays")
-            }
-            Op::Read { h, .. } if unnamed(h) => {
-                Some("a read of an open file that is not staged goes to the server by path: after unlink it fails with ENOENT")
-            }
-            Op::Rename { from: name, .. } | Op::Unlink { name }
-                if named_in(name, &self.unsettled) =>
-            {
-                Some("a file created (O_TRUNC) over a name the server holds, or adopted from the journal, is taken for local-only until uploaded: rename and unlink leave the server's old file")
-            }
-            Op::Write { h, .. } if unnamed(h) => {
-                Some("a write to an open unlinked file staged on disk journals it under /.smhfs-unlinked-N; the entry outlives the file")
-            }
-            Op::Truncate { h, .. } if unnamed(h) => {
-                Some("ftruncate of an open unlinked file fails with ENOENT")
-            }
-            _ => None,
-        }
+    fn known_bug(&self, _op: &Op) -> Option<&'static str> {
+        // None open: the last ones (rename onto open files, files recreated
+        // over server files, unlinked open files) are fixed.
+        None
     }
 
     fn sut(&mut self) -> &mut Sut {
@@ -183,15 +139,7 @@ impl<'a> Harness<'a> {
         match *op {
             Op::Create { name } => {
                 let fh = self.sut().create(name).map_err(|e| errs("create", e))?;
-                if let Some(f) = self.model.names.get(name) {
-                    if self.model.open_count(*f) == 0 {
-                        self.unsettled.insert(*f);
-                    }
-                }
-                let h = self.model.create(name);
-                if !self.unsettled.contains(&self.model.handles[h].file) {
-                    self.local_only.insert(self.model.handles[h].file);
-                }
+                self.model.create(name);
                 self.fhs.push(fh);
             }
             Op::Open {
@@ -261,8 +209,6 @@ impl<'a> Harness<'a> {
                         if self.model.open_count(file) == 0 && !self.spec.write_back {
                             // Nothing will close it: uploaded at once.
                             self.check_server_file(name)?;
-                        } else if self.model.open_count(file) == 0 {
-                            self.unsettled.insert(file);
                         }
                     }
                     (None, Err(libc::ENOENT)) => {}
@@ -297,8 +243,7 @@ impl<'a> Harness<'a> {
                 let fh = self.fhs[i];
                 self.sut().fsync(fh).map_err(|e| errs("fsync", e))?;
                 self.check_server_handle(i)?;
-                self.unsettled.remove(&self.model.handles[i].file);
-                self.local_only.remove(&self.model.handles[i].file);
+                self.retrying.remove(&self.model.handles[i].file);
             }
             Op::Close { h } => {
                 let Some(i) = self.pick(h) else {
@@ -311,9 +256,8 @@ impl<'a> Harness<'a> {
                 let sut = self.sut.take().expect("mounted");
                 sut.unmount(crash);
                 if !crash {
-                    // Drained: no open state is left.
-                    self.unsettled.clear();
-                    self.local_only.clear();
+                    // Drained: every retry is done.
+                    self.retrying.clear();
                 }
                 self.sut = Some(Sut::mount(&self.spec));
             }
@@ -347,10 +291,12 @@ impl<'a> Harness<'a> {
                     Ok(()) => self.check_server_handle(i)?,
                     Err(libc::EIO) if close => {
                         EIO_SEEN.fetch_add(1, Ordering::Relaxed);
+                        self.retrying.insert(self.model.handles[i].file);
                         self.release(i, false)?
                     }
                     Err(libc::EIO) => {
                         EIO_SEEN.fetch_add(1, Ordering::Relaxed);
+                        self.retrying.insert(self.model.handles[i].file);
                     }
                     Err(e) => return Err(errs("flush/fsync under a fault", e)),
                 }
@@ -363,6 +309,10 @@ impl<'a> Harness<'a> {
     fn close(&mut self, i: usize, check: bool) -> Check {
         let fh = self.fhs[i];
         self.sut().flush(fh).map_err(|e| errs("flush", e))?;
+        if self.model.handles[i].writable {
+            // A writer's close sends the content (if it is not clean).
+            self.retrying.remove(&self.model.handles[i].file);
+        }
         self.release(i, check)
     }
 
@@ -373,15 +323,7 @@ impl<'a> Harness<'a> {
         self.sut().release(fh).map_err(|e| errs("release", e))?;
         let closed = self.model.close(i);
         let last = self.model.open_count(closed.file) == 0;
-        if last && check && !self.spec.write_back {
-            // Uploaded by its flush, open state gone.
-            self.unsettled.remove(&closed.file);
-            self.local_only.remove(&closed.file);
-        } else if last {
-            // Uploaded in the background, some time.
-            self.unsettled.insert(closed.file);
-        }
-        if check && last && !self.spec.write_back {
+        if check && last && !self.spec.write_back && !self.retrying.contains(&closed.file) {
             if let Some(name) = self.model.name_of(closed.file).map(str::to_string) {
                 self.check_server_file(&name)?;
             }
