@@ -5,13 +5,11 @@
 //! keeps both: the other version stays under the name, ours is stored next
 //! to it as `name (conflict YYYY-MM-DD HHMM).ext` (logged at WARN).
 //!
+//! A leaf: the check itself is `SmhFs::check_base` in `upload.rs`.
+//!
 //! Remaining race: SMH's begin and confirm take no precondition, so a change
 //! made between this check and the confirm is still overwritten.
 
-use super::core::SmhFs;
-use super::error::{FsError, FsResult};
-use super::openfile::OpenFile;
-use super::read::Version;
 use crate::smh::path::MAX_NAME_BYTES;
 use crate::smh::{ConflictStrategy, SmhPath};
 
@@ -62,49 +60,6 @@ pub(crate) fn conflict_name(path: &SmhPath, now: chrono::DateTime<chrono::Utc>) 
     let mut stem = stem.to_string();
     while stem.len() + tag.len() + ext.len() > MAX_NAME_BYTES && stem.pop().is_some() {}
     path.parent()?.join(&format!("{stem}{tag}{ext}")).ok()
-}
-
-impl SmhFs {
-    /// Checks the server's version of `path` against the one `of` started
-    /// from; `Err(Stale)` in `fail` mode.
-    pub(crate) async fn check_base(&self, path: &SmhPath, of: &OpenFile) -> FsResult<Target> {
-        let Some(base) = of.base.as_ref() else {
-            return Ok(Target::Same);
-        };
-        if self.cfg.update_conflict == UpdateConflict::Overwrite {
-            return Ok(Target::Same);
-        }
-        let Some(info) = self.client.stat(path).await? else {
-            // Deleted elsewhere: ours brings it back.
-            return Ok(Target::Same);
-        };
-        if info.kind.is_dir() {
-            return Ok(Target::Same);
-        }
-        let now = Version {
-            etag: info.e_tag.clone(),
-            crc64: info.crc64.clone(),
-            size: info
-                .size
-                .as_deref()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0),
-        };
-        if now.same(base) {
-            return Ok(Target::Same);
-        }
-        match self.cfg.update_conflict {
-            UpdateConflict::Fail => {
-                tracing::warn!(%path, "changed on the server since it was opened here; not overwriting it (update_conflict=fail): ESTALE, the data stays in cache_dir");
-                Err(FsError::Stale)
-            }
-            _ => {
-                let copy = conflict_name(path, chrono::Utc::now()).ok_or(FsError::Invalid)?;
-                tracing::warn!(%path, conflict_copy = %copy, "changed on the server since it was opened here; keeping both: ours is stored as the conflict copy");
-                Ok(Target::Copy(copy))
-            }
-        }
-    }
 }
 
 /// Upload strategy for a target.

@@ -8,7 +8,7 @@
 use super::cache::Meta;
 use super::core::SmhFs;
 use super::error::{FsError, FsResult};
-use super::lostupdate::{strategy_for, Target};
+use super::lostupdate::{conflict_name, strategy_for, Target, UpdateConflict};
 use super::memstage::Staged;
 use super::openfile::{JournalState, OpenFile};
 use super::queue::transient;
@@ -323,5 +323,48 @@ fn target_path(target: &Target, path: &SmhPath) -> SmhPath {
     match target {
         Target::Same => path.clone(),
         Target::Copy(c) => c.clone(),
+    }
+}
+
+impl SmhFs {
+    /// Checks the server's version of `path` against the one `of` started
+    /// from; `Err(Stale)` in `fail` mode.
+    pub(crate) async fn check_base(&self, path: &SmhPath, of: &OpenFile) -> FsResult<Target> {
+        let Some(base) = of.base.as_ref() else {
+            return Ok(Target::Same);
+        };
+        if self.cfg.update_conflict == UpdateConflict::Overwrite {
+            return Ok(Target::Same);
+        }
+        let Some(info) = self.client.stat(path).await? else {
+            // Deleted elsewhere: ours brings it back.
+            return Ok(Target::Same);
+        };
+        if info.kind.is_dir() {
+            return Ok(Target::Same);
+        }
+        let now = Version {
+            etag: info.e_tag.clone(),
+            crc64: info.crc64.clone(),
+            size: info
+                .size
+                .as_deref()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0),
+        };
+        if now.same(base) {
+            return Ok(Target::Same);
+        }
+        match self.cfg.update_conflict {
+            UpdateConflict::Fail => {
+                tracing::warn!(%path, "changed on the server since it was opened here; not overwriting it (update_conflict=fail): ESTALE, the data stays in cache_dir");
+                Err(FsError::Stale)
+            }
+            _ => {
+                let copy = conflict_name(path, chrono::Utc::now()).ok_or(FsError::Invalid)?;
+                tracing::warn!(%path, conflict_copy = %copy, "changed on the server since it was opened here; keeping both: ours is stored as the conflict copy");
+                Ok(Target::Copy(copy))
+            }
+        }
     }
 }
