@@ -407,3 +407,18 @@ async fn part_put_etag_is_the_md5_of_the_part() {
         format!("\"{}\"", hex::encode(Md5::digest(b"tail")))
     );
 }
+
+/// `--part-etag crc` (benchmarks) answers `"<crc64>-<size>"` and skips the MD5.
+#[tokio::test]
+async fn part_etag_crc_for_benchmarks() {
+    let s = TestServer::start_with(&["--part-etag", "crc"]);
+    let tok = token_with(&s, "admin").await;
+    let t = multipart_begin(&s, &tok, "crc.bin").await;
+    let part: Vec<u8> = (0..MIB + 5).map(|i| (i * 7 % 253) as u8).collect();
+    let r = put_part(&t, 1, part.clone()).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let crc = smhfs::smh::hash::crc64(&part);
+    let want = format!("\"{crc:016x}-{}\"", part.len());
+    assert_eq!(r.headers()["etag"].to_str().unwrap(), want);
+    assert_ne!(want, format!("\"{}\"", hex::encode(Md5::digest(&part))));
+}

@@ -77,6 +77,13 @@ pub struct ServeArgs {
     /// connection is closed.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     pub body_timeout: u64,
+    /// What part and object PUTs answer as `ETag`: `md5` (what COS
+    /// answers), or `crc` (`"<crc64>-<size>"`, no MD5 pass over the bytes).
+    /// `crc` is for benchmarks, where this server stands in for COS on the
+    /// same machine as the client: COS hashes on its own machines, and MD5
+    /// (the slowest hash here) would be charged to the client's workload.
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = PartEtag::Md5)]
+    pub part_etag: PartEtag,
     /// Batches (POST /api/v1/batch/...) of more items than this run as a
     /// task (202 + taskId) instead of before the reply.
     #[arg(long, value_name = "N", default_value_t = 100)]
@@ -327,4 +334,13 @@ async fn shutdown_signal() {
         _ = ctrl_c => {},
         _ = term => {},
     }
+}
+
+/// `--part-etag`: how PUT replies compute their `ETag`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PartEtag {
+    /// `"<md5 hex>"`, as COS answers.
+    Md5,
+    /// `"<crc64 hex>-<size>"`: no MD5 pass (benchmarks).
+    Crc,
 }

@@ -50,6 +50,11 @@ fn etag_of(md5: Md5) -> String {
     format!("\"{}\"", hex::encode(md5.finalize()))
 }
 
+/// The ETag under `--part-etag crc`.
+fn crc_etag(crc: u64, n: u64) -> String {
+    format!("\"{crc:016x}-{n}\"")
+}
+
 /// Received bytes are handed to the blocking pool in batches of this size
 /// (one hop for a small body, file open, write and record included).
 const RECV_BUF: usize = 1 << 20;
@@ -88,8 +93,8 @@ struct PartWriter {
     written: u64,
     len: Option<u64>,
     hasher: Option<ContentHasher>,
-    /// MD5 of the bytes written (the ETag).
-    md5: Md5,
+    /// MD5 of the bytes written (the ETag); None under `--part-etag crc`.
+    md5: Option<Md5>,
     /// Recorded; otherwise dropping frees the slot and the fallback file
     /// (also when the client goes away mid-body and the request is dropped).
     recorded: bool,
@@ -198,23 +203,26 @@ impl PartWriter {
             written: 0,
             len: req.len,
             hasher,
-            md5: Md5::new(),
+            md5: (app.args.part_etag == crate::server::PartEtag::Md5).then(Md5::new),
             recorded: false,
         })
     }
 
     fn write(&mut self, data: &[axum::body::Bytes]) -> SResult<()> {
         let len: usize = data.iter().map(|d| d.len()).sum();
+        let Some(mut md5) = self.md5.take() else {
+            return self.write_data(data);
+        };
         if len < MD5_BESIDE {
             for d in data {
-                self.md5.update(d);
+                md5.update(d);
             }
+            self.md5 = Some(md5);
             return self.write_data(data);
         }
         // MD5 (the ETag) is the slowest hash here (~1.7 ms a MiB) and needs
         // nothing else, so it runs beside the write and the other hashes
         // rather than after them.
-        let mut md5 = std::mem::take(&mut self.md5);
         let res = std::thread::scope(|s| {
             let h = s.spawn(|| {
                 for d in data {
@@ -225,7 +233,7 @@ impl PartWriter {
             let _ = h.join();
             res
         });
-        self.md5 = md5;
+        self.md5 = Some(md5);
         res
     }
 
@@ -255,8 +263,11 @@ impl PartWriter {
 
     /// Records the complete part (the task must still be open); returns
     /// its ETag.
-    fn commit(mut self, app: &App) -> SResult<String> {
-        let etag = etag_of(std::mem::take(&mut self.md5));
+    fn commit(mut self, app: &App, crc: u64) -> SResult<String> {
+        let etag = match self.md5.take() {
+            Some(md5) => etag_of(md5),
+            None => crc_etag(crc, self.written),
+        };
         let key = self.tf.key.clone();
         let num = self.num;
         let slot = self.place.slot;
@@ -406,6 +417,7 @@ async fn object_put_inner(app: &Arc<App>, ctx: &Ctx, key: &str) -> SResult<Respo
             }
         }
         let (app2, req2, w) = (app.clone(), req.clone(), writer.take());
+        let crc_so_far = crc.value();
         let step = move || -> SResult<Received> {
             let mut w = match w {
                 Some(w) => w,
@@ -413,7 +425,7 @@ async fn object_put_inner(app: &Arc<App>, ctx: &Ctx, key: &str) -> SResult<Respo
             };
             w.write(&batch)?;
             if done {
-                w.commit(&app2).map(Received::Recorded)
+                w.commit(&app2, crc_so_far).map(Received::Recorded)
             } else {
                 Ok(Received::More(Box::new(w)))
             }
