@@ -417,7 +417,8 @@ async fn object_put_inner(app: &Arc<App>, ctx: &Ctx, key: &str) -> SResult<Respo
             }
         }
         let (app2, req2, w) = (app.clone(), req.clone(), writer.take());
-        let crc_so_far = crc.value();
+        // The whole body's CRC-64, for a crc ETag (known once it is all here).
+        let crc_done = done.then(|| crc.value());
         let step = move || -> SResult<Received> {
             let mut w = match w {
                 Some(w) => w,
@@ -425,7 +426,8 @@ async fn object_put_inner(app: &Arc<App>, ctx: &Ctx, key: &str) -> SResult<Respo
             };
             w.write(&batch)?;
             if done {
-                w.commit(&app2, crc_so_far).map(Received::Recorded)
+                w.commit(&app2, crc_done.unwrap_or_default())
+                    .map(Received::Recorded)
             } else {
                 Ok(Received::More(Box::new(w)))
             }
