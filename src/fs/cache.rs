@@ -14,6 +14,8 @@ use parking_lot::Mutex;
 use crate::smh::types::{DirEntry, EntryInfo, FileMeta};
 use crate::smh::SmhPath;
 
+use super::posix::PosixMeta;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Dir,
@@ -31,6 +33,8 @@ pub struct Meta {
     /// gets, see `read.rs`), of the listing for a directory. `None` for
     /// what we made locally and have not heard back about.
     pub etag: Option<String>,
+    /// Mode, owner and device number kept as custom metadata, if any.
+    pub posix: PosixMeta,
 }
 
 pub use crate::smh::time::{format_time, parse_time};
@@ -55,6 +59,7 @@ impl Meta {
         mtime: Option<&str>,
         ctime: Option<&str>,
         etag: Option<&String>,
+        meta_data: Option<&crate::smh::types::MetaData>,
     ) -> Self {
         let m = parse_time(local_mtime)
             .or_else(|| parse_time(mtime))
@@ -65,6 +70,7 @@ impl Meta {
             mtime: m,
             ctime: parse_time(mtime).or_else(|| parse_time(ctime)).unwrap_or(m),
             etag: etag.cloned(),
+            posix: PosixMeta::from_meta_data(meta_data),
         }
     }
 
@@ -76,6 +82,7 @@ impl Meta {
             e.modification_time.as_deref(),
             e.creation_time.as_deref(),
             e.e_tag.as_ref(),
+            e.meta_data.as_ref(),
         )
     }
 
@@ -87,6 +94,7 @@ impl Meta {
             e.modification_time.as_deref(),
             e.creation_time.as_deref(),
             e.e_tag.as_ref(),
+            e.meta_data.as_ref(),
         )
     }
 
@@ -98,6 +106,7 @@ impl Meta {
             e.modification_time.as_deref(),
             e.creation_time.as_deref(),
             e.e_tag.as_ref(),
+            e.meta_data.as_ref(),
         );
         if let Some(t) = local_mtime {
             m.mtime = t;
@@ -117,6 +126,7 @@ impl Meta {
             mtime: now,
             ctime: now,
             etag: None,
+            posix: PosixMeta::default(),
         }
     }
 
@@ -128,6 +138,7 @@ impl Meta {
             mtime: now,
             ctime: now,
             etag: None,
+            posix: PosixMeta::default(),
         }
     }
 }

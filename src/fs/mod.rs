@@ -54,6 +54,7 @@ pub mod lostupdate;
 pub mod memstage;
 pub mod mountsys;
 pub(crate) mod openfile;
+pub mod posix;
 pub mod progress;
 pub mod queue;
 pub mod read;

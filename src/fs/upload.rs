@@ -115,6 +115,7 @@ impl SmhFs {
                 },
                 strategy: strategy_now,
                 mtime: st.mtime,
+                posix: Default::default(),
                 journal: Some((self.dur.journal.clone(), template)),
                 sent,
             })
@@ -193,6 +194,7 @@ impl SmhFs {
                 body: Body::Bytes { data: body, hashes },
                 strategy: strategy_for(&target, strategy),
                 mtime: local_mtime,
+                posix: Default::default(),
                 journal: None,
                 sent,
             })

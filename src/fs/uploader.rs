@@ -36,6 +36,8 @@ pub(crate) struct Outgoing<'a> {
     pub(crate) body: Body<'a>,
     pub(crate) strategy: ConflictStrategy,
     pub(crate) mtime: Option<SystemTime>,
+    /// Mode/owner stored with the new version (`fs::posix`).
+    pub(crate) posix: super::posix::PosixMeta,
     /// Journaled with the plan once the server assigned one (resumable).
     pub(crate) journal: Option<(Journal, JournalEntry)>,
     /// Bytes sent so far (the progress tracker's counter).
@@ -74,6 +76,7 @@ impl Uploader<'_> {
             part_size: self.part_size,
             concurrency: self.concurrency,
             local_modification_time: s.mtime.map(format_time),
+            meta: s.posix.to_meta_data(),
             on_plan,
             on_progress: Some(Arc::new(move |n| {
                 sent.fetch_add(n, Ordering::Relaxed);

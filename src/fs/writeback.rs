@@ -412,6 +412,7 @@ impl SmhFs {
                 },
                 strategy: e.strategy,
                 mtime: e.mtime,
+                posix: Default::default(),
                 journal: Some((self.dur.journal.clone(), e.clone())),
                 sent,
             })

@@ -43,6 +43,7 @@ pub async fn file_route(
                 size: n.size.to_string(),
                 e_tag: Some(n.etag()),
                 crc64: n.crc64.clone(),
+                meta_data: None,
             };
             Ok(json_response(StatusCode::OK, &info))
         }

@@ -72,6 +72,7 @@ fn file_meta(path: Vec<String>, n: &store::Node, overwritten: bool) -> FileMeta 
         size: n.size.to_string(),
         e_tag: Some(n.etag()),
         crc64: n.crc64.clone(),
+        meta_data: None,
         is_overwritten: overwritten,
     }
 }

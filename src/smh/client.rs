@@ -122,7 +122,7 @@ pub(crate) struct ApiCall {
     pub flag: Option<&'static str>,
     pub query: Vec<(&'static str, String)>,
     pub json: Option<serde_json::Value>,
-    pub headers: Vec<(&'static str, String)>,
+    pub headers: Vec<(std::borrow::Cow<'static, str>, String)>,
     /// Send the access token (everything but token minting).
     pub auth: bool,
     pub timeout: Option<Duration>,
@@ -400,7 +400,7 @@ impl SmhClient {
                 .request(call.method.clone(), &url)
                 .timeout(call.timeout.unwrap_or(self.inner.config.request_timeout));
             for (k, v) in &call.headers {
-                req = req.header(*k, v);
+                req = req.header(k.as_ref(), v);
             }
             if let Some(j) = &call.json {
                 req = req.json(j);

@@ -77,7 +77,7 @@ impl SmhClient {
             call = call.query("marker", m);
         }
         if let Some(t) = etag {
-            call.headers.push(("if-none-match", t.to_string()));
+            call.headers.push(("if-none-match".into(), t.to_string()));
         }
         let path = call.path.clone();
         let resp = self.call(call).await?;

@@ -90,6 +90,10 @@ pub struct TokenReply {
     pub expires_in: u64,
 }
 
+/// Custom metadata of a file or directory: names without the
+/// `x-smh-meta-` prefix, lower case.
+pub type MetaData = std::collections::BTreeMap<String, String>;
+
 /// One item of a directory listing.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -114,6 +118,13 @@ pub struct DirEntry {
     pub content_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub inode: Option<String>,
+    /// Custom metadata (`x-smh-meta-<name>` at upload begin), e.g. smhfs's
+    /// POSIX attributes (`fs::posix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta_data: Option<MetaData>,
+    /// Symlinks: what the link points at (see `../shared/smh-api.md` §4.7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_to: Option<String>,
 }
 
 /// `GET /api/v1/directory/{lib}/{space}/{path}` (marker mode).
@@ -164,6 +175,13 @@ pub struct EntryInfo {
     pub crc64: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
+    /// Custom metadata (`x-smh-meta-<name>` at upload begin), e.g. smhfs's
+    /// POSIX attributes (`fs::posix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta_data: Option<MetaData>,
+    /// Symlinks: what the link points at (see `../shared/smh-api.md` §4.7).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_to: Option<String>,
 }
 
 /// `GET /api/v1/file/.../{path}?info`: file metadata plus a download URL.
@@ -188,6 +206,10 @@ pub struct FileInfo {
     pub e_tag: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crc64: Option<String>,
+    /// Custom metadata (`x-smh-meta-<name>` at upload begin), e.g. smhfs's
+    /// POSIX attributes (`fs::posix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta_data: Option<MetaData>,
 }
 
 /// Reply of confirm, and of a begin that completed by instant upload (200).
@@ -213,6 +235,10 @@ pub struct FileMeta {
     pub e_tag: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crc64: Option<String>,
+    /// Custom metadata (`x-smh-meta-<name>` at upload begin), e.g. smhfs's
+    /// POSIX attributes (`fs::posix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta_data: Option<MetaData>,
     #[serde(default)]
     pub is_overwritten: bool,
 }
@@ -231,6 +257,9 @@ pub struct BeginBody {
     pub local_creation_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_modification_time: Option<String>,
+    /// Sent as `x-smh-meta-<name>` headers, not in the JSON body (§4.8).
+    #[serde(skip)]
+    pub meta: MetaData,
 }
 
 /// Upload ticket (begin 201, renew 200, and status's `uploadPartInfo`).

@@ -73,6 +73,8 @@ pub struct UploadOptions {
     /// Part PUTs in flight at once.
     pub concurrency: usize,
     pub local_modification_time: Option<String>,
+    /// Custom metadata stored with the new version (`x-smh-meta-*`).
+    pub meta: super::types::MetaData,
     pub on_plan: Option<PlanHook>,
     pub on_progress: Option<ProgressHook>,
 }
@@ -84,6 +86,7 @@ impl Default for UploadOptions {
             part_size: 8 * 1024 * 1024,
             concurrency: 4,
             local_modification_time: None,
+            meta: Default::default(),
             on_plan: None,
             on_progress: None,
         }
@@ -158,6 +161,10 @@ impl SmhClient {
         call = call.query("conflict_resolution_strategy", strategy.as_str());
         if let Some(size) = filesize {
             call = call.query("filesize", size.to_string());
+        }
+        for (name, value) in &body.meta {
+            call.headers
+                .push((format!("x-smh-meta-{name}").into(), value.clone()));
         }
         let call = call.json(body);
         let where_ = self.space_path("file", path);
@@ -392,6 +399,7 @@ impl SmhClient {
         let mut body = BeginBody {
             size: Some(size.to_string()),
             local_modification_time: opts.local_modification_time.clone(),
+            meta: opts.meta.clone(),
             ..Default::default()
         };
         // Instant upload (§4.12): beginningHash first; fullHash only after a 202.
@@ -453,6 +461,7 @@ impl SmhClient {
                     let body = BeginBody {
                         size: Some(size.to_string()),
                         local_modification_time: opts.local_modification_time.clone(),
+                        meta: opts.meta.clone(),
                         ..Default::default()
                     };
                     let BeginOutcome::Ticket(t) = self
@@ -609,6 +618,7 @@ impl SmhClient {
             size: info.size.unwrap_or_else(|| plan.size.to_string()),
             e_tag: info.e_tag,
             crc64: info.crc64,
+            meta_data: info.meta_data,
             is_overwritten: false,
         })
     }
