@@ -318,7 +318,7 @@ mount_smh() {
   mkdir -p "$MNT_SMH"
   rm -rf "$RUN/smhfs-cache"; mkdir -p "$RUN/smhfs-cache"
   "$SMHFS" mount "$LIB:-" "$MNT_SMH" \
-    -o "endpoint=$URL,credentials=$CREDS,cache_dir=$RUN/smhfs-cache" -f >>"$LOGS/mount-smhfs.log" 2>&1 &
+    -o "endpoint=$URL,credentials=$CREDS,cache_dir=$RUN/smhfs-cache${SMH_EXTRA:+,$SMH_EXTRA}" -f >>"$LOGS/mount-smhfs.log" 2>&1 &
   SMH_MOUNT_PID=$!
   wait_for "$MOUNT_TIMEOUT" "smhfs mount" "$LOGS/mount-smhfs.log" "$SMH_MOUNT_PID" is_mounted "$MNT_SMH"
 }
@@ -439,6 +439,35 @@ cp_tree w2 "$SMALL" "$SMALL_N" $((SMALL_N * SMALL_BYTES))
 log "W3: cp -r of ${MED_N} x 1 MiB (x$RUNS)"
 cp_tree w3 "$MED-r%d" "$MED_N" $((MED_N * MED_BYTES))
 
+# ---------------------------------------------------------------- metrics --
+# What `-o metrics_addr` costs on W1-W3: the same copies with metrics off
+# and on, interleaved (off, on) in each run so drift hits both alike, each
+# with content the server has never seen (no instant upload).
+log "metrics on/off: W1-W3 copies without and with -o metrics_addr (x$RUNS)"
+METRICS_PORT=$(free_port)
+fresh_med() { rm -rf "$RUN/med-fresh"; mkdir -p "$RUN/med-fresh"; head -c $((MED_N * MED_BYTES)) /dev/urandom | (cd "$RUN/med-fresh" && split -b "$MED_BYTES" -a 3 -d - f); }
+for r in $(seq 1 "$RUNS"); do
+  for mode in off on; do
+    if [ "$mode" = on ]; then SMH_EXTRA="metrics_addr=127.0.0.1:$METRICS_PORT"; else SMH_EXTRA=""; fi
+    mount_smh
+    make_src
+    t0=$(now); T cp "$SRC" "$MNT_SMH/m1-$mode-r$r.bin"; t1=$(now); add "mw1_$mode" "$(elapsed "$t0" "$t1")"
+    t0=$(now); T cp -r "$SMALL" "$MNT_SMH/m2-$mode-r$r"; t1=$(now); add "mw2_$mode" "$(elapsed "$t0" "$t1")"
+    fresh_med; sync
+    t0=$(now); T cp -r "$RUN/med-fresh" "$MNT_SMH/m3-$mode-r$r"; t1=$(now); add "mw3_$mode" "$(elapsed "$t0" "$t1")"
+    if [ "$mode" = on ]; then
+      curl -fsS "http://127.0.0.1:$METRICS_PORT/metrics" | grep -q '^smhfs_fuse_requests_total' \
+        || log "WARNING: the metrics endpoint served no smhfs_fuse_requests_total"
+    fi
+    # The big file stays: W6 re-copies $SRC, whose content must be stored.
+    rm -rf "$MNT_SMH/m2-$mode-r$r" "$MNT_SMH/m3-$mode-r$r"
+  done
+  log "  run $r: off W1 ${R[mw1_off]##* }s W2 ${R[mw2_off]##* }s W3 ${R[mw3_off]##* }s; on W1 ${R[mw1_on]##* }s W2 ${R[mw2_on]##* }s W3 ${R[mw3_on]##* }s"
+done
+SMH_EXTRA=""
+rm -rf "$RUN/med-fresh"
+mount_smh
+
 # ---------------------------------------------------------------- W6 -------
 log "W6: re-copy of the ${BIG_MIB} MiB file under a new name (x$RUNS)"
 # W6's limit (hashing 1 GiB in memory) reads nothing from disk and ran on an
@@ -537,13 +566,18 @@ report() {
   echo "| W5 cold ls -l ${ENTRIES} entries | $(f3 "$w5c_smh"), ${w5c_req:-n/a} dir_list | — | — | $(f3 "$w5c_rc") | $(ratio "$w5c_rc" "$w5c_smh") | ≤ 11 requests, ≤ 0.4 s | $(met both "le '$w5c_req' 11" "le '$w5c_smh' 0.4") |"
   echo "| W5 warm ls -l | $(f3 "$w5w_smh"), ${w5w_req:-n/a} dir_list | — | — | $(f3 "$w5w_rc") | $(ratio "$w5w_rc" "$w5w_smh") | 0 requests, ≤ 0.2 s | $(met both "le '$w5w_req' 0" "le '$w5w_smh' 0.2") |"
   echo "| W6 re-copy ${BIG_MIB} MiB (instant upload) | $(f3 "$w6_smh"), ${w6_bytes:-n/a} part bytes | hash ${BIG_MIB} MiB $(f3 "$HASH_TIME") | $(ratio "$w6_smh" "$HASH_TIME") | — | — | 0 part bytes, ≤ 1.2× hash time | $(met both "le '$w6_bytes' 0" "le '$w6_smh' '$(mul "$HASH_TIME" 1.2)'") |"
+  for w in 1 2 3; do
+    local off on
+    off=$(median "mw${w}_off"); on=$(median "mw${w}_on")
+    echo "| W$w metrics on (\`-o metrics_addr\`) | $(f3 "$on") | metrics off $(f3 "$off") | $(ratio "$on" "$off") | — | — | ≤ 1.03× metrics off | $(met le "$on" "$(mul "${off:-0}" 1.03)") |"
+  done
   echo "| RSS peak during W1 | $(mib "$RSS_W1_SMH") | — | — | $(mib "$RSS_W1_RC") | $(ratio "$RSS_W1_RC" "$RSS_W1_SMH") | ≤ 64 MiB | $(met le "$RSS_W1_SMH" "$RSS_LIMIT_KIB") |"
   echo "| RSS peak during W5 | $(mib "$rss_w5_smh") | — | — | $(mib "$rss_w5_rc") | $(ratio "$rss_w5_rc" "$rss_w5_smh") | ≤ 64 MiB | $(met le "$rss_w5_smh" "$RSS_LIMIT_KIB") |"
   echo
   echo "Limits measured in the same run (medians): local cp+sync of the ${BIG_MIB} MiB file $(f3 "$w1_local") (smhfs W1 = $(ratio "$w1_smh" "$w1_local") of it); curl PUT $(f3 "$w1_curl") ($(mibs "$w1_curl")); curl GET $(f3 "$w4_curl"); hash throughput (sha256 chain + crc64, cargo bench) $(awk -v t="$HASH_BPS" 'BEGIN { printf "%.0f MiB/s", t / 1048576 }')."
   echo "Part bytes smhfs sent per run (checks that W1–W3 really uploaded): W1 [$(csv w1_bytes)] (file $BIG_BYTES), W2 [$(csv w2_bytes)] (tree $((SMALL_N * SMALL_BYTES))), W3 [$(csv w3_bytes)] (tree $((MED_N * MED_BYTES))); instant-upload hits per W6 run: [$(csv w6_hits)]."
   echo
-  echo "Runs (seconds): $(for k in w1_smh w1_curl w1_rc w2_smh w2_rc w3_smh w3_rc w4_smh w4_curl w4_rc w5c_smh w5w_smh w5c_rc w5w_rc w6_smh; do printf '%s=[%s] ' "$k" "$(csv $k)"; done)"
+  echo "Runs (seconds): $(for k in w1_smh w1_curl w1_rc w2_smh w2_rc w3_smh w3_rc w4_smh w4_curl w4_rc w5c_smh w5w_smh w5c_rc w5w_rc w6_smh mw1_off mw1_on mw2_off mw2_on mw3_off mw3_on; do printf '%s=[%s] ' "$k" "$(csv $k)"; done)"
   echo
   echo "Limits: curl PUT = the object PUT of a simple-upload ticket alone (begin and confirm not timed); curl GET = \`curl -L\` of the download URL (302 + object GET) after dropping the page cache; local cp+sync = \`cp\` to a directory on the same disk followed by \`sync\`; hash = the big file's size divided by the \`cargo bench --bench hash\` throughput of smh_hash/sha256_chain_plus_crc64."
   echo
@@ -551,7 +585,7 @@ report() {
 }
 report | tee "$BENCH_DIR/results.md"
 # Medians, one KEY=SECONDS per line, for scripts/bench-compare.sh.
-for k in w1_smh w2_smh w3_smh w4_smh w5c_smh w5w_smh w6_smh; do
+for k in w1_smh w2_smh w3_smh w4_smh w5c_smh w5w_smh w6_smh mw1_off mw1_on mw2_off mw2_on mw3_off mw3_on; do
   echo "$k=$(median $k)"
 done >"$BENCH_DIR/results.env"
 echo "rss_w1_kib=$RSS_W1_SMH" >>"$BENCH_DIR/results.env"

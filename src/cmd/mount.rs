@@ -190,9 +190,10 @@ fn serve(
     // Before this point failures are one line on stderr (retry chatter of the
     // access check stays quiet unless `debug`).
     super::init_logging(opts.debug, opts.log_format);
-    // Always recorded (for `smhfs status --json`); scraped with metrics_addr.
-    let metrics = crate::obs::install(rt.handle());
+    // Recorded only when asked for (then also in `smhfs status --json`):
+    // without a recorder the `metrics` macros cost nothing.
     if let Some(addr) = opts.metrics_addr {
+        let metrics = crate::obs::install(rt.handle());
         crate::obs::serve(metrics, addr, rt.handle())?;
     }
     let fs_cfg = opts.fs_config(source.path.clone());

@@ -2,7 +2,7 @@
 //! `/proc`, so the close rules (`openfile.rs`) can tell the opener's last
 //! descriptor from a `dup2`ed original or a forked child's copy.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The thread-group id of `pid` (FUSE requests carry a thread's id).
 fn tgid(pid: u32) -> Option<u32> {
@@ -18,43 +18,70 @@ pub fn same_process(a: u32, b: u32) -> bool {
     a == b || matches!((tgid(a), tgid(b)), (Some(x), Some(y)) if x == y)
 }
 
+/// This mount as the kernel names it: its id (unique system-wide) and the
+/// canonical mountpoint, which is how `/proc/PID/fd` links spell our files.
+#[derive(Debug, Clone)]
+pub struct MountRef {
+    pub id: u64,
+    pub path: PathBuf,
+}
+
+impl MountRef {
+    /// The mount at `mountpoint` as `/proc/self/mountinfo` lists it (the
+    /// last one: a mount stacked on top wins).
+    pub fn find(mountpoint: &Path) -> Option<MountRef> {
+        let path = std::fs::canonicalize(mountpoint).ok()?;
+        // mountinfo escapes space, tab, newline and backslash as octal.
+        let want = path
+            .to_str()?
+            .replace('\\', "\\134")
+            .replace(' ', "\\040")
+            .replace('\t', "\\011")
+            .replace('\n', "\\012");
+        let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+        let id = info
+            .lines()
+            .rev()
+            .filter(|l| l.split(' ').nth(4) == Some(want.as_str()))
+            .find_map(|l| l.split(' ').next()?.parse().ok())?;
+        Some(MountRef { id, path })
+    }
+}
+
 /// Whether process `pid` still has a descriptor on inode `ino` of the
-/// mount `mnt_id` (mount ids are unique system-wide). Unknown (no `/proc`
-/// access) counts as "still held": the upload then happens at release,
-/// never twice.
-pub fn holds_inode(pid: u32, mnt_id: u64, ino: u64) -> bool {
-    let dir = format!("/proc/{pid}/fdinfo");
-    let Ok(entries) = std::fs::read_dir(Path::new(&dir)) else {
+/// mount. Unknown (no `/proc` access) counts as "still held": the upload
+/// then happens at release, never twice.
+///
+/// Runs at every close of a written file, so it is kept cheap: one
+/// `readlink` per descriptor (which never enters a filesystem), and the
+/// exact `fdinfo` check (mount id and inode) only for descriptors whose
+/// path lies under the mountpoint. A descriptor opened through a bind
+/// mount of this mount elsewhere is not seen.
+pub fn holds_inode(pid: u32, mount: &MountRef, ino: u64) -> bool {
+    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
         return true;
     };
-    let field = |info: &str, key: &str| -> Option<u64> {
+    entries.filter_map(|e| e.ok()).any(|e| {
+        let under = std::fs::read_link(e.path()).map_or(true, |t| t.starts_with(&mount.path));
+        under && fdinfo_names(pid, &e.file_name(), mount.id, ino)
+    })
+}
+
+/// Whether `/proc/PID/fdinfo/FD` names inode `ino` on mount `mnt_id`.
+fn fdinfo_names(pid: u32, fd: &std::ffi::OsStr, mnt_id: u64, ino: u64) -> bool {
+    let path = Path::new("/proc")
+        .join(pid.to_string())
+        .join("fdinfo")
+        .join(fd);
+    let Ok(info) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    let field = |key: &str| -> Option<u64> {
         info.lines()
             .find_map(|l| l.strip_prefix(key))
             .and_then(|v| v.trim().parse().ok())
     };
-    entries.filter_map(|e| e.ok()).any(|e| {
-        std::fs::read_to_string(e.path()).is_ok_and(|info| {
-            field(&info, "ino:") == Some(ino) && field(&info, "mnt_id:") == Some(mnt_id)
-        })
-    })
-}
-
-/// The id of the mount at `mountpoint` as `/proc/self/mountinfo` lists it
-/// (the last one: a mount stacked on top wins).
-pub fn mount_id(mountpoint: &Path) -> Option<u64> {
-    let want = std::fs::canonicalize(mountpoint).ok()?;
-    // mountinfo escapes space, tab, newline and backslash as octal.
-    let want = want
-        .to_str()?
-        .replace('\\', "\\134")
-        .replace(' ', "\\040")
-        .replace('\t', "\\011")
-        .replace('\n', "\\012");
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines()
-        .rev()
-        .filter(|l| l.split(' ').nth(4) == Some(want.as_str()))
-        .find_map(|l| l.split(' ').next()?.parse().ok())
+    field("ino:") == Some(ino) && field("mnt_id:") == Some(mnt_id)
 }
 
 #[cfg(test)]
@@ -69,12 +96,26 @@ mod tests {
         let me = std::process::id();
         let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         // Some mount's id; the temp file's own mount must be among them.
+        let at = |id, path: &str| MountRef {
+            id,
+            path: PathBuf::from(path),
+        };
         let held = info
             .lines()
             .filter_map(|l| l.split(' ').next()?.parse().ok())
-            .any(|id| holds_inode(me, id, ino));
+            .any(|id| holds_inode(me, &at(id, "/"), ino));
         assert!(held);
-        assert!(!holds_inode(me, u64::MAX, ino));
+        assert!(!holds_inode(me, &at(u64::MAX, "/"), ino));
+        // Descriptors outside the mountpoint are not looked at.
+        let dir = std::fs::canonicalize(f.path().parent().unwrap()).unwrap();
+        let other = dir.join("elsewhere");
+        let ids: Vec<u64> = info
+            .lines()
+            .filter_map(|l| l.split(' ').next()?.parse().ok())
+            .collect();
+        assert!(ids
+            .iter()
+            .all(|&id| !holds_inode(me, &at(id, other.to_str().unwrap()), ino)));
         let path = f.path().to_path_buf();
         drop(f);
         assert!(!path.exists());

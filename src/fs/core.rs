@@ -122,7 +122,7 @@ pub struct SmhFs {
     pub(crate) remote_inodes: Mutex<HashMap<String, SmhPath>>,
     /// The kernel's id of this mount (`/proc/self/mountinfo`), to find a
     /// process's descriptors of our files at a flush.
-    mount_id: std::sync::OnceLock<u64>,
+    mount: std::sync::OnceLock<super::caller::MountRef>,
 }
 
 /// Total read-ahead memory across handles.
@@ -161,7 +161,7 @@ impl SmhFs {
             in_flight: Default::default(),
             invalidate: Default::default(),
             remote_inodes: Default::default(),
-            mount_id: Default::default(),
+            mount: Default::default(),
             client,
             cfg,
         }
@@ -177,12 +177,12 @@ impl SmhFs {
     }
 
     /// Records the kernel's id of the mount serving this filesystem.
-    pub fn set_mount_id(&self, id: u64) {
-        let _ = self.mount_id.set(id);
+    pub(crate) fn set_mount(&self, m: super::caller::MountRef) {
+        let _ = self.mount.set(m);
     }
 
-    pub(crate) fn mount_id(&self) -> Option<u64> {
-        self.mount_id.get().copied()
+    pub(crate) fn mount_ref(&self) -> Option<&super::caller::MountRef> {
+        self.mount.get()
     }
 
     /// Tells the kernel that `path` no longer names the inode it cached.

@@ -391,7 +391,7 @@ impl SmhFs {
         }
         if let (Some(pid), Some(opener)) = (pid, opener) {
             let held = || {
-                self.mount_id()
+                self.mount_ref()
                     .is_some_and(|m| caller::holds_inode(pid, m, ino))
             };
             if !caller::same_process(pid, opener) || held() {

@@ -128,8 +128,22 @@ impl SmhFs {
                 touched.push(p);
             }
         }
+        // A file version the caches already show where it now is (most
+        // often the mount's own upload coming back) changes nothing here.
+        let shown = |p: &SmhPath| {
+            !is_dir
+                && e.location == delta_location::NORMAL
+                && e.e_tag.is_some()
+                && now.as_ref() == Some(p)
+                && [&known, &from]
+                    .iter()
+                    .all(|o| o.is_none() || o.as_ref() == Some(p))
+                && matches!(self.attrs.get(p), Some(Some(m)) if m.etag == e.e_tag)
+        };
         for p in &touched {
-            self.drop_remote(p, is_dir);
+            if !shown(p) {
+                self.drop_remote(p, is_dir);
+            }
         }
         let mut map = self.remote_inodes.lock();
         if is_dir {

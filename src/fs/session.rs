@@ -73,8 +73,8 @@ pub fn serve<F: fuser::Filesystem + Send + Sync + 'static>(
     let notifier = session.notifier();
     let (tx, rx) = std::sync::mpsc::channel::<Invalidation>();
     fs.set_invalidator(tx);
-    match super::caller::mount_id(&cfg.mountpoint) {
-        Some(id) => fs.set_mount_id(id),
+    match super::caller::MountRef::find(&cfg.mountpoint) {
+        Some(m) => fs.set_mount(m),
         None => tracing::warn!(
             "cannot find this mount in /proc/self/mountinfo; every close of a written file uploads"
         ),
