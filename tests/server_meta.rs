@@ -145,7 +145,11 @@ async fn copy_and_move_keep_metadata_and_local_times() {
     let (st, v) = send(
         Method::PUT,
         &api(&s, "directory", "d", &tok, ""),
-        Some(json!({"metaData": {"Mode": "40700"}, "localModificationTime": "2001-01-01T00:00:00.000Z"})),
+        Some(json!({
+            "metaData": {"Mode": "40700"},
+            "localModificationTime": "2001-01-01T00:00:00.000Z",
+            "localCreationTime": "2000-01-01T00:00:00.000Z",
+        })),
     )
     .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
@@ -153,6 +157,8 @@ async fn copy_and_move_keep_metadata_and_local_times() {
     let d = info(&s, &tok, "d").await;
     assert_eq!(d["metaData"], json!({"mode": "40700"}));
     assert_eq!(d["localModificationTime"], "2001-01-01T00:00:00.000Z");
+    assert_eq!(d["localCreationTime"], "2000-01-01T00:00:00.000Z");
+    let lc = "1999-09-09T09:09:09.000Z";
     let lm = "2002-02-02T02:02:02.000Z";
     upload_h(
         &s,
@@ -161,7 +167,7 @@ async fn copy_and_move_keep_metadata_and_local_times() {
         b"data",
         "",
         &[("x-smh-meta-mode", "100700")],
-        Some(json!({"localModificationTime": lm})),
+        Some(json!({"localModificationTime": lm, "localCreationTime": lc})),
     )
     .await;
     let fmeta = json!({"mode": "100700"});
@@ -191,14 +197,22 @@ async fn copy_and_move_keep_metadata_and_local_times() {
     )
     .await;
     assert!(st.is_success(), "{st} {v}");
-    for p in ["d/g", "d/h", "e/f"] {
+    for p in ["d/f", "d/g", "d/h", "e/f"] {
         let i = info(&s, &tok, p).await;
         assert_eq!(i["metaData"], fmeta, "{p}: {i}");
         assert_eq!(i["localModificationTime"], lm, "{p}: {i}");
+        assert_eq!(i["localCreationTime"], lc, "{p}: {i}");
     }
+    assert_eq!(item(&s, &tok, "d", "h").await["localCreationTime"], lc);
+    let (_, fi) = send(Method::GET, &api(&s, "file", "d/g", &tok, "info"), None).await;
+    assert_eq!(fi["localCreationTime"], lc, "{fi}");
     assert_eq!(
         info(&s, &tok, "e").await["metaData"],
         json!({"mode": "40700"})
+    );
+    assert_eq!(
+        info(&s, &tok, "e").await["localCreationTime"],
+        "2000-01-01T00:00:00.000Z"
     );
 
     // Moves (file and directory) keep everything.
@@ -220,6 +234,7 @@ async fn copy_and_move_keep_metadata_and_local_times() {
         let i = info(&s, &tok, p).await;
         assert_eq!(i["metaData"], fmeta, "{p}: {i}");
         assert_eq!(i["localModificationTime"], lm, "{p}: {i}");
+        assert_eq!(i["localCreationTime"], lc, "{p}: {i}");
     }
     assert_eq!(
         item(&s, &tok, "", "e2").await["metaData"],
@@ -261,6 +276,7 @@ async fn instant_upload_overwrite_replaces_times_and_metadata_without_bytes() {
         Some(json!({
             "beginningHash": h.beginning_hash, "fullHash": h.full_hash,
             "size": body.len().to_string(), "localModificationTime": new,
+            "localCreationTime": "2010-10-10T10:10:10.000Z",
         })),
     )
     .await;
@@ -271,6 +287,7 @@ async fn instant_upload_overwrite_replaces_times_and_metadata_without_bytes() {
     assert_eq!(v["metaData"], json!({"mode": "100755", "uid": "7"}));
     let i = info(&s, &tok, "f.bin").await;
     assert_eq!(i["localModificationTime"], new);
+    assert_eq!(i["localCreationTime"], "2010-10-10T10:10:10.000Z");
     assert_eq!(i["metaData"], json!({"mode": "100755", "uid": "7"}));
     let stats = s.stats().await;
     assert_eq!(stats["part_bytes"], 0, "{stats}");

@@ -38,6 +38,7 @@ pub async fn file_route(
                 kind: EntryType::File,
                 creation_time: Some(n.ctime.clone()),
                 modification_time: Some(n.mtime.clone()),
+                local_creation_time: n.lctime.clone(),
                 local_modification_time: n.lmtime.clone(),
                 content_type: n.ctype.clone(),
                 size: n.size.to_string(),

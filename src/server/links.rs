@@ -165,7 +165,7 @@ fn create(
         Some(e) => {
             c.prepare_cached(
                 "UPDATE nodes SET size=0,blob=NULL,crc64=NULL,bhash=NULL,fhash=NULL,ctype=NULL,mtime=?2,
-                 lmtime=NULL,meta=NULL,link=?3 WHERE id=?1",
+                 lmtime=NULL,lctime=NULL,meta=NULL,link=?3 WHERE id=?1",
             )?
             .execute(params![e.id, now, to])?;
             (e.id, e.blob)

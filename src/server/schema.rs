@@ -3,7 +3,8 @@
 //! `nodes.meta` is the custom metadata of a file version or directory (a
 //! JSON object, NULL when there is none); `nodes.link` the node id a symlink
 //! points at (NULL for files and directories); `uploads.meta` the metadata
-//! sent at upload begin, given to the version at confirm.
+//! sent at upload begin, given to the version at confirm; `lctime` the
+//! client's `localCreationTime` (nodes and upload tasks).
 
 use rusqlite::Connection;
 
@@ -12,7 +13,7 @@ CREATE TABLE IF NOT EXISTS spaces(id TEXT PRIMARY KEY, ctime TEXT NOT NULL, mtim
 CREATE TABLE IF NOT EXISTS nodes(id INTEGER PRIMARY KEY AUTOINCREMENT, space TEXT NOT NULL, parent INTEGER NOT NULL,
   name TEXT NOT NULL, is_dir INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, blob TEXT, crc64 TEXT, bhash TEXT,
   fhash TEXT, ctype TEXT, ctime TEXT NOT NULL, mtime TEXT NOT NULL, lmtime TEXT, rev INTEGER NOT NULL DEFAULT 0,
-  meta TEXT, link INTEGER);
+  meta TEXT, link INTEGER, lctime TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS nodes_pn ON nodes(space, parent, name);
 CREATE INDEX IF NOT EXISTS nodes_parent ON nodes(parent);
 CREATE INDEX IF NOT EXISTS nodes_order ON nodes(space, parent, is_dir DESC, name);
@@ -24,7 +25,7 @@ CREATE TABLE IF NOT EXISTS tokens(token TEXT PRIMARY KEY, grants TEXT NOT NULL, 
 CREATE TABLE IF NOT EXISTS uploads(key TEXT PRIMARY KEY, space TEXT NOT NULL, path TEXT NOT NULL,
   multipart INTEGER NOT NULL, upload_id TEXT, strategy TEXT NOT NULL, force INTEGER NOT NULL, auth TEXT NOT NULL,
   sectoken TEXT NOT NULL, expiration INTEGER NOT NULL, ctime TEXT NOT NULL, created INTEGER NOT NULL,
-  confirmed INTEGER NOT NULL DEFAULT 0, final_path TEXT, lmtime TEXT, psize INTEGER, size INTEGER, meta TEXT);
+  confirmed INTEGER NOT NULL DEFAULT 0, final_path TEXT, lmtime TEXT, psize INTEGER, size INTEGER, meta TEXT, lctime TEXT);
 CREATE TABLE IF NOT EXISTS parts(key TEXT NOT NULL, num INTEGER NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
   mtime TEXT NOT NULL, off INTEGER, file TEXT, dbblob TEXT, PRIMARY KEY(key, num));
 CREATE TABLE IF NOT EXISTS blobdata(id TEXT PRIMARY KEY, data BLOB NOT NULL);
@@ -62,6 +63,8 @@ pub fn migrate(c: &Connection) -> rusqlite::Result<()> {
         ("uploads", "meta", "TEXT"),
         ("nodes", "meta", "TEXT"),
         ("nodes", "link", "INTEGER"),
+        ("nodes", "lctime", "TEXT"),
+        ("uploads", "lctime", "TEXT"),
     ] {
         if !cols(t)?.iter().any(|c| c == col) {
             c.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN {col} {ty}"))?;

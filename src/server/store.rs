@@ -46,6 +46,8 @@ pub struct Node {
     pub ctime: String,
     pub mtime: String,
     pub lmtime: Option<String>,
+    /// `localCreationTime` (the client's birth time of the file).
+    pub lctime: Option<String>,
     pub rev: i64,
     /// Custom metadata (`x-smh-meta-*`), never an empty map.
     pub meta: Option<MetaData>,
@@ -90,6 +92,7 @@ pub struct FileData {
     pub fhash: String,
     pub ctype: String,
     pub lmtime: Option<String>,
+    pub lctime: Option<String>,
     /// Custom metadata of this version (None: none).
     pub meta: Option<MetaData>,
 }
@@ -98,7 +101,7 @@ pub struct FileData {
 /// (prepared once, then served from the statement cache).
 macro_rules! node_cols {
     () => {
-        "id,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime,rev,meta,link"
+        "id,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime,rev,meta,link,lctime"
     };
 }
 
@@ -122,6 +125,7 @@ fn row_node(r: &Row) -> rusqlite::Result<Node> {
         rev: r.get(13)?,
         meta: meta::from_db(r.get(14)?),
         link: r.get(15)?,
+        lctime: r.get(16)?,
     })
 }
 
@@ -289,6 +293,7 @@ pub fn root(c: &Connection, space: &str) -> SResult<Node> {
         ctime,
         mtime,
         lmtime: None,
+        lctime: None,
         rev,
         meta: None,
         link: None,
@@ -385,8 +390,8 @@ pub fn insert_file(
 ) -> SResult<i64> {
     let now = time::now();
     c.prepare_cached(
-        "INSERT INTO nodes(space,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime,meta)
-         VALUES(?1,?2,?3,0,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
+        "INSERT INTO nodes(space,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime,meta,lctime)
+         VALUES(?1,?2,?3,0,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)",
     )?
     .execute(params![
             space,
@@ -401,7 +406,8 @@ pub fn insert_file(
             ctime.unwrap_or(&now),
             now,
             f.lmtime,
-            meta::to_db(f.meta.as_ref())
+            meta::to_db(f.meta.as_ref()),
+            f.lctime
         ])?;
     let id = c.last_insert_rowid();
     touch(c, space, parent)?;
@@ -418,7 +424,7 @@ pub fn replace_content(
     f: &FileData,
 ) -> SResult<()> {
     c.prepare_cached(
-        "UPDATE nodes SET size=?2,blob=?3,crc64=?4,bhash=?5,fhash=?6,ctype=?7,mtime=?8,lmtime=?9,meta=?10,link=NULL
+        "UPDATE nodes SET size=?2,blob=?3,crc64=?4,bhash=?5,fhash=?6,ctype=?7,mtime=?8,lmtime=?9,meta=?10,link=NULL,lctime=?11
          WHERE id=?1",
     )?
     .execute(params![
@@ -431,7 +437,8 @@ pub fn replace_content(
         f.ctype,
         time::now(),
         f.lmtime,
-        meta::to_db(f.meta.as_ref())
+        meta::to_db(f.meta.as_ref()),
+        f.lctime
     ])?;
     touch(c, space, parent)
 }
@@ -448,6 +455,7 @@ pub fn file_data(n: &Node) -> FileData {
             .clone()
             .unwrap_or_else(|| "application/octet-stream".into()),
         lmtime: n.lmtime.clone(),
+        lctime: n.lctime.clone(),
         meta: n.meta.clone(),
     }
 }
@@ -631,8 +639,8 @@ pub fn copy_tree(c: &Connection, space: &str, src: i64, parent: i64, name: &str)
             }
         };
         c.execute(
-            "INSERT INTO nodes(space,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime,meta,link)
-             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?11,?12,?13,?14)",
+            "INSERT INTO nodes(space,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime,meta,link,lctime)
+             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?11,?12,?13,?14,?15)",
             params![
                 space,
                 p,
@@ -647,7 +655,8 @@ pub fn copy_tree(c: &Connection, space: &str, src: i64, parent: i64, name: &str)
                 now,
                 n.lmtime,
                 meta::to_db(n.meta.as_ref()),
-                n.link
+                n.link,
+                n.lctime
             ],
         )?;
         let id = c.last_insert_rowid();

@@ -194,6 +194,7 @@ pub async fn begin(
     };
     let cap = app.args.capacity;
     let lmtime = body.local_modification_time.clone();
+    let lctime = body.local_creation_time.clone();
     // The new version's metadata: what this begin sends, nothing else.
     let meta = super::meta::from_headers(&ctx.headers)?;
     let ttl = app.args.ticket_ttl;
@@ -234,6 +235,7 @@ pub async fn begin(
                             let mut data = store::file_data(&n);
                             data.lmtime = lmtime.clone();
                             data.meta = meta.clone();
+                            data.lctime = lctime.clone();
                             let (meta, blobs) = commit_file(c, &space, &segs, strategy, may_force, &data, cap)?;
                             return Ok(Out::Instant(meta, blobs));
                         }
@@ -259,12 +261,13 @@ pub async fn begin(
                 final_path: None,
                 lmtime,
                 meta,
+                lctime,
                 psize: None,
                 total: size.or(filesize),
             };
             c.prepare_cached(
-                "INSERT INTO uploads(key,space,path,multipart,upload_id,strategy,force,auth,sectoken,expiration,ctime,created,confirmed,lmtime,size,meta)
-                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,0,?13,?14,?15)",
+                "INSERT INTO uploads(key,space,path,multipart,upload_id,strategy,force,auth,sectoken,expiration,ctime,created,confirmed,lmtime,size,meta,lctime)
+                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,0,?13,?14,?15,?16)",
             )?
             .execute(
                 params![
@@ -282,7 +285,8 @@ pub async fn begin(
                     now_ms(),
                     t.lmtime,
                     t.total.map(|v| v as i64),
-                    super::meta::to_db(t.meta.as_ref())
+                    super::meta::to_db(t.meta.as_ref()),
+                    t.lctime
                 ],
             )?;
             Ok(Out::Ticket(t))
@@ -460,6 +464,7 @@ fn confirm_blocking(
         ctype: String::new(),
         lmtime: body.local_modification_time.clone().or(task.lmtime.clone()),
         meta: task.meta.clone(),
+        lctime: body.local_creation_time.clone().or(task.lctime.clone()),
     };
     let cap = app.args.capacity;
     let res = store.tx(|c| {
