@@ -672,3 +672,49 @@ async fn symlinks_and_info_by_inode() {
         None
     );
 }
+
+/// Custom metadata through the client: `UploadOptions::meta` at begin and
+/// `create_dir_with`, read back by `stat` and listings.
+#[tokio::test]
+async fn metadata_and_local_times_round_trip() {
+    let s = TestServer::start();
+    let c = client_for(&s);
+    let meta: smhfs::smh::types::MetaData = [("mode".to_string(), "100755".to_string())].into();
+    let opts = UploadOptions {
+        meta: meta.clone(),
+        local_modification_time: Some("2001-01-01T00:00:00.000Z".into()),
+        ..Default::default()
+    };
+    let m = upload(&c, "x.sh", b"#!/bin/sh\n", &opts).await.unwrap();
+    assert_eq!(m.meta_data.as_ref(), Some(&meta));
+    let body = smhfs::smh::meta::DirCreateBody {
+        meta_data: Some([("mode".to_string(), "40700".to_string())].into()),
+        local_creation_time: Some("2000-01-01T00:00:00.000Z".into()),
+        local_modification_time: Some("2002-01-01T00:00:00.000Z".into()),
+    };
+    let d = c
+        .create_dir_with(&p("d/e"), ConflictStrategy::Ask, &body)
+        .await
+        .unwrap();
+    assert_eq!(d, p("d/e"));
+    let i = c.stat(&p("d/e")).await.unwrap().unwrap();
+    assert_eq!(i.meta_data, body.meta_data);
+    assert_eq!(i.local_creation_time, body.local_creation_time);
+    assert_eq!(i.local_modification_time, body.local_modification_time);
+    assert_eq!(
+        c.stat(&p("d")).await.unwrap().unwrap().meta_data,
+        None,
+        "only the last"
+    );
+    let listed = c.list_all(&SmhPath::root()).await.unwrap();
+    let x = listed.iter().find(|e| e.name == "x.sh").unwrap();
+    assert_eq!(x.meta_data.as_ref(), Some(&meta));
+    assert_eq!(
+        x.local_modification_time.as_deref(),
+        Some("2001-01-01T00:00:00.000Z")
+    );
+    // An upload without metadata: a version without any.
+    let opts = UploadOptions::default();
+    let m = upload(&c, "plain", b"p", &opts).await.unwrap();
+    assert_eq!(m.meta_data, None);
+}

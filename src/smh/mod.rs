@@ -10,6 +10,7 @@ pub mod download;
 pub mod error;
 pub mod hash;
 pub mod links;
+pub mod meta;
 pub mod part_source;
 pub mod path;
 pub mod redact;
