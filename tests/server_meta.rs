@@ -375,3 +375,62 @@ async fn metadata_bounds_give_400() {
     let (_, l) = send(Method::GET, &api(&s, "directory", "", &tok, ""), None).await;
     assert_eq!(l["contents"], json!([]), "{l}");
 }
+
+/// The change feed: a directory created with attributes is one `CREATE`;
+/// a metadata-only instant-upload overwrite is a `MODIFY`.
+#[tokio::test]
+async fn feed_reports_metadata_changes() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    let body = data(MIB + 10, 5);
+    let h = ContentHashes::of(&body);
+    upload_h(&s, &tok, "f", &body, "", &[], None).await;
+    let feed = format!("{}/api/v1/fs-delta/{}/-", s.url, s.library);
+    let (_, c) = send(
+        Method::GET,
+        &format!("{feed}/cursor?access_token={tok}"),
+        None,
+    )
+    .await;
+    let cursor = c["cursor"].as_str().unwrap().to_string();
+    let (st, _) = send(
+        Method::PUT,
+        &api(&s, "directory", "d", &tok, ""),
+        Some(json!({"metaData": {"mode": "40755"}, "localModificationTime": "2001-01-01T00:00:00.000Z"})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, v) = send_h(
+        Method::PUT,
+        &api(&s, "file", "f", &tok, "conflict_resolution_strategy=overwrite"),
+        &[("x-smh-meta-mode", "100600")],
+        Some(json!({"beginningHash": h.beginning_hash, "fullHash": h.full_hash, "size": body.len().to_string()})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, d) = send(
+        Method::GET,
+        &format!("{feed}/delta?cursor={cursor}&access_token={tok}"),
+        None,
+    )
+    .await;
+    let events: Vec<(String, String)> = d["contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["eventType"].as_str().unwrap().into(),
+                e["name"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        events,
+        [
+            ("DIR.CREATE".into(), "d".into()),
+            ("FILE.MODIFY".into(), "f".into())
+        ],
+        "{d}"
+    );
+}

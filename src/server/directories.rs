@@ -102,24 +102,16 @@ pub async fn dir_route(
                     == crate::smh::types::ConflictStrategy::Rename;
                 // Optional body (§3.4): `metaData` and the local times are
                 // kept on the new (last) directory.
-                let meta = super::meta::from_json(body.get("metaData"))?;
                 let time = |k: &str| body.get(k).and_then(|v| v.as_str()).map(String::from);
-                let (lmtime, lctime) = (time("localModificationTime"), time("localCreationTime"));
-                let meta2 = meta.clone();
+                let attrs = store::DirAttrs {
+                    meta: super::meta::from_json(body.get("metaData"))?,
+                    lmtime: time("localModificationTime"),
+                    lctime: time("localCreationTime"),
+                };
+                let meta = attrs.meta.clone();
                 let (path, ctime) = app
                     .db(move |c| {
-                        let (p, id) = store::mkdirs(c, &space, &segs, rename)?;
-                        if meta2.is_some() || lmtime.is_some() || lctime.is_some() {
-                            c.prepare_cached(
-                                "UPDATE nodes SET meta=?2, lmtime=?3, lctime=?4 WHERE id=?1",
-                            )?
-                            .execute(rusqlite::params![
-                                id,
-                                super::meta::to_db(meta2.as_ref()),
-                                lmtime,
-                                lctime
-                            ])?;
-                        }
+                        let (p, id) = store::mkdirs(c, &space, &segs, rename, &attrs)?;
                         let ctime = store::node(c, id)?.map(|n| n.ctime).unwrap_or_default();
                         Ok((p, ctime))
                     })
@@ -366,7 +358,7 @@ pub async fn move_dir(
                 Some(_) => return Err(ServerError::conflict()),
             };
             if copy {
-                store::copy_tree(c, &space, n.id, parent, &final_name)?;
+                super::tree::copy_tree(c, &space, n.id, parent, &final_name)?;
             } else {
                 c.execute(
                     "UPDATE nodes SET parent=?2, name=?3 WHERE id=?1",

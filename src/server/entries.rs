@@ -133,7 +133,7 @@ pub async fn remove(
                 store::touch(c, &space, n.parent)?;
                 Ok((None, blobs))
             } else {
-                Ok((Some(store::recycle(c, &space, &n)?), Vec::new()))
+                Ok((Some(super::tree::recycle(c, &space, &n)?), Vec::new()))
             }
         })
         .await?;

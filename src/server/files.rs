@@ -286,7 +286,7 @@ pub async fn move_file(
                 }
                 if n.link.is_some() {
                     // A copy of a link is a link to the same target.
-                    store::copy_tree(c, &space, n.id, parent.id, &final_name)?;
+                    super::tree::copy_tree(c, &space, n.id, parent.id, &final_name)?;
                 } else {
                     store::insert_file(
                         c,

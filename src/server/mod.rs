@@ -33,6 +33,7 @@ pub mod store;
 pub mod tasks;
 pub mod telemetry;
 pub mod tokens;
+pub mod tree;
 pub mod uploads;
 
 use std::collections::{HashMap, HashSet};

@@ -369,12 +369,41 @@ pub fn touch(c: &Connection, space: &str, dir: i64) -> SResult<()> {
     Ok(())
 }
 
+/// What a directory create body may set (§3.4).
+#[derive(Debug, Clone, Default)]
+pub struct DirAttrs {
+    pub meta: Option<MetaData>,
+    pub lmtime: Option<String>,
+    pub lctime: Option<String>,
+}
+
 pub fn insert_dir(c: &Connection, space: &str, parent: i64, name: &str) -> SResult<i64> {
+    insert_dir_with(c, space, parent, name, &DirAttrs::default())
+}
+
+/// A new directory with its attributes in the same row (one change-feed
+/// `CREATE`, no `MODIFY` after it).
+pub fn insert_dir_with(
+    c: &Connection,
+    space: &str,
+    parent: i64,
+    name: &str,
+    a: &DirAttrs,
+) -> SResult<i64> {
     let now = time::now();
     c.prepare_cached(
-        "INSERT INTO nodes(space,parent,name,is_dir,ctime,mtime) VALUES(?1,?2,?3,1,?4,?4)",
+        "INSERT INTO nodes(space,parent,name,is_dir,ctime,mtime,meta,lmtime,lctime)
+         VALUES(?1,?2,?3,1,?4,?4,?5,?6,?7)",
     )?
-    .execute(params![space, parent, name, now])?;
+    .execute(params![
+        space,
+        parent,
+        name,
+        now,
+        meta::to_db(a.meta.as_ref()),
+        a.lmtime,
+        a.lctime
+    ])?;
     let id = c.last_insert_rowid();
     touch(c, space, parent)?;
     Ok(id)
@@ -574,12 +603,14 @@ pub fn list(c: &Connection, space: &str, parent: i64, spec: &ListSpec) -> SResul
 }
 
 /// `mkdir -p`: creates missing parents; the last segment follows the
-/// strategy (ask → 409, rename → `name (k)`). Returns the final path.
+/// strategy (ask → 409, rename → `name (k)`) and gets `attrs`. Returns the
+/// final path.
 pub fn mkdirs(
     c: &Connection,
     space: &str,
     segs: &[String],
     rename_last: bool,
+    attrs: &DirAttrs,
 ) -> SResult<(Vec<String>, i64)> {
     let mut cur = ROOT;
     let mut out = Vec::new();
@@ -598,8 +629,12 @@ pub fn mkdirs(
                     return Err(ServerError::conflict());
                 }
                 let name = free_name(c, space, cur, s, true)?;
-                cur = insert_dir(c, space, cur, &name)?;
+                cur = insert_dir_with(c, space, cur, &name, attrs)?;
                 out.push(name);
+            }
+            None if last => {
+                cur = insert_dir_with(c, space, cur, s, attrs)?;
+                out.push(s.clone());
             }
             None => {
                 cur = insert_dir(c, space, cur, s)?;
@@ -621,83 +656,6 @@ pub fn ensure_parents(c: &Connection, space: &str, segs: &[String]) -> SResult<i
         }
     }
     Ok(cur)
-}
-
-/// Deep copy of `src` as `name` under `parent` (blobs shared).
-pub fn copy_tree(c: &Connection, space: &str, src: i64, parent: i64, name: &str) -> SResult<i64> {
-    let nodes = subtree(c, src)?;
-    let mut map = std::collections::HashMap::new();
-    let now = time::now();
-    let mut new_root = ROOT;
-    for n in &nodes {
-        let (p, nm) = if n.id == src {
-            (parent, name.to_string())
-        } else {
-            match map.get(&n.parent) {
-                Some(p) => (*p, n.name.clone()),
-                None => continue,
-            }
-        };
-        c.execute(
-            "INSERT INTO nodes(space,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime,meta,link,lctime)
-             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?11,?12,?13,?14,?15)",
-            params![
-                space,
-                p,
-                nm,
-                n.is_dir as i64,
-                n.size as i64,
-                n.blob,
-                n.crc64,
-                n.bhash,
-                n.fhash,
-                n.ctype,
-                now,
-                n.lmtime,
-                meta::to_db(n.meta.as_ref()),
-                n.link,
-                n.lctime
-            ],
-        )?;
-        let id = c.last_insert_rowid();
-        if n.id == src {
-            new_root = id;
-        }
-        map.insert(n.id, id);
-    }
-    touch(c, space, parent)?;
-    Ok(new_root)
-}
-
-/// Moves `node` to the recycle bin; returns the recycled item id.
-pub fn recycle(c: &Connection, space: &str, n: &Node) -> SResult<i64> {
-    let orig = path_of(c, n.id)?.unwrap_or_default();
-    let size: i64 = if n.is_dir {
-        subtree(c, n.id)?.iter().map(|x| x.size as i64).sum()
-    } else {
-        n.size as i64
-    };
-    c.execute(
-        "INSERT INTO recycled(space,node,orig,name,is_dir,size,ctime,mtime,rtime) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
-        params![
-            space,
-            n.id,
-            serde_json::to_string(&orig).unwrap_or_default(),
-            n.name,
-            n.is_dir as i64,
-            size,
-            n.ctime,
-            n.mtime,
-            time::now()
-        ],
-    )?;
-    let rid = c.last_insert_rowid();
-    c.execute(
-        "UPDATE nodes SET parent=?2 WHERE id=?1",
-        params![n.id, -rid],
-    )?;
-    touch(c, space, n.parent)?;
-    Ok(rid)
 }
 
 /// Instant-upload lookup: a stored file with this size and hash.
@@ -740,16 +698,19 @@ mod tests {
         s.tx(|c| {
             ensure_space(c, "-")?;
             let segs: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
-            let (p, id) = mkdirs(c, "-", &segs, false)?;
+            let (p, id) = mkdirs(c, "-", &segs, false, &DirAttrs::default())?;
             assert_eq!(p, segs);
-            assert!(mkdirs(c, "-", &segs, false).is_err());
-            assert_eq!(mkdirs(c, "-", &segs, true)?.0, ["a", "b (1)"]);
+            assert!(mkdirs(c, "-", &segs, false, &DirAttrs::default()).is_err());
+            assert_eq!(
+                mkdirs(c, "-", &segs, true, &DirAttrs::default())?.0,
+                ["a", "b (1)"]
+            );
             assert_eq!(path_of(c, id)?.unwrap(), segs);
             let a = resolve(c, "-", &segs[..1])?.unwrap();
             assert_eq!(counts(c, "-", a.id)?, (0, 2));
-            let copy = copy_tree(c, "-", a.id, ROOT, "a2")?;
+            let copy = super::super::tree::copy_tree(c, "-", a.id, ROOT, "a2")?;
             assert_eq!(subtree(c, copy)?.len(), 3);
-            let rid = recycle(c, "-", &a)?;
+            let rid = super::super::tree::recycle(c, "-", &a)?;
             assert!(rid > 0);
             assert!(resolve(c, "-", &segs)?.is_none());
             assert_eq!(path_of(c, id)?, None);
