@@ -396,7 +396,11 @@ async fn feed_reports_metadata_changes() {
     let (st, _) = send(
         Method::PUT,
         &api(&s, "directory", "d", &tok, ""),
-        Some(json!({"metaData": {"mode": "40755"}, "localModificationTime": "2001-01-01T00:00:00.000Z"})),
+        Some(json!({
+            "metaData": {"mode": "40755"},
+            "localModificationTime": "2001-01-01T00:00:00.000Z",
+            "localCreationTime": "2000-01-01T00:00:00.000Z",
+        })),
     )
     .await;
     assert_eq!(st, StatusCode::CREATED);
@@ -433,4 +437,7 @@ async fn feed_reports_metadata_changes() {
         ],
         "{d}"
     );
+    let created = &d["contents"][0];
+    assert_eq!(created["localModificationTime"], "2001-01-01T00:00:00.000Z");
+    assert_eq!(created["localCreationTime"], "2000-01-01T00:00:00.000Z");
 }
