@@ -611,3 +611,110 @@ async fn wrong_secret_and_dead_endpoint_are_clear_errors() {
     );
     assert!(shown.contains("REDACTED"), "{shown}");
 }
+
+/// Symlinks (§4.7): create with each strategy, SMH error codes as
+/// `SmhError::code`, `linkTo` resolved through the inode endpoint (§4.14).
+#[tokio::test]
+async fn symlinks_and_info_by_inode() {
+    let s = TestServer::start();
+    let c = client_for(&s);
+    upload(&c, "t", b"x", &UploadOptions::default())
+        .await
+        .unwrap();
+    c.create_dir(&p("d"), ConflictStrategy::Ask).await.unwrap();
+    let got = c
+        .create_symlink(&p("l"), &p("t"), ConflictStrategy::Ask)
+        .await
+        .unwrap();
+    assert_eq!(got, p("l"));
+    let got = c
+        .create_symlink(&p("l"), &p("t"), ConflictStrategy::Rename)
+        .await
+        .unwrap();
+    assert_eq!(got, p("l (1)"));
+    let e = c
+        .create_symlink(&p("l"), &p("t"), ConflictStrategy::Ask)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.status(), e.code()),
+        (Some(409), Some("SameNameDirectoryOrFileExists"))
+    );
+    let e = c
+        .create_symlink(&p("x"), &p("d"), ConflictStrategy::Ask)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("SymlinkToDirectoryNotAllowed"));
+    let e = c
+        .create_symlink(&p("x"), &p("nope"), ConflictStrategy::Ask)
+        .await
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e}");
+    let e = c
+        .create_symlink(&p("l"), &p("l"), ConflictStrategy::Overwrite)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("CircleSymlink"));
+
+    let info = c.stat(&p("l")).await.unwrap().unwrap();
+    assert_eq!(info.kind, smhfs::smh::types::EntryType::Symlink);
+    let target = c
+        .info_by_inode(info.link_to.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(target.path, vec!["t".to_string()]);
+    let listed = c.list_all(&SmhPath::root()).await.unwrap();
+    let l = listed.iter().find(|e| e.name == "l").unwrap();
+    assert_eq!(l.link_to, info.link_to);
+    assert_eq!(
+        c.info_by_inode("ffffffff").await.unwrap().map(|i| i.path),
+        None
+    );
+}
+
+/// Custom metadata through the client: `UploadOptions::meta` at begin and
+/// `create_dir_with`, read back by `stat` and listings.
+#[tokio::test]
+async fn metadata_and_local_times_round_trip() {
+    let s = TestServer::start();
+    let c = client_for(&s);
+    let meta: smhfs::smh::types::MetaData = [("mode".to_string(), "100755".to_string())].into();
+    let opts = UploadOptions {
+        meta: meta.clone(),
+        local_modification_time: Some("2001-01-01T00:00:00.000Z".into()),
+        ..Default::default()
+    };
+    let m = upload(&c, "x.sh", b"#!/bin/sh\n", &opts).await.unwrap();
+    assert_eq!(m.meta_data.as_ref(), Some(&meta));
+    let body = smhfs::smh::meta::DirCreateBody {
+        meta_data: Some([("mode".to_string(), "40700".to_string())].into()),
+        local_creation_time: Some("2000-01-01T00:00:00.000Z".into()),
+        local_modification_time: Some("2002-01-01T00:00:00.000Z".into()),
+    };
+    let d = c
+        .create_dir_with(&p("d/e"), ConflictStrategy::Ask, &body)
+        .await
+        .unwrap();
+    assert_eq!(d, p("d/e"));
+    let i = c.stat(&p("d/e")).await.unwrap().unwrap();
+    assert_eq!(i.meta_data, body.meta_data);
+    assert_eq!(i.local_creation_time, body.local_creation_time);
+    assert_eq!(i.local_modification_time, body.local_modification_time);
+    assert_eq!(
+        c.stat(&p("d")).await.unwrap().unwrap().meta_data,
+        None,
+        "only the last"
+    );
+    let listed = c.list_all(&SmhPath::root()).await.unwrap();
+    let x = listed.iter().find(|e| e.name == "x.sh").unwrap();
+    assert_eq!(x.meta_data.as_ref(), Some(&meta));
+    assert_eq!(
+        x.local_modification_time.as_deref(),
+        Some("2001-01-01T00:00:00.000Z")
+    );
+    // An upload without metadata: a version without any.
+    let opts = UploadOptions::default();
+    let m = upload(&c, "plain", b"p", &opts).await.unwrap();
+    assert_eq!(m.meta_data, None);
+}

@@ -29,13 +29,13 @@ const TABLE: &str = "
 CREATE TABLE IF NOT EXISTS delta(seq INTEGER PRIMARY KEY AUTOINCREMENT, space TEXT NOT NULL, event TEXT NOT NULL,
   time TEXT NOT NULL, node INTEGER NOT NULL, parent INTEGER NOT NULL, name TEXT NOT NULL, is_dir INTEGER NOT NULL,
   location INTEGER NOT NULL, size INTEGER, blob TEXT, crc64 TEXT, ctype TEXT, ctime TEXT, mtime TEXT, lmtime TEXT,
-  from_parent INTEGER, from_name TEXT);
+  from_parent INTEGER, from_name TEXT, link INTEGER, lctime TEXT);
 CREATE INDEX IF NOT EXISTS delta_space ON delta(space, seq);
 ";
 
 /// The columns every trigger writes; in the statements below `$.` stands
 /// for the row (NEW, or OLD for a delete).
-const COLS: &str = "space,event,time,node,parent,name,is_dir,location,size,blob,crc64,ctype,ctime,mtime,lmtime,from_parent,from_name";
+const COLS: &str = "space,event,time,node,parent,name,is_dir,location,size,blob,crc64,ctype,ctime,mtime,lmtime,from_parent,from_name,link,lctime";
 const KIND: &str = "CASE $.is_dir WHEN 1 THEN 'DIR.' ELSE 'FILE.' END";
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 
@@ -44,22 +44,25 @@ fn triggers(history: u64) -> String {
     let insert = format!(
         "CREATE TRIGGER delta_insert AFTER INSERT ON nodes BEGIN
            INSERT INTO delta({COLS}) VALUES($.space, {KIND} || 'CREATE', {NOW}, $.id, $.parent, $.name, $.is_dir, 0,
-             {file_cols}, NULL, NULL);
+             {file_cols}, NULL, NULL, $.link, $.lctime);
          END;"
     )
     .replace("$.", "NEW.");
     // A move to the bin (negative parent) is a delete at the old place, the
-    // way back a restore; a changed parent or name a move, else a modify.
+    // way back a restore; a changed parent or name a move, else a modify
+    // (content, local time, metadata or link target).
     let update = format!(
-        "CREATE TRIGGER delta_update AFTER UPDATE OF parent,name,blob,size,crc64 ON nodes
+        "CREATE TRIGGER delta_update AFTER UPDATE OF parent,name,blob,size,crc64,lmtime,meta,link,lctime ON nodes
          WHEN (OLD.parent IS NOT NEW.parent OR OLD.name IS NOT NEW.name OR OLD.blob IS NOT NEW.blob
-               OR OLD.size IS NOT NEW.size OR OLD.crc64 IS NOT NEW.crc64) AND NOT (OLD.parent < 0 AND NEW.parent < 0)
+               OR OLD.size IS NOT NEW.size OR OLD.crc64 IS NOT NEW.crc64 OR OLD.lmtime IS NOT NEW.lmtime
+               OR OLD.meta IS NOT NEW.meta OR OLD.link IS NOT NEW.link OR OLD.lctime IS NOT NEW.lctime)
+           AND NOT (OLD.parent < 0 AND NEW.parent < 0)
          BEGIN
            INSERT INTO delta({COLS}) SELECT $.space, {KIND} || ev, {NOW}, $.id,
              CASE ev WHEN 'DELETE' THEN OLD.parent ELSE $.parent END,
              CASE ev WHEN 'DELETE' THEN OLD.name ELSE $.name END,
              $.is_dir, CASE ev WHEN 'DELETE' THEN 1 ELSE 0 END, {file_cols},
-             CASE ev WHEN 'MOVE' THEN OLD.parent END, CASE ev WHEN 'MOVE' THEN OLD.name END
+             CASE ev WHEN 'MOVE' THEN OLD.parent END, CASE ev WHEN 'MOVE' THEN OLD.name END, $.link, $.lctime
            FROM (SELECT CASE WHEN NEW.parent < 0 THEN 'DELETE' WHEN OLD.parent < 0 THEN 'RESTORE'
                  WHEN OLD.parent = NEW.parent AND OLD.name = NEW.name THEN 'MODIFY' ELSE 'MOVE' END AS ev);
          END;"
@@ -69,7 +72,7 @@ fn triggers(history: u64) -> String {
     let delete = format!(
         "CREATE TRIGGER delta_delete AFTER DELETE ON nodes WHEN OLD.parent >= 0 BEGIN
            INSERT INTO delta({COLS}) VALUES($.space, {KIND} || 'DELETE', {NOW}, $.id, $.parent, $.name, $.is_dir, 3,
-             {file_cols}, NULL, NULL);
+             {file_cols}, NULL, NULL, $.link, $.lctime);
          END;"
     )
     .replace("$.", "OLD.");
@@ -87,6 +90,14 @@ const TRIGGERS: [&str; 4] = ["delta_insert", "delta_update", "delta_delete", "de
 /// kept, or no recording at all (`None`, `--no-delta`).
 pub fn install(c: &Connection, history: Option<u64>) -> rusqlite::Result<()> {
     c.execute_batch(TABLE)?;
+    for (col, ty) in [("link", "INTEGER"), ("lctime", "TEXT")] {
+        let has = c
+            .prepare("SELECT 1 FROM pragma_table_info('delta') WHERE name=?1")?
+            .exists([col])?;
+        if !has {
+            c.execute_batch(&format!("ALTER TABLE delta ADD COLUMN {col} {ty}"))?;
+        }
+    }
     let was_on = c
         .query_row(
             "SELECT 1 FROM sqlite_master WHERE type='trigger' AND name='delta_insert'",
@@ -229,7 +240,7 @@ fn read_page(
     }
     let mut stmt = c.prepare_cached(
         "SELECT seq,event,time,node,parent,name,is_dir,location,size,blob,crc64,ctype,ctime,mtime,lmtime,
-                from_parent,from_name
+                from_parent,from_name,link,lctime
          FROM delta WHERE space=?1 AND seq>?2 ORDER BY seq LIMIT ?3",
     )?;
     let rows = stmt
@@ -253,6 +264,7 @@ fn row_entry(r: &Row) -> rusqlite::Result<(i64, DeltaEntry)> {
     let is_dir = r.get::<_, i64>(6)? != 0;
     let file = |v: Option<String>| if is_dir { None } else { v };
     let blob: Option<String> = r.get(9)?;
+    let link: Option<i64> = r.get(17)?;
     let mut extra = std::collections::BTreeMap::new();
     if let Some(p) = r.get::<_, Option<i64>>(15)? {
         extra.insert("fromParentInode".into(), inode_of(p).into());
@@ -269,6 +281,8 @@ fn row_entry(r: &Row) -> rusqlite::Result<(i64, DeltaEntry)> {
         name: r.get(5)?,
         kind: if is_dir {
             EntryType::Dir
+        } else if link.is_some() {
+            EntryType::Symlink
         } else {
             EntryType::File
         },
@@ -278,12 +292,12 @@ fn row_entry(r: &Row) -> rusqlite::Result<(i64, DeltaEntry)> {
         content_type: file(r.get(11)?),
         creation_time: r.get(12)?,
         modification_time: r.get(13)?,
-        local_creation_time: None,
-        local_modification_time: file(r.get(14)?),
+        local_creation_time: r.get(18)?,
+        local_modification_time: r.get(14)?,
         version_id: None,
         user_id: None,
         location: r.get::<_, i64>(7)? as u8,
-        link_to: None,
+        link_to: link.map(inode_of),
         extra_info: extra,
     };
     Ok((r.get(0)?, entry))

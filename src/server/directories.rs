@@ -25,7 +25,10 @@ pub async fn dir_route(
             authenticate(app, &ctx, Some(&space))?;
             let segs2 = segs.clone();
             let n = app
-                .db(move |c| store::resolve(c, &space, &segs2))
+                .db(move |c| match store::resolve(c, &space, &segs2)? {
+                    Some(n) => Ok(Some(super::links::present(c, &space, n)?)),
+                    None => Ok(None),
+                })
                 .await?
                 .ok_or_else(|| {
                     ServerError::api(404, codes::PATH_NOT_FOUND, "no such file or directory")
@@ -97,20 +100,31 @@ pub async fn dir_route(
                 }
                 let rename = ctx.strategy(crate::smh::types::ConflictStrategy::Ask)?
                     == crate::smh::types::ConflictStrategy::Rename;
+                // Optional body (§3.4): `metaData` and the local times are
+                // kept on the new (last) directory.
+                let time = |k: &str| body.get(k).and_then(|v| v.as_str()).map(String::from);
+                let attrs = store::DirAttrs {
+                    meta: super::meta::from_json(body.get("metaData"))?,
+                    lmtime: time("localModificationTime"),
+                    lctime: time("localCreationTime"),
+                };
+                let meta = attrs.meta.clone();
                 let (path, ctime) = app
                     .db(move |c| {
-                        let (p, id) = store::mkdirs(c, &space, &segs, rename)?;
+                        let (p, id) = store::mkdirs(c, &space, &segs, rename, &attrs)?;
                         let ctime = store::node(c, id)?.map(|n| n.ctime).unwrap_or_default();
                         Ok((p, ctime))
                     })
                     .await?;
-                Ok(json_response(
-                    StatusCode::CREATED,
-                    &PathReply {
-                        path: Some(path),
-                        creation_time: Some(ctime),
-                    },
-                ))
+                let mut reply = serde_json::to_value(PathReply {
+                    path: Some(path),
+                    creation_time: Some(ctime),
+                })
+                .unwrap_or_default();
+                if let Some(m) = meta {
+                    reply["metaData"] = serde_json::json!(m);
+                }
+                Ok(json_response(StatusCode::CREATED, &reply))
             }
         }
         Method::DELETE => {
@@ -226,7 +240,10 @@ async fn dir_list(
             if etag_matches(cond.as_deref(), &dir.etag()) {
                 return Ok((dir, None));
             }
-            let items = store::list(c, &space, dir.id, &spec)?;
+            let items = store::list(c, &space, dir.id, &spec)?
+                .into_iter()
+                .map(|n| super::links::present(c, &space, n))
+                .collect::<SResult<Vec<_>>>()?;
             let counts = store::counts(c, &space, dir.id)?;
             Ok((dir, Some((items, counts))))
         })
@@ -341,7 +358,7 @@ pub async fn move_dir(
                 Some(_) => return Err(ServerError::conflict()),
             };
             if copy {
-                store::copy_tree(c, &space, n.id, parent, &final_name)?;
+                super::tree::copy_tree(c, &space, n.id, parent, &final_name)?;
             } else {
                 c.execute(
                     "UPDATE nodes SET parent=?2, name=?3 WHERE id=?1",

@@ -14,8 +14,10 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::error::{SResult, ServerError};
+use super::meta;
 use crate::smh::codes;
 use crate::smh::time;
+use crate::smh::types::MetaData;
 
 pub const ROOT: i64 = 0;
 
@@ -44,7 +46,13 @@ pub struct Node {
     pub ctime: String,
     pub mtime: String,
     pub lmtime: Option<String>,
+    /// `localCreationTime` (the client's birth time of the file).
+    pub lctime: Option<String>,
     pub rev: i64,
+    /// Custom metadata (`x-smh-meta-*`), never an empty map.
+    pub meta: Option<MetaData>,
+    /// Symlinks: the node id of the target (see [`super::links`]).
+    pub link: Option<i64>,
 }
 
 impl Node {
@@ -84,13 +92,16 @@ pub struct FileData {
     pub fhash: String,
     pub ctype: String,
     pub lmtime: Option<String>,
+    pub lctime: Option<String>,
+    /// Custom metadata of this version (None: none).
+    pub meta: Option<MetaData>,
 }
 
 /// Node columns, as a literal so that statements are `concat!`ed constants
 /// (prepared once, then served from the statement cache).
 macro_rules! node_cols {
     () => {
-        "id,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime,rev"
+        "id,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime,rev,meta,link,lctime"
     };
 }
 
@@ -112,37 +123,11 @@ fn row_node(r: &Row) -> rusqlite::Result<Node> {
         mtime: r.get(11)?,
         lmtime: r.get(12)?,
         rev: r.get(13)?,
+        meta: meta::from_db(r.get(14)?),
+        link: r.get(15)?,
+        lctime: r.get(16)?,
     })
 }
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS spaces(id TEXT PRIMARY KEY, ctime TEXT NOT NULL, mtime TEXT NOT NULL, rev INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS nodes(id INTEGER PRIMARY KEY AUTOINCREMENT, space TEXT NOT NULL, parent INTEGER NOT NULL,
-  name TEXT NOT NULL, is_dir INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, blob TEXT, crc64 TEXT, bhash TEXT,
-  fhash TEXT, ctype TEXT, ctime TEXT NOT NULL, mtime TEXT NOT NULL, lmtime TEXT, rev INTEGER NOT NULL DEFAULT 0);
-CREATE UNIQUE INDEX IF NOT EXISTS nodes_pn ON nodes(space, parent, name);
-CREATE INDEX IF NOT EXISTS nodes_parent ON nodes(parent);
-CREATE INDEX IF NOT EXISTS nodes_order ON nodes(space, parent, is_dir DESC, name);
-CREATE INDEX IF NOT EXISTS nodes_bh ON nodes(size, bhash);
-CREATE INDEX IF NOT EXISTS nodes_fh ON nodes(size, fhash);
-CREATE INDEX IF NOT EXISTS nodes_blob ON nodes(blob);
-CREATE TABLE IF NOT EXISTS tokens(token TEXT PRIMARY KEY, grants TEXT NOT NULL, period INTEGER NOT NULL,
-  expires INTEGER NOT NULL, user_id TEXT, spaces TEXT, extend INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS uploads(key TEXT PRIMARY KEY, space TEXT NOT NULL, path TEXT NOT NULL,
-  multipart INTEGER NOT NULL, upload_id TEXT, strategy TEXT NOT NULL, force INTEGER NOT NULL, auth TEXT NOT NULL,
-  sectoken TEXT NOT NULL, expiration INTEGER NOT NULL, ctime TEXT NOT NULL, created INTEGER NOT NULL,
-  confirmed INTEGER NOT NULL DEFAULT 0, final_path TEXT, lmtime TEXT, psize INTEGER, size INTEGER);
-CREATE TABLE IF NOT EXISTS parts(key TEXT NOT NULL, num INTEGER NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
-  mtime TEXT NOT NULL, off INTEGER, file TEXT, dbblob TEXT, PRIMARY KEY(key, num));
-CREATE TABLE IF NOT EXISTS blobdata(id TEXT PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS recycled(id INTEGER PRIMARY KEY AUTOINCREMENT, space TEXT NOT NULL, node INTEGER NOT NULL,
-  orig TEXT NOT NULL, name TEXT NOT NULL, is_dir INTEGER NOT NULL, size INTEGER NOT NULL, ctime TEXT, mtime TEXT,
-  rtime TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS earlier_creds(key TEXT NOT NULL, auth TEXT NOT NULL, sectoken TEXT NOT NULL,
-  expiration INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS earlier_creds_key ON earlier_creds(key);
-";
 
 pub struct Store {
     conn: Mutex<Connection>,
@@ -166,8 +151,7 @@ impl Store {
         conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         conn.pragma_update(None, "cache_size", -32_768)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.execute_batch(SCHEMA)?;
-        migrate(&conn)?;
+        super::schema::create(&conn)?;
         conn.set_prepared_statement_cache_capacity(128);
         Ok(Store {
             conn: Mutex::new(conn),
@@ -267,30 +251,6 @@ impl Store {
     }
 }
 
-/// Columns added since the first schema (`CREATE TABLE IF NOT EXISTS`
-/// leaves existing tables alone).
-fn migrate(c: &Connection) -> rusqlite::Result<()> {
-    let cols = |t: &str| -> rusqlite::Result<Vec<String>> {
-        let mut s = c.prepare(&format!("PRAGMA table_info({t})"))?;
-        let v = s
-            .query_map([], |r| r.get::<_, String>(1))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(v)
-    };
-    for (t, col, ty) in [
-        ("parts", "off", "INTEGER"),
-        ("parts", "file", "TEXT"),
-        ("parts", "dbblob", "TEXT"),
-        ("uploads", "psize", "INTEGER"),
-        ("uploads", "size", "INTEGER"),
-    ] {
-        if !cols(t)?.iter().any(|c| c == col) {
-            c.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN {col} {ty}"))?;
-        }
-    }
-    Ok(())
-}
-
 pub fn meta_get_or_init(c: &Connection, k: &str, init: impl FnOnce() -> String) -> SResult<String> {
     if let Some(v) = c
         .query_row("SELECT v FROM meta WHERE k=?1", [k], |r| r.get(0))
@@ -333,7 +293,10 @@ pub fn root(c: &Connection, space: &str) -> SResult<Node> {
         ctime,
         mtime,
         lmtime: None,
+        lctime: None,
         rev,
+        meta: None,
+        link: None,
     })
 }
 
@@ -406,12 +369,41 @@ pub fn touch(c: &Connection, space: &str, dir: i64) -> SResult<()> {
     Ok(())
 }
 
+/// What a directory create body may set (§3.4).
+#[derive(Debug, Clone, Default)]
+pub struct DirAttrs {
+    pub meta: Option<MetaData>,
+    pub lmtime: Option<String>,
+    pub lctime: Option<String>,
+}
+
 pub fn insert_dir(c: &Connection, space: &str, parent: i64, name: &str) -> SResult<i64> {
+    insert_dir_with(c, space, parent, name, &DirAttrs::default())
+}
+
+/// A new directory with its attributes in the same row (one change-feed
+/// `CREATE`, no `MODIFY` after it).
+pub fn insert_dir_with(
+    c: &Connection,
+    space: &str,
+    parent: i64,
+    name: &str,
+    a: &DirAttrs,
+) -> SResult<i64> {
     let now = time::now();
     c.prepare_cached(
-        "INSERT INTO nodes(space,parent,name,is_dir,ctime,mtime) VALUES(?1,?2,?3,1,?4,?4)",
+        "INSERT INTO nodes(space,parent,name,is_dir,ctime,mtime,meta,lmtime,lctime)
+         VALUES(?1,?2,?3,1,?4,?4,?5,?6,?7)",
     )?
-    .execute(params![space, parent, name, now])?;
+    .execute(params![
+        space,
+        parent,
+        name,
+        now,
+        meta::to_db(a.meta.as_ref()),
+        a.lmtime,
+        a.lctime
+    ])?;
     let id = c.last_insert_rowid();
     touch(c, space, parent)?;
     Ok(id)
@@ -427,8 +419,8 @@ pub fn insert_file(
 ) -> SResult<i64> {
     let now = time::now();
     c.prepare_cached(
-        "INSERT INTO nodes(space,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime)
-         VALUES(?1,?2,?3,0,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
+        "INSERT INTO nodes(space,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime,meta,lctime)
+         VALUES(?1,?2,?3,0,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)",
     )?
     .execute(params![
             space,
@@ -442,7 +434,9 @@ pub fn insert_file(
             f.ctype,
             ctime.unwrap_or(&now),
             now,
-            f.lmtime
+            f.lmtime,
+            meta::to_db(f.meta.as_ref()),
+            f.lctime
         ])?;
     let id = c.last_insert_rowid();
     touch(c, space, parent)?;
@@ -459,7 +453,8 @@ pub fn replace_content(
     f: &FileData,
 ) -> SResult<()> {
     c.prepare_cached(
-        "UPDATE nodes SET size=?2,blob=?3,crc64=?4,bhash=?5,fhash=?6,ctype=?7,mtime=?8,lmtime=?9 WHERE id=?1",
+        "UPDATE nodes SET size=?2,blob=?3,crc64=?4,bhash=?5,fhash=?6,ctype=?7,mtime=?8,lmtime=?9,meta=?10,link=NULL,lctime=?11
+         WHERE id=?1",
     )?
     .execute(params![
         id,
@@ -470,7 +465,9 @@ pub fn replace_content(
         f.fhash,
         f.ctype,
         time::now(),
-        f.lmtime
+        f.lmtime,
+        meta::to_db(f.meta.as_ref()),
+        f.lctime
     ])?;
     touch(c, space, parent)
 }
@@ -487,6 +484,8 @@ pub fn file_data(n: &Node) -> FileData {
             .clone()
             .unwrap_or_else(|| "application/octet-stream".into()),
         lmtime: n.lmtime.clone(),
+        lctime: n.lctime.clone(),
+        meta: n.meta.clone(),
     }
 }
 
@@ -604,12 +603,14 @@ pub fn list(c: &Connection, space: &str, parent: i64, spec: &ListSpec) -> SResul
 }
 
 /// `mkdir -p`: creates missing parents; the last segment follows the
-/// strategy (ask → 409, rename → `name (k)`). Returns the final path.
+/// strategy (ask → 409, rename → `name (k)`) and gets `attrs`. Returns the
+/// final path.
 pub fn mkdirs(
     c: &Connection,
     space: &str,
     segs: &[String],
     rename_last: bool,
+    attrs: &DirAttrs,
 ) -> SResult<(Vec<String>, i64)> {
     let mut cur = ROOT;
     let mut out = Vec::new();
@@ -628,8 +629,12 @@ pub fn mkdirs(
                     return Err(ServerError::conflict());
                 }
                 let name = free_name(c, space, cur, s, true)?;
-                cur = insert_dir(c, space, cur, &name)?;
+                cur = insert_dir_with(c, space, cur, &name, attrs)?;
                 out.push(name);
+            }
+            None if last => {
+                cur = insert_dir_with(c, space, cur, s, attrs)?;
+                out.push(s.clone());
             }
             None => {
                 cur = insert_dir(c, space, cur, s)?;
@@ -651,80 +656,6 @@ pub fn ensure_parents(c: &Connection, space: &str, segs: &[String]) -> SResult<i
         }
     }
     Ok(cur)
-}
-
-/// Deep copy of `src` as `name` under `parent` (blobs shared).
-pub fn copy_tree(c: &Connection, space: &str, src: i64, parent: i64, name: &str) -> SResult<i64> {
-    let nodes = subtree(c, src)?;
-    let mut map = std::collections::HashMap::new();
-    let now = time::now();
-    let mut new_root = ROOT;
-    for n in &nodes {
-        let (p, nm) = if n.id == src {
-            (parent, name.to_string())
-        } else {
-            match map.get(&n.parent) {
-                Some(p) => (*p, n.name.clone()),
-                None => continue,
-            }
-        };
-        c.execute(
-            "INSERT INTO nodes(space,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime)
-             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?11,?12)",
-            params![
-                space,
-                p,
-                nm,
-                n.is_dir as i64,
-                n.size as i64,
-                n.blob,
-                n.crc64,
-                n.bhash,
-                n.fhash,
-                n.ctype,
-                now,
-                n.lmtime
-            ],
-        )?;
-        let id = c.last_insert_rowid();
-        if n.id == src {
-            new_root = id;
-        }
-        map.insert(n.id, id);
-    }
-    touch(c, space, parent)?;
-    Ok(new_root)
-}
-
-/// Moves `node` to the recycle bin; returns the recycled item id.
-pub fn recycle(c: &Connection, space: &str, n: &Node) -> SResult<i64> {
-    let orig = path_of(c, n.id)?.unwrap_or_default();
-    let size: i64 = if n.is_dir {
-        subtree(c, n.id)?.iter().map(|x| x.size as i64).sum()
-    } else {
-        n.size as i64
-    };
-    c.execute(
-        "INSERT INTO recycled(space,node,orig,name,is_dir,size,ctime,mtime,rtime) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
-        params![
-            space,
-            n.id,
-            serde_json::to_string(&orig).unwrap_or_default(),
-            n.name,
-            n.is_dir as i64,
-            size,
-            n.ctime,
-            n.mtime,
-            time::now()
-        ],
-    )?;
-    let rid = c.last_insert_rowid();
-    c.execute(
-        "UPDATE nodes SET parent=?2 WHERE id=?1",
-        params![n.id, -rid],
-    )?;
-    touch(c, space, n.parent)?;
-    Ok(rid)
 }
 
 /// Instant-upload lookup: a stored file with this size and hash.
@@ -767,16 +698,19 @@ mod tests {
         s.tx(|c| {
             ensure_space(c, "-")?;
             let segs: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();
-            let (p, id) = mkdirs(c, "-", &segs, false)?;
+            let (p, id) = mkdirs(c, "-", &segs, false, &DirAttrs::default())?;
             assert_eq!(p, segs);
-            assert!(mkdirs(c, "-", &segs, false).is_err());
-            assert_eq!(mkdirs(c, "-", &segs, true)?.0, ["a", "b (1)"]);
+            assert!(mkdirs(c, "-", &segs, false, &DirAttrs::default()).is_err());
+            assert_eq!(
+                mkdirs(c, "-", &segs, true, &DirAttrs::default())?.0,
+                ["a", "b (1)"]
+            );
             assert_eq!(path_of(c, id)?.unwrap(), segs);
             let a = resolve(c, "-", &segs[..1])?.unwrap();
             assert_eq!(counts(c, "-", a.id)?, (0, 2));
-            let copy = copy_tree(c, "-", a.id, ROOT, "a2")?;
+            let copy = super::super::tree::copy_tree(c, "-", a.id, ROOT, "a2")?;
             assert_eq!(subtree(c, copy)?.len(), 3);
-            let rid = recycle(c, "-", &a)?;
+            let rid = super::super::tree::recycle(c, "-", &a)?;
             assert!(rid > 0);
             assert!(resolve(c, "-", &segs)?.is_none());
             assert_eq!(path_of(c, id)?, None);

@@ -106,6 +106,8 @@ pub struct DirEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modification_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_creation_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_modification_time: Option<String>,
     /// Files only; decimal string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -164,6 +166,8 @@ pub struct EntryInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modification_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_creation_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_modification_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub e_tag: Option<String>,
@@ -197,6 +201,8 @@ pub struct FileInfo {
     pub creation_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub modification_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_creation_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_modification_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
