@@ -364,3 +364,89 @@ async fn update_conflict_fail_refuses_with_estale_and_keeps_the_data() {
     drop(f);
     assert_eq!(common::http::download(&s, &tok, "solo.txt").await, b"xy");
 }
+
+/// A's upload is held in its part PUT (server latency) while the API
+/// overwrites the file: the check before the confirm sees the new version.
+async fn overwritten_while_a_uploads(mode: &str) -> (TestServer, MountGuard, std::io::Result<()>) {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    put(&s, &tok, "shared.txt", b"base\n").await;
+    let a = MountGuard::new(&s, mode);
+    let fa = append(&a.path("shared.txt"), "from A\n");
+    s.admin("latency", "part:2500").await;
+    s.reset_stats().await;
+    let closing = std::thread::spawn(move || {
+        let r = fa.sync_all();
+        drop(fa);
+        r
+    });
+    // A has checked, begun and is in its part PUT; B overwrites meanwhile.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while common::mount::op_count(&s.stats().await, "upload_begin") == 0 {
+        assert!(std::time::Instant::now() < deadline, "A never began");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The body PUT follows the begin at once and is then held 2.5 s.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.admin("faults/clear", "").await;
+    put(&s, &tok, "shared.txt", b"base\nfrom B\n").await;
+    let r = tokio::task::spawn_blocking(move || closing.join().unwrap())
+        .await
+        .unwrap();
+    // B's version stays under the name whatever the mode.
+    assert_eq!(
+        common::http::download(&s, &tok, "shared.txt").await,
+        b"base\nfrom B\n"
+    );
+    (s, a, r)
+}
+
+#[tokio::test]
+async fn an_overwrite_during_the_upload_is_caught_before_the_confirm() {
+    let (s, a, r) = overwritten_while_a_uploads("").await;
+    r.expect("A's update is kept, not refused");
+    let tok = s.token().await;
+    let (_, listing) = send(Method::GET, &api(&s, "directory", "", &tok, ""), None).await;
+    let names: Vec<String> = listing["contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect();
+    let copies: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with("shared (conflict ") && n.ends_with(").txt"))
+        .collect();
+    assert_eq!(copies.len(), 1, "{listing}");
+    assert_eq!(names.len(), 2, "no stray auto-renamed copy: {listing}");
+    assert_eq!(
+        common::http::download(&s, &tok, copies[0]).await,
+        b"base\nfrom A\n"
+    );
+    let log = a.log();
+    assert!(
+        log.contains("WARN")
+            && log.contains(copies[0].as_str())
+            && log.contains("while it was being uploaded"),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn update_conflict_fail_refuses_an_overwrite_during_the_upload() {
+    let (s, a, r) = overwritten_while_a_uploads("update_conflict=fail").await;
+    let err = r.expect_err("A would overwrite B's version");
+    assert_eq!(err.raw_os_error(), Some(libc::ESTALE));
+    let tok = s.token().await;
+    let (_, listing) = send(Method::GET, &api(&s, "directory", "", &tok, ""), None).await;
+    assert_eq!(listing["contents"].as_array().unwrap().len(), 1, "{listing}");
+    let kept: Vec<Vec<u8>> = a
+        .staged_files()
+        .iter()
+        .filter_map(|p| std::fs::read(p).ok())
+        .collect();
+    assert!(
+        kept.contains(&b"base\nfrom A\n".to_vec()),
+        "A's data is kept"
+    );
+}

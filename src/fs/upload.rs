@@ -8,7 +8,9 @@
 use super::cache::Meta;
 use super::core::SmhFs;
 use super::error::{FsError, FsResult};
-use super::lostupdate::{conflict_name, strategy_for, Target, UpdateConflict};
+use super::lostupdate::{
+    before_confirm, changed_since, conflict_name, strategy_for, Target, UpdateConflict,
+};
 use super::memstage::Staged;
 use super::openfile::{JournalState, OpenFile};
 use super::queue::transient;
@@ -118,6 +120,12 @@ impl SmhFs {
                 posix: Default::default(),
                 journal: Some((self.dur.journal.clone(), template)),
                 sent,
+                before_confirm: before_confirm(
+                    &self.client,
+                    &target,
+                    of.base.as_ref(),
+                    self.cfg.update_conflict,
+                ),
             })
             .await;
         let res = sent_now.result;
@@ -197,6 +205,12 @@ impl SmhFs {
                 posix: Default::default(),
                 journal: None,
                 sent,
+                before_confirm: before_confirm(
+                    &self.client,
+                    &target,
+                    of.base.as_ref(),
+                    self.cfg.update_conflict,
+                ),
             })
             .await
             .result;
@@ -338,23 +352,7 @@ impl SmhFs {
         if self.cfg.update_conflict == UpdateConflict::Overwrite {
             return Ok(Target::Same);
         }
-        let Some(info) = self.client.stat(path).await? else {
-            // Deleted elsewhere: ours brings it back.
-            return Ok(Target::Same);
-        };
-        if info.kind.is_dir() {
-            return Ok(Target::Same);
-        }
-        let now = Version {
-            etag: info.e_tag.clone(),
-            crc64: info.crc64.clone(),
-            size: info
-                .size
-                .as_deref()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0),
-        };
-        if now.same(base) {
+        if !changed_since(&self.client, path, base).await? {
             return Ok(Target::Same);
         }
         match self.cfg.update_conflict {

@@ -415,6 +415,7 @@ impl SmhFs {
                 posix: Default::default(),
                 journal: Some((self.dur.journal.clone(), e.clone())),
                 sent,
+                before_confirm: None,
             })
             .await
             .result;

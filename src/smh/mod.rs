@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod codes;
+pub mod confirm;
 pub mod delta;
 pub mod download;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod time;
 pub mod types;
 pub mod upload;
 
+pub use confirm::{ConfirmAs, ConfirmHook};
 pub use client::{ClientConfig, Credentials, FileHead, RetryPolicy, SmhClient};
 pub use delta::DeltaPoll;
 pub use error::{Result, SmhError};
