@@ -329,6 +329,15 @@ async fn concurrent_updates_keep_both_versions() {
         log.contains("WARN") && log.contains(&copies[0]) && log.contains("conflict copy"),
         "{log}"
     );
+    assert_status_lists(&a, "shared.txt", &copies[0]);
+    // B made no conflict copy.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smhfs"))
+        .args(["status", "--json"])
+        .arg(b.path(""))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["conflicts"], serde_json::json!([]), "{v}");
 }
 
 #[tokio::test]
@@ -430,6 +439,33 @@ async fn an_overwrite_during_the_upload_is_caught_before_the_confirm() {
             && log.contains("while it was being uploaded"),
         "{log}"
     );
+    assert_status_lists(&a, "shared.txt", copies[0]);
+}
+
+/// `smhfs status` (text and `--json`) lists the conflict copy of `path`.
+fn assert_status_lists(m: &MountGuard, path: &str, copy: &str) {
+    let status = |json: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_smhfs"));
+        c.arg("status").arg(m.path(""));
+        if json {
+            c.arg("--json");
+        }
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let v: serde_json::Value = serde_json::from_str(&status(true)).unwrap();
+    let c = v["conflicts"].as_array().expect("conflicts in the JSON");
+    assert_eq!(c.len(), 1, "{v}");
+    assert_eq!(c[0]["path"], path, "{v}");
+    assert_eq!(c[0]["copy"], copy, "{v}");
+    assert!(c[0]["time"].as_str().unwrap().ends_with('Z'), "{v}");
+    let text = status(false);
+    assert!(
+        text.contains("conflict copies")
+            && text.lines().any(|l| l.contains(copy) && l.contains(path)),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -439,7 +475,11 @@ async fn update_conflict_fail_refuses_an_overwrite_during_the_upload() {
     assert_eq!(err.raw_os_error(), Some(libc::ESTALE));
     let tok = s.token().await;
     let (_, listing) = send(Method::GET, &api(&s, "directory", "", &tok, ""), None).await;
-    assert_eq!(listing["contents"].as_array().unwrap().len(), 1, "{listing}");
+    assert_eq!(
+        listing["contents"].as_array().unwrap().len(),
+        1,
+        "{listing}"
+    );
     let kept: Vec<Vec<u8>> = a
         .staged_files()
         .iter()

@@ -15,6 +15,9 @@
 //! between the second check and the confirm (one round trip) is still
 //! overwritten.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use super::read::Version;
 use crate::smh::path::MAX_NAME_BYTES;
 use crate::smh::{ConfirmAs, ConfirmHook, ConflictStrategy, SmhClient, SmhError, SmhPath};
@@ -95,21 +98,25 @@ pub(crate) async fn changed_since(
 
 /// The second check, run by the upload just before its confirm (one
 /// `?info`): `None` when there is nothing to check (no base version,
-/// `overwrite`, or the upload already goes to a conflict copy).
+/// `overwrite`, or the upload already goes to a conflict copy). `switched`
+/// is set when it sends the upload to a conflict copy.
 pub(crate) fn before_confirm(
     client: &SmhClient,
     target: &Target,
     base: Option<&Version>,
     mode: UpdateConflict,
+    switched: &Arc<AtomicBool>,
 ) -> Option<ConfirmHook> {
     let base = base?.clone();
     if mode == UpdateConflict::Overwrite || matches!(target, Target::Copy(_)) {
         return None;
     }
     let client = client.clone();
-    let hook: ConfirmHook = std::sync::Arc::new(move |plan: crate::smh::UploadPlan| {
+    let switched = switched.clone();
+    let hook: ConfirmHook = Arc::new(move |plan: crate::smh::UploadPlan| {
         let client = client.clone();
         let base = base.clone();
+        let switched = switched.clone();
         Box::pin(async move {
             let path = plan.path;
             if !changed_since(&client, &path, &base).await? {
@@ -124,6 +131,7 @@ pub(crate) fn before_confirm(
             let copy = conflict_name(&path, chrono::Utc::now())
                 .ok_or_else(|| SmhError::InvalidPath(format!("no conflict name for {path}")))?;
             tracing::warn!(%path, conflict_copy = %copy, "changed on the server while it was being uploaded; keeping both: ours is stored as the conflict copy");
+            switched.store(true, Ordering::Relaxed);
             Ok(ConfirmAs::Elsewhere(copy))
         })
     });

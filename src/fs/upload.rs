@@ -5,6 +5,9 @@
 //! staged file and its journal entry are only deleted once the server
 //! confirmed the content.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use super::cache::Meta;
 use super::core::SmhFs;
 use super::error::{FsError, FsResult};
@@ -106,6 +109,7 @@ impl SmhFs {
         if resume.is_some() {
             tracing::info!(%path, size, "resuming a begun upload");
         }
+        let switched = Arc::new(AtomicBool::new(false));
         let sent_now = self
             .uploader()
             .send(Outgoing {
@@ -125,6 +129,7 @@ impl SmhFs {
                     &target,
                     of.base.as_ref(),
                     self.cfg.update_conflict,
+                    &switched,
                 ),
             })
             .await;
@@ -160,6 +165,7 @@ impl SmhFs {
         };
         tracing::debug!(%path, size, elapsed = ?started.elapsed(), "uploaded");
         let local_mtime = st.mtime;
+        self.note_conflict(&path, &target, &switched, &meta);
         self.upload_done(&path, of, &id, &meta, local_mtime);
         Ok(())
     }
@@ -195,6 +201,7 @@ impl SmhFs {
             .map(|s| s.path().to_path_buf())
             .unwrap_or_default();
         let sent = self.dur.tracker.start(&id, path, size, &mem_path);
+        let switched = Arc::new(AtomicBool::new(false));
         let res = self
             .uploader()
             .send(Outgoing {
@@ -210,12 +217,14 @@ impl SmhFs {
                     &target,
                     of.base.as_ref(),
                     self.cfg.update_conflict,
+                    &switched,
                 ),
             })
             .await
             .result;
         let e = match res {
             Ok(meta) => {
+                self.note_conflict(path, &target, &switched, &meta);
                 self.upload_done(path, of, &id, &meta, local_mtime);
                 return Ok(());
             }
@@ -331,6 +340,28 @@ impl SmhFs {
             if permanent { "" } else { " and the upload is retried" }
         );
         permanent
+    }
+}
+
+impl SmhFs {
+    /// Remembers a conflict copy for `smhfs status`: the upload of `path`
+    /// went to one (first check) or was switched to one (second check).
+    fn note_conflict(
+        &self,
+        path: &SmhPath,
+        target: &Target,
+        switched: &AtomicBool,
+        meta: &FileMeta,
+    ) {
+        if matches!(target, Target::Same) && !switched.load(Ordering::Relaxed) {
+            return;
+        }
+        let stored = meta
+            .path
+            .clone()
+            .and_then(|s| SmhPath::from_segments(s).ok())
+            .unwrap_or_else(|| target_path(target, path));
+        self.dur.tracker.conflict(path, &stored);
     }
 }
 

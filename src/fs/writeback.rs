@@ -555,6 +555,7 @@ impl SmhFs {
             cache_size: self.dur.budget.limit(),
             cache_dir: self.cfg.cache_dir.display().to_string(),
             uploads: self.dur.tracker.all(),
+            conflicts: self.dur.tracker.conflicts(),
             metrics: None,
         }
     }

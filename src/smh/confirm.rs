@@ -33,7 +33,8 @@ pub enum ConfirmAs {
 
 /// Asked with the plan after the last part was accepted, before the
 /// confirm; an error fails the upload (the task is left for a resume).
-pub type ConfirmHook = Arc<dyn Fn(UploadPlan) -> BoxFuture<'static, Result<ConfirmAs>> + Send + Sync>;
+pub type ConfirmHook =
+    Arc<dyn Fn(UploadPlan) -> BoxFuture<'static, Result<ConfirmAs>> + Send + Sync>;
 
 impl SmhClient {
     /// Asks the hook, then confirms with the CRC-64; tolerates a confirm
@@ -49,7 +50,10 @@ impl SmhClient {
             None => ConfirmAs::Planned,
         };
         match target {
-            ConfirmAs::Planned => self.confirm_as(confirm_key, plan, opts, plan.strategy).await,
+            ConfirmAs::Planned => {
+                self.confirm_as(confirm_key, plan, opts, plan.strategy)
+                    .await
+            }
             ConfirmAs::Refused(why) => {
                 if let Err(e) = self.abort_upload(confirm_key).await {
                     tracing::debug!(path = %plan.path, "cannot abort the refused upload: {e}");
@@ -68,7 +72,9 @@ impl SmhClient {
                 if stored == plan.path || stored == to {
                     return Ok(meta);
                 }
-                let moved = self.move_file(&stored, &to, ConflictStrategy::Rename).await?;
+                let moved = self
+                    .move_file(&stored, &to, ConflictStrategy::Rename)
+                    .await?;
                 if let Some(n) = moved.name() {
                     meta.name = n.to_string();
                 }
@@ -90,7 +96,10 @@ impl SmhClient {
             local_modification_time: opts.local_modification_time.clone(),
             ..Default::default()
         };
-        match self.confirm_upload(confirm_key, &body, Some(strategy)).await {
+        match self
+            .confirm_upload(confirm_key, &body, Some(strategy))
+            .await
+        {
             Ok(meta) => Ok(meta),
             Err(e) if e.code() == Some(codes::UPLOAD_COMPLETE) => {
                 self.confirmed_meta(confirm_key, plan).await
@@ -101,7 +110,11 @@ impl SmhClient {
 
     /// File metadata of a task the server already confirmed (a retried
     /// confirm whose first attempt did land).
-    pub(super) async fn confirmed_meta(&self, confirm_key: &str, plan: &UploadPlan) -> Result<FileMeta> {
+    pub(super) async fn confirmed_meta(
+        &self,
+        confirm_key: &str,
+        plan: &UploadPlan,
+    ) -> Result<FileMeta> {
         let status = self.upload_status(confirm_key).await?;
         let path = match status.path {
             Some(p) => SmhPath::from_segments(p)?,

@@ -19,8 +19,8 @@ pub mod time;
 pub mod types;
 pub mod upload;
 
-pub use confirm::{ConfirmAs, ConfirmHook};
 pub use client::{ClientConfig, Credentials, FileHead, RetryPolicy, SmhClient};
+pub use confirm::{ConfirmAs, ConfirmHook};
 pub use delta::DeltaPoll;
 pub use error::{Result, SmhError};
 pub use hash::{ContentHasher, ContentHashes};
