@@ -109,6 +109,10 @@ async fn each_change_is_one_entry_with_a_stable_inode() {
         ]
     );
     let modify = &entries[2];
+    // Each content of a file is the next version; directories have none.
+    assert_eq!(entries[1]["versionId"], 1, "{}", entries[1]);
+    assert_eq!(modify["versionId"], 2, "{modify}");
+    assert!(entries[0].get("versionId").is_none(), "{}", entries[0]);
     assert_eq!(modify["inode"], ino);
     assert_eq!(modify["parentInode"], d_ino);
     assert_eq!(modify["type"], "file");

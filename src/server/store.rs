@@ -450,7 +450,7 @@ pub fn insert_file(
 }
 
 /// New content for the file `id` (an overwrite: the node, its inode and
-/// creation time stay).
+/// creation time stay; its `rev`, the delta's `versionId`, grows).
 pub fn replace_content(
     c: &Connection,
     space: &str,
@@ -459,7 +459,7 @@ pub fn replace_content(
     f: &FileData,
 ) -> SResult<()> {
     c.prepare_cached(
-        "UPDATE nodes SET size=?2,blob=?3,crc64=?4,bhash=?5,fhash=?6,ctype=?7,mtime=?8,lmtime=?9 WHERE id=?1",
+        "UPDATE nodes SET size=?2,blob=?3,crc64=?4,bhash=?5,fhash=?6,ctype=?7,mtime=?8,lmtime=?9,rev=rev+1 WHERE id=?1",
     )?
     .execute(params![
         id,
