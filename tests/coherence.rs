@@ -490,3 +490,57 @@ async fn update_conflict_fail_refuses_an_overwrite_during_the_upload() {
         "A's data is kept"
     );
 }
+
+/// `?info` and listing requests the server answered since the last reset.
+async fn lookups(s: &TestServer) -> u64 {
+    let st = s.stats().await;
+    ["dir_info", "file_info", "dir_list"]
+        .iter()
+        .map(|op| common::mount::op_count(&st, op))
+        .sum()
+}
+
+#[tokio::test]
+async fn the_feed_lengthens_the_timeouts_and_a_lost_feed_restores_them() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    put(&s, &tok, "f.txt", b"one").await;
+    let m = MountGuard::new(&s, "attr_timeout=1,dir_timeout=1,poll_interval=1");
+    // Followed once a poll succeeded (the second tick).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(names(&m.mnt), ["f.txt"]);
+    assert_eq!(std::fs::metadata(m.path("f.txt")).unwrap().len(), 3);
+    // Past both timeouts (and the kernel's): still cached, no request.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    s.reset_stats().await;
+    assert_eq!(names(&m.mnt), ["f.txt"]);
+    assert_eq!(std::fs::metadata(m.path("f.txt")).unwrap().len(), 3);
+    assert_eq!(lookups(&s).await, 0, "the feed keeps the caches fresh");
+    // ... and a change made elsewhere still shows within poll_interval + 1 s.
+    put(&s, &tok, "f.txt", b"two, longer").await;
+    visible_within(WITHIN, "overwrite under long timeouts", || {
+        std::fs::metadata(m.path("f.txt")).map(|m| m.len()).ok() == Some(11)
+    })
+    .await;
+    assert_eq!(std::fs::read(m.path("f.txt")).unwrap(), b"two, longer");
+
+    // The feed is lost: the configured timeouts apply again.
+    s.admin("fault", "delta:400:100000").await;
+    visible_within(Duration::from_secs(5), "the lost feed", || {
+        m.log().contains("cursor lost")
+    })
+    .await;
+    assert_eq!(std::fs::metadata(m.path("f.txt")).unwrap().len(), 11);
+    assert_eq!(names(&m.mnt), ["f.txt"]);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    s.reset_stats().await;
+    assert_eq!(std::fs::metadata(m.path("f.txt")).unwrap().len(), 11);
+    assert_eq!(names(&m.mnt), ["f.txt"]);
+    assert!(lookups(&s).await >= 2, "{}", s.stats().await);
+    // Without the feed, a change shows after the timeouts.
+    put(&s, &tok, "f.txt", b"three").await;
+    visible_within(Duration::from_secs(3), "overwrite on timeouts", || {
+        std::fs::read(m.path("f.txt")).ok().as_deref() == Some(&b"three"[..])
+    })
+    .await;
+}

@@ -1,5 +1,6 @@
 //! Attribute and listing caches: bounded (`lru`), with TTLs from the mount
-//! options and short-lived negative entries.
+//! options (lengthened while the change feed is followed: `freshness.rs`)
+//! and short-lived negative entries.
 //!
 //! A listing fills the attribute cache with every entry it returns, so
 //! `ls -l` after `readdir` costs no per-entry request.
@@ -14,6 +15,7 @@ use parking_lot::Mutex;
 use crate::smh::types::{DirEntry, EntryInfo, FileMeta};
 use crate::smh::SmhPath;
 
+use super::freshness::Freshness;
 use super::posix::PosixMeta;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,17 +149,22 @@ impl Meta {
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(1);
 
 /// A bounded LRU of paths to values that expire; the expiry logic both
-/// caches share.
+/// caches share. Each value keeps when it was stored and, if its lifetime
+/// is fixed, that lifetime; the others live as long as [`Freshness`] says.
 struct TtlMap<V> {
-    map: Mutex<LruCache<SmhPath, (V, Instant)>>,
+    map: Mutex<LruCache<SmhPath, (V, Instant, Option<Duration>)>>,
+    ttl: Duration,
+    fresh: Arc<Freshness>,
 }
 
 impl<V: Clone> TtlMap<V> {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, ttl: Duration, fresh: Arc<Freshness>) -> Self {
         Self {
             map: Mutex::new(LruCache::new(
                 NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN),
             )),
+            ttl,
+            fresh,
         }
     }
 
@@ -165,8 +172,11 @@ impl<V: Clone> TtlMap<V> {
     fn get(&self, path: &SmhPath) -> Option<V> {
         let mut m = self.map.lock();
         match m.get(path) {
-            Some((v, exp)) if *exp > Instant::now() => Some(v.clone()),
-            Some(_) => {
+            Some((v, stored, fixed)) => {
+                let life = fixed.unwrap_or_else(|| self.fresh.ttl(self.ttl, *stored));
+                if stored.elapsed() < life {
+                    return Some(v.clone());
+                }
                 m.pop(path);
                 None
             }
@@ -174,13 +184,17 @@ impl<V: Clone> TtlMap<V> {
         }
     }
 
-    fn put(&self, path: SmhPath, v: V, ttl: Duration) {
-        self.map.lock().put(path, (v, Instant::now() + ttl));
+    /// Stores `v` for the cache's timeout (or a `fixed` lifetime).
+    fn put(&self, path: SmhPath, v: V, fixed: Option<Duration>) {
+        if self.ttl.is_zero() && fixed.is_none() {
+            return;
+        }
+        self.map.lock().put(path, (v, Instant::now(), fixed));
     }
 
     /// Changes a cached value in place, keeping its expiry.
     fn update(&self, path: &SmhPath, f: impl FnOnce(&mut V)) {
-        if let Some((v, _)) = self.map.lock().get_mut(path) {
+        if let Some((v, _, _)) = self.map.lock().get_mut(path) {
             f(v);
         }
     }
@@ -210,10 +224,10 @@ pub struct AttrCache {
 }
 
 impl AttrCache {
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
+    pub fn new(ttl: Duration, capacity: usize, fresh: Arc<Freshness>) -> Self {
         Self {
             ttl,
-            map: TtlMap::new(capacity),
+            map: TtlMap::new(capacity, ttl, fresh),
         }
     }
 
@@ -223,15 +237,15 @@ impl AttrCache {
     }
 
     pub fn put(&self, path: SmhPath, meta: Meta) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        self.map.put(path, Some(meta), self.ttl);
+        self.map.put(path, Some(meta), None);
     }
 
     pub fn put_missing(&self, path: SmhPath) {
-        self.map
-            .put(path, None, NEGATIVE_TTL.min(self.ttl.max(NEGATIVE_TTL)));
+        self.map.put(
+            path,
+            None,
+            Some(NEGATIVE_TTL.min(self.ttl.max(NEGATIVE_TTL))),
+        );
     }
 
     pub fn remove(&self, path: &SmhPath) {
@@ -249,15 +263,13 @@ pub type Listing = Arc<Vec<(String, Meta)>>;
 
 /// Directory path -> complete listing, for `dir_timeout`.
 pub struct DirCache {
-    ttl: Duration,
     map: TtlMap<Listing>,
 }
 
 impl DirCache {
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
+    pub fn new(ttl: Duration, capacity: usize, fresh: Arc<Freshness>) -> Self {
         Self {
-            ttl,
-            map: TtlMap::new(capacity),
+            map: TtlMap::new(capacity, ttl, fresh),
         }
     }
 
@@ -266,10 +278,7 @@ impl DirCache {
     }
 
     pub fn put(&self, dir: SmhPath, listing: Listing) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        self.map.put(dir, listing, self.ttl);
+        self.map.put(dir, listing, None);
     }
 
     /// Our own change: add or replace `name` in a cached listing.
@@ -312,7 +321,7 @@ mod tests {
 
     #[test]
     fn attr_cache_ttl_and_negative() {
-        let c = AttrCache::new(Duration::from_secs(60), 10);
+        let c = AttrCache::new(Duration::from_secs(60), 10, Default::default());
         let p = SmhPath::parse("a").unwrap();
         assert!(c.get(&p).is_none());
         c.put_missing(p.clone());
@@ -321,14 +330,14 @@ mod tests {
         assert_eq!(c.get(&p).unwrap().unwrap().size, 3);
         c.remove_tree(&SmhPath::root());
         assert!(c.get(&p).is_none());
-        let z = AttrCache::new(Duration::ZERO, 10);
+        let z = AttrCache::new(Duration::ZERO, 10, Default::default());
         z.put(p.clone(), Meta::new_file(1));
         assert!(z.get(&p).is_none());
     }
 
     #[test]
     fn dir_cache_own_changes() {
-        let c = DirCache::new(Duration::from_secs(60), 10);
+        let c = DirCache::new(Duration::from_secs(60), 10, Default::default());
         let d = SmhPath::root();
         c.put(d.clone(), Arc::new(vec![("a".into(), Meta::new_file(1))]));
         c.upsert(&d, "b", Meta::new_dir());

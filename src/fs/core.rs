@@ -120,6 +120,8 @@ pub struct SmhFs {
     /// Server inodes → paths, learned from listings and `?info`, so the
     /// change feed's entries can be placed (`follow.rs`).
     pub(crate) remote_inodes: Mutex<HashMap<String, SmhPath>>,
+    /// Cache lifetimes: longer while the feed is followed (`freshness.rs`).
+    pub(crate) freshness: Arc<super::freshness::Freshness>,
     /// The kernel's id of this mount (`/proc/self/mountinfo`), to find a
     /// process's descriptors of our files at a flush.
     mount_id: std::sync::OnceLock<u64>,
@@ -146,10 +148,12 @@ fn name_str(name: &std::ffi::OsStr) -> FsResult<&str> {
 
 impl SmhFs {
     pub fn new(client: SmhClient, cfg: FsConfig) -> Self {
+        let fresh = Arc::new(super::freshness::Freshness::new(cfg.poll_interval));
         Self {
             inodes: Mutex::new(InodeTable::new(cfg.root.clone())),
-            attrs: AttrCache::new(cfg.attr_timeout, 100_000),
-            dirs: DirCache::new(cfg.dir_timeout, 256),
+            attrs: AttrCache::new(cfg.attr_timeout, 100_000, fresh.clone()),
+            dirs: DirCache::new(cfg.dir_timeout, 256, fresh.clone()),
+            freshness: fresh,
             urls: Arc::new(UrlCache::default()),
             budget: ReadBudget::new(READ_BUDGET),
             files: Mutex::new(HashMap::new()),

@@ -44,6 +44,7 @@ pub mod direct;
 pub mod error;
 mod files;
 mod follow;
+pub mod freshness;
 pub mod fuse;
 mod gauges;
 mod held;

@@ -167,6 +167,7 @@ pub async fn delta_route(
         return Err(not_found_route());
     }
     authenticate(app, ctx, Some(&space))?;
+    app.faults.check("delta", false)?;
     if app.args.no_delta {
         return Err(ServerError::api(
             400,
