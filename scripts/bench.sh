@@ -26,6 +26,10 @@
 #        W5 ls -l of a 10,000-entry dir    cold (after remount) and warm; dir_list requests
 #                                          from /__stats (entries created server side)
 #        W6 re-copy of the 1 GiB file      instant upload: part bytes sent; limit: hashing 1 GiB
+#        W7 coherence (scripts/bench-coherence.sh, its own server and mount):
+#                                          time from an overwrite through the API to
+#                                          its visibility in the mount (median, worst
+#                                          of 50), requests of an idle mount over 60 s
 #        RSS peak VmHWM of the mount daemon during W1 and during W5
 #      For rclone, a write is timed until the webdav backing directory holds the
 #      file(s) at full size (polled every 10 ms), since its close() returns
@@ -495,6 +499,18 @@ done
 
 unmount "$MNT_SMH"; unmount "$MNT_RC"
 
+# ---------------------------------------------------------------- W7 -------
+# Its own server and mount (default options, poll_interval=2): nothing else
+# may send requests while the idle mount is counted.
+W7_POLL=2
+log "W7: change visibility and idle requests (about 2 minutes)"
+declare -A W7=()
+if W7_POLL=$W7_POLL SMHFS=$SMHFS "$REPO/scripts/bench-coherence.sh" "$RUN/w7" >"$LOGS/w7.env" 2>"$LOGS/w7.log"; then
+  while IFS='=' read -r k v; do W7[$k]=$v; done <"$LOGS/w7.env"
+else
+  log "WARNING: W7 failed (log: $LOGS/w7.log)"
+fi
+
 # ---------------------------------------------------------------- report ---
 f3() { [ -n "$1" ] && awk -v x="$1" 'BEGIN { printf "%.3f s", x }' || echo "n/a"; }
 ratio() { # ratio A B -> "A/B×"
@@ -537,6 +553,8 @@ report() {
   echo "| W5 cold ls -l ${ENTRIES} entries | $(f3 "$w5c_smh"), ${w5c_req:-n/a} dir_list | — | — | $(f3 "$w5c_rc") | $(ratio "$w5c_rc" "$w5c_smh") | ≤ 11 requests, ≤ 0.4 s | $(met both "le '$w5c_req' 11" "le '$w5c_smh' 0.4") |"
   echo "| W5 warm ls -l | $(f3 "$w5w_smh"), ${w5w_req:-n/a} dir_list | — | — | $(f3 "$w5w_rc") | $(ratio "$w5w_rc" "$w5w_smh") | 0 requests, ≤ 0.2 s | $(met both "le '$w5w_req' 0" "le '$w5w_smh' 0.2") |"
   echo "| W6 re-copy ${BIG_MIB} MiB (instant upload) | $(f3 "$w6_smh"), ${w6_bytes:-n/a} part bytes | hash ${BIG_MIB} MiB $(f3 "$HASH_TIME") | $(ratio "$w6_smh" "$HASH_TIME") | — | — | 0 part bytes, ≤ 1.2× hash time | $(met both "le '$w6_bytes' 0" "le '$w6_smh' '$(mul "$HASH_TIME" 1.2)'") |"
+  echo "| W7 change visible in the mount (50 overwrites via the API) | median $(f3 "${W7[w7_vis_median]:-}"), worst $(f3 "${W7[w7_vis_worst]:-}") | poll_interval $W7_POLL s | — | — | — | median ≤ poll_interval + 0.5 s | $(met le "${W7[w7_vis_median]:-}" "$(awk -v p="$W7_POLL" 'BEGIN { print p + 0.5 }')") |"
+  echo "| W7 idle mount, 60 s | ${W7[w7_idle_req_per_min]:-n/a} requests/min (${W7[w7_idle_req_per_poll]:-n/a} per poll) | — | — | — | — | ≤ 1 request per poll interval | $(met le "${W7[w7_idle_req_per_poll]:-}" 1) |"
   echo "| RSS peak during W1 | $(mib "$RSS_W1_SMH") | — | — | $(mib "$RSS_W1_RC") | $(ratio "$RSS_W1_RC" "$RSS_W1_SMH") | ≤ 64 MiB | $(met le "$RSS_W1_SMH" "$RSS_LIMIT_KIB") |"
   echo "| RSS peak during W5 | $(mib "$rss_w5_smh") | — | — | $(mib "$rss_w5_rc") | $(ratio "$rss_w5_rc" "$rss_w5_smh") | ≤ 64 MiB | $(met le "$rss_w5_smh" "$RSS_LIMIT_KIB") |"
   echo
@@ -556,4 +574,6 @@ for k in w1_smh w2_smh w3_smh w4_smh w5c_smh w5w_smh w6_smh; do
 done >"$BENCH_DIR/results.env"
 echo "rss_w1_kib=$RSS_W1_SMH" >>"$BENCH_DIR/results.env"
 echo "rss_w5_kib=$rss_w5_smh" >>"$BENCH_DIR/results.env"
+echo "w7_vis_median=${W7[w7_vis_median]:-}" >>"$BENCH_DIR/results.env"
+echo "w7_idle_req_per_poll=${W7[w7_idle_req_per_poll]:-}" >>"$BENCH_DIR/results.env"
 log "results written to $BENCH_DIR/results.md"

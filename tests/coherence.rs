@@ -544,3 +544,45 @@ async fn the_feed_lengthens_the_timeouts_and_a_lost_feed_restores_them() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn expired_listings_are_revalidated_with_if_none_match() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    common::http::mkdir(&s, &tok, "d").await;
+    put(&s, &tok, "d/a.txt", b"one").await;
+    // No feed: listings live dir_timeout and are then revalidated.
+    let m = MountGuard::new(&s, "attr_timeout=1,dir_timeout=1,poll_interval=0");
+    let d = m.path("d");
+    let count = |st: &serde_json::Value| {
+        (
+            common::mount::op_count(st, "dir_list"),
+            common::mount::op_count(st, "dir_list_not_modified"),
+        )
+    };
+    assert_eq!(names(&d), ["a.txt"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.reset_stats().await;
+    assert_eq!(names(&d), ["a.txt"]);
+    assert_eq!(count(&s.stats().await), (1, 1), "unchanged: a 304");
+    // Changed elsewhere: the revalidation lists it again.
+    put(&s, &tok, "d/b.txt", b"two").await;
+    put(&s, &tok, "d/a.txt", b"one, longer").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.reset_stats().await;
+    assert_eq!(names(&d), ["a.txt", "b.txt"]);
+    assert_eq!(count(&s.stats().await), (1, 0));
+    assert_eq!(std::fs::metadata(d.join("a.txt")).unwrap().len(), 11);
+    // Our own change: the listing changed here is listed again, not renewed.
+    std::fs::write(d.join("c.txt"), b"mine").unwrap();
+    assert_eq!(names(&d), ["a.txt", "b.txt", "c.txt"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.reset_stats().await;
+    assert_eq!(names(&d), ["a.txt", "b.txt", "c.txt"]);
+    let (lists, not_modified) = count(&s.stats().await);
+    assert!(lists <= 1 && not_modified == 0, "{lists} {not_modified}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.reset_stats().await;
+    assert_eq!(names(&d), ["a.txt", "b.txt", "c.txt"]);
+    assert_eq!(count(&s.stats().await), (1, 1), "then unchanged: a 304");
+}

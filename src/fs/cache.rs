@@ -168,20 +168,18 @@ impl<V: Clone> TtlMap<V> {
         }
     }
 
-    /// The value if still fresh; an expired one is dropped.
+    /// The value if still fresh (an expired one stays until it is replaced
+    /// or evicted: a listing is revalidated with its eTag).
     fn get(&self, path: &SmhPath) -> Option<V> {
         let mut m = self.map.lock();
-        match m.get(path) {
-            Some((v, stored, fixed)) => {
-                let life = fixed.unwrap_or_else(|| self.fresh.ttl(self.ttl, *stored));
-                if stored.elapsed() < life {
-                    return Some(v.clone());
-                }
-                m.pop(path);
-                None
-            }
-            None => None,
-        }
+        let (v, stored, fixed) = m.get(path)?;
+        let life = fixed.unwrap_or_else(|| self.fresh.ttl(self.ttl, *stored));
+        (stored.elapsed() < life).then(|| v.clone())
+    }
+
+    /// The value, fresh or not.
+    fn peek(&self, path: &SmhPath) -> Option<V> {
+        self.map.lock().peek(path).map(|(v, _, _)| v.clone())
     }
 
     /// Stores `v` for the cache's timeout (or a `fixed` lifetime).
@@ -261,9 +259,12 @@ impl AttrCache {
 /// One directory's complete listing, in server order.
 pub type Listing = Arc<Vec<(String, Meta)>>;
 
-/// Directory path -> complete listing, for `dir_timeout`.
+/// Directory path -> complete listing, for `dir_timeout`, with the
+/// directory's eTag when the listing is exactly what the server sent (an
+/// expired one is then revalidated with `If-None-Match`; a listing changed
+/// here by our own changes has none and is listed again).
 pub struct DirCache {
-    map: TtlMap<Listing>,
+    map: TtlMap<(Listing, Option<String>)>,
 }
 
 impl DirCache {
@@ -274,16 +275,23 @@ impl DirCache {
     }
 
     pub fn get(&self, dir: &SmhPath) -> Option<Listing> {
-        self.map.get(dir)
+        self.map.get(dir).map(|(l, _)| l)
     }
 
-    pub fn put(&self, dir: SmhPath, listing: Listing) {
-        self.map.put(dir, listing, None);
+    /// An expired (or fresh) listing the server sent as it is, and its eTag.
+    pub fn revalidatable(&self, dir: &SmhPath) -> Option<(Listing, String)> {
+        let (l, etag) = self.map.peek(dir)?;
+        Some((l, etag?))
+    }
+
+    pub fn put(&self, dir: SmhPath, listing: Listing, etag: Option<String>) {
+        self.map.put(dir, (listing, etag), None);
     }
 
     /// Our own change: add or replace `name` in a cached listing.
     pub fn upsert(&self, dir: &SmhPath, name: &str, meta: Meta) {
-        self.map.update(dir, |l| {
+        self.map.update(dir, |(l, etag)| {
+            *etag = None;
             let v = Arc::make_mut(l);
             match v.iter_mut().find(|(n, _)| n == name) {
                 Some(e) => e.1 = meta,
@@ -294,8 +302,10 @@ impl DirCache {
 
     /// Our own change: `name` left the directory.
     pub fn remove_entry(&self, dir: &SmhPath, name: &str) {
-        self.map
-            .update(dir, |l| Arc::make_mut(l).retain(|(n, _)| n != name));
+        self.map.update(dir, |(l, etag)| {
+            *etag = None;
+            Arc::make_mut(l).retain(|(n, _)| n != name)
+        });
     }
 
     /// Forgets the listing of `dir` (it changed on the server).
@@ -339,8 +349,14 @@ mod tests {
     fn dir_cache_own_changes() {
         let c = DirCache::new(Duration::from_secs(60), 10, Default::default());
         let d = SmhPath::root();
-        c.put(d.clone(), Arc::new(vec![("a".into(), Meta::new_file(1))]));
+        c.put(
+            d.clone(),
+            Arc::new(vec![("a".into(), Meta::new_file(1))]),
+            Some("\"e1\"".into()),
+        );
+        assert!(c.revalidatable(&d).is_some());
         c.upsert(&d, "b", Meta::new_dir());
+        assert!(c.revalidatable(&d).is_none(), "changed here: list again");
         c.upsert(&d, "a", Meta::new_file(9));
         c.remove_entry(&d, "b");
         let l = c.get(&d).unwrap();

@@ -51,6 +51,7 @@ mod held;
 pub mod inflight;
 pub mod inode;
 pub mod journal;
+mod listing;
 pub mod lostupdate;
 pub mod memstage;
 pub mod mountsys;

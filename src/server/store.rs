@@ -393,15 +393,24 @@ pub fn path_of(c: &Connection, id: i64) -> SResult<Option<Vec<String>>> {
     Ok(Some(out))
 }
 
-/// Bumps the version (eTag) and modification time of a directory.
+/// Bumps the version (eTag) and modification time of a directory, and the
+/// version of each one above it: a listing shows its child directories'
+/// eTags and times, so its own eTag (`If-None-Match`) changes with them.
 pub fn touch(c: &Connection, space: &str, dir: i64) -> SResult<()> {
     let now = time::now();
-    if dir == ROOT {
-        c.prepare_cached("UPDATE spaces SET rev=rev+1, mtime=?2 WHERE id=?1")?
-            .execute(params![space, now])?;
-    } else {
-        c.prepare_cached("UPDATE nodes SET rev=rev+1, mtime=?2 WHERE id=?1")?
-            .execute(params![dir, now])?;
+    let (mut cur, mut first) = (dir, true);
+    while cur > ROOT {
+        c.prepare_cached("UPDATE nodes SET rev=rev+1, mtime=IIF(?3, ?2, mtime) WHERE id=?1")?
+            .execute(params![cur, now, first])?;
+        let mut up = c.prepare_cached("SELECT parent FROM nodes WHERE id=?1")?;
+        (cur, first) = (
+            up.query_row([cur], |r| r.get(0)).optional()?.unwrap_or(-1),
+            false,
+        );
+    }
+    if cur == ROOT {
+        c.prepare_cached("UPDATE spaces SET rev=rev+1, mtime=IIF(?3, ?2, mtime) WHERE id=?1")?
+            .execute(params![space, now, first])?;
     }
     Ok(())
 }

@@ -1,40 +1,18 @@
 //! The last step of an upload: the confirm, and the caller's last word
 //! before it ([`ConfirmHook`]): once the data is sent, the caller may check
-//! the server again and store the content elsewhere, or not at all.
+//! the server again and store the content elsewhere, or not at all
+//! ([`ConfirmAs`]).
 //!
 //! SMH's confirm takes no precondition ("only if the file is still version
 //! X"), so this check narrows the window for a lost update to one round
 //! trip; it cannot close it.
-
-use std::sync::Arc;
-
-use futures::future::BoxFuture;
 
 use super::client::SmhClient;
 use super::codes;
 use super::error::{Result, SmhError};
 use super::path::SmhPath;
 use super::types::{ConfirmBody, ConflictStrategy, FileMeta};
-use super::upload::{UploadOptions, UploadPlan};
-
-/// Where a sent upload is confirmed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfirmAs {
-    /// As planned: at the plan's path with its strategy.
-    Planned,
-    /// Not over the file at the plan's path: confirmed next to it (with
-    /// `rename`) and then moved to this path (with `rename`, in case it
-    /// exists). If the plan's path is free by then, it stays there.
-    Elsewhere(SmhPath),
-    /// Not at all: the task is aborted and the upload fails with
-    /// [`SmhError::Superseded`].
-    Refused(String),
-}
-
-/// Asked with the plan after the last part was accepted, before the
-/// confirm; an error fails the upload (the task is left for a resume).
-pub type ConfirmHook =
-    Arc<dyn Fn(UploadPlan) -> BoxFuture<'static, Result<ConfirmAs>> + Send + Sync>;
+use super::upload::{ConfirmAs, UploadOptions, UploadPlan};
 
 impl SmhClient {
     /// Asks the hook, then confirms with the CRC-64; tolerates a confirm

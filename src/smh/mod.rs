@@ -5,7 +5,7 @@
 
 pub mod client;
 pub mod codes;
-pub mod confirm;
+mod confirm;
 pub mod delta;
 pub mod download;
 pub mod error;
@@ -20,7 +20,6 @@ pub mod types;
 pub mod upload;
 
 pub use client::{ClientConfig, Credentials, FileHead, RetryPolicy, SmhClient};
-pub use confirm::{ConfirmAs, ConfirmHook};
 pub use delta::DeltaPoll;
 pub use error::{Result, SmhError};
 pub use hash::{ContentHasher, ContentHashes};
@@ -28,4 +27,6 @@ pub use part_source::{PartSource, PlainFile, SharedSource};
 pub use path::SmhPath;
 pub use space::Usage;
 pub use types::ConflictStrategy;
-pub use upload::{BeginOutcome, ProgressHook, UploadKind, UploadOptions, UploadPlan};
+pub use upload::{
+    BeginOutcome, ConfirmAs, ConfirmHook, ProgressHook, UploadKind, UploadOptions, UploadPlan,
+};

@@ -5,13 +5,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::{Method, StatusCode};
 
 use super::client::{decode_json, error_chain, error_from_response, ApiCall, SmhClient};
 use super::codes;
-use super::confirm::ConfirmHook;
 use super::error::{Result, SmhError};
 use super::hash::{ContentHasher, ContentHashes, INSTANT_UPLOAD_MIN_SIZE};
 use super::part_source::{PartBody, PlainFile, SharedSource, Source};
@@ -61,6 +62,25 @@ pub struct UploadPlan {
 /// Called with the plan once the ticket is known and before any part is
 /// sent (the journal hook); an error aborts the upload.
 pub type PlanHook = Arc<dyn Fn(&UploadPlan) -> std::io::Result<()> + Send + Sync>;
+
+/// Where a sent upload is confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfirmAs {
+    /// As planned: at the plan's path with its strategy.
+    Planned,
+    /// Not over the file at the plan's path: confirmed next to it (with
+    /// `rename`) and then moved to this path (with `rename`, in case it
+    /// exists). If the plan's path is free by then, it stays there.
+    Elsewhere(SmhPath),
+    /// Not at all: the task is aborted and the upload fails with
+    /// [`SmhError::Superseded`].
+    Refused(String),
+}
+
+/// Asked with the plan after the last part was accepted, before the
+/// confirm; an error fails the upload (the task is left for a resume).
+pub type ConfirmHook =
+    Arc<dyn Fn(UploadPlan) -> BoxFuture<'static, Result<ConfirmAs>> + Send + Sync>;
 
 /// Called with the byte count of each part (or simple body) the server
 /// accepted, for progress display.
