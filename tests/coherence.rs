@@ -586,3 +586,24 @@ async fn expired_listings_are_revalidated_with_if_none_match() {
     assert_eq!(names(&d), ["a.txt", "b.txt", "c.txt"]);
     assert_eq!(count(&s.stats().await), (1, 1), "then unchanged: a 304");
 }
+
+#[tokio::test]
+async fn an_idle_mount_costs_one_request_per_poll_interval() {
+    let s = TestServer::start();
+    let m = MountGuard::new(&s, "poll_interval=1");
+    assert!(names(&m.mnt).is_empty());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.reset_stats().await;
+    tokio::time::sleep(Duration::from_millis(4000)).await;
+    let st = s.stats().await;
+    let all: u64 = st["requests"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "dir_list_not_modified")
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum();
+    let polls = common::mount::op_count(&st, "delta");
+    assert!((3..=5).contains(&polls), "{st}");
+    assert_eq!(all, polls, "nothing but the polls: {st}");
+}

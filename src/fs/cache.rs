@@ -148,11 +148,14 @@ impl Meta {
 /// How long a "does not exist" answer is trusted.
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(1);
 
+/// A cached value, when it was stored, and its lifetime if fixed.
+type Stored<V> = (V, Instant, Option<Duration>);
+
 /// A bounded LRU of paths to values that expire; the expiry logic both
 /// caches share. Each value keeps when it was stored and, if its lifetime
 /// is fixed, that lifetime; the others live as long as [`Freshness`] says.
 struct TtlMap<V> {
-    map: Mutex<LruCache<SmhPath, (V, Instant, Option<Duration>)>>,
+    map: Mutex<LruCache<SmhPath, Stored<V>>>,
     ttl: Duration,
     fresh: Arc<Freshness>,
 }

@@ -44,6 +44,8 @@ pub const OPS: &[&str] = &[
     "batch_move",
     "batch_copy",
     "task_query",
+    "delta_cursor",
+    "delta",
 ];
 
 #[derive(Default)]
