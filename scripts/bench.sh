@@ -26,6 +26,10 @@
 #        W5 ls -l of a 10,000-entry dir    cold (after remount) and warm; dir_list requests
 #                                          from /__stats (entries created server side)
 #        W6 re-copy of the 1 GiB file      instant upload: part bytes sent; limit: hashing 1 GiB
+#        C1 coherence (scripts/bench-coherence.sh, its own server and mount):
+#                                          time from an overwrite through the API to
+#                                          its visibility in the mount (median, worst
+#                                          of 50), requests of an idle mount over 60 s
 #        RSS peak VmHWM of the mount daemon during W1 and during W5
 #      For rclone, a write is timed until the webdav backing directory holds the
 #      file(s) at full size (polled every 10 ms), since its close() returns
@@ -524,6 +528,18 @@ done
 
 unmount "$MNT_SMH"; unmount "$MNT_RC"
 
+# ---------------------------------------------------------------- C1 -------
+# Its own server and mount (default options, poll_interval=2): nothing else
+# may send requests while the idle mount is counted.
+C1_POLL=2
+log "C1: change visibility and idle requests (about 2 minutes)"
+declare -A C1=()
+if C1_POLL=$C1_POLL SMHFS=$SMHFS "$REPO/scripts/bench-coherence.sh" "$RUN/c1" >"$LOGS/c1.env" 2>"$LOGS/c1.log"; then
+  while IFS='=' read -r k v; do C1[$k]=$v; done <"$LOGS/c1.env"
+else
+  log "WARNING: C1 failed (log: $LOGS/c1.log)"
+fi
+
 # ---------------------------------------------------------------- report ---
 f3() { [ -n "$1" ] && awk -v x="$1" 'BEGIN { printf "%.3f s", x }' || echo "n/a"; }
 ratio() { # ratio A B -> "A/B×"
@@ -571,6 +587,8 @@ report() {
     off=$(median "mw${w}_off"); on=$(median "mw${w}_on")
     echo "| W$w metrics on (\`-o metrics_addr\`) | $(f3 "$on") | metrics off $(f3 "$off") | $(ratio "$on" "$off") | — | — | ≤ 1.03× metrics off | $(met le "$on" "$(mul "${off:-0}" 1.03)") |"
   done
+  echo "| C1 change visible in the mount (50 overwrites via the API) | median $(f3 "${C1[c1_vis_median]:-}"), worst $(f3 "${C1[c1_vis_worst]:-}") | poll_interval $C1_POLL s | — | — | — | median ≤ poll_interval + 0.5 s | $(met le "${C1[c1_vis_median]:-}" "$(awk -v p="$C1_POLL" 'BEGIN { print p + 0.5 }')") |"
+  echo "| C1 idle mount, 60 s | ${C1[c1_idle_req_per_min]:-n/a} requests/min (${C1[c1_idle_req_per_poll]:-n/a} per poll) | — | — | — | — | ≤ 1 request per poll interval | $(met le "${C1[c1_idle_req_per_poll]:-}" 1) |"
   echo "| RSS peak during W1 | $(mib "$RSS_W1_SMH") | — | — | $(mib "$RSS_W1_RC") | $(ratio "$RSS_W1_RC" "$RSS_W1_SMH") | ≤ 64 MiB | $(met le "$RSS_W1_SMH" "$RSS_LIMIT_KIB") |"
   echo "| RSS peak during W5 | $(mib "$rss_w5_smh") | — | — | $(mib "$rss_w5_rc") | $(ratio "$rss_w5_rc" "$rss_w5_smh") | ≤ 64 MiB | $(met le "$rss_w5_smh" "$RSS_LIMIT_KIB") |"
   echo
@@ -590,4 +608,6 @@ for k in w1_smh w2_smh w3_smh w4_smh w5c_smh w5w_smh w6_smh mw1_off mw1_on mw2_o
 done >"$BENCH_DIR/results.env"
 echo "rss_w1_kib=$RSS_W1_SMH" >>"$BENCH_DIR/results.env"
 echo "rss_w5_kib=$rss_w5_smh" >>"$BENCH_DIR/results.env"
+echo "c1_vis_median=${C1[c1_vis_median]:-}" >>"$BENCH_DIR/results.env"
+echo "c1_idle_req_per_poll=${C1[c1_idle_req_per_poll]:-}" >>"$BENCH_DIR/results.env"
 log "results written to $BENCH_DIR/results.md"

@@ -329,6 +329,15 @@ async fn concurrent_updates_keep_both_versions() {
         log.contains("WARN") && log.contains(&copies[0]) && log.contains("conflict copy"),
         "{log}"
     );
+    assert_status_lists(&a, "shared.txt", &copies[0]);
+    // B made no conflict copy.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_smhfs"))
+        .args(["status", "--json"])
+        .arg(b.path(""))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["conflicts"], serde_json::json!([]), "{v}");
 }
 
 #[tokio::test]
@@ -363,4 +372,238 @@ async fn update_conflict_fail_refuses_with_estale_and_keeps_the_data() {
     f.sync_all().unwrap();
     drop(f);
     assert_eq!(common::http::download(&s, &tok, "solo.txt").await, b"xy");
+}
+
+/// A's upload is held in its part PUT (server latency) while the API
+/// overwrites the file: the check before the confirm sees the new version.
+async fn overwritten_while_a_uploads(mode: &str) -> (TestServer, MountGuard, std::io::Result<()>) {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    put(&s, &tok, "shared.txt", b"base\n").await;
+    let a = MountGuard::new(&s, mode);
+    let fa = append(&a.path("shared.txt"), "from A\n");
+    s.admin("latency", "part:2500").await;
+    s.reset_stats().await;
+    let closing = std::thread::spawn(move || {
+        let r = fa.sync_all();
+        drop(fa);
+        r
+    });
+    // A has checked, begun and is in its part PUT; B overwrites meanwhile.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while common::mount::op_count(&s.stats().await, "upload_begin") == 0 {
+        assert!(std::time::Instant::now() < deadline, "A never began");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The body PUT follows the begin at once and is then held 2.5 s.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    s.admin("faults/clear", "").await;
+    put(&s, &tok, "shared.txt", b"base\nfrom B\n").await;
+    let r = tokio::task::spawn_blocking(move || closing.join().unwrap())
+        .await
+        .unwrap();
+    // B's version stays under the name whatever the mode.
+    assert_eq!(
+        common::http::download(&s, &tok, "shared.txt").await,
+        b"base\nfrom B\n"
+    );
+    (s, a, r)
+}
+
+#[tokio::test]
+async fn an_overwrite_during_the_upload_is_caught_before_the_confirm() {
+    let (s, a, r) = overwritten_while_a_uploads("").await;
+    r.expect("A's update is kept, not refused");
+    let tok = s.token().await;
+    let (_, listing) = send(Method::GET, &api(&s, "directory", "", &tok, ""), None).await;
+    let names: Vec<String> = listing["contents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap().to_string())
+        .collect();
+    let copies: Vec<&String> = names
+        .iter()
+        .filter(|n| n.starts_with("shared (conflict ") && n.ends_with(").txt"))
+        .collect();
+    assert_eq!(copies.len(), 1, "{listing}");
+    assert_eq!(names.len(), 2, "no stray auto-renamed copy: {listing}");
+    assert_eq!(
+        common::http::download(&s, &tok, copies[0]).await,
+        b"base\nfrom A\n"
+    );
+    let log = a.log();
+    assert!(
+        log.contains("WARN")
+            && log.contains(copies[0].as_str())
+            && log.contains("while it was being uploaded"),
+        "{log}"
+    );
+    assert_status_lists(&a, "shared.txt", copies[0]);
+}
+
+/// `smhfs status` (text and `--json`) lists the conflict copy of `path`.
+fn assert_status_lists(m: &MountGuard, path: &str, copy: &str) {
+    let status = |json: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_smhfs"));
+        c.arg("status").arg(m.path(""));
+        if json {
+            c.arg("--json");
+        }
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let v: serde_json::Value = serde_json::from_str(&status(true)).unwrap();
+    let c = v["conflicts"].as_array().expect("conflicts in the JSON");
+    assert_eq!(c.len(), 1, "{v}");
+    assert_eq!(c[0]["path"], path, "{v}");
+    assert_eq!(c[0]["copy"], copy, "{v}");
+    assert!(c[0]["time"].as_str().unwrap().ends_with('Z'), "{v}");
+    let text = status(false);
+    assert!(
+        text.contains("conflict copies")
+            && text.lines().any(|l| l.contains(copy) && l.contains(path)),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn update_conflict_fail_refuses_an_overwrite_during_the_upload() {
+    let (s, a, r) = overwritten_while_a_uploads("update_conflict=fail").await;
+    let err = r.expect_err("A would overwrite B's version");
+    assert_eq!(err.raw_os_error(), Some(libc::ESTALE));
+    let tok = s.token().await;
+    let (_, listing) = send(Method::GET, &api(&s, "directory", "", &tok, ""), None).await;
+    assert_eq!(
+        listing["contents"].as_array().unwrap().len(),
+        1,
+        "{listing}"
+    );
+    let kept: Vec<Vec<u8>> = a
+        .staged_files()
+        .iter()
+        .filter_map(|p| std::fs::read(p).ok())
+        .collect();
+    assert!(
+        kept.contains(&b"base\nfrom A\n".to_vec()),
+        "A's data is kept"
+    );
+}
+
+/// `?info` and listing requests the server answered since the last reset.
+async fn lookups(s: &TestServer) -> u64 {
+    let st = s.stats().await;
+    ["dir_info", "file_info", "dir_list"]
+        .iter()
+        .map(|op| common::mount::op_count(&st, op))
+        .sum()
+}
+
+#[tokio::test]
+async fn the_feed_lengthens_the_timeouts_and_a_lost_feed_restores_them() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    put(&s, &tok, "f.txt", b"one").await;
+    let m = MountGuard::new(&s, "attr_timeout=1,dir_timeout=1,poll_interval=1");
+    // Followed once a poll succeeded (the second tick).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(names(&m.mnt), ["f.txt"]);
+    assert_eq!(std::fs::metadata(m.path("f.txt")).unwrap().len(), 3);
+    // Past both timeouts (and the kernel's): still cached, no request.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    s.reset_stats().await;
+    assert_eq!(names(&m.mnt), ["f.txt"]);
+    assert_eq!(std::fs::metadata(m.path("f.txt")).unwrap().len(), 3);
+    assert_eq!(lookups(&s).await, 0, "the feed keeps the caches fresh");
+    // ... and a change made elsewhere still shows within poll_interval + 1 s.
+    put(&s, &tok, "f.txt", b"two, longer").await;
+    visible_within(WITHIN, "overwrite under long timeouts", || {
+        std::fs::metadata(m.path("f.txt")).map(|m| m.len()).ok() == Some(11)
+    })
+    .await;
+    assert_eq!(std::fs::read(m.path("f.txt")).unwrap(), b"two, longer");
+
+    // The feed is lost: the configured timeouts apply again.
+    s.admin("fault", "delta:400:100000").await;
+    visible_within(Duration::from_secs(5), "the lost feed", || {
+        m.log().contains("cursor lost")
+    })
+    .await;
+    assert_eq!(std::fs::metadata(m.path("f.txt")).unwrap().len(), 11);
+    assert_eq!(names(&m.mnt), ["f.txt"]);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    s.reset_stats().await;
+    assert_eq!(std::fs::metadata(m.path("f.txt")).unwrap().len(), 11);
+    assert_eq!(names(&m.mnt), ["f.txt"]);
+    assert!(lookups(&s).await >= 2, "{}", s.stats().await);
+    // Without the feed, a change shows after the timeouts.
+    put(&s, &tok, "f.txt", b"three").await;
+    visible_within(Duration::from_secs(3), "overwrite on timeouts", || {
+        std::fs::read(m.path("f.txt")).ok().as_deref() == Some(&b"three"[..])
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn expired_listings_are_revalidated_with_if_none_match() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    common::http::mkdir(&s, &tok, "d").await;
+    put(&s, &tok, "d/a.txt", b"one").await;
+    // No feed: listings live dir_timeout and are then revalidated.
+    let m = MountGuard::new(&s, "attr_timeout=1,dir_timeout=1,poll_interval=0");
+    let d = m.path("d");
+    let count = |st: &serde_json::Value| {
+        (
+            common::mount::op_count(st, "dir_list"),
+            common::mount::op_count(st, "dir_list_not_modified"),
+        )
+    };
+    assert_eq!(names(&d), ["a.txt"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.reset_stats().await;
+    assert_eq!(names(&d), ["a.txt"]);
+    assert_eq!(count(&s.stats().await), (1, 1), "unchanged: a 304");
+    // Changed elsewhere: the revalidation lists it again.
+    put(&s, &tok, "d/b.txt", b"two").await;
+    put(&s, &tok, "d/a.txt", b"one, longer").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.reset_stats().await;
+    assert_eq!(names(&d), ["a.txt", "b.txt"]);
+    assert_eq!(count(&s.stats().await), (1, 0));
+    assert_eq!(std::fs::metadata(d.join("a.txt")).unwrap().len(), 11);
+    // Our own change: the listing changed here is listed again, not renewed.
+    std::fs::write(d.join("c.txt"), b"mine").unwrap();
+    assert_eq!(names(&d), ["a.txt", "b.txt", "c.txt"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.reset_stats().await;
+    assert_eq!(names(&d), ["a.txt", "b.txt", "c.txt"]);
+    let (lists, not_modified) = count(&s.stats().await);
+    assert!(lists <= 1 && not_modified == 0, "{lists} {not_modified}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.reset_stats().await;
+    assert_eq!(names(&d), ["a.txt", "b.txt", "c.txt"]);
+    assert_eq!(count(&s.stats().await), (1, 1), "then unchanged: a 304");
+}
+
+#[tokio::test]
+async fn an_idle_mount_costs_one_request_per_poll_interval() {
+    let s = TestServer::start();
+    let m = MountGuard::new(&s, "poll_interval=1");
+    assert!(names(&m.mnt).is_empty());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    s.reset_stats().await;
+    tokio::time::sleep(Duration::from_millis(4000)).await;
+    let st = s.stats().await;
+    let all: u64 = st["requests"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| *k != "dir_list_not_modified")
+        .map(|(_, v)| v.as_u64().unwrap())
+        .sum();
+    let polls = common::mount::op_count(&st, "delta");
+    assert!((3..=5).contains(&polls), "{st}");
+    assert_eq!(all, polls, "nothing but the polls: {st}");
 }

@@ -109,6 +109,10 @@ async fn each_change_is_one_entry_with_a_stable_inode() {
         ]
     );
     let modify = &entries[2];
+    // Each content of a file is the next version; directories have none.
+    assert_eq!(entries[1]["versionId"], 1, "{}", entries[1]);
+    assert_eq!(modify["versionId"], 2, "{modify}");
+    assert!(entries[0].get("versionId").is_none(), "{}", entries[0]);
     assert_eq!(modify["inode"], ino);
     assert_eq!(modify["parentInode"], d_ino);
     assert_eq!(modify["type"], "file");
@@ -393,4 +397,77 @@ async fn listings_revalidate_with_if_none_match() {
     assert_ne!(changed.e_tag.as_deref(), Some(header.as_str()));
     assert_eq!(changed.contents.len(), 2);
     assert!(changed.contents.iter().all(|e| e.inode.is_some()));
+}
+
+/// The eTag a listing of `dir` carries.
+async fn dir_etag(s: &TestServer, tok: &str, dir: &str) -> String {
+    let (st, v) = send(Method::GET, &api(s, "directory", dir, tok, ""), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v["eTag"].as_str().expect("eTag").to_string()
+}
+
+#[tokio::test]
+async fn a_directory_etag_changes_with_everything_its_listing_shows() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    mkdir(&s, &tok, "d").await;
+    mkdir(&s, &tok, "d/sub").await;
+    upload(&s, &tok, "d/a.txt", b"1", "").await;
+    let ow = "conflict_resolution_strategy=overwrite";
+    let mut seen = vec![dir_etag(&s, &tok, "d").await];
+    let mut root = vec![dir_etag(&s, &tok, "").await];
+    let mut step = |what: &str, d: String, r: String| {
+        assert!(!seen.contains(&d), "{what}: d's eTag did not change");
+        assert!(!root.contains(&r), "{what}: the root's eTag did not change");
+        seen.push(d);
+        root.push(r);
+    };
+    // A child's new content of the same size.
+    upload(&s, &tok, "d/a.txt", b"2", ow).await;
+    step(
+        "overwrite",
+        dir_etag(&s, &tok, "d").await,
+        dir_etag(&s, &tok, "").await,
+    );
+    // A change below a child directory (its time and eTag are listed).
+    upload(&s, &tok, "d/sub/x", b"x", "").await;
+    step(
+        "grandchild",
+        dir_etag(&s, &tok, "d").await,
+        dir_etag(&s, &tok, "").await,
+    );
+    put_from(&s, &tok, "file", "d/sub/y", json!({"from": "d/sub/x"}), "").await;
+    step(
+        "rename below",
+        dir_etag(&s, &tok, "d").await,
+        dir_etag(&s, &tok, "").await,
+    );
+    put_from(&s, &tok, "file", "d/b.txt", json!({"from": "d/a.txt"}), "").await;
+    step(
+        "rename",
+        dir_etag(&s, &tok, "d").await,
+        dir_etag(&s, &tok, "").await,
+    );
+    let (st, _) = send(Method::DELETE, &api(&s, "file", "d/b.txt", &tok, ""), None).await;
+    assert!(st.is_success());
+    step(
+        "delete",
+        dir_etag(&s, &tok, "d").await,
+        dir_etag(&s, &tok, "").await,
+    );
+    // Nothing changed: the same eTag, and a 304 for it.
+    let now = dir_etag(&s, &tok, "d").await;
+    assert_eq!(&now, seen.last().unwrap());
+    s.reset_stats().await;
+    let r = client()
+        .get(api(&s, "directory", "d", &tok, ""))
+        .header("if-none-match", &now)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(
+        common::mount::op_count(&s.stats().await, "dir_list_not_modified"),
+        1
+    );
 }

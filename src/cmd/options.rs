@@ -240,13 +240,13 @@ pub static OPTIONS: &[OptionSpec<MountOptions>] = &[
         "attr_timeout",
         Form::Value("SECS", store!(fs.attr_timeout = secs)),
         DefaultIs::Value("1"),
-        "how long attributes are cached",
+        "how long attributes are cached (at least 10 × poll_interval while the change feed is followed; see Coherence)",
     ),
     mount(
         "dir_timeout",
         Form::Value("SECS", store!(fs.dir_timeout = secs)),
         DefaultIs::Value("5"),
-        "how long directory listings are cached",
+        "how long directory listings are cached (likewise; then revalidated with If-None-Match)",
     ),
     mount(
         "poll_interval",

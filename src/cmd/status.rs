@@ -132,6 +132,14 @@ pub fn run_status(args: StatusArgs) -> Result<i32, String> {
                     .unwrap_or_default()
             );
         }
+        if !r.conflicts.is_empty() {
+            println!(
+                "conflict copies stored by this mount (the file kept the other client's version):"
+            );
+            for c in &r.conflicts {
+                println!("  {}  <- ours of {}  ({})", c.copy, c.path, c.time);
+            }
+        }
     }
     Ok(if r.failed() > 0 { 1 } else { 0 })
 }

@@ -1,5 +1,6 @@
 //! Attribute and listing caches: bounded (`lru`), with TTLs from the mount
-//! options and short-lived negative entries.
+//! options (lengthened while the change feed is followed: `freshness.rs`)
+//! and short-lived negative entries.
 //!
 //! A listing fills the attribute cache with every entry it returns, so
 //! `ls -l` after `readdir` costs no per-entry request.
@@ -14,6 +15,7 @@ use parking_lot::Mutex;
 use crate::smh::types::{DirEntry, EntryInfo, FileMeta};
 use crate::smh::SmhPath;
 
+use super::freshness::Freshness;
 use super::posix::PosixMeta;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,41 +148,54 @@ impl Meta {
 /// How long a "does not exist" answer is trusted.
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(1);
 
+/// A cached value, when it was stored, and its lifetime if fixed.
+type Stored<V> = (V, Instant, Option<Duration>);
+
 /// A bounded LRU of paths to values that expire; the expiry logic both
-/// caches share.
+/// caches share. Each value keeps when it was stored and, if its lifetime
+/// is fixed, that lifetime; the others live as long as [`Freshness`] says.
 struct TtlMap<V> {
-    map: Mutex<LruCache<SmhPath, (V, Instant)>>,
+    map: Mutex<LruCache<SmhPath, Stored<V>>>,
+    ttl: Duration,
+    fresh: Arc<Freshness>,
 }
 
 impl<V: Clone> TtlMap<V> {
-    fn new(capacity: usize) -> Self {
+    fn new(capacity: usize, ttl: Duration, fresh: Arc<Freshness>) -> Self {
         Self {
             map: Mutex::new(LruCache::new(
                 NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN),
             )),
+            ttl,
+            fresh,
         }
     }
 
-    /// The value if still fresh; an expired one is dropped.
+    /// The value if still fresh (an expired one stays until it is replaced
+    /// or evicted: a listing is revalidated with its eTag).
     fn get(&self, path: &SmhPath) -> Option<V> {
         let mut m = self.map.lock();
-        match m.get(path) {
-            Some((v, exp)) if *exp > Instant::now() => Some(v.clone()),
-            Some(_) => {
-                m.pop(path);
-                None
-            }
-            None => None,
-        }
+        let (v, stored, fixed) = m.get(path)?;
+        let life = fixed.unwrap_or_else(|| self.fresh.ttl(self.ttl, *stored));
+        (stored.elapsed() < life).then(|| v.clone())
     }
 
-    fn put(&self, path: SmhPath, v: V, ttl: Duration) {
-        self.map.lock().put(path, (v, Instant::now() + ttl));
+    /// The value, fresh or not.
+    fn peek(&self, path: &SmhPath) -> Option<V> {
+        self.map.lock().peek(path).map(|(v, _, _)| v.clone())
+    }
+
+    /// Stores `v` for the cache's timeout (or a `fixed` lifetime).
+    fn put(&self, path: SmhPath, v: V, fixed: Option<Duration>) {
+        if self.ttl.is_zero() && fixed.is_none() {
+            return;
+        }
+        self.map.lock().put(path, (v, Instant::now(), fixed));
     }
 
     /// Changes a cached value in place, keeping its expiry.
     fn update(&self, path: &SmhPath, f: impl FnOnce(&mut V)) {
-        if let Some((v, _)) = self.map.lock().get_mut(path) {
+        if let Some((v, _, _)) = self.map.lock().get_mut(path) {
             f(v);
         }
     }
@@ -210,10 +225,10 @@ pub struct AttrCache {
 }
 
 impl AttrCache {
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
+    pub fn new(ttl: Duration, capacity: usize, fresh: Arc<Freshness>) -> Self {
         Self {
             ttl,
-            map: TtlMap::new(capacity),
+            map: TtlMap::new(capacity, ttl, fresh),
         }
     }
 
@@ -223,15 +238,15 @@ impl AttrCache {
     }
 
     pub fn put(&self, path: SmhPath, meta: Meta) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        self.map.put(path, Some(meta), self.ttl);
+        self.map.put(path, Some(meta), None);
     }
 
     pub fn put_missing(&self, path: SmhPath) {
-        self.map
-            .put(path, None, NEGATIVE_TTL.min(self.ttl.max(NEGATIVE_TTL)));
+        self.map.put(
+            path,
+            None,
+            Some(NEGATIVE_TTL.min(self.ttl.max(NEGATIVE_TTL))),
+        );
     }
 
     pub fn remove(&self, path: &SmhPath) {
@@ -247,34 +262,39 @@ impl AttrCache {
 /// One directory's complete listing, in server order.
 pub type Listing = Arc<Vec<(String, Meta)>>;
 
-/// Directory path -> complete listing, for `dir_timeout`.
+/// Directory path -> complete listing, for `dir_timeout`, with the
+/// directory's eTag when the listing is exactly what the server sent (an
+/// expired one is then revalidated with `If-None-Match`; a listing changed
+/// here by our own changes has none and is listed again).
 pub struct DirCache {
-    ttl: Duration,
-    map: TtlMap<Listing>,
+    map: TtlMap<(Listing, Option<String>)>,
 }
 
 impl DirCache {
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
+    pub fn new(ttl: Duration, capacity: usize, fresh: Arc<Freshness>) -> Self {
         Self {
-            ttl,
-            map: TtlMap::new(capacity),
+            map: TtlMap::new(capacity, ttl, fresh),
         }
     }
 
     pub fn get(&self, dir: &SmhPath) -> Option<Listing> {
-        self.map.get(dir)
+        self.map.get(dir).map(|(l, _)| l)
     }
 
-    pub fn put(&self, dir: SmhPath, listing: Listing) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        self.map.put(dir, listing, self.ttl);
+    /// An expired (or fresh) listing the server sent as it is, and its eTag.
+    pub fn revalidatable(&self, dir: &SmhPath) -> Option<(Listing, String)> {
+        let (l, etag) = self.map.peek(dir)?;
+        Some((l, etag?))
+    }
+
+    pub fn put(&self, dir: SmhPath, listing: Listing, etag: Option<String>) {
+        self.map.put(dir, (listing, etag), None);
     }
 
     /// Our own change: add or replace `name` in a cached listing.
     pub fn upsert(&self, dir: &SmhPath, name: &str, meta: Meta) {
-        self.map.update(dir, |l| {
+        self.map.update(dir, |(l, etag)| {
+            *etag = None;
             let v = Arc::make_mut(l);
             match v.iter_mut().find(|(n, _)| n == name) {
                 Some(e) => e.1 = meta,
@@ -285,8 +305,10 @@ impl DirCache {
 
     /// Our own change: `name` left the directory.
     pub fn remove_entry(&self, dir: &SmhPath, name: &str) {
-        self.map
-            .update(dir, |l| Arc::make_mut(l).retain(|(n, _)| n != name));
+        self.map.update(dir, |(l, etag)| {
+            *etag = None;
+            Arc::make_mut(l).retain(|(n, _)| n != name)
+        });
     }
 
     /// Forgets the listing of `dir` (it changed on the server).
@@ -312,7 +334,7 @@ mod tests {
 
     #[test]
     fn attr_cache_ttl_and_negative() {
-        let c = AttrCache::new(Duration::from_secs(60), 10);
+        let c = AttrCache::new(Duration::from_secs(60), 10, Default::default());
         let p = SmhPath::parse("a").unwrap();
         assert!(c.get(&p).is_none());
         c.put_missing(p.clone());
@@ -321,17 +343,23 @@ mod tests {
         assert_eq!(c.get(&p).unwrap().unwrap().size, 3);
         c.remove_tree(&SmhPath::root());
         assert!(c.get(&p).is_none());
-        let z = AttrCache::new(Duration::ZERO, 10);
+        let z = AttrCache::new(Duration::ZERO, 10, Default::default());
         z.put(p.clone(), Meta::new_file(1));
         assert!(z.get(&p).is_none());
     }
 
     #[test]
     fn dir_cache_own_changes() {
-        let c = DirCache::new(Duration::from_secs(60), 10);
+        let c = DirCache::new(Duration::from_secs(60), 10, Default::default());
         let d = SmhPath::root();
-        c.put(d.clone(), Arc::new(vec![("a".into(), Meta::new_file(1))]));
+        c.put(
+            d.clone(),
+            Arc::new(vec![("a".into(), Meta::new_file(1))]),
+            Some("\"e1\"".into()),
+        );
+        assert!(c.revalidatable(&d).is_some());
         c.upsert(&d, "b", Meta::new_dir());
+        assert!(c.revalidatable(&d).is_none(), "changed here: list again");
         c.upsert(&d, "a", Meta::new_file(9));
         c.remove_entry(&d, "b");
         let l = c.get(&d).unwrap();

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::cache::{AttrCache, DirCache, Kind, Listing, Meta};
+use super::cache::{AttrCache, DirCache, Kind, Meta};
 use super::error::{FsError, FsResult};
 pub use super::inode::{FileHandle, InodeNo};
 use super::inode::{InodeTable, ROOT_INO};
@@ -120,6 +120,8 @@ pub struct SmhFs {
     /// Server inodes → paths, learned from listings and `?info`, so the
     /// change feed's entries can be placed (`follow.rs`).
     pub(crate) remote_inodes: Mutex<HashMap<String, SmhPath>>,
+    /// Cache lifetimes: longer while the feed is followed (`freshness.rs`).
+    pub(crate) freshness: Arc<super::freshness::Freshness>,
     /// The kernel's id of this mount (`/proc/self/mountinfo`), to find a
     /// process's descriptors of our files at a flush.
     mount: std::sync::OnceLock<super::caller::MountRef>,
@@ -146,10 +148,12 @@ fn name_str(name: &std::ffi::OsStr) -> FsResult<&str> {
 
 impl SmhFs {
     pub fn new(client: SmhClient, cfg: FsConfig) -> Self {
+        let fresh = Arc::new(super::freshness::Freshness::new(cfg.poll_interval));
         Self {
             inodes: Mutex::new(InodeTable::new(cfg.root.clone())),
-            attrs: AttrCache::new(cfg.attr_timeout, 100_000),
-            dirs: DirCache::new(cfg.dir_timeout, 256),
+            attrs: AttrCache::new(cfg.attr_timeout, 100_000, fresh.clone()),
+            dirs: DirCache::new(cfg.dir_timeout, 256, fresh.clone()),
+            freshness: fresh,
             urls: Arc::new(UrlCache::default()),
             budget: ReadBudget::new(READ_BUDGET),
             files: Mutex::new(HashMap::new()),
@@ -425,47 +429,6 @@ impl SmhFs {
 
     // ---- directories ---------------------------------------------------
 
-    /// The whole listing of `dir`, 1000 entries per request, filling the
-    /// attribute cache from the same replies.
-    async fn list(&self, dir: &SmhPath) -> FsResult<Listing> {
-        if let Some(l) = self.dirs.get(dir) {
-            return Ok(l);
-        }
-        let mut out = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_page_if_changed(dir, marker.as_deref(), 1000, None)
-                .await?
-                .ok_or_else(|| SmhError::Malformed {
-                    url: dir.to_string(),
-                    message: "304 to an unconditional listing".into(),
-                })?;
-            for e in &page.contents {
-                if crate::smh::path::validate_name(&e.name).is_err() {
-                    tracing::warn!(dir = %dir, name = ?e.name, "skipping entry with an invalid name");
-                    continue;
-                }
-                let m = Meta::from_entry(e);
-                if let Ok(p) = dir.join(&e.name) {
-                    if let Some(i) = &e.inode {
-                        self.remote_inodes.lock().insert(i.clone(), p.clone());
-                    }
-                    self.attrs.put(p, m.clone());
-                }
-                out.push((e.name.clone(), m));
-            }
-            match page.next_marker {
-                Some(m) if !m.is_empty() && !page.contents.is_empty() => marker = Some(m),
-                _ => break,
-            }
-        }
-        let listing = Arc::new(out);
-        self.dirs.put(dir.clone(), listing.clone());
-        Ok(listing)
-    }
-
     pub fn opendir(&self, ino: InodeNo) -> FsResult<FileHandle> {
         let ino = ino.0;
         self.path_of(ino)?;
@@ -615,7 +578,7 @@ impl SmhFs {
         let made = if made.is_root() { path } else { made };
         let meta = Meta::new_dir();
         self.note_entry(&made, meta.clone());
-        self.dirs.put(made.clone(), Arc::new(Vec::new()));
+        self.dirs.put(made.clone(), Arc::new(Vec::new()), None);
         let ino = self.inodes.lock().lookup(&made, true);
         Ok(Attr {
             ino: InodeNo(ino),

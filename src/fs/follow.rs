@@ -9,6 +9,10 @@
 //! mount never looked at has nothing cached to drop. Without a feed (404,
 //! `FunctionNotEnabled`) the mount lives on its timeouts; when the cursor
 //! is lost (expired), everything cached is dropped and a new cursor taken.
+//!
+//! Each poll tells [`Freshness`](super::freshness::Freshness) whether the
+//! feed is followed: the cache lifetimes depend on it (the one rule lives
+//! there).
 
 use std::sync::Arc;
 
@@ -35,7 +39,9 @@ pub async fn run(fs: Arc<SmhFs>) {
     let mut feed = Feed::Starting;
     loop {
         tick.tick().await;
-        feed = step(&fs, feed).await;
+        let (next, polled) = step(&fs, feed).await;
+        feed = next;
+        fs.freshness.following(polled);
         if feed == Feed::Absent {
             tracing::info!("the server has no change feed; changes made elsewhere show after attr_timeout/dir_timeout");
             return;
@@ -59,10 +65,12 @@ async fn start(fs: &SmhFs) -> Feed {
     }
 }
 
-async fn step(fs: &SmhFs, feed: Feed) -> Feed {
+/// One poll: where the mount is next, and whether this poll read the feed
+/// to its end (the feed is followed).
+async fn step(fs: &SmhFs, feed: Feed) -> (Feed, bool) {
     match feed {
-        Feed::Absent => Feed::Absent,
-        Feed::Starting => start(fs).await,
+        Feed::Absent => (Feed::Absent, false),
+        Feed::Starting => (start(fs).await, false),
         Feed::Following(mut cursor) => {
             loop {
                 match fs.client.delta(&cursor, DELTA_PAGE).await {
@@ -72,20 +80,21 @@ async fn step(fs: &SmhFs, feed: Feed) -> Feed {
                         }
                         cursor = page.cursor;
                         if !page.has_more {
-                            return Feed::Following(cursor);
+                            return (Feed::Following(cursor), true);
                         }
                     }
                     Ok(DeltaPoll::CursorLost(e)) => {
                         tracing::warn!("change feed cursor lost ({e}); dropping cached attributes and listings");
                         // The new position first: what changes after it is
                         // reported, what changed before is no longer cached.
+                        fs.freshness.following(false);
                         let next = start(fs).await;
                         fs.forget_remote();
-                        return next;
+                        return (next, false);
                     }
                     Err(e) => {
                         tracing::debug!("change feed poll failed: {e}");
-                        return Feed::Following(cursor);
+                        return (Feed::Following(cursor), false);
                     }
                 }
             }

@@ -7,8 +7,10 @@
 //! Semantics in short:
 //! * **Browse**: a listing is fetched 1000 entries per request and fills the
 //!   attribute cache, so `ls -l` costs no per-entry request. Attributes live
-//!   `attr_timeout`, listings `dir_timeout`, "missing" answers about 1 s; our
-//!   own changes update both caches at once.
+//!   `attr_timeout`, listings `dir_timeout` (longer while the change feed is
+//!   followed, see [`freshness`]), "missing" answers about 1 s; an expired
+//!   listing is revalidated with its eTag (`listing.rs`); our own changes
+//!   update both caches at once.
 //! * **Read**: ranged GETs on the download URL of one version per handle
 //!   (cached per version; `ESTALE` once that version is gone, see [`read`]),
 //!   sequential read-ahead: a queue of chunk GETs in flight ahead of the
@@ -44,12 +46,14 @@ pub mod direct;
 pub mod error;
 mod files;
 mod follow;
+pub mod freshness;
 pub mod fuse;
 mod gauges;
 mod held;
 pub mod inflight;
 pub mod inode;
 pub mod journal;
+mod listing;
 pub mod lostupdate;
 pub mod memstage;
 pub mod mountsys;

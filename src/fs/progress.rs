@@ -26,6 +26,10 @@ pub struct StatusReport {
     pub cache_size: u64,
     pub cache_dir: String,
     pub uploads: Vec<UploadInfo>,
+    /// Conflict copies this mount stored (`update_conflict=copy`), oldest
+    /// first; the last [`MAX_CONFLICTS`] of them.
+    #[serde(default)]
+    pub conflicts: Vec<ConflictCopy>,
     /// The daemon's metrics (`name{labels}` -> value, as Prometheus scrapes
     /// them); only in the status socket's answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -88,6 +92,21 @@ impl std::fmt::Display for UploadState {
     }
 }
 
+/// Conflict copies remembered for `smhfs status`.
+pub const MAX_CONFLICTS: usize = 100;
+
+/// Our version of a file stored next to it because another client changed
+/// the file while it was open here (`fs::lostupdate`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConflictCopy {
+    /// The file another client changed (it keeps their version).
+    pub path: String,
+    /// Where ours is.
+    pub copy: String,
+    /// When it was stored (RFC 3339, UTC).
+    pub time: String,
+}
+
 /// One upload as `smhfs status` shows it.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct UploadInfo {
@@ -115,6 +134,7 @@ struct Item {
 #[derive(Default)]
 pub struct Tracker {
     items: Mutex<HashMap<String, Item>>,
+    conflicts: Mutex<std::collections::VecDeque<ConflictCopy>>,
 }
 
 impl Tracker {
@@ -182,6 +202,23 @@ impl Tracker {
             error: it.error.clone(),
             staged: it.staged.clone(),
         }
+    }
+
+    /// Ours of `path` was stored as `copy`.
+    pub fn conflict(&self, path: &SmhPath, copy: &SmhPath) {
+        let mut c = self.conflicts.lock();
+        if c.len() == MAX_CONFLICTS {
+            c.pop_front();
+        }
+        c.push_back(ConflictCopy {
+            path: path.to_string(),
+            copy: copy.to_string(),
+            time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        });
+    }
+
+    pub fn conflicts(&self) -> Vec<ConflictCopy> {
+        self.conflicts.lock().iter().cloned().collect()
     }
 
     pub fn all(&self) -> Vec<UploadInfo> {

@@ -5,10 +5,15 @@
 //! staged file and its journal entry are only deleted once the server
 //! confirmed the content.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use super::cache::Meta;
 use super::core::SmhFs;
 use super::error::{FsError, FsResult};
-use super::lostupdate::{conflict_name, strategy_for, Target, UpdateConflict};
+use super::lostupdate::{
+    before_confirm, changed_since, conflict_name, strategy_for, Target, UpdateConflict,
+};
 use super::memstage::Staged;
 use super::openfile::{JournalState, OpenFile};
 use super::queue::transient;
@@ -104,6 +109,7 @@ impl SmhFs {
         if resume.is_some() {
             tracing::info!(%path, size, "resuming a begun upload");
         }
+        let switched = Arc::new(AtomicBool::new(false));
         let sent_now = self
             .uploader()
             .send(Outgoing {
@@ -118,6 +124,13 @@ impl SmhFs {
                 posix: Default::default(),
                 journal: Some((self.dur.journal.clone(), template)),
                 sent,
+                before_confirm: before_confirm(
+                    &self.client,
+                    &target,
+                    of.base.as_ref(),
+                    self.cfg.update_conflict,
+                    &switched,
+                ),
             })
             .await;
         let res = sent_now.result;
@@ -152,6 +165,7 @@ impl SmhFs {
         };
         tracing::debug!(%path, size, elapsed = ?started.elapsed(), "uploaded");
         let local_mtime = st.mtime;
+        self.note_conflict(&path, &target, &switched, &meta);
         self.upload_done(&path, of, &id, &meta, local_mtime);
         Ok(())
     }
@@ -187,6 +201,7 @@ impl SmhFs {
             .map(|s| s.path().to_path_buf())
             .unwrap_or_default();
         let sent = self.dur.tracker.start(&id, path, size, &mem_path);
+        let switched = Arc::new(AtomicBool::new(false));
         let res = self
             .uploader()
             .send(Outgoing {
@@ -197,11 +212,19 @@ impl SmhFs {
                 posix: Default::default(),
                 journal: None,
                 sent,
+                before_confirm: before_confirm(
+                    &self.client,
+                    &target,
+                    of.base.as_ref(),
+                    self.cfg.update_conflict,
+                    &switched,
+                ),
             })
             .await
             .result;
         let e = match res {
             Ok(meta) => {
+                self.note_conflict(path, &target, &switched, &meta);
                 self.upload_done(path, of, &id, &meta, local_mtime);
                 return Ok(());
             }
@@ -320,6 +343,28 @@ impl SmhFs {
     }
 }
 
+impl SmhFs {
+    /// Remembers a conflict copy for `smhfs status`: the upload of `path`
+    /// went to one (first check) or was switched to one (second check).
+    fn note_conflict(
+        &self,
+        path: &SmhPath,
+        target: &Target,
+        switched: &AtomicBool,
+        meta: &FileMeta,
+    ) {
+        if matches!(target, Target::Same) && !switched.load(Ordering::Relaxed) {
+            return;
+        }
+        let stored = meta
+            .path
+            .clone()
+            .and_then(|s| SmhPath::from_segments(s).ok())
+            .unwrap_or_else(|| target_path(target, path));
+        self.dur.tracker.conflict(path, &stored);
+    }
+}
+
 /// The path an upload goes to.
 fn target_path(target: &Target, path: &SmhPath) -> SmhPath {
     match target {
@@ -338,23 +383,7 @@ impl SmhFs {
         if self.cfg.update_conflict == UpdateConflict::Overwrite {
             return Ok(Target::Same);
         }
-        let Some(info) = self.client.stat(path).await? else {
-            // Deleted elsewhere: ours brings it back.
-            return Ok(Target::Same);
-        };
-        if info.kind.is_dir() {
-            return Ok(Target::Same);
-        }
-        let now = Version {
-            etag: info.e_tag.clone(),
-            crc64: info.crc64.clone(),
-            size: info
-                .size
-                .as_deref()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0),
-        };
-        if now.same(base) {
+        if !changed_since(&self.client, path, base).await? {
             return Ok(Target::Same);
         }
         match self.cfg.update_conflict {

@@ -42,6 +42,8 @@ pub(crate) struct Outgoing<'a> {
     pub(crate) journal: Option<(Journal, JournalEntry)>,
     /// Bytes sent so far (the progress tracker's counter).
     pub(crate) sent: Arc<AtomicU64>,
+    /// The version check just before the confirm (`lostupdate`).
+    pub(crate) before_confirm: Option<crate::smh::ConfirmHook>,
 }
 
 /// Sends uploads with the mount's part settings.
@@ -81,6 +83,7 @@ impl Uploader<'_> {
             on_progress: Some(Arc::new(move |n| {
                 sent.fetch_add(n, Ordering::Relaxed);
             })),
+            before_confirm: s.before_confirm,
         };
         let result = match s.body {
             // Part bodies are read around the page cache (O_DIRECT where

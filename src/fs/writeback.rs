@@ -415,6 +415,7 @@ impl SmhFs {
                 posix: Default::default(),
                 journal: Some((self.dur.journal.clone(), e.clone())),
                 sent,
+                before_confirm: None,
             })
             .await
             .result;
@@ -554,6 +555,7 @@ impl SmhFs {
             cache_size: self.dur.budget.limit(),
             cache_dir: self.cfg.cache_dir.display().to_string(),
             uploads: self.dur.tracker.all(),
+            conflicts: self.dur.tracker.conflicts(),
             metrics: None,
         }
     }

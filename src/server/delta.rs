@@ -29,18 +29,18 @@ const TABLE: &str = "
 CREATE TABLE IF NOT EXISTS delta(seq INTEGER PRIMARY KEY AUTOINCREMENT, space TEXT NOT NULL, event TEXT NOT NULL,
   time TEXT NOT NULL, node INTEGER NOT NULL, parent INTEGER NOT NULL, name TEXT NOT NULL, is_dir INTEGER NOT NULL,
   location INTEGER NOT NULL, size INTEGER, blob TEXT, crc64 TEXT, ctype TEXT, ctime TEXT, mtime TEXT, lmtime TEXT,
-  from_parent INTEGER, from_name TEXT, link INTEGER, lctime TEXT);
+  from_parent INTEGER, from_name TEXT, link INTEGER, lctime TEXT, rev INTEGER);
 CREATE INDEX IF NOT EXISTS delta_space ON delta(space, seq);
 ";
 
 /// The columns every trigger writes; in the statements below `$.` stands
 /// for the row (NEW, or OLD for a delete).
-const COLS: &str = "space,event,time,node,parent,name,is_dir,location,size,blob,crc64,ctype,ctime,mtime,lmtime,from_parent,from_name,link,lctime";
+const COLS: &str = "space,event,time,node,parent,name,is_dir,location,size,blob,crc64,ctype,ctime,mtime,lmtime,rev,from_parent,from_name,link,lctime";
 const KIND: &str = "CASE $.is_dir WHEN 1 THEN 'DIR.' ELSE 'FILE.' END";
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 
 fn triggers(history: u64) -> String {
-    let file_cols = "$.size,$.blob,$.crc64,$.ctype,$.ctime,$.mtime,$.lmtime";
+    let file_cols = "$.size,$.blob,$.crc64,$.ctype,$.ctime,$.mtime,$.lmtime,$.rev";
     let insert = format!(
         "CREATE TRIGGER delta_insert AFTER INSERT ON nodes BEGIN
            INSERT INTO delta({COLS}) VALUES($.space, {KIND} || 'CREATE', {NOW}, $.id, $.parent, $.name, $.is_dir, 0,
@@ -90,7 +90,8 @@ const TRIGGERS: [&str; 4] = ["delta_insert", "delta_update", "delta_delete", "de
 /// kept, or no recording at all (`None`, `--no-delta`).
 pub fn install(c: &Connection, history: Option<u64>) -> rusqlite::Result<()> {
     c.execute_batch(TABLE)?;
-    for (col, ty) in [("link", "INTEGER"), ("lctime", "TEXT")] {
+    // Columns added after the first logs were written.
+    for (col, ty) in [("link", "INTEGER"), ("lctime", "TEXT"), ("rev", "INTEGER")] {
         let has = c
             .prepare("SELECT 1 FROM pragma_table_info('delta') WHERE name=?1")?
             .exists([col])?;
@@ -171,6 +172,7 @@ pub async fn delta_route(
         return Err(not_found_route());
     }
     authenticate(app, ctx, Some(&space))?;
+    app.faults.check("delta", false)?;
     if app.args.no_delta {
         return Err(ServerError::api(
             400,
@@ -240,7 +242,7 @@ fn read_page(
     }
     let mut stmt = c.prepare_cached(
         "SELECT seq,event,time,node,parent,name,is_dir,location,size,blob,crc64,ctype,ctime,mtime,lmtime,
-                from_parent,from_name,link,lctime
+                from_parent,from_name,link,lctime,rev
          FROM delta WHERE space=?1 AND seq>?2 ORDER BY seq LIMIT ?3",
     )?;
     let rows = stmt
@@ -294,7 +296,12 @@ fn row_entry(r: &Row) -> rusqlite::Result<(i64, DeltaEntry)> {
         modification_time: r.get(13)?,
         local_creation_time: r.get(18)?,
         local_modification_time: r.get(14)?,
-        version_id: None,
+        // Versions of a file count from 1; each new content is the next.
+        version_id: if is_dir {
+            None
+        } else {
+            r.get::<_, Option<i64>>(19)?.map(|v| v as u64 + 1)
+        },
         user_id: None,
         location: r.get::<_, i64>(7)? as u8,
         link_to: link.map(inode_of),

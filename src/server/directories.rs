@@ -250,6 +250,7 @@ async fn dir_list(
         .await?;
     let etag = dir.etag();
     let Some((items, (files, dirs))) = listed else {
+        app.stats.op("dir_list_not_modified");
         return Ok(not_modified(&etag));
     };
     let more = items.len() as u64 > limit;

@@ -11,7 +11,7 @@ use crate::smh::codes;
 
 /// Targets a fault or a latency can apply to.
 pub const TARGETS: &[&str] = &[
-    "api", "token", "list", "begin", "confirm", "part", "download",
+    "api", "token", "list", "begin", "confirm", "part", "download", "delta",
 ];
 
 #[derive(Debug, Clone)]

@@ -11,6 +11,8 @@ pub const OPS: &[&str] = &[
     "token_renew",
     "token_delete",
     "dir_list",
+    // Listings answered 304 (If-None-Match), also counted in dir_list.
+    "dir_list_not_modified",
     "dir_info",
     "dir_head",
     "dir_create",
@@ -44,6 +46,8 @@ pub const OPS: &[&str] = &[
     "batch_move",
     "batch_copy",
     "task_query",
+    "delta_cursor",
+    "delta",
 ];
 
 #[derive(Default)]

@@ -356,15 +356,24 @@ pub fn path_of(c: &Connection, id: i64) -> SResult<Option<Vec<String>>> {
     Ok(Some(out))
 }
 
-/// Bumps the version (eTag) and modification time of a directory.
+/// Bumps the version (eTag) and modification time of a directory, and the
+/// version of each one above it: a listing shows its child directories'
+/// eTags and times, so its own eTag (`If-None-Match`) changes with them.
 pub fn touch(c: &Connection, space: &str, dir: i64) -> SResult<()> {
     let now = time::now();
-    if dir == ROOT {
-        c.prepare_cached("UPDATE spaces SET rev=rev+1, mtime=?2 WHERE id=?1")?
-            .execute(params![space, now])?;
-    } else {
-        c.prepare_cached("UPDATE nodes SET rev=rev+1, mtime=?2 WHERE id=?1")?
-            .execute(params![dir, now])?;
+    let (mut cur, mut first) = (dir, true);
+    while cur > ROOT {
+        c.prepare_cached("UPDATE nodes SET rev=rev+1, mtime=IIF(?3, ?2, mtime) WHERE id=?1")?
+            .execute(params![cur, now, first])?;
+        let mut up = c.prepare_cached("SELECT parent FROM nodes WHERE id=?1")?;
+        (cur, first) = (
+            up.query_row([cur], |r| r.get(0)).optional()?.unwrap_or(-1),
+            false,
+        );
+    }
+    if cur == ROOT {
+        c.prepare_cached("UPDATE spaces SET rev=rev+1, mtime=IIF(?3, ?2, mtime) WHERE id=?1")?
+            .execute(params![space, now, first])?;
     }
     Ok(())
 }
@@ -444,7 +453,7 @@ pub fn insert_file(
 }
 
 /// New content for the file `id` (an overwrite: the node, its inode and
-/// creation time stay).
+/// creation time stay; its `rev`, the delta's `versionId`, grows).
 pub fn replace_content(
     c: &Connection,
     space: &str,
@@ -453,8 +462,8 @@ pub fn replace_content(
     f: &FileData,
 ) -> SResult<()> {
     c.prepare_cached(
-        "UPDATE nodes SET size=?2,blob=?3,crc64=?4,bhash=?5,fhash=?6,ctype=?7,mtime=?8,lmtime=?9,meta=?10,link=NULL,lctime=?11
-         WHERE id=?1",
+        "UPDATE nodes SET size=?2,blob=?3,crc64=?4,bhash=?5,fhash=?6,ctype=?7,mtime=?8,lmtime=?9,meta=?10,link=NULL,lctime=?11,
+         rev=rev+1 WHERE id=?1",
     )?
     .execute(params![
         id,

@@ -35,6 +35,10 @@ pub enum SmhError {
     /// The upload cannot continue (plan and server state disagree, etc.).
     #[error("upload failed: {0}")]
     Upload(String),
+    /// The caller refused to confirm an upload: what it would replace is no
+    /// longer the version it started from (ESTALE).
+    #[error("not stored: {0}")]
+    Superseded(String),
 }
 
 pub type Result<T, E = SmhError> = std::result::Result<T, E>;
@@ -132,6 +136,7 @@ impl SmhError {
             | SmhError::TaskPending(_) => libc::EIO,
             SmhError::InvalidPath(_) | SmhError::Config(_) => libc::EINVAL,
             SmhError::NameTooLong(_) => libc::ENAMETOOLONG,
+            SmhError::Superseded(_) => libc::ESTALE,
             SmhError::Io(e) => e.raw_os_error().unwrap_or(libc::EIO),
         }
     }

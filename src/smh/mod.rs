@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod codes;
+mod confirm;
 pub mod delta;
 pub mod download;
 pub mod error;
@@ -28,4 +29,6 @@ pub use part_source::{PartSource, PlainFile, SharedSource};
 pub use path::SmhPath;
 pub use space::Usage;
 pub use types::ConflictStrategy;
-pub use upload::{BeginOutcome, ProgressHook, UploadKind, UploadOptions, UploadPlan};
+pub use upload::{
+    BeginOutcome, ConfirmAs, ConfirmHook, ProgressHook, UploadKind, UploadOptions, UploadPlan,
+};

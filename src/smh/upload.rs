@@ -5,6 +5,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
+
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::{Method, StatusCode};
@@ -61,6 +63,25 @@ pub struct UploadPlan {
 /// sent (the journal hook); an error aborts the upload.
 pub type PlanHook = Arc<dyn Fn(&UploadPlan) -> std::io::Result<()> + Send + Sync>;
 
+/// Where a sent upload is confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfirmAs {
+    /// As planned: at the plan's path with its strategy.
+    Planned,
+    /// Not over the file at the plan's path: confirmed next to it (with
+    /// `rename`) and then moved to this path (with `rename`, in case it
+    /// exists). If the plan's path is free by then, it stays there.
+    Elsewhere(SmhPath),
+    /// Not at all: the task is aborted and the upload fails with
+    /// [`SmhError::Superseded`].
+    Refused(String),
+}
+
+/// Asked with the plan after the last part was accepted, before the
+/// confirm; an error fails the upload (the task is left for a resume).
+pub type ConfirmHook =
+    Arc<dyn Fn(UploadPlan) -> BoxFuture<'static, Result<ConfirmAs>> + Send + Sync>;
+
 /// Called with the byte count of each part (or simple body) the server
 /// accepted, for progress display.
 pub type ProgressHook = Arc<dyn Fn(u64) + Send + Sync>;
@@ -77,6 +98,8 @@ pub struct UploadOptions {
     pub meta: super::types::MetaData,
     pub on_plan: Option<PlanHook>,
     pub on_progress: Option<ProgressHook>,
+    /// Asked once the data is sent, just before the confirm.
+    pub before_confirm: Option<ConfirmHook>,
 }
 
 impl Default for UploadOptions {
@@ -89,6 +112,7 @@ impl Default for UploadOptions {
             meta: Default::default(),
             on_plan: None,
             on_progress: None,
+            before_confirm: None,
         }
     }
 }
@@ -570,57 +594,6 @@ impl SmhClient {
         let margin = renew_margin(&fresh);
         *guard = (seen + 1, fresh, margin);
         Ok(())
-    }
-
-    /// Confirm with the CRC-64; tolerate a confirm that already landed.
-    async fn finish(
-        &self,
-        confirm_key: &str,
-        plan: &UploadPlan,
-        opts: &UploadOptions,
-    ) -> Result<FileMeta> {
-        let body = ConfirmBody {
-            crc64: Some(plan.hashes.crc64_string()),
-            local_modification_time: opts.local_modification_time.clone(),
-            ..Default::default()
-        };
-        match self
-            .confirm_upload(confirm_key, &body, Some(plan.strategy))
-            .await
-        {
-            Ok(meta) => Ok(meta),
-            Err(e) if e.code() == Some(codes::UPLOAD_COMPLETE) => {
-                self.confirmed_meta(confirm_key, plan).await
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// File metadata of a task the server already confirmed (a retried
-    /// confirm whose first attempt did land).
-    async fn confirmed_meta(&self, confirm_key: &str, plan: &UploadPlan) -> Result<FileMeta> {
-        let status = self.upload_status(confirm_key).await?;
-        let path = match status.path {
-            Some(p) => SmhPath::from_segments(p)?,
-            None => plan.path.clone(),
-        };
-        let info = self.stat(&path).await?.ok_or_else(|| {
-            SmhError::Upload(format!("confirmed upload of {path} is not on the server"))
-        })?;
-        Ok(FileMeta {
-            path: Some(path.segments().to_vec()),
-            name: info.name,
-            kind: info.kind,
-            inode: info.inode,
-            creation_time: info.creation_time,
-            modification_time: info.modification_time,
-            content_type: info.content_type,
-            size: info.size.unwrap_or_else(|| plan.size.to_string()),
-            e_tag: info.e_tag,
-            crc64: info.crc64,
-            meta_data: info.meta_data,
-            is_overwritten: false,
-        })
     }
 
     /// Continues an interrupted multipart upload of a local file read
