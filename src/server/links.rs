@@ -95,32 +95,6 @@ pub fn present(c: &Connection, space: &str, n: Node) -> SResult<Node> {
     Ok(v)
 }
 
-/// A listing shows a link with its target's size and eTag: when the
-/// target's content changes or goes, the directories holding links to it
-/// (through chains too) get a new eTag, so that `If-None-Match`
-/// revalidation does not answer 304 with stale items. Only the version is
-/// bumped: their `modificationTime` (children added/removed) stays.
-pub fn touch_linkers(c: &Connection, space: &str, target: i64) -> SResult<()> {
-    let parents = c
-        .prepare_cached(
-            "WITH RECURSIVE l(id) AS (SELECT id FROM nodes WHERE link=?1
-               UNION SELECT n.id FROM nodes n JOIN l ON n.link=l.id)
-             SELECT DISTINCT parent FROM nodes WHERE id IN (SELECT id FROM l) AND parent >= 0",
-        )?
-        .query_map([target], |r| r.get::<_, i64>(0))?
-        .collect::<Result<Vec<_>, _>>()?;
-    for p in parents {
-        if p == ROOT {
-            c.prepare_cached("UPDATE spaces SET rev=rev+1 WHERE id=?1")?
-                .execute([space])?;
-        } else {
-            c.prepare_cached("UPDATE nodes SET rev=rev+1 WHERE id=?1")?
-                .execute([p])?;
-        }
-    }
-    Ok(())
-}
-
 /// Checks that a link to `target` may be created in place of `replacing`
 /// (an overwritten node) and returns the target's id.
 fn check_target(c: &Connection, space: &str, target: Node, replacing: Option<i64>) -> SResult<i64> {
@@ -194,7 +168,7 @@ fn create(
                  lmtime=NULL,lctime=NULL,meta=NULL,link=?3 WHERE id=?1",
             )?
             .execute(params![e.id, now, to])?;
-            touch_linkers(c, space, e.id)?;
+            super::tree::touch_linkers(c, space, e.id)?;
             (e.id, e.blob)
         }
         None => {

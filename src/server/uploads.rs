@@ -140,7 +140,7 @@ fn commit_file(
     let id = match replaced {
         Some(id) => {
             store::replace_content(c, space, id, parent.id, &data)?;
-            super::links::touch_linkers(c, space, id)?;
+            super::tree::touch_linkers(c, space, id)?;
             id
         }
         None => store::insert_file(c, space, parent.id, &final_name, &data, None)?,
