@@ -398,3 +398,48 @@ async fn inode_endpoint_and_change_feed() {
     assert_eq!(created[0]["type"], "symlink");
     assert_eq!(created[0]["linkTo"], t_inode.as_str());
 }
+
+/// A listing shows a link with its target's size: when the target changes
+/// elsewhere, the link's directory revalidates to a new listing, not 304.
+#[tokio::test]
+async fn link_directories_revalidate_when_the_target_changes() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    mkdir(&s, &tok, "a").await;
+    mkdir(&s, &tok, "b").await;
+    upload(&s, &tok, "a/t", b"1", "").await;
+    assert_eq!(link(&s, &tok, "b/l", "a/t", "").await.0, StatusCode::OK);
+    assert_eq!(link(&s, &tok, "l2", "b/l", "").await.0, StatusCode::OK);
+    let etag_of = |dir: &'static str| {
+        let url = api(&s, "directory", dir, &tok, "");
+        async move {
+            let (_, v) = send(Method::GET, &url, None).await;
+            v["eTag"].as_str().unwrap().to_string()
+        }
+    };
+    let (b0, r0) = (etag_of("b").await, etag_of("").await);
+    upload(
+        &s,
+        &tok,
+        "a/t",
+        b"22",
+        "conflict_resolution_strategy=overwrite",
+    )
+    .await;
+    let b1 = etag_of("b").await;
+    assert_ne!(b0, b1, "direct link's directory");
+    assert_ne!(r0, etag_of("").await, "chained link's directory (the root)");
+    let r = client()
+        .get(api(&s, "directory", "b", &tok, ""))
+        .header("if-none-match", &b0)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["contents"][0]["size"], "2");
+    // The target goes: the dangling link's directory changes too.
+    send(Method::DELETE, &api(&s, "file", "a/t", &tok, ""), None).await;
+    assert_ne!(b1, etag_of("b").await);
+    assert_eq!(item(&s, &tok, "b", "l").await["size"], "0");
+}

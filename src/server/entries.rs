@@ -128,6 +128,7 @@ pub async fn remove(
                     ServerError::api(404, codes::FILE_NOT_FOUND, "file not found")
                 }
             })?;
+            super::tree::touch_linkers(c, &space, n.id)?;
             if permanent {
                 let blobs = store::delete_tree(c, n.id)?;
                 store::touch(c, &space, n.parent)?;

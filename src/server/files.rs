@@ -269,6 +269,7 @@ pub async fn move_file(
                         if e.is_dir || e.id == n.id {
                             return Err(ServerError::conflict());
                         }
+                        super::tree::touch_linkers(c, &space, e.id)?;
                         blobs = store::delete_tree(c, e.id)?;
                         name.clone()
                     }

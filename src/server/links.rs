@@ -168,6 +168,7 @@ fn create(
                  lmtime=NULL,lctime=NULL,meta=NULL,link=?3 WHERE id=?1",
             )?
             .execute(params![e.id, now, to])?;
+            super::tree::touch_linkers(c, space, e.id)?;
             (e.id, e.blob)
         }
         None => {

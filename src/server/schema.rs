@@ -70,5 +70,7 @@ pub fn migrate(c: &Connection) -> rusqlite::Result<()> {
             c.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN {col} {ty}"))?;
         }
     }
+    // The links pointing at a node (few: a partial index).
+    c.execute_batch("CREATE INDEX IF NOT EXISTS nodes_link ON nodes(link) WHERE link IS NOT NULL")?;
     Ok(())
 }

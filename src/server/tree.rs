@@ -1,4 +1,5 @@
-//! Tree operations over many nodes: deep copy, move to the recycle bin.
+//! Tree operations over many nodes: deep copy, move to the recycle bin,
+//! new eTags for the directories of links (see [`super::links`]).
 
 use rusqlite::{params, Connection};
 
@@ -82,4 +83,30 @@ pub fn recycle(c: &Connection, space: &str, n: &Node) -> SResult<i64> {
     )?;
     touch(c, space, n.parent)?;
     Ok(rid)
+}
+
+/// A listing shows a link with its target's size and eTag: when the
+/// target's content changes or goes, the directories holding links to it
+/// (through chains too) get a new eTag, so that `If-None-Match`
+/// revalidation does not answer 304 with stale items. Only the version is
+/// bumped: their `modificationTime` (children added/removed) stays.
+pub fn touch_linkers(c: &Connection, space: &str, target: i64) -> SResult<()> {
+    let parents = c
+        .prepare_cached(
+            "WITH RECURSIVE l(id) AS (SELECT id FROM nodes WHERE link=?1
+               UNION SELECT n.id FROM nodes n JOIN l ON n.link=l.id)
+             SELECT DISTINCT parent FROM nodes WHERE id IN (SELECT id FROM l) AND parent >= 0",
+        )?
+        .query_map([target], |r| r.get::<_, i64>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    for p in parents {
+        if p == ROOT {
+            c.prepare_cached("UPDATE spaces SET rev=rev+1 WHERE id=?1")?
+                .execute([space])?;
+        } else {
+            c.prepare_cached("UPDATE nodes SET rev=rev+1 WHERE id=?1")?
+                .execute([p])?;
+        }
+    }
+    Ok(())
 }

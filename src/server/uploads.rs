@@ -140,6 +140,7 @@ fn commit_file(
     let id = match replaced {
         Some(id) => {
             store::replace_content(c, space, id, parent.id, &data)?;
+            super::tree::touch_linkers(c, space, id)?;
             id
         }
         None => store::insert_file(c, space, parent.id, &final_name, &data, None)?,
