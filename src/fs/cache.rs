@@ -16,10 +16,24 @@ use crate::smh::SmhPath;
 
 use super::posix::PosixMeta;
 
+/// What the mount presents an entry as. Everything but `Dir` is an SMH
+/// file or symlink to the namespace operations (unlink, rename).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Dir,
     File,
+    /// A native SMH symlink (`link_to` is the target's inode), or a file
+    /// encoding one (its content is the link string, see `links.rs`).
+    Symlink,
+    /// A FIFO, socket or device: an empty file whose stored mode says so
+    /// (`posix.mode` has the type, `posix.rdev` the device number).
+    Special,
+}
+
+impl Kind {
+    pub fn is_dir(self) -> bool {
+        self == Kind::Dir
+    }
 }
 
 /// What we know about one entry; mode/uid/gid are synthesized later.
@@ -35,15 +49,17 @@ pub struct Meta {
     pub etag: Option<String>,
     /// Mode, owner and device number kept as custom metadata, if any.
     pub posix: PosixMeta,
+    /// A native SMH symlink's target (the target's inode, as listed).
+    pub link_to: Option<String>,
 }
 
 pub use crate::smh::time::{format_time, parse_time};
 
 fn kind_of(t: &crate::smh::types::EntryType) -> Kind {
-    if t.is_dir() {
-        Kind::Dir
-    } else {
-        Kind::File
+    match t {
+        t if t.is_dir() => Kind::Dir,
+        crate::smh::types::EntryType::Symlink => Kind::Symlink,
+        _ => Kind::File,
     }
 }
 
@@ -60,17 +76,31 @@ impl Meta {
         ctime: Option<&str>,
         etag: Option<&String>,
         meta_data: Option<&crate::smh::types::MetaData>,
+        link_to: Option<&String>,
     ) -> Self {
         let m = parse_time(local_mtime)
             .or_else(|| parse_time(mtime))
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        Meta {
+        let mut meta = Meta {
             kind,
             size: if kind == Kind::Dir { 0 } else { size_of(size) },
             mtime: m,
             ctime: parse_time(mtime).or_else(|| parse_time(ctime)).unwrap_or(m),
             etag: etag.cloned(),
             posix: PosixMeta::from_meta_data(meta_data),
+            link_to: link_to.filter(|_| kind == Kind::Symlink).cloned(),
+        };
+        meta.classify();
+        meta
+    }
+
+    /// A file's presented kind from its stored mode (`links.rs` says which
+    /// files can be links or special files); other kinds keep theirs.
+    pub fn classify(&mut self) {
+        if matches!(self.kind, Kind::File | Kind::Special)
+            || (self.kind == Kind::Symlink && self.link_to.is_none())
+        {
+            self.kind = super::linkstr::kind_of_file(&self.posix, self.size);
         }
     }
 
@@ -83,6 +113,7 @@ impl Meta {
             e.creation_time.as_deref(),
             e.e_tag.as_ref(),
             e.meta_data.as_ref(),
+            e.link_to.as_ref(),
         )
     }
 
@@ -95,6 +126,7 @@ impl Meta {
             e.creation_time.as_deref(),
             e.e_tag.as_ref(),
             e.meta_data.as_ref(),
+            e.link_to.as_ref(),
         )
     }
 
@@ -107,6 +139,7 @@ impl Meta {
             e.creation_time.as_deref(),
             e.e_tag.as_ref(),
             e.meta_data.as_ref(),
+            None,
         );
         if let Some(t) = local_mtime {
             m.mtime = t;
@@ -127,6 +160,7 @@ impl Meta {
             ctime: now,
             etag: None,
             posix: PosixMeta::default(),
+            link_to: None,
         }
     }
 
@@ -139,6 +173,7 @@ impl Meta {
             ctime: now,
             etag: None,
             posix: PosixMeta::default(),
+            link_to: None,
         }
     }
 }

@@ -120,6 +120,8 @@ pub struct SmhFs {
     /// Server inodes → paths, learned from listings and `?info`, so the
     /// change feed's entries can be placed (`follow.rs`).
     pub(crate) remote_inodes: Mutex<HashMap<String, SmhPath>>,
+    /// Symlink strings read or written here (`links.rs`).
+    pub(crate) links: super::linkstr::LinkCache,
     /// The kernel's id of this mount (`/proc/self/mountinfo`), to find a
     /// process's descriptors of our files at a flush.
     mount_id: std::sync::OnceLock<u64>,
@@ -161,6 +163,7 @@ impl SmhFs {
             in_flight: Default::default(),
             invalidate: Default::default(),
             remote_inodes: Default::default(),
+            links: Default::default(),
             mount_id: Default::default(),
             client,
             cfg,
@@ -605,6 +608,7 @@ impl SmhFs {
         }
         self.attrs.put_missing(path.clone());
         self.urls.invalidate(path);
+        self.links.remove(path);
     }
 
     pub async fn mkdir(&self, parent: InodeNo, name: &std::ffi::OsStr) -> FsResult<Attr> {
@@ -710,25 +714,26 @@ impl SmhFs {
             if noreplace {
                 return Err(FsError::Exists);
             }
-            match (src.kind, d.kind) {
-                (Kind::Dir, Kind::File) => return Err(FsError::NotDir),
-                (Kind::File, Kind::Dir) => return Err(FsError::IsDir),
-                (Kind::Dir, Kind::Dir) => {
+            // Links and special files are SMH files to a rename.
+            match (src.kind.is_dir(), d.kind.is_dir()) {
+                (true, false) => return Err(FsError::NotDir),
+                (false, true) => return Err(FsError::IsDir),
+                (true, true) => {
                     if !self.is_empty_dir(&to).await? {
                         return Err(FsError::NotEmpty);
                     }
                     self.client.delete_dir(&to, true).await?;
                     self.note_gone(&to, Kind::Dir);
                 }
-                (Kind::File, Kind::File) => replaced = self.inodes.lock().ino_of(&to),
+                (false, false) => replaced = self.inodes.lock().ino_of(&to),
             }
         }
         // Both files' open states are held until the inode table agrees
         // with the server: a background upload meanwhile would go to the
         // old name.
         let moved = match src.kind {
-            Kind::File => self.inodes.lock().ino_of(&from),
             Kind::Dir => None,
+            _ => self.inodes.lock().ino_of(&from),
         };
         let (mut moved, mut replaced) = self.lock_pair(moved, replaced).await;
         let target_remote = match &mut replaced {
@@ -741,7 +746,7 @@ impl SmhFs {
                     .move_dir(&from, &to, ConflictStrategy::Ask)
                     .await?
             }
-            Kind::File => {
+            _ => {
                 let strategy = match self.cfg.conflict {
                     ConflictStrategy::Rename => ConflictStrategy::Rename,
                     _ if noreplace => ConflictStrategy::Ask,
