@@ -49,11 +49,14 @@ fn triggers(history: u64) -> String {
     )
     .replace("$.", "NEW.");
     // A move to the bin (negative parent) is a delete at the old place, the
-    // way back a restore; a changed parent or name a move, else a modify.
+    // way back a restore; a changed parent or name a move, else a modify
+    // (content, local time, metadata or link target).
     let update = format!(
-        "CREATE TRIGGER delta_update AFTER UPDATE OF parent,name,blob,size,crc64 ON nodes
+        "CREATE TRIGGER delta_update AFTER UPDATE OF parent,name,blob,size,crc64,lmtime,meta,link ON nodes
          WHEN (OLD.parent IS NOT NEW.parent OR OLD.name IS NOT NEW.name OR OLD.blob IS NOT NEW.blob
-               OR OLD.size IS NOT NEW.size OR OLD.crc64 IS NOT NEW.crc64) AND NOT (OLD.parent < 0 AND NEW.parent < 0)
+               OR OLD.size IS NOT NEW.size OR OLD.crc64 IS NOT NEW.crc64 OR OLD.lmtime IS NOT NEW.lmtime
+               OR OLD.meta IS NOT NEW.meta OR OLD.link IS NOT NEW.link)
+           AND NOT (OLD.parent < 0 AND NEW.parent < 0)
          BEGIN
            INSERT INTO delta({COLS}) SELECT $.space, {KIND} || ev, {NOW}, $.id,
              CASE ev WHEN 'DELETE' THEN OLD.parent ELSE $.parent END,

@@ -97,20 +97,38 @@ pub async fn dir_route(
                 }
                 let rename = ctx.strategy(crate::smh::types::ConflictStrategy::Ask)?
                     == crate::smh::types::ConflictStrategy::Rename;
+                // Optional body (§3.4): `metaData`, `localModificationTime`
+                // are kept on the new (last) directory.
+                let meta = super::meta::from_json(body.get("metaData"))?;
+                let lmtime = body
+                    .get("localModificationTime")
+                    .and_then(|v| v.as_str())
+                    .map(String::from);
+                let meta2 = meta.clone();
                 let (path, ctime) = app
                     .db(move |c| {
                         let (p, id) = store::mkdirs(c, &space, &segs, rename)?;
+                        if meta2.is_some() || lmtime.is_some() {
+                            c.prepare_cached("UPDATE nodes SET meta=?2, lmtime=?3 WHERE id=?1")?
+                                .execute(rusqlite::params![
+                                    id,
+                                    super::meta::to_db(meta2.as_ref()),
+                                    lmtime
+                                ])?;
+                        }
                         let ctime = store::node(c, id)?.map(|n| n.ctime).unwrap_or_default();
                         Ok((p, ctime))
                     })
                     .await?;
-                Ok(json_response(
-                    StatusCode::CREATED,
-                    &PathReply {
-                        path: Some(path),
-                        creation_time: Some(ctime),
-                    },
-                ))
+                let mut reply = serde_json::to_value(PathReply {
+                    path: Some(path),
+                    creation_time: Some(ctime),
+                })
+                .unwrap_or_default();
+                if let Some(m) = meta {
+                    reply["metaData"] = serde_json::json!(m);
+                }
+                Ok(json_response(StatusCode::CREATED, &reply))
             }
         }
         Method::DELETE => {

@@ -29,7 +29,7 @@ pub fn entry_of(n: &Node) -> DirEntry {
         crc64: if n.is_dir { None } else { n.crc64.clone() },
         content_type: if n.is_dir { None } else { n.ctype.clone() },
         inode: None,
-        meta_data: None,
+        meta_data: n.meta.clone(),
         link_to: None,
     }
 }
@@ -52,7 +52,7 @@ pub fn info_of(n: &Node, path: Vec<String>) -> EntryInfo {
         size: (!n.is_dir).then(|| n.size.to_string()),
         crc64: if n.is_dir { None } else { n.crc64.clone() },
         content_type: if n.is_dir { None } else { n.ctype.clone() },
-        meta_data: None,
+        meta_data: n.meta.clone(),
         link_to: None,
     }
 }

@@ -43,7 +43,7 @@ pub async fn file_route(
                 size: n.size.to_string(),
                 e_tag: Some(n.etag()),
                 crc64: n.crc64.clone(),
-                meta_data: None,
+                meta_data: n.meta.clone(),
             };
             Ok(json_response(StatusCode::OK, &info))
         }
@@ -177,6 +177,7 @@ fn smh_headers(r: &mut Response, n: &Node) {
     if let Some(l) = &n.lmtime {
         put("x-smh-local-modification-time", l);
     }
+    super::meta::put_headers(h, n.meta.as_ref());
 }
 
 async fn file_move(

@@ -14,8 +14,10 @@ use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::error::{SResult, ServerError};
+use super::meta;
 use crate::smh::codes;
 use crate::smh::time;
+use crate::smh::types::MetaData;
 
 pub const ROOT: i64 = 0;
 
@@ -45,6 +47,10 @@ pub struct Node {
     pub mtime: String,
     pub lmtime: Option<String>,
     pub rev: i64,
+    /// Custom metadata (`x-smh-meta-*`), never an empty map.
+    pub meta: Option<MetaData>,
+    /// Symlinks: the node id of the target (see [`super::links`]).
+    pub link: Option<i64>,
 }
 
 impl Node {
@@ -84,13 +90,15 @@ pub struct FileData {
     pub fhash: String,
     pub ctype: String,
     pub lmtime: Option<String>,
+    /// Custom metadata of this version (None: none).
+    pub meta: Option<MetaData>,
 }
 
 /// Node columns, as a literal so that statements are `concat!`ed constants
 /// (prepared once, then served from the statement cache).
 macro_rules! node_cols {
     () => {
-        "id,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime,rev"
+        "id,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime,rev,meta,link"
     };
 }
 
@@ -112,37 +120,10 @@ fn row_node(r: &Row) -> rusqlite::Result<Node> {
         mtime: r.get(11)?,
         lmtime: r.get(12)?,
         rev: r.get(13)?,
+        meta: meta::from_db(r.get(14)?),
+        link: r.get(15)?,
     })
 }
-
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS spaces(id TEXT PRIMARY KEY, ctime TEXT NOT NULL, mtime TEXT NOT NULL, rev INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS nodes(id INTEGER PRIMARY KEY AUTOINCREMENT, space TEXT NOT NULL, parent INTEGER NOT NULL,
-  name TEXT NOT NULL, is_dir INTEGER NOT NULL, size INTEGER NOT NULL DEFAULT 0, blob TEXT, crc64 TEXT, bhash TEXT,
-  fhash TEXT, ctype TEXT, ctime TEXT NOT NULL, mtime TEXT NOT NULL, lmtime TEXT, rev INTEGER NOT NULL DEFAULT 0);
-CREATE UNIQUE INDEX IF NOT EXISTS nodes_pn ON nodes(space, parent, name);
-CREATE INDEX IF NOT EXISTS nodes_parent ON nodes(parent);
-CREATE INDEX IF NOT EXISTS nodes_order ON nodes(space, parent, is_dir DESC, name);
-CREATE INDEX IF NOT EXISTS nodes_bh ON nodes(size, bhash);
-CREATE INDEX IF NOT EXISTS nodes_fh ON nodes(size, fhash);
-CREATE INDEX IF NOT EXISTS nodes_blob ON nodes(blob);
-CREATE TABLE IF NOT EXISTS tokens(token TEXT PRIMARY KEY, grants TEXT NOT NULL, period INTEGER NOT NULL,
-  expires INTEGER NOT NULL, user_id TEXT, spaces TEXT, extend INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS uploads(key TEXT PRIMARY KEY, space TEXT NOT NULL, path TEXT NOT NULL,
-  multipart INTEGER NOT NULL, upload_id TEXT, strategy TEXT NOT NULL, force INTEGER NOT NULL, auth TEXT NOT NULL,
-  sectoken TEXT NOT NULL, expiration INTEGER NOT NULL, ctime TEXT NOT NULL, created INTEGER NOT NULL,
-  confirmed INTEGER NOT NULL DEFAULT 0, final_path TEXT, lmtime TEXT, psize INTEGER, size INTEGER);
-CREATE TABLE IF NOT EXISTS parts(key TEXT NOT NULL, num INTEGER NOT NULL, size INTEGER NOT NULL, etag TEXT NOT NULL,
-  mtime TEXT NOT NULL, off INTEGER, file TEXT, dbblob TEXT, PRIMARY KEY(key, num));
-CREATE TABLE IF NOT EXISTS blobdata(id TEXT PRIMARY KEY, data BLOB NOT NULL);
-CREATE TABLE IF NOT EXISTS recycled(id INTEGER PRIMARY KEY AUTOINCREMENT, space TEXT NOT NULL, node INTEGER NOT NULL,
-  orig TEXT NOT NULL, name TEXT NOT NULL, is_dir INTEGER NOT NULL, size INTEGER NOT NULL, ctime TEXT, mtime TEXT,
-  rtime TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS earlier_creds(key TEXT NOT NULL, auth TEXT NOT NULL, sectoken TEXT NOT NULL,
-  expiration INTEGER NOT NULL);
-CREATE INDEX IF NOT EXISTS earlier_creds_key ON earlier_creds(key);
-";
 
 pub struct Store {
     conn: Mutex<Connection>,
@@ -166,8 +147,7 @@ impl Store {
         conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         conn.pragma_update(None, "cache_size", -32_768)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        conn.execute_batch(SCHEMA)?;
-        migrate(&conn)?;
+        super::schema::create(&conn)?;
         conn.set_prepared_statement_cache_capacity(128);
         Ok(Store {
             conn: Mutex::new(conn),
@@ -267,30 +247,6 @@ impl Store {
     }
 }
 
-/// Columns added since the first schema (`CREATE TABLE IF NOT EXISTS`
-/// leaves existing tables alone).
-fn migrate(c: &Connection) -> rusqlite::Result<()> {
-    let cols = |t: &str| -> rusqlite::Result<Vec<String>> {
-        let mut s = c.prepare(&format!("PRAGMA table_info({t})"))?;
-        let v = s
-            .query_map([], |r| r.get::<_, String>(1))?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(v)
-    };
-    for (t, col, ty) in [
-        ("parts", "off", "INTEGER"),
-        ("parts", "file", "TEXT"),
-        ("parts", "dbblob", "TEXT"),
-        ("uploads", "psize", "INTEGER"),
-        ("uploads", "size", "INTEGER"),
-    ] {
-        if !cols(t)?.iter().any(|c| c == col) {
-            c.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN {col} {ty}"))?;
-        }
-    }
-    Ok(())
-}
-
 pub fn meta_get_or_init(c: &Connection, k: &str, init: impl FnOnce() -> String) -> SResult<String> {
     if let Some(v) = c
         .query_row("SELECT v FROM meta WHERE k=?1", [k], |r| r.get(0))
@@ -334,6 +290,8 @@ pub fn root(c: &Connection, space: &str) -> SResult<Node> {
         mtime,
         lmtime: None,
         rev,
+        meta: None,
+        link: None,
     })
 }
 
@@ -427,8 +385,8 @@ pub fn insert_file(
 ) -> SResult<i64> {
     let now = time::now();
     c.prepare_cached(
-        "INSERT INTO nodes(space,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime)
-         VALUES(?1,?2,?3,0,?4,?5,?6,?7,?8,?9,?10,?11,?12)",
+        "INSERT INTO nodes(space,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime,meta)
+         VALUES(?1,?2,?3,0,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)",
     )?
     .execute(params![
             space,
@@ -442,7 +400,8 @@ pub fn insert_file(
             f.ctype,
             ctime.unwrap_or(&now),
             now,
-            f.lmtime
+            f.lmtime,
+            meta::to_db(f.meta.as_ref())
         ])?;
     let id = c.last_insert_rowid();
     touch(c, space, parent)?;
@@ -459,7 +418,8 @@ pub fn replace_content(
     f: &FileData,
 ) -> SResult<()> {
     c.prepare_cached(
-        "UPDATE nodes SET size=?2,blob=?3,crc64=?4,bhash=?5,fhash=?6,ctype=?7,mtime=?8,lmtime=?9 WHERE id=?1",
+        "UPDATE nodes SET size=?2,blob=?3,crc64=?4,bhash=?5,fhash=?6,ctype=?7,mtime=?8,lmtime=?9,meta=?10,link=NULL
+         WHERE id=?1",
     )?
     .execute(params![
         id,
@@ -470,7 +430,8 @@ pub fn replace_content(
         f.fhash,
         f.ctype,
         time::now(),
-        f.lmtime
+        f.lmtime,
+        meta::to_db(f.meta.as_ref())
     ])?;
     touch(c, space, parent)
 }
@@ -487,6 +448,7 @@ pub fn file_data(n: &Node) -> FileData {
             .clone()
             .unwrap_or_else(|| "application/octet-stream".into()),
         lmtime: n.lmtime.clone(),
+        meta: n.meta.clone(),
     }
 }
 
@@ -669,8 +631,8 @@ pub fn copy_tree(c: &Connection, space: &str, src: i64, parent: i64, name: &str)
             }
         };
         c.execute(
-            "INSERT INTO nodes(space,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime)
-             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?11,?12)",
+            "INSERT INTO nodes(space,parent,name,is_dir,size,blob,crc64,bhash,fhash,ctype,ctime,mtime,lmtime,meta,link)
+             VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?11,?12,?13,?14)",
             params![
                 space,
                 p,
@@ -683,7 +645,9 @@ pub fn copy_tree(c: &Connection, space: &str, src: i64, parent: i64, name: &str)
                 n.fhash,
                 n.ctype,
                 now,
-                n.lmtime
+                n.lmtime,
+                meta::to_db(n.meta.as_ref()),
+                n.link
             ],
         )?;
         let id = c.last_insert_rowid();

@@ -35,6 +35,8 @@ pub struct Task {
     pub confirmed: bool,
     pub final_path: Option<Vec<String>>,
     pub lmtime: Option<String>,
+    /// `x-smh-meta-*` of the begin: the new version's metadata.
+    pub meta: Option<crate::smh::types::MetaData>,
     /// Part size of the task blob, once a part was stored in it.
     pub psize: Option<u64>,
     /// Total size announced at begin.
@@ -54,7 +56,7 @@ impl Task {
 pub fn load_task(c: &Connection, key: &str) -> SResult<Option<Task>> {
     Ok(c
         .prepare_cached(
-            "SELECT key,space,path,multipart,upload_id,strategy,force,auth,sectoken,expiration,ctime,confirmed,final_path,lmtime,psize,size
+            "SELECT key,space,path,multipart,upload_id,strategy,force,auth,sectoken,expiration,ctime,confirmed,final_path,lmtime,psize,size,meta
              FROM uploads WHERE key=?1",
         )?
         .query_row(
@@ -78,6 +80,7 @@ pub fn load_task(c: &Connection, key: &str) -> SResult<Option<Task>> {
                     confirmed: r.get::<_, i64>(11)? != 0,
                     final_path: fp.and_then(|p| serde_json::from_str(&p).ok()),
                     lmtime: r.get(13)?,
+                    meta: super::meta::from_db(r.get(16)?),
                     psize: r.get::<_, Option<i64>>(14)?.map(|v| v as u64),
                     total: r.get::<_, Option<i64>>(15)?.map(|v| v as u64),
                 })

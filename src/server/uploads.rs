@@ -72,7 +72,7 @@ fn file_meta(path: Vec<String>, n: &store::Node, overwritten: bool) -> FileMeta 
         size: n.size.to_string(),
         e_tag: Some(n.etag()),
         crc64: n.crc64.clone(),
-        meta_data: None,
+        meta_data: n.meta.clone(),
         is_overwritten: overwritten,
     }
 }
@@ -194,6 +194,8 @@ pub async fn begin(
     };
     let cap = app.args.capacity;
     let lmtime = body.local_modification_time.clone();
+    // The new version's metadata: what this begin sends, nothing else.
+    let meta = super::meta::from_headers(&ctx.headers)?;
     let ttl = app.args.ticket_ttl;
     let host = ctx.host.clone();
     enum Out {
@@ -231,6 +233,7 @@ pub async fn begin(
                         if let Some(n) = store::find_by_hash(c, size, true, &fh.to_ascii_lowercase())? {
                             let mut data = store::file_data(&n);
                             data.lmtime = lmtime.clone();
+                            data.meta = meta.clone();
                             let (meta, blobs) = commit_file(c, &space, &segs, strategy, may_force, &data, cap)?;
                             return Ok(Out::Instant(meta, blobs));
                         }
@@ -255,12 +258,13 @@ pub async fn begin(
                 confirmed: false,
                 final_path: None,
                 lmtime,
+                meta,
                 psize: None,
                 total: size.or(filesize),
             };
             c.prepare_cached(
-                "INSERT INTO uploads(key,space,path,multipart,upload_id,strategy,force,auth,sectoken,expiration,ctime,created,confirmed,lmtime,size)
-                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,0,?13,?14)",
+                "INSERT INTO uploads(key,space,path,multipart,upload_id,strategy,force,auth,sectoken,expiration,ctime,created,confirmed,lmtime,size,meta)
+                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,0,?13,?14,?15)",
             )?
             .execute(
                 params![
@@ -277,7 +281,8 @@ pub async fn begin(
                     t.ctime,
                     now_ms(),
                     t.lmtime,
-                    t.total.map(|v| v as i64)
+                    t.total.map(|v| v as i64),
+                    super::meta::to_db(t.meta.as_ref())
                 ],
             )?;
             Ok(Out::Ticket(t))
@@ -454,6 +459,7 @@ fn confirm_blocking(
         fhash: fin.hashes.full_hash.clone(),
         ctype: String::new(),
         lmtime: body.local_modification_time.clone().or(task.lmtime.clone()),
+        meta: task.meta.clone(),
     };
     let cap = app.args.capacity;
     let res = store.tx(|c| {
