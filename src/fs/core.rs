@@ -13,13 +13,13 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
-use super::cache::{AttrCache, DirCache, Kind, Listing, Meta};
+use super::cache::{AttrCache, DirCache, Kind, Meta};
 use super::error::{FsError, FsResult};
 pub use super::inode::{FileHandle, InodeNo};
 use super::inode::{InodeTable, ROOT_INO};
@@ -296,7 +296,8 @@ impl SmhFs {
                 if let Some(i) = &info.inode {
                     self.remote_inodes.lock().insert(i.clone(), path.clone());
                 }
-                let m = Meta::from_info(&info);
+                let mut m = Meta::from_info(&info);
+                self.link_size(path, &mut m);
                 self.attrs.put(path.clone(), m.clone());
                 Ok(Some(m))
             }
@@ -426,158 +427,7 @@ impl SmhFs {
         self.inodes.lock().forget(ino, n, pinned);
     }
 
-    // ---- directories ---------------------------------------------------
-
-    /// The whole listing of `dir`, 1000 entries per request, filling the
-    /// attribute cache from the same replies.
-    async fn list(&self, dir: &SmhPath) -> FsResult<Listing> {
-        if let Some(l) = self.dirs.get(dir) {
-            return Ok(l);
-        }
-        let mut out = Vec::new();
-        let mut marker: Option<String> = None;
-        loop {
-            let page = self
-                .client
-                .list_page_if_changed(dir, marker.as_deref(), 1000, None)
-                .await?
-                .ok_or_else(|| SmhError::Malformed {
-                    url: dir.to_string(),
-                    message: "304 to an unconditional listing".into(),
-                })?;
-            for e in &page.contents {
-                if crate::smh::path::validate_name(&e.name).is_err() {
-                    tracing::warn!(dir = %dir, name = ?e.name, "skipping entry with an invalid name");
-                    continue;
-                }
-                let m = Meta::from_entry(e);
-                if let Ok(p) = dir.join(&e.name) {
-                    if let Some(i) = &e.inode {
-                        self.remote_inodes.lock().insert(i.clone(), p.clone());
-                    }
-                    self.attrs.put(p, m.clone());
-                }
-                out.push((e.name.clone(), m));
-            }
-            match page.next_marker {
-                Some(m) if !m.is_empty() && !page.contents.is_empty() => marker = Some(m),
-                _ => break,
-            }
-        }
-        let listing = Arc::new(out);
-        self.dirs.put(dir.clone(), listing.clone());
-        Ok(listing)
-    }
-
-    pub fn opendir(&self, ino: InodeNo) -> FsResult<FileHandle> {
-        let ino = ino.0;
-        self.path_of(ino)?;
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.dir_handles.lock().insert(fh, None);
-        Ok(FileHandle(fh))
-    }
-
-    /// Entries of the directory from `offset` (0 = start), as a snapshot
-    /// taken at the first call on this handle.
-    pub async fn readdir(
-        &self,
-        ino: InodeNo,
-        fh: FileHandle,
-        offset: u64,
-    ) -> FsResult<Arc<Vec<DirItem>>> {
-        let fh = fh.0;
-        let ino = ino.0;
-        let snap = self.dir_handles.lock().get(&fh).cloned().flatten();
-        if let (Some(s), true) = (snap, offset > 0) {
-            return Ok(s);
-        }
-        let dir = self.path_of(ino)?;
-        let listing = self.list(&dir).await?;
-        let mut items = Vec::with_capacity(listing.len() + 2);
-        let parent_ino = dir
-            .parent()
-            .filter(|_| dir != self.cfg.root)
-            .and_then(|p| self.inodes.lock().ino_of(&p))
-            .unwrap_or(ROOT_INO);
-        items.push(DirItem {
-            ino: InodeNo(ino),
-            name: ".".into(),
-            kind: Kind::Dir,
-            meta: Meta::new_dir(),
-        });
-        items.push(DirItem {
-            ino: InodeNo(parent_ino),
-            name: "..".into(),
-            kind: Kind::Dir,
-            meta: Meta::new_dir(),
-        });
-        let mut seen = std::collections::HashSet::new();
-        {
-            let mut inodes = self.inodes.lock();
-            for (name, m) in listing.iter() {
-                if let Ok(p) = dir.join(name) {
-                    seen.insert(name.clone());
-                    items.push(DirItem {
-                        ino: InodeNo(inodes.lookup(&p, false)),
-                        name: name.clone(),
-                        kind: m.kind,
-                        meta: m.clone(),
-                    });
-                }
-            }
-        }
-        {
-            // A staged file's local size wins, as in `resolve`.
-            let local = self.local.lock();
-            if !local.is_empty() {
-                for it in items.iter_mut().skip(2) {
-                    if let Some(m) = local.get(&it.ino.0) {
-                        it.meta = m.clone();
-                    }
-                }
-            }
-        }
-        // Files created here and not uploaded yet are not on the server.
-        let local: Vec<u64> = self.files.lock().keys().copied().collect();
-        for fino in local {
-            let Some(p) = self.inodes.lock().path(fino) else {
-                continue;
-            };
-            if p.parent().as_ref() == Some(&dir) {
-                if let Some(name) = p.name() {
-                    if !seen.contains(name) {
-                        let meta = self
-                            .local
-                            .lock()
-                            .get(&fino)
-                            .cloned()
-                            .unwrap_or_else(|| Meta::new_file(0));
-                        items.push(DirItem {
-                            ino: InodeNo(fino),
-                            name: name.to_string(),
-                            kind: Kind::File,
-                            meta,
-                        });
-                    }
-                }
-            }
-        }
-        let items = Arc::new(items);
-        self.dir_handles.lock().insert(fh, Some(items.clone()));
-        Ok(items)
-    }
-
-    /// The inode of `dir/name` handed to the kernel by readdirplus, counted
-    /// as one lookup (undo with `forget` if the entry did not fit).
-    pub fn readdirplus_ino(&self, dir: &SmhPath, name: &str) -> Option<InodeNo> {
-        let p = dir.join(name).ok()?;
-        Some(InodeNo(self.inodes.lock().lookup(&p, true)))
-    }
-
-    pub fn releasedir(&self, fh: FileHandle) {
-        let fh = fh.0;
-        self.dir_handles.lock().remove(&fh);
-    }
+    // ---- directories: `dirs.rs` (listings, readdir) --------------------
 
     pub(super) fn writable(&self) -> FsResult<()> {
         if self.cfg.read_only {

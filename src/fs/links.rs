@@ -39,6 +39,13 @@ impl SmhFs {
         if self.resolve(&path).await?.is_some() {
             return Err(FsError::Exists);
         }
+        if let Some(to) = self.native_target(&path, target).await? {
+            if let Some(meta) = self.make_native(&path, &to, target.len()).await? {
+                let ttl = self.cfg.attr_timeout;
+                self.links.put_native(path.clone(), target.to_vec(), ttl);
+                return Ok(self.entered(&path, meta));
+            }
+        }
         let posix = PosixMeta {
             mode: Some(LINK_MODE),
             uid: owner.map(|o| o.0),
@@ -86,10 +93,115 @@ impl SmhFs {
         Ok(s)
     }
 
+    /// The file a native link made at `link` with this string would point
+    /// at: the string is canonical ([`linkstr::canonical_target`]) and names
+    /// a regular file the server has (not one open here, whose content may
+    /// not be uploaded yet). `None`: encode the link.
+    async fn native_target(&self, link: &SmhPath, target: &[u8]) -> FsResult<Option<SmhPath>> {
+        let (Ok(s), Some(dir)) = (std::str::from_utf8(target), link.parent()) else {
+            return Ok(None);
+        };
+        let Some(to) = linkstr::canonical_target(&dir, s, &self.cfg.root) else {
+            return Ok(None);
+        };
+        let open_here = self
+            .inodes
+            .lock()
+            .ino_of(&to)
+            .is_some_and(|i| self.files.lock().contains_key(&i));
+        if open_here {
+            return Ok(None);
+        }
+        Ok(match self.resolve_remote(&to).await? {
+            Some(m) if m.kind == Kind::File && m.etag.is_some() => Some(to),
+            _ => None,
+        })
+    }
+
+    /// Creates the SMH symlink `link` → `to`; `None` when the server will
+    /// not link them (the target went or changed kind meanwhile): then the
+    /// link is encoded instead.
+    async fn make_native(
+        &self,
+        link: &SmhPath,
+        to: &SmhPath,
+        len: usize,
+    ) -> FsResult<Option<Meta>> {
+        use crate::smh::codes;
+        match self
+            .client
+            .create_symlink(link, to, ConflictStrategy::Ask)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some(
+                        codes::SYMLINK_TO_DIRECTORY_NOT_ALLOWED
+                            | codes::CIRCLE_SYMLINK
+                            | codes::SYMLINK_DEPTH_LIMIT_EXCEEDED
+                    )
+                ) =>
+            {
+                tracing::debug!(%link, %to, "native symlink refused ({e}); encoding it");
+                return Ok(None);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        // Its attributes, with the target's inode (readlink needs it).
+        let info = self.client.stat(link).await?.ok_or(FsError::NotFound)?;
+        let mut meta = Meta::from_info(&info);
+        meta.size = len as u64;
+        Ok(Some(meta))
+    }
+
     /// The string of a native SMH link: the relative path from its
-    /// directory to where its target is now.
-    async fn read_native(&self, _path: &SmhPath, _meta: &Meta) -> FsResult<Vec<u8>> {
-        Err(FsError::Io(std::io::Error::from_raw_os_error(libc::EIO)))
+    /// directory to where its target is now. A target deleted, or moved
+    /// out of the mounted directory, has no such string: EIO.
+    async fn read_native(&self, path: &SmhPath, meta: &Meta) -> FsResult<Vec<u8>> {
+        if let Some(s) = self.links.native(path) {
+            return Ok(s);
+        }
+        let eio = || FsError::Io(std::io::Error::from_raw_os_error(libc::EIO));
+        let inode = meta.link_to.as_deref().ok_or_else(eio)?;
+        let info = self.client.info_by_inode(inode).await?;
+        let to = info
+            .and_then(|i| SmhPath::from_segments(i.path).ok())
+            .filter(|t| t.starts_with(&self.cfg.root) && *t != self.cfg.root);
+        let s = to
+            .as_ref()
+            .and_then(|t| linkstr::relative(&path.parent()?, t))
+            .ok_or_else(|| {
+                tracing::warn!(%path, inode, "symlink target gone or outside the mount");
+                eio()
+            })?
+            .into_bytes();
+        if let Some(to) = to {
+            self.remote_inodes.lock().insert(inode.to_string(), to);
+        }
+        self.links
+            .put_native(path.clone(), s.clone(), self.cfg.attr_timeout);
+        if let Some(Some(mut m)) = self.attrs.get(path) {
+            m.size = s.len() as u64;
+            self.attrs.put(path.clone(), m);
+        }
+        Ok(s)
+    }
+
+    /// A native link's `st_size` is its string's length: known if this
+    /// mount read or made it, or if its target's path was listed here;
+    /// else 0 until the first readlink (the server lists the target's size).
+    pub(crate) fn link_size(&self, path: &SmhPath, meta: &mut Meta) {
+        let Some(inode) = meta.link_to.as_deref() else {
+            return;
+        };
+        let known = self.links.native(path).map(|s| s.len()).or_else(|| {
+            let to = self.remote_inodes.lock().get(inode).cloned()?;
+            linkstr::relative(&path.parent()?, &to).map(|s| s.len())
+        });
+        meta.size = known.unwrap_or(0) as u64;
     }
 
     /// mknod(2) of a FIFO, socket or device (`mode` with its type, already

@@ -41,6 +41,7 @@ mod caller;
 pub mod control;
 pub mod core;
 pub mod direct;
+mod dirs;
 pub mod error;
 mod files;
 mod follow;
