@@ -611,3 +611,64 @@ async fn wrong_secret_and_dead_endpoint_are_clear_errors() {
     );
     assert!(shown.contains("REDACTED"), "{shown}");
 }
+
+/// Symlinks (§4.7): create with each strategy, SMH error codes as
+/// `SmhError::code`, `linkTo` resolved through the inode endpoint (§4.14).
+#[tokio::test]
+async fn symlinks_and_info_by_inode() {
+    let s = TestServer::start();
+    let c = client_for(&s);
+    upload(&c, "t", b"x", &UploadOptions::default())
+        .await
+        .unwrap();
+    c.create_dir(&p("d"), ConflictStrategy::Ask).await.unwrap();
+    let got = c
+        .create_symlink(&p("l"), &p("t"), ConflictStrategy::Ask)
+        .await
+        .unwrap();
+    assert_eq!(got, p("l"));
+    let got = c
+        .create_symlink(&p("l"), &p("t"), ConflictStrategy::Rename)
+        .await
+        .unwrap();
+    assert_eq!(got, p("l (1)"));
+    let e = c
+        .create_symlink(&p("l"), &p("t"), ConflictStrategy::Ask)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.status(), e.code()),
+        (Some(409), Some("SameNameDirectoryOrFileExists"))
+    );
+    let e = c
+        .create_symlink(&p("x"), &p("d"), ConflictStrategy::Ask)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("SymlinkToDirectoryNotAllowed"));
+    let e = c
+        .create_symlink(&p("x"), &p("nope"), ConflictStrategy::Ask)
+        .await
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e}");
+    let e = c
+        .create_symlink(&p("l"), &p("l"), ConflictStrategy::Overwrite)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some("CircleSymlink"));
+
+    let info = c.stat(&p("l")).await.unwrap().unwrap();
+    assert_eq!(info.kind, smhfs::smh::types::EntryType::Symlink);
+    let target = c
+        .info_by_inode(info.link_to.as_deref().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(target.path, vec!["t".to_string()]);
+    let listed = c.list_all(&SmhPath::root()).await.unwrap();
+    let l = listed.iter().find(|e| e.name == "l").unwrap();
+    assert_eq!(l.link_to, info.link_to);
+    assert_eq!(
+        c.info_by_inode("ffffffff").await.unwrap().map(|i| i.path),
+        None
+    );
+}

@@ -20,5 +20,6 @@ mod serve_local_smh;
 mod serve_security;
 mod server_api;
 mod server_feed;
+mod server_links;
 mod server_meta;
 mod write_matrix;

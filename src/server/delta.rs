@@ -29,13 +29,13 @@ const TABLE: &str = "
 CREATE TABLE IF NOT EXISTS delta(seq INTEGER PRIMARY KEY AUTOINCREMENT, space TEXT NOT NULL, event TEXT NOT NULL,
   time TEXT NOT NULL, node INTEGER NOT NULL, parent INTEGER NOT NULL, name TEXT NOT NULL, is_dir INTEGER NOT NULL,
   location INTEGER NOT NULL, size INTEGER, blob TEXT, crc64 TEXT, ctype TEXT, ctime TEXT, mtime TEXT, lmtime TEXT,
-  from_parent INTEGER, from_name TEXT);
+  from_parent INTEGER, from_name TEXT, link INTEGER);
 CREATE INDEX IF NOT EXISTS delta_space ON delta(space, seq);
 ";
 
 /// The columns every trigger writes; in the statements below `$.` stands
 /// for the row (NEW, or OLD for a delete).
-const COLS: &str = "space,event,time,node,parent,name,is_dir,location,size,blob,crc64,ctype,ctime,mtime,lmtime,from_parent,from_name";
+const COLS: &str = "space,event,time,node,parent,name,is_dir,location,size,blob,crc64,ctype,ctime,mtime,lmtime,from_parent,from_name,link";
 const KIND: &str = "CASE $.is_dir WHEN 1 THEN 'DIR.' ELSE 'FILE.' END";
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
 
@@ -44,7 +44,7 @@ fn triggers(history: u64) -> String {
     let insert = format!(
         "CREATE TRIGGER delta_insert AFTER INSERT ON nodes BEGIN
            INSERT INTO delta({COLS}) VALUES($.space, {KIND} || 'CREATE', {NOW}, $.id, $.parent, $.name, $.is_dir, 0,
-             {file_cols}, NULL, NULL);
+             {file_cols}, NULL, NULL, $.link);
          END;"
     )
     .replace("$.", "NEW.");
@@ -62,7 +62,7 @@ fn triggers(history: u64) -> String {
              CASE ev WHEN 'DELETE' THEN OLD.parent ELSE $.parent END,
              CASE ev WHEN 'DELETE' THEN OLD.name ELSE $.name END,
              $.is_dir, CASE ev WHEN 'DELETE' THEN 1 ELSE 0 END, {file_cols},
-             CASE ev WHEN 'MOVE' THEN OLD.parent END, CASE ev WHEN 'MOVE' THEN OLD.name END
+             CASE ev WHEN 'MOVE' THEN OLD.parent END, CASE ev WHEN 'MOVE' THEN OLD.name END, $.link
            FROM (SELECT CASE WHEN NEW.parent < 0 THEN 'DELETE' WHEN OLD.parent < 0 THEN 'RESTORE'
                  WHEN OLD.parent = NEW.parent AND OLD.name = NEW.name THEN 'MODIFY' ELSE 'MOVE' END AS ev);
          END;"
@@ -72,7 +72,7 @@ fn triggers(history: u64) -> String {
     let delete = format!(
         "CREATE TRIGGER delta_delete AFTER DELETE ON nodes WHEN OLD.parent >= 0 BEGIN
            INSERT INTO delta({COLS}) VALUES($.space, {KIND} || 'DELETE', {NOW}, $.id, $.parent, $.name, $.is_dir, 3,
-             {file_cols}, NULL, NULL);
+             {file_cols}, NULL, NULL, $.link);
          END;"
     )
     .replace("$.", "OLD.");
@@ -90,6 +90,12 @@ const TRIGGERS: [&str; 4] = ["delta_insert", "delta_update", "delta_delete", "de
 /// kept, or no recording at all (`None`, `--no-delta`).
 pub fn install(c: &Connection, history: Option<u64>) -> rusqlite::Result<()> {
     c.execute_batch(TABLE)?;
+    let has_link = c
+        .prepare("SELECT 1 FROM pragma_table_info('delta') WHERE name='link'")?
+        .exists([])?;
+    if !has_link {
+        c.execute_batch("ALTER TABLE delta ADD COLUMN link INTEGER")?;
+    }
     let was_on = c
         .query_row(
             "SELECT 1 FROM sqlite_master WHERE type='trigger' AND name='delta_insert'",
@@ -232,7 +238,7 @@ fn read_page(
     }
     let mut stmt = c.prepare_cached(
         "SELECT seq,event,time,node,parent,name,is_dir,location,size,blob,crc64,ctype,ctime,mtime,lmtime,
-                from_parent,from_name
+                from_parent,from_name,link
          FROM delta WHERE space=?1 AND seq>?2 ORDER BY seq LIMIT ?3",
     )?;
     let rows = stmt
@@ -256,6 +262,7 @@ fn row_entry(r: &Row) -> rusqlite::Result<(i64, DeltaEntry)> {
     let is_dir = r.get::<_, i64>(6)? != 0;
     let file = |v: Option<String>| if is_dir { None } else { v };
     let blob: Option<String> = r.get(9)?;
+    let link: Option<i64> = r.get(17)?;
     let mut extra = std::collections::BTreeMap::new();
     if let Some(p) = r.get::<_, Option<i64>>(15)? {
         extra.insert("fromParentInode".into(), inode_of(p).into());
@@ -272,6 +279,8 @@ fn row_entry(r: &Row) -> rusqlite::Result<(i64, DeltaEntry)> {
         name: r.get(5)?,
         kind: if is_dir {
             EntryType::Dir
+        } else if link.is_some() {
+            EntryType::Symlink
         } else {
             EntryType::File
         },
@@ -286,7 +295,7 @@ fn row_entry(r: &Row) -> rusqlite::Result<(i64, DeltaEntry)> {
         version_id: None,
         user_id: None,
         location: r.get::<_, i64>(7)? as u8,
-        link_to: None,
+        link_to: link.map(inode_of),
         extra_info: extra,
     };
     Ok((r.get(0)?, entry))

@@ -25,7 +25,10 @@ pub async fn dir_route(
             authenticate(app, &ctx, Some(&space))?;
             let segs2 = segs.clone();
             let n = app
-                .db(move |c| store::resolve(c, &space, &segs2))
+                .db(move |c| match store::resolve(c, &space, &segs2)? {
+                    Some(n) => Ok(Some(super::links::present(c, &space, n)?)),
+                    None => Ok(None),
+                })
                 .await?
                 .ok_or_else(|| {
                     ServerError::api(404, codes::PATH_NOT_FOUND, "no such file or directory")
@@ -244,7 +247,10 @@ async fn dir_list(
             if etag_matches(cond.as_deref(), &dir.etag()) {
                 return Ok((dir, None));
             }
-            let items = store::list(c, &space, dir.id, &spec)?;
+            let items = store::list(c, &space, dir.id, &spec)?
+                .into_iter()
+                .map(|n| super::links::present(c, &space, n))
+                .collect::<SResult<Vec<_>>>()?;
             let counts = store::counts(c, &space, dir.id)?;
             Ok((dir, Some((items, counts))))
         })

@@ -13,24 +13,36 @@ use super::App;
 use crate::smh::codes;
 use crate::smh::types::{DirEntry, EntryInfo, EntryType, RecycledReply};
 
+fn kind_of(n: &Node) -> EntryType {
+    if n.is_dir {
+        EntryType::Dir
+    } else if n.link.is_some() {
+        EntryType::Symlink
+    } else {
+        EntryType::File
+    }
+}
+
+/// A dangling symlink (no target content, see `links::present`) has none.
+fn etag_of(n: &Node) -> Option<String> {
+    (n.link.is_none() || n.blob.is_some()).then(|| n.etag())
+}
+
+/// A listing item; symlinks must have gone through `links::present`.
 pub fn entry_of(n: &Node) -> DirEntry {
     DirEntry {
         name: n.name.clone(),
-        kind: if n.is_dir {
-            EntryType::Dir
-        } else {
-            EntryType::File
-        },
+        kind: kind_of(n),
         creation_time: Some(n.ctime.clone()),
         modification_time: Some(n.mtime.clone()),
         local_modification_time: n.lmtime.clone(),
         size: (!n.is_dir).then(|| n.size.to_string()),
-        e_tag: Some(n.etag()),
+        e_tag: etag_of(n),
         crc64: if n.is_dir { None } else { n.crc64.clone() },
         content_type: if n.is_dir { None } else { n.ctype.clone() },
         inode: None,
         meta_data: n.meta.clone(),
-        link_to: None,
+        link_to: n.link.map(store::inode_of),
     }
 }
 
@@ -38,22 +50,18 @@ pub fn info_of(n: &Node, path: Vec<String>) -> EntryInfo {
     EntryInfo {
         path,
         name: n.name.clone(),
-        kind: if n.is_dir {
-            EntryType::Dir
-        } else {
-            EntryType::File
-        },
+        kind: kind_of(n),
         user_id: None,
         creation_time: Some(n.ctime.clone()),
         modification_time: Some(n.mtime.clone()),
         local_modification_time: n.lmtime.clone(),
-        e_tag: Some(n.etag()),
+        e_tag: etag_of(n),
         inode: Some(n.inode()),
         size: (!n.is_dir).then(|| n.size.to_string()),
         crc64: if n.is_dir { None } else { n.crc64.clone() },
         content_type: if n.is_dir { None } else { n.ctype.clone() },
         meta_data: n.meta.clone(),
-        link_to: None,
+        link_to: n.link.map(store::inode_of),
     }
 }
 

@@ -95,12 +95,17 @@ pub async fn file_route(
                 })?;
                 app.stats.op("file_copy");
                 file_move(app, &ctx, space, segs, from.to_string(), true).await
-            } else if body.get("linkTo").is_some() || q.flag("virtual_file") || q.flag("convert") {
+            } else if q.flag("virtual_file") || q.flag("convert") {
                 Err(ServerError::api(
                     400,
                     codes::FUNCTION_NOT_ENABLED,
-                    "symlinks, virtual files and conversion are not supported by this server",
+                    "virtual files and conversion are not supported by this server",
                 ))
+            } else if let Some(to) = body.get("linkTo") {
+                let to = to.as_str().ok_or_else(|| {
+                    ServerError::api(400, codes::BAD_REQUEST, "`linkTo` must be a string")
+                })?;
+                super::links::create_route(app, &ctx, space, segs, to).await
             } else {
                 let b: BeginBody = serde_json::from_value(body).map_err(|e| {
                     ServerError::api(
@@ -138,12 +143,15 @@ pub async fn file_route(
     }
 }
 
+/// The file at `segs`; a symlink is followed to its target's content.
 async fn find_file(app: &Arc<App>, space: &str, segs: &[String]) -> SResult<Node> {
     let (space, segs) = (space.to_string(), segs.to_vec());
-    app.db(move |c| store::resolve(c, &space, &segs))
-        .await?
-        .filter(|n| !n.is_dir)
-        .ok_or_else(|| ServerError::api(404, codes::FILE_NOT_FOUND, "file not found"))
+    app.db(move |c| match store::resolve(c, &space, &segs)? {
+        Some(n) if !n.is_dir => super::links::follow(c, &space, n),
+        _ => Ok(None),
+    })
+    .await?
+    .ok_or_else(|| ServerError::api(404, codes::FILE_NOT_FOUND, "file not found"))
 }
 
 fn cos_url(app: &App, ctx: &Ctx, n: &Node, period: u64) -> String {
@@ -275,14 +283,19 @@ pub async fn move_file(
                         ));
                     }
                 }
-                store::insert_file(
-                    c,
-                    &space,
-                    parent.id,
-                    &final_name,
-                    &store::file_data(&n),
-                    None,
-                )?;
+                if n.link.is_some() {
+                    // A copy of a link is a link to the same target.
+                    store::copy_tree(c, &space, n.id, parent.id, &final_name)?;
+                } else {
+                    store::insert_file(
+                        c,
+                        &space,
+                        parent.id,
+                        &final_name,
+                        &store::file_data(&n),
+                        None,
+                    )?;
+                }
             } else {
                 c.execute(
                     "UPDATE nodes SET parent=?2, name=?3 WHERE id=?1",

@@ -21,6 +21,7 @@ pub mod error;
 pub mod faults;
 pub mod files;
 pub mod http;
+pub mod links;
 pub mod meta;
 pub mod recycled;
 pub mod routes;

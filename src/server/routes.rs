@@ -13,7 +13,7 @@ use super::error::{request_id, SResult};
 use super::http::{
     check_library_auth, check_space, not_found_route, parse_tail, with_idle_timeout, Ctx, Query,
 };
-use super::{admin, batch, cos, delta, directories, files, recycled, spaces, tokens, App};
+use super::{admin, batch, cos, delta, directories, files, links, recycled, spaces, tokens, App};
 
 /// Entry point for every request.
 pub async fn dispatch(State(app): State<Arc<App>>, req: Request) -> Response {
@@ -114,6 +114,10 @@ async fn route(app: &Arc<App>, req: Request, path: &str) -> SResult<Response> {
         "recycled" => {
             let (_, space) = in_space(&ctx)?;
             recycled::recycled_route(app, &ctx, space, tail).await
+        }
+        "inode" => {
+            let (_, space) = in_space(&ctx)?;
+            links::inode_route(app, &ctx, space, tail.map(dec)).await
         }
         "fs-delta" => {
             let (_, space) = in_space(&ctx)?;

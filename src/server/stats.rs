@@ -23,6 +23,8 @@ pub const OPS: &[&str] = &[
     "file_delete",
     "file_move",
     "file_copy",
+    "file_symlink",
+    "inode_info",
     "upload_begin",
     "upload_confirm",
     "upload_status",

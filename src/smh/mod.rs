@@ -9,6 +9,7 @@ pub mod delta;
 pub mod download;
 pub mod error;
 pub mod hash;
+pub mod links;
 pub mod part_source;
 pub mod path;
 pub mod redact;

@@ -41,6 +41,8 @@ pub enum RequestKind {
     Usage,
     /// The change feed (`fs-delta` cursor and delta).
     Delta,
+    /// Creating a symlink (`PUT .../file/...` with `linkTo`).
+    Symlink,
 }
 
 impl RequestKind {
@@ -67,6 +69,7 @@ impl RequestKind {
             RequestKind::Task => "task",
             RequestKind::Usage => "usage",
             RequestKind::Delta => "delta",
+            RequestKind::Symlink => "symlink",
         }
     }
 }
