@@ -311,3 +311,75 @@ async fn unusable_modes_from_other_clients_are_plain_files() {
     assert_eq!(readlink(&m.path("theirs")), b"a/b");
     assert!(m.is_mounted());
 }
+
+/// A native link points at its target's node: it follows moves (readlink
+/// shows the new relative path), keeps its own string when it is moved
+/// itself (then becoming an encoded link if need be), and reads EIO once
+/// the target is deleted.
+#[tokio::test]
+async fn native_links_follow_their_target() {
+    use smhfs::smh::types::EntryType;
+    let server = TestServer::start();
+    let client = client_for(&server);
+    let m = MountGuard::new(&server, "attr_timeout=1");
+    fs::create_dir_all(m.path("a")).unwrap();
+    fs::create_dir_all(m.path("l")).unwrap();
+    fs::write(m.path("a/t.txt"), b"T").unwrap();
+    std::os::unix::fs::symlink("../a/t.txt", m.path("l/n")).unwrap();
+    let kind = |path: &'static str| {
+        let c = client.clone();
+        async move { c.stat(&p(path)).await.unwrap().unwrap().kind }
+    };
+    assert_eq!(kind("l/n").await, EntryType::Symlink);
+    assert_eq!(fs::symlink_metadata(m.path("l/n")).unwrap().len(), 10);
+    assert_eq!(fs::read(m.path("l/n")).unwrap(), b"T");
+    // Moved by another client: the link follows.
+    client
+        .create_dir(&p("b"), smhfs::smh::ConflictStrategy::Ask)
+        .await
+        .unwrap();
+    client
+        .move_file(
+            &p("a/t.txt"),
+            &p("b/t.txt"),
+            smhfs::smh::ConflictStrategy::Ask,
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(readlink(&m.path("l/n")), b"../b/t.txt");
+    assert_eq!(fs::read(m.path("l/n")).unwrap(), b"T");
+    // Moved through this mount: shown at once.
+    fs::rename(m.path("b/t.txt"), m.path("a/t2.txt")).unwrap();
+    assert_eq!(readlink(&m.path("l/n")), b"../a/t2.txt");
+    // Overwritten: the link reads the new content.
+    fs::write(m.path("a/t2.txt"), b"new").unwrap();
+    assert_eq!(fs::read(m.path("l/n")).unwrap(), b"new");
+    // The link renamed in its directory stays native; moved to another
+    // one, it keeps its string (POSIX) and so becomes an encoded link.
+    fs::rename(m.path("l/n"), m.path("l/n2")).unwrap();
+    assert_eq!(kind("l/n2").await, EntryType::Symlink);
+    assert_eq!(readlink(&m.path("l/n2")), b"../a/t2.txt");
+    fs::rename(m.path("l/n2"), m.path("a/moved")).unwrap();
+    assert_eq!(readlink(&m.path("a/moved")), b"../a/t2.txt");
+    assert_eq!(kind("a/moved").await, EntryType::File);
+    assert_eq!(
+        http::download(&server, &server.token().await, "a/moved").await,
+        b"../a/t2.txt"
+    );
+    assert_eq!(fs::read(m.path("a/moved")).unwrap(), b"new");
+    // The target deleted: the SMH link dangles and has no string.
+    std::os::unix::fs::symlink("../a/t2.txt", m.path("l/d")).unwrap();
+    assert_eq!(kind("l/d").await, EntryType::Symlink);
+    fs::remove_file(m.path("a/t2.txt")).unwrap();
+    let e = fs::read_link(m.path("l/d")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EIO));
+    fs::remove_file(m.path("l/d")).unwrap();
+    assert!(client.stat(&p("l/d")).await.unwrap().is_none());
+    // A link to a file still being written here is encoded.
+    let f = fs::File::create(m.path("a/open.txt")).unwrap();
+    std::os::unix::fs::symlink("open.txt", m.path("a/lo")).unwrap();
+    drop(f);
+    assert_eq!(kind("a/lo").await, EntryType::File);
+    assert_eq!(readlink(&m.path("a/lo")), b"open.txt");
+}

@@ -458,7 +458,7 @@ impl SmhFs {
         }
         self.attrs.put_missing(path.clone());
         self.urls.invalidate(path);
-        self.links.remove(path);
+        self.links.gone(path);
     }
 
     pub async fn mkdir(&self, parent: InodeNo, name: &std::ffi::OsStr) -> FsResult<Attr> {
@@ -585,6 +585,7 @@ impl SmhFs {
             Kind::Dir => None,
             _ => self.inodes.lock().ino_of(&from),
         };
+        let keep = self.link_string_to_keep(&from, &to, &src).await;
         let (mut moved, mut replaced) = self.lock_pair(moved, replaced).await;
         let target_remote = match &mut replaced {
             Some(h) => self.before_unlink(h, &to).await,
@@ -629,7 +630,7 @@ impl SmhFs {
             self.dirs.remove_tree(&to);
         }
         self.note_entry(&final_path, src);
-        Ok(())
+        self.keep_link_string(&final_path, keep).await
     }
 
     pub async fn statfs(&self) -> FsResult<SpaceStats> {

@@ -190,6 +190,49 @@ impl SmhFs {
         Ok(s)
     }
 
+    /// Before a rename of a native link to another directory: its string,
+    /// which the moved link must keep (POSIX), while the SMH link keeps
+    /// its target instead. `None`: nothing to keep.
+    pub(crate) async fn link_string_to_keep(
+        &self,
+        from: &SmhPath,
+        to: &SmhPath,
+        meta: &Meta,
+    ) -> Option<Vec<u8>> {
+        if meta.link_to.is_none() || from.parent() == to.parent() {
+            return None;
+        }
+        self.read_native(from, meta).await.ok()
+    }
+
+    /// After that rename: if the link at `path` now reads differently, it
+    /// becomes an encoded link holding the kept string.
+    pub(crate) async fn keep_link_string(
+        &self,
+        path: &SmhPath,
+        keep: Option<Vec<u8>>,
+    ) -> FsResult<()> {
+        let Some(s) = keep else {
+            return Ok(());
+        };
+        let meta = self.resolve_remote(path).await?.ok_or(FsError::NotFound)?;
+        if self.read_native(path, &meta).await.ok().as_ref() == Some(&s) {
+            return Ok(());
+        }
+        self.links.gone(path);
+        self.client.delete_file(path, true).await?;
+        let posix = PosixMeta {
+            mode: Some(LINK_MODE),
+            ..meta.posix
+        };
+        let meta = self.put_marked(path, &s, posix).await?;
+        if let Some(e) = &meta.etag {
+            self.links.put_encoded(path.clone(), e.clone(), s);
+        }
+        self.note_entry(path, meta);
+        Ok(())
+    }
+
     /// A native link's `st_size` is its string's length: known if this
     /// mount read or made it, or if its target's path was listed here;
     /// else 0 until the first readlink (the server lists the target's size).

@@ -161,8 +161,19 @@ impl LinkCache {
             .put(path, (Validity::Until(Instant::now() + ttl), s));
     }
 
-    pub fn remove(&self, path: &SmhPath) {
-        self.map.lock().pop(path);
+    /// `path` is gone (unlinked, renamed away): its string, and those of
+    /// native links (their target may have been it, or below it).
+    pub fn gone(&self, path: &SmhPath) {
+        let mut m = self.map.lock();
+        m.pop(path);
+        let native: Vec<SmhPath> = m
+            .iter()
+            .filter(|(_, (v, _))| matches!(v, Validity::Until(_)))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in native {
+            m.pop(&k);
+        }
     }
 }
 
@@ -251,6 +262,9 @@ mod tests {
         assert!(c.encoded(&p("l"), "e2").is_none());
         c.put_native(p("n"), b"x".to_vec(), Duration::from_secs(60));
         assert_eq!(c.native(&p("n")).unwrap(), b"x");
+        c.gone(&p("other"));
+        assert!(c.native(&p("n")).is_none());
+        assert!(c.encoded(&p("l"), "e1").is_some());
         c.put_native(p("n"), b"x".to_vec(), Duration::ZERO);
         assert!(c.native(&p("n")).is_none());
     }
