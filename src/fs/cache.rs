@@ -76,22 +76,27 @@ impl Meta {
         ctime: Option<&str>,
         etag: Option<&String>,
         meta_data: Option<&crate::smh::types::MetaData>,
-        link_to: Option<&String>,
     ) -> Self {
         let m = parse_time(local_mtime)
             .or_else(|| parse_time(mtime))
             .unwrap_or(SystemTime::UNIX_EPOCH);
-        let mut meta = Meta {
+        Meta {
             kind,
             size: if kind == Kind::Dir { 0 } else { size_of(size) },
             mtime: m,
             ctime: parse_time(mtime).or_else(|| parse_time(ctime)).unwrap_or(m),
             etag: etag.cloned(),
             posix: PosixMeta::from_meta_data(meta_data),
-            link_to: link_to.filter(|_| kind == Kind::Symlink).cloned(),
-        };
-        meta.classify();
-        meta
+            link_to: None,
+        }
+    }
+
+    /// A native link's target (listed items of `type: symlink`), then the
+    /// kind the stored mode gives.
+    fn with_link(mut self, link_to: Option<&String>) -> Self {
+        self.link_to = link_to.filter(|_| self.kind == Kind::Symlink).cloned();
+        self.classify();
+        self
     }
 
     /// A file's presented kind from its stored mode (`links.rs` says which
@@ -113,8 +118,8 @@ impl Meta {
             e.creation_time.as_deref(),
             e.e_tag.as_ref(),
             e.meta_data.as_ref(),
-            e.link_to.as_ref(),
         )
+        .with_link(e.link_to.as_ref())
     }
 
     pub fn from_info(e: &EntryInfo) -> Self {
@@ -126,8 +131,8 @@ impl Meta {
             e.creation_time.as_deref(),
             e.e_tag.as_ref(),
             e.meta_data.as_ref(),
-            e.link_to.as_ref(),
         )
+        .with_link(e.link_to.as_ref())
     }
 
     pub fn from_file_meta(e: &FileMeta, local_mtime: Option<SystemTime>) -> Self {
@@ -139,8 +144,8 @@ impl Meta {
             e.creation_time.as_deref(),
             e.e_tag.as_ref(),
             e.meta_data.as_ref(),
-            None,
-        );
+        )
+        .with_link(None);
         if let Some(t) = local_mtime {
             m.mtime = t;
         }
