@@ -459,6 +459,7 @@ impl SmhFs {
         self.attrs.put_missing(path.clone());
         self.urls.invalidate(path);
         self.links.gone(path);
+        self.parent_changed(path);
     }
 
     pub async fn mkdir(&self, parent: InodeNo, name: &std::ffi::OsStr) -> FsResult<Attr> {
@@ -469,6 +470,7 @@ impl SmhFs {
         let made = if made.is_root() { path } else { made };
         let meta = Meta::new_dir();
         self.note_entry(&made, meta.clone());
+        self.parent_changed(&made);
         self.dirs.put(made.clone(), Arc::new(Vec::new()));
         let ino = self.inodes.lock().lookup(&made, true);
         Ok(Attr {
@@ -630,6 +632,7 @@ impl SmhFs {
             self.dirs.remove_tree(&to);
         }
         self.note_entry(&final_path, src);
+        self.parent_changed(&final_path);
         self.keep_link_string(&final_path, keep).await
     }
 

@@ -163,4 +163,33 @@ impl SmhFs {
         let fh = fh.0;
         self.dir_handles.lock().remove(&fh);
     }
+
+    /// An entry was added to or removed from the directory holding `path`:
+    /// its mtime and ctime are now (POSIX), in the caches that know it,
+    /// until the server's own times are read again.
+    pub(crate) fn parent_changed(&self, path: &SmhPath) {
+        let Some(dir) = path.parent().filter(|d| *d != self.cfg.root) else {
+            return;
+        };
+        let now = std::time::SystemTime::now();
+        let touch = |m: &mut Meta| {
+            m.mtime = now;
+            m.ctime = now;
+        };
+        if let Some(Some(mut m)) = self.attrs.get(&dir) {
+            touch(&mut m);
+            self.attrs.put(dir.clone(), m);
+        }
+        let (Some(up), Some(name)) = (dir.parent(), dir.name()) else {
+            return;
+        };
+        let listed = self
+            .dirs
+            .get(&up)
+            .and_then(|l| l.iter().find(|(n, _)| n == name).map(|(_, m)| m.clone()));
+        if let Some(mut m) = listed {
+            touch(&mut m);
+            self.dirs.upsert(&up, name, m);
+        }
+    }
 }

@@ -159,7 +159,8 @@ impl SmhFs {
 
     /// The string of a native SMH link: the relative path from its
     /// directory to where its target is now. A target deleted, or moved
-    /// out of the mounted directory, has no such string: EIO.
+    /// out of the mounted directory, has no such string: the last one this
+    /// mount knew stands (following it finds nothing: ENOENT), else EIO.
     async fn read_native(&self, path: &SmhPath, meta: &Meta) -> FsResult<Vec<u8>> {
         if let Some(s) = self.links.native(path) {
             return Ok(s);
@@ -173,11 +174,11 @@ impl SmhFs {
         let s = to
             .as_ref()
             .and_then(|t| linkstr::relative(&path.parent()?, t))
-            .ok_or_else(|| {
-                tracing::warn!(%path, inode, "symlink target gone or outside the mount");
-                eio()
-            })?
-            .into_bytes();
+            .map(String::into_bytes);
+        let Some(s) = s else {
+            tracing::debug!(%path, inode, "symlink target gone or outside the mount");
+            return self.links.last_native(path).ok_or_else(eio);
+        };
         if let Some(to) = to {
             self.remote_inodes.lock().insert(inode.to_string(), to);
         }
@@ -304,6 +305,7 @@ impl SmhFs {
     /// Records a new entry at `path` in the caches and hands out its inode.
     fn entered(&self, path: &SmhPath, meta: Meta) -> Attr {
         self.note_entry(path, meta.clone());
+        self.parent_changed(path);
         let ino = self.inodes.lock().lookup(path, true);
         Attr {
             ino: InodeNo(ino),

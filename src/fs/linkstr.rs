@@ -161,18 +161,26 @@ impl LinkCache {
             .put(path, (Validity::Until(Instant::now() + ttl), s));
     }
 
-    /// `path` is gone (unlinked, renamed away): its string, and those of
-    /// native links (their target may have been it, or below it).
+    /// The last string of a native link this mount knew, however old
+    /// (for a link whose target is gone).
+    pub fn last_native(&self, path: &SmhPath) -> Option<Vec<u8>> {
+        match self.map.lock().get(path) {
+            Some((Validity::Until(_), s)) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
+    /// `path` is gone (unlinked, renamed away): its string is forgotten,
+    /// and those of native links are stale (their target may have been
+    /// it, or below it).
     pub fn gone(&self, path: &SmhPath) {
         let mut m = self.map.lock();
         m.pop(path);
-        let native: Vec<SmhPath> = m
-            .iter()
-            .filter(|(_, (v, _))| matches!(v, Validity::Until(_)))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in native {
-            m.pop(&k);
+        let now = Instant::now();
+        for (_, (v, _)) in m.iter_mut() {
+            if let Validity::Until(t) = v {
+                *t = now;
+            }
         }
     }
 }
@@ -264,6 +272,9 @@ mod tests {
         assert_eq!(c.native(&p("n")).unwrap(), b"x");
         c.gone(&p("other"));
         assert!(c.native(&p("n")).is_none());
+        assert_eq!(c.last_native(&p("n")).unwrap(), b"x");
+        c.gone(&p("n"));
+        assert!(c.last_native(&p("n")).is_none());
         assert!(c.encoded(&p("l"), "e1").is_some());
         c.put_native(p("n"), b"x".to_vec(), Duration::ZERO);
         assert!(c.native(&p("n")).is_none());
