@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use crate::smh::types::{DirEntry, EntryInfo, FileMeta};
 use crate::smh::SmhPath;
 
+use super::linkstr;
 use super::posix::PosixMeta;
 
 /// What the mount presents an entry as. Everything but `Dir` is an SMH
@@ -54,6 +55,18 @@ pub struct Meta {
 }
 
 pub use crate::smh::time::{format_time, parse_time};
+
+/// What an SMH file of `size` bytes with stored attributes `posix` is
+/// presented as. A mode that cannot describe the content (a "link" that
+/// is empty or longer than a path, a "FIFO" with data, a directory or an
+/// unknown type) is ignored: the data stays readable as a regular file.
+fn kind_of_file(posix: &PosixMeta, size: u64) -> Kind {
+    match posix.file_type() {
+        Some(libc::S_IFLNK) if size > 0 && size <= linkstr::MAX_LINK_BYTES as u64 => Kind::Symlink,
+        Some(t) if linkstr::is_special_type(t) && size == 0 => Kind::Special,
+        _ => Kind::File,
+    }
+}
 
 fn kind_of(t: &crate::smh::types::EntryType) -> Kind {
     match t {
@@ -105,7 +118,7 @@ impl Meta {
         if matches!(self.kind, Kind::File | Kind::Special)
             || (self.kind == Kind::Symlink && self.link_to.is_none())
         {
-            self.kind = super::linkstr::kind_of_file(&self.posix, self.size);
+            self.kind = kind_of_file(&self.posix, self.size);
         }
     }
 
@@ -342,6 +355,36 @@ impl DirCache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_from_modes() {
+        let with = |mode: u32, rdev| PosixMeta {
+            mode: Some(mode),
+            rdev,
+            ..Default::default()
+        };
+        assert_eq!(
+            kind_of_file(&with(linkstr::LINK_MODE, None), 5),
+            Kind::Symlink
+        );
+        assert_eq!(kind_of_file(&with(linkstr::LINK_MODE, None), 0), Kind::File);
+        assert_eq!(
+            kind_of_file(&with(linkstr::LINK_MODE, None), 4096),
+            Kind::File
+        );
+        let fifo = with(libc::S_IFIFO | 0o644, None);
+        assert_eq!(kind_of_file(&fifo, 0), Kind::Special);
+        assert_eq!(kind_of_file(&fifo, 1), Kind::File);
+        let chr = with(libc::S_IFCHR | 0o600, Some(0x102));
+        assert_eq!(kind_of_file(&chr, 0), Kind::Special);
+        assert_eq!(
+            kind_of_file(&with(libc::S_IFDIR | 0o755, None), 0),
+            Kind::File
+        );
+        assert_eq!(kind_of_file(&with(0o030644, None), 0), Kind::File);
+        assert_eq!(kind_of_file(&with(0o644, None), 0), Kind::File);
+        assert_eq!(kind_of_file(&PosixMeta::default(), 0), Kind::File);
+    }
 
     #[test]
     fn times_round_trip() {

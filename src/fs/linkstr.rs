@@ -21,8 +21,6 @@ use std::time::{Duration, Instant};
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use super::cache::Kind;
-use super::posix::PosixMeta;
 use crate::smh::SmhPath;
 
 /// Longest link string: `PATH_MAX` (4096) with its terminating NUL.
@@ -37,18 +35,6 @@ pub fn is_special_type(t: u32) -> bool {
         t,
         libc::S_IFIFO | libc::S_IFSOCK | libc::S_IFCHR | libc::S_IFBLK
     )
-}
-
-/// What an SMH file of `size` bytes with stored attributes `posix` is
-/// presented as. A mode that cannot describe the content (a "link" that
-/// is empty or longer than a path, a "FIFO" with data, a directory or an
-/// unknown type) is ignored: the data stays readable as a regular file.
-pub fn kind_of_file(posix: &PosixMeta, size: u64) -> Kind {
-    match posix.file_type() {
-        Some(libc::S_IFLNK) if size > 0 && size <= MAX_LINK_BYTES as u64 => Kind::Symlink,
-        Some(t) if is_special_type(t) && size == 0 => Kind::Special,
-        _ => Kind::File,
-    }
 }
 
 /// Why a link string cannot be stored at all.
@@ -191,30 +177,6 @@ mod tests {
 
     fn p(s: &str) -> SmhPath {
         SmhPath::parse(s).unwrap()
-    }
-
-    #[test]
-    fn kinds_from_modes() {
-        let with = |mode: u32, rdev| PosixMeta {
-            mode: Some(mode),
-            rdev,
-            ..Default::default()
-        };
-        assert_eq!(kind_of_file(&with(LINK_MODE, None), 5), Kind::Symlink);
-        assert_eq!(kind_of_file(&with(LINK_MODE, None), 0), Kind::File);
-        assert_eq!(kind_of_file(&with(LINK_MODE, None), 4096), Kind::File);
-        let fifo = with(libc::S_IFIFO | 0o644, None);
-        assert_eq!(kind_of_file(&fifo, 0), Kind::Special);
-        assert_eq!(kind_of_file(&fifo, 1), Kind::File);
-        let chr = with(libc::S_IFCHR | 0o600, Some(0x102));
-        assert_eq!(kind_of_file(&chr, 0), Kind::Special);
-        assert_eq!(
-            kind_of_file(&with(libc::S_IFDIR | 0o755, None), 0),
-            Kind::File
-        );
-        assert_eq!(kind_of_file(&with(0o030644, None), 0), Kind::File);
-        assert_eq!(kind_of_file(&with(0o644, None), 0), Kind::File);
-        assert_eq!(kind_of_file(&PosixMeta::default(), 0), Kind::File);
     }
 
     #[test]
