@@ -399,3 +399,71 @@ async fn native_links_follow_their_target() {
     assert_eq!(kind("a/lo").await, EntryType::File);
     assert_eq!(readlink(&m.path("a/lo")), b"open.txt");
 }
+
+/// Tools that carry links: a tar archive extracted into the mount, and
+/// `cp -a` back out, give the same tree (`diff -r --no-dereference`);
+/// in a mount of a subdirectory, only links inside it are native.
+#[tokio::test]
+async fn tar_and_cp_keep_links_in_a_subdirectory_mount() {
+    use smhfs::smh::types::EntryType;
+    let server = TestServer::start();
+    let client = client_for(&server);
+    client
+        .create_dir(&p("sub"), smhfs::smh::ConflictStrategy::Ask)
+        .await
+        .unwrap();
+    let m = MountGuard::try_new(&server, "/sub", "").unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let tree = src.path().join("tree");
+    sh(&format!(
+        "mkdir -p {t}/d && echo data > {t}/d/f && ln -s d/f {t}/rel && ln -s /etc/hostname {t}/abs \
+         && ln -s d {t}/dirlink && ln -s missing {t}/dangling && mkfifo {t}/pipe \
+         && tar -C {t} -cf {a} .",
+        t = tree.display(),
+        a = src.path().join("t.tar").display()
+    ));
+    sh(&format!(
+        "mkdir {x} && tar -C {x} -xf {a}",
+        x = m.path("x").display(),
+        a = src.path().join("t.tar").display()
+    ));
+    assert_eq!(readlink(&m.path("x/rel")), b"d/f");
+    assert_eq!(fs::read(m.path("x/rel")).unwrap(), b"data\n");
+    // (tar may make a link before its target: then it is encoded.)
+    std::os::unix::fs::symlink("d/f", m.path("x/rel2")).unwrap();
+    assert_eq!(readlink(&m.path("x/rel2")), b"d/f");
+    assert_eq!(
+        client.stat(&p("sub/x/rel2")).await.unwrap().unwrap().kind,
+        EntryType::Symlink
+    );
+    fs::remove_file(m.path("x/rel2")).unwrap();
+    assert_eq!(
+        client.stat(&p("sub/x/abs")).await.unwrap().unwrap().kind,
+        EntryType::File
+    );
+    // Leaving the mounted directory (even to come back): encoded.
+    std::os::unix::fs::symlink("../../sub/x/d/f", m.path("x/back")).unwrap();
+    assert_eq!(
+        client.stat(&p("sub/x/back")).await.unwrap().unwrap().kind,
+        EntryType::File
+    );
+    fs::remove_file(m.path("x/back")).unwrap();
+    let out = src.path().join("out");
+    sh(&format!(
+        "cp -a {} {}",
+        m.path("x").display(),
+        out.display()
+    ));
+    assert!(fs::symlink_metadata(out.join("pipe"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    // diff cannot compare FIFOs.
+    fs::remove_file(out.join("pipe")).unwrap();
+    fs::remove_file(tree.join("pipe")).unwrap();
+    sh(&format!(
+        "diff -r --no-dereference {} {}",
+        tree.display(),
+        out.display()
+    ));
+}
