@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -122,6 +122,8 @@ pub struct SmhFs {
     pub(crate) remote_inodes: Mutex<HashMap<String, SmhPath>>,
     /// Cache lifetimes: longer while the feed is followed (`freshness.rs`).
     pub(crate) freshness: Arc<super::freshness::Freshness>,
+    /// Symlink strings read or written here (`links.rs`).
+    pub(crate) links: super::linkstr::LinkCache,
     /// The kernel's id of this mount (`/proc/self/mountinfo`), to find a
     /// process's descriptors of our files at a flush.
     mount: std::sync::OnceLock<super::caller::MountRef>,
@@ -165,6 +167,7 @@ impl SmhFs {
             in_flight: Default::default(),
             invalidate: Default::default(),
             remote_inodes: Default::default(),
+            links: Default::default(),
             mount: Default::default(),
             client,
             cfg,
@@ -297,7 +300,8 @@ impl SmhFs {
                 if let Some(i) = &info.inode {
                     self.remote_inodes.lock().insert(i.clone(), path.clone());
                 }
-                let m = Meta::from_info(&info);
+                let mut m = Meta::from_info(&info);
+                self.link_size(path, &mut m);
                 self.attrs.put(path.clone(), m.clone());
                 Ok(Some(m))
             }
@@ -427,117 +431,7 @@ impl SmhFs {
         self.inodes.lock().forget(ino, n, pinned);
     }
 
-    // ---- directories ---------------------------------------------------
-
-    pub fn opendir(&self, ino: InodeNo) -> FsResult<FileHandle> {
-        let ino = ino.0;
-        self.path_of(ino)?;
-        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.dir_handles.lock().insert(fh, None);
-        Ok(FileHandle(fh))
-    }
-
-    /// Entries of the directory from `offset` (0 = start), as a snapshot
-    /// taken at the first call on this handle.
-    pub async fn readdir(
-        &self,
-        ino: InodeNo,
-        fh: FileHandle,
-        offset: u64,
-    ) -> FsResult<Arc<Vec<DirItem>>> {
-        let fh = fh.0;
-        let ino = ino.0;
-        let snap = self.dir_handles.lock().get(&fh).cloned().flatten();
-        if let (Some(s), true) = (snap, offset > 0) {
-            return Ok(s);
-        }
-        let dir = self.path_of(ino)?;
-        let listing = self.list(&dir).await?;
-        let mut items = Vec::with_capacity(listing.len() + 2);
-        let parent_ino = dir
-            .parent()
-            .filter(|_| dir != self.cfg.root)
-            .and_then(|p| self.inodes.lock().ino_of(&p))
-            .unwrap_or(ROOT_INO);
-        items.push(DirItem {
-            ino: InodeNo(ino),
-            name: ".".into(),
-            kind: Kind::Dir,
-            meta: Meta::new_dir(),
-        });
-        items.push(DirItem {
-            ino: InodeNo(parent_ino),
-            name: "..".into(),
-            kind: Kind::Dir,
-            meta: Meta::new_dir(),
-        });
-        let mut seen = std::collections::HashSet::new();
-        {
-            let mut inodes = self.inodes.lock();
-            for (name, m) in listing.iter() {
-                if let Ok(p) = dir.join(name) {
-                    seen.insert(name.clone());
-                    items.push(DirItem {
-                        ino: InodeNo(inodes.lookup(&p, false)),
-                        name: name.clone(),
-                        kind: m.kind,
-                        meta: m.clone(),
-                    });
-                }
-            }
-        }
-        {
-            // A staged file's local size wins, as in `resolve`.
-            let local = self.local.lock();
-            if !local.is_empty() {
-                for it in items.iter_mut().skip(2) {
-                    if let Some(m) = local.get(&it.ino.0) {
-                        it.meta = m.clone();
-                    }
-                }
-            }
-        }
-        // Files created here and not uploaded yet are not on the server.
-        let local: Vec<u64> = self.files.lock().keys().copied().collect();
-        for fino in local {
-            let Some(p) = self.inodes.lock().path(fino) else {
-                continue;
-            };
-            if p.parent().as_ref() == Some(&dir) {
-                if let Some(name) = p.name() {
-                    if !seen.contains(name) {
-                        let meta = self
-                            .local
-                            .lock()
-                            .get(&fino)
-                            .cloned()
-                            .unwrap_or_else(|| Meta::new_file(0));
-                        items.push(DirItem {
-                            ino: InodeNo(fino),
-                            name: name.to_string(),
-                            kind: Kind::File,
-                            meta,
-                        });
-                    }
-                }
-            }
-        }
-        let items = Arc::new(items);
-        self.dir_handles.lock().insert(fh, Some(items.clone()));
-        Ok(items)
-    }
-
-    /// The inode of `dir/name` handed to the kernel by readdirplus, counted
-    /// as one lookup (undo with `forget` if the entry did not fit).
-    pub fn readdirplus_ino(&self, dir: &SmhPath, name: &str) -> Option<InodeNo> {
-        let p = dir.join(name).ok()?;
-        Some(InodeNo(self.inodes.lock().lookup(&p, true)))
-    }
-
-    pub fn releasedir(&self, fh: FileHandle) {
-        let fh = fh.0;
-        self.dir_handles.lock().remove(&fh);
-    }
+    // ---- directories: `dirs.rs` (listings, readdir) --------------------
 
     pub(super) fn writable(&self) -> FsResult<()> {
         if self.cfg.read_only {
@@ -568,6 +462,8 @@ impl SmhFs {
         }
         self.attrs.put_missing(path.clone());
         self.urls.invalidate(path);
+        self.links.gone(path);
+        self.parent_changed(path);
     }
 
     pub async fn mkdir(&self, parent: InodeNo, name: &std::ffi::OsStr) -> FsResult<Attr> {
@@ -578,6 +474,7 @@ impl SmhFs {
         let made = if made.is_root() { path } else { made };
         let meta = Meta::new_dir();
         self.note_entry(&made, meta.clone());
+        self.parent_changed(&made);
         self.dirs.put(made.clone(), Arc::new(Vec::new()), None);
         let ino = self.inodes.lock().lookup(&made, true);
         Ok(Attr {
@@ -673,26 +570,28 @@ impl SmhFs {
             if noreplace {
                 return Err(FsError::Exists);
             }
-            match (src.kind, d.kind) {
-                (Kind::Dir, Kind::File) => return Err(FsError::NotDir),
-                (Kind::File, Kind::Dir) => return Err(FsError::IsDir),
-                (Kind::Dir, Kind::Dir) => {
+            // Links and special files are SMH files to a rename.
+            match (src.kind.is_dir(), d.kind.is_dir()) {
+                (true, false) => return Err(FsError::NotDir),
+                (false, true) => return Err(FsError::IsDir),
+                (true, true) => {
                     if !self.is_empty_dir(&to).await? {
                         return Err(FsError::NotEmpty);
                     }
                     self.client.delete_dir(&to, true).await?;
                     self.note_gone(&to, Kind::Dir);
                 }
-                (Kind::File, Kind::File) => replaced = self.inodes.lock().ino_of(&to),
+                (false, false) => replaced = self.inodes.lock().ino_of(&to),
             }
         }
         // Both files' open states are held until the inode table agrees
         // with the server: a background upload meanwhile would go to the
         // old name.
         let moved = match src.kind {
-            Kind::File => self.inodes.lock().ino_of(&from),
             Kind::Dir => None,
+            _ => self.inodes.lock().ino_of(&from),
         };
+        let keep = self.link_string_to_keep(&from, &to, &src).await;
         let (mut moved, mut replaced) = self.lock_pair(moved, replaced).await;
         let target_remote = match &mut replaced {
             Some(h) => self.before_unlink(h, &to).await,
@@ -704,7 +603,7 @@ impl SmhFs {
                     .move_dir(&from, &to, ConflictStrategy::Ask)
                     .await?
             }
-            Kind::File => {
+            _ => {
                 let strategy = match self.cfg.conflict {
                     ConflictStrategy::Rename => ConflictStrategy::Rename,
                     _ if noreplace => ConflictStrategy::Ask,
@@ -737,7 +636,8 @@ impl SmhFs {
             self.dirs.remove_tree(&to);
         }
         self.note_entry(&final_path, src);
-        Ok(())
+        self.parent_changed(&final_path);
+        self.keep_link_string(&final_path, keep).await
     }
 
     pub async fn statfs(&self) -> FsResult<SpaceStats> {

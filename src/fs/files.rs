@@ -111,6 +111,7 @@ impl SmhFs {
         }
         let meta = Meta::new_file(0);
         self.note_entry(&path, meta.clone());
+        self.parent_changed(&path);
         let fh = self.new_handle(ino, true);
         Ok((
             Attr {
@@ -158,6 +159,7 @@ impl SmhFs {
             let meta = Meta::new_file(0);
             self.local.lock().insert(ino, meta.clone());
             self.note_entry(&path, meta.clone());
+            self.parent_changed(&path);
             let fh = self.new_handle(ino, true);
             Some(Ok((
                 Attr {

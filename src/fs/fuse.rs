@@ -7,12 +7,13 @@
 //! spans the request ([`super::requests`]); `spawn` carries that into the task.
 
 use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    Errno, FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
     KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
     ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request,
     TimeOrNow, WriteFlags,
@@ -20,9 +21,9 @@ use fuser::{
 use tokio::runtime::Handle;
 use tracing::Instrument;
 
-use super::cache::Kind;
 use super::core::{Attr, SmhFs};
 use super::error::FsError;
+use super::fusekind;
 use super::inode::{FileHandle as Fh, InodeNo};
 use super::requests::{Op, OpTable, Served};
 pub use super::session::MountConfig;
@@ -98,10 +99,8 @@ impl SmhFuse {
     }
 
     fn file_attr(look: Presentation, a: &Attr) -> FileAttr {
-        let (kind, perm, nlink) = match a.meta.kind {
-            Kind::Dir => (FileType::Directory, 0o755 & !look.umask, 2),
-            Kind::File => (FileType::RegularFile, 0o644 & !look.umask, 1),
-        };
+        let kind = fusekind::file_type(&a.meta);
+        let (perm, nlink) = fusekind::default_perm(&a.meta, look.umask);
         FileAttr {
             ino: INodeNo(a.ino.0),
             size: a.meta.size,
@@ -115,7 +114,7 @@ impl SmhFuse {
             nlink,
             uid: look.uid,
             gid: look.gid,
-            rdev: 0,
+            rdev: fusekind::rdev(&a.meta),
             blksize: IO_SIZE,
             flags: 0,
         }
@@ -273,19 +272,21 @@ impl Filesystem for SmhFuse {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
-        _rdev: u32,
+        umask: u32,
+        rdev: u32,
         reply: ReplyEntry,
     ) {
         let (call, _in) = self.begin(req, Op::Mknod, parent.0);
-        if mode & libc::S_IFMT != libc::S_IFREG {
-            // Devices, FIFOs and sockets cannot be stored in SMH.
-            reply.error(refuse("mknod", libc::EPERM));
-            return;
-        }
         let name = name.to_owned();
+        let owner = Some((req.uid(), req.gid()));
         self.spawn(call, |fs, look, ttl| async move {
-            match fs.mknod_file(InodeNo(parent.0), &name).await {
+            let p = InodeNo(parent.0);
+            // FIFOs, sockets, devices: marked empty files (`links.rs`).
+            let made = match mode & libc::S_IFMT {
+                0 | libc::S_IFREG => fs.mknod_file(p, &name).await,
+                _ => fs.mknod_special(p, &name, mode, umask, rdev, owner).await,
+            };
+            match made {
                 Ok(a) => reply.entry(&ttl, &Self::file_attr(look, &a), Generation(0)),
                 Err(e) => reply.error(errno("mknod", &e)),
             }
@@ -332,16 +333,29 @@ impl Filesystem for SmhFuse {
         req: &Request,
         parent: INodeNo,
         link_name: &OsStr,
-        _target: &Path,
+        target: &Path,
         reply: ReplyEntry,
     ) {
-        let (_call, _in) = self.begin(req, Op::Symlink, parent.0);
-        // SMH has no symlinks we can create; a name it cannot store is
-        // refused as such first (EINVAL), like create/mkdir/rename.
-        match self.fs.check_name(InodeNo(parent.0), link_name) {
-            Err(e) => reply.error(errno("symlink", &e)),
-            Ok(()) => reply.error(refuse("symlink", libc::EPERM)),
-        }
+        let (call, _in) = self.begin(req, Op::Symlink, parent.0);
+        let name = link_name.to_owned();
+        let target = target.as_os_str().as_bytes().to_vec();
+        let owner = Some((req.uid(), req.gid()));
+        self.spawn(call, |fs, look, ttl| async move {
+            match fs.symlink(InodeNo(parent.0), &name, &target, owner).await {
+                Ok(a) => reply.entry(&ttl, &Self::file_attr(look, &a), Generation(0)),
+                Err(e) => reply.error(errno("symlink", &e)),
+            }
+        });
+    }
+
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        let (call, _in) = self.begin(req, Op::Readlink, ino.0);
+        self.spawn(call, |fs, _, _| async move {
+            match fs.readlink(InodeNo(ino.0)).await {
+                Ok(s) => reply.data(&s),
+                Err(e) => reply.error(errno("readlink", &e)),
+            }
+        });
     }
 
     fn rename(
@@ -523,10 +537,7 @@ impl Filesystem for SmhFuse {
             match fs.readdir(InodeNo(ino.0), Fh(fh.0), offset).await {
                 Ok(items) => {
                     for (i, it) in items.iter().enumerate().skip(offset as usize) {
-                        let kind = match it.kind {
-                            Kind::Dir => FileType::Directory,
-                            Kind::File => FileType::RegularFile,
-                        };
+                        let kind = fusekind::file_type(&it.meta);
                         if reply.add(INodeNo(it.ino.0), (i + 1) as u64, kind, &it.name) {
                             break;
                         }

@@ -52,8 +52,9 @@ impl SmhFs {
                     tracing::warn!(dir = %dir, name = ?e.name, "skipping entry with an invalid name");
                     continue;
                 }
-                let m = Meta::from_entry(e);
+                let mut m = Meta::from_entry(e);
                 if let Ok(p) = dir.join(&e.name) {
+                    self.link_size(&p, &mut m);
                     if let Some(i) = &e.inode {
                         self.remote_inodes.lock().insert(i.clone(), p.clone());
                     }

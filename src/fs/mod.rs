@@ -32,8 +32,9 @@
 //!   rename moves files (replacing a file target) and directories (onto an
 //!   empty directory only). A file unlinked or replaced while open stays
 //!   readable and writable through its handles (content only the server
-//!   had is downloaded first) and is never uploaded (`held.rs`). Hard links,
-//!   symlinks, devices and FIFOs: EPERM.
+//!   had is downloaded first) and is never uploaded (`held.rs`). Hard links:
+//!   EPERM. Symlinks, FIFOs, sockets and devices are small marked files or
+//!   native SMH symlinks ([`linkstr`], `links.rs`).
 //!   chmod/chown succeed without effect; utimens on a staged file is sent as
 //!   `localModificationTime`.
 
@@ -43,16 +44,20 @@ mod caller;
 pub mod control;
 pub mod core;
 pub mod direct;
+mod dirs;
 pub mod error;
 mod files;
 mod follow;
 pub mod freshness;
 pub mod fuse;
+mod fusekind;
 mod gauges;
 mod held;
 pub mod inflight;
 pub mod inode;
 pub mod journal;
+mod links;
+pub mod linkstr;
 mod listing;
 pub mod lostupdate;
 pub mod memstage;

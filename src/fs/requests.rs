@@ -25,6 +25,7 @@ pub enum Op {
     Unlink,
     Rmdir,
     Symlink,
+    Readlink,
     Rename,
     Link,
     Open,
@@ -46,7 +47,7 @@ pub enum Op {
 }
 
 impl Op {
-    const ALL: [Op; 26] = [
+    const ALL: [Op; 27] = [
         Op::Lookup,
         Op::Getattr,
         Op::Setattr,
@@ -55,6 +56,7 @@ impl Op {
         Op::Unlink,
         Op::Rmdir,
         Op::Symlink,
+        Op::Readlink,
         Op::Rename,
         Op::Link,
         Op::Open,
@@ -85,6 +87,7 @@ impl Op {
             Op::Unlink => "unlink",
             Op::Rmdir => "rmdir",
             Op::Symlink => "symlink",
+            Op::Readlink => "readlink",
             Op::Rename => "rename",
             Op::Link => "link",
             Op::Open => "open",
