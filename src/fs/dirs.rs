@@ -34,6 +34,9 @@ impl SmhFs {
             return Ok(s);
         }
         let dir = self.path_of(ino)?;
+        // Taken before the listing: a file whose upload is confirmed while
+        // the listing is fetched is in neither otherwise.
+        let pending: Vec<u64> = self.files.lock().keys().copied().collect();
         let listing = self.list(&dir).await?;
         let mut items = Vec::with_capacity(listing.len() + 2);
         let parent_ino = dir
@@ -80,28 +83,31 @@ impl SmhFs {
             }
         }
         // Files created here and not uploaded yet are not on the server.
-        let local: Vec<u64> = self.files.lock().keys().copied().collect();
+        let mut local = pending;
+        local.extend(self.files.lock().keys().copied());
+        local.sort_unstable();
+        local.dedup();
         for fino in local {
             let Some(p) = self.inodes.lock().path(fino) else {
                 continue;
             };
-            if p.parent().as_ref() == Some(&dir) {
-                if let Some(name) = p.name() {
-                    if !seen.contains(name) {
-                        let meta = self
-                            .local
-                            .lock()
-                            .get(&fino)
-                            .cloned()
-                            .unwrap_or_else(|| Meta::new_file(0));
-                        items.push(DirItem {
-                            ino: InodeNo(fino),
-                            name: name.to_string(),
-                            kind: Kind::File,
-                            meta,
-                        });
-                    }
-                }
+            if p.parent().as_ref() != Some(&dir) {
+                continue;
+            }
+            let Some(name) = p.name() else {
+                continue;
+            };
+            if seen.insert(name.to_string()) {
+                let meta = self.local.lock().get(&fino).cloned();
+                let meta = meta
+                    .or_else(|| self.attrs.get(&p).flatten())
+                    .unwrap_or_else(|| Meta::new_file(0));
+                items.push(DirItem {
+                    ino: InodeNo(fino),
+                    name: name.to_string(),
+                    kind: meta.kind,
+                    meta,
+                });
             }
         }
         let items = Arc::new(items);
