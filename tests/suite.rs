@@ -10,6 +10,7 @@ mod durability;
 mod fstab;
 mod layout;
 mod mount_core;
+mod mount_meta;
 mod mount_namespace;
 mod mount_rw;
 mod observability;

@@ -517,6 +517,11 @@ impl MountOptions {
     pub fn fs_config(&self, root: SmhPath) -> FsConfig {
         FsConfig {
             root,
+            look: crate::fs::attrs::Presentation {
+                uid: self.uid,
+                gid: self.gid,
+                umask: self.umask,
+            },
             ..self.fs.clone()
         }
     }

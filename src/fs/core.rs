@@ -46,6 +46,8 @@ pub struct FsConfig {
     pub permanent_delete: bool,
     /// A file replaced on the server while open here (`lostupdate.rs`).
     pub update_conflict: super::lostupdate::UpdateConflict,
+    /// Mode and owner of entries without stored metadata (`attrs.rs`).
+    pub look: super::attrs::Presentation,
 }
 
 /// Something the kernel cached that is no longer true.
@@ -123,6 +125,8 @@ pub struct SmhFs {
     /// The kernel's id of this mount (`/proc/self/mountinfo`), to find a
     /// process's descriptors of our files at a flush.
     mount_id: std::sync::OnceLock<u64>,
+    /// Hashes of versions uploaded here, for metadata changes (`attrs.rs`).
+    pub(crate) known: super::attrs::KnownHashes,
 }
 
 /// Total read-ahead memory across handles.
@@ -162,6 +166,7 @@ impl SmhFs {
             invalidate: Default::default(),
             remote_inodes: Default::default(),
             mount_id: Default::default(),
+            known: Default::default(),
             client,
             cfg,
         }
@@ -600,27 +605,14 @@ impl SmhFs {
             self.dirs.remove_entry(&parent, name);
         }
         if kind == Kind::Dir {
+            // A chmod kept for the session (`attrs.rs`) goes with it.
+            let ino = self.inodes.lock().ino_of(path);
+            ino.map(|i| self.local.lock().remove(&i));
             self.attrs.remove_tree(path);
             self.dirs.remove_tree(path);
         }
         self.attrs.put_missing(path.clone());
         self.urls.invalidate(path);
-    }
-
-    pub async fn mkdir(&self, parent: InodeNo, name: &std::ffi::OsStr) -> FsResult<Attr> {
-        let parent = parent.0;
-        self.writable()?;
-        let path = self.child(parent, name)?;
-        let made = self.client.create_dir(&path, ConflictStrategy::Ask).await?;
-        let made = if made.is_root() { path } else { made };
-        let meta = Meta::new_dir();
-        self.note_entry(&made, meta.clone());
-        self.dirs.put(made.clone(), Arc::new(Vec::new()));
-        let ino = self.inodes.lock().lookup(&made, true);
-        Ok(Attr {
-            ino: InodeNo(ino),
-            meta,
-        })
     }
 
     async fn is_empty_dir(&self, path: &SmhPath) -> FsResult<bool> {

@@ -20,6 +20,7 @@ use fuser::{
 use tokio::runtime::Handle;
 use tracing::Instrument;
 
+use super::attrs::AttrChange;
 use super::cache::Kind;
 use super::core::{Attr, SmhFs};
 use super::error::FsError;
@@ -27,13 +28,7 @@ use super::inode::{FileHandle as Fh, InodeNo};
 use super::requests::{Op, OpTable, Served};
 pub use super::session::MountConfig;
 
-/// How attributes are presented (all synthesized: SMH has no modes/owners).
-#[derive(Debug, Clone, Copy)]
-pub struct Presentation {
-    pub uid: u32,
-    pub gid: u32,
-    pub umask: u32,
-}
+pub use super::attrs::Presentation;
 
 pub struct SmhFuse {
     fs: Arc<SmhFs>,
@@ -98,10 +93,11 @@ impl SmhFuse {
     }
 
     fn file_attr(look: Presentation, a: &Attr) -> FileAttr {
-        let (kind, perm, nlink) = match a.meta.kind {
-            Kind::Dir => (FileType::Directory, 0o755 & !look.umask, 2),
-            Kind::File => (FileType::RegularFile, 0o644 & !look.umask, 1),
+        let (kind, nlink) = match a.meta.kind {
+            Kind::Dir => (FileType::Directory, 2),
+            Kind::File => (FileType::RegularFile, 1),
         };
+        let (p, perm) = (&a.meta.posix, look.perm(a.meta.kind, &a.meta.posix));
         FileAttr {
             ino: INodeNo(a.ino.0),
             size: a.meta.size,
@@ -113,9 +109,9 @@ impl SmhFuse {
             kind,
             perm: perm as u16,
             nlink,
-            uid: look.uid,
-            gid: look.gid,
-            rdev: 0,
+            uid: look.uid(p),
+            gid: look.gid(p),
+            rdev: p.rdev.unwrap_or(0),
             blksize: IO_SIZE,
             flags: 0,
         }
@@ -242,9 +238,9 @@ impl Filesystem for SmhFuse {
         &self,
         req: &Request,
         ino: INodeNo,
-        _mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
         size: Option<u64>,
         _atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
@@ -257,10 +253,16 @@ impl Filesystem for SmhFuse {
         reply: ReplyAttr,
     ) {
         let (call, _in) = self.begin(req, Op::Setattr, ino.0);
-        // chmod/chown are accepted without effect: SMH stores no modes.
+        // Stored as metadata (`attrs.rs`); atime is shown as mtime.
         let mtime = mtime.map(time_of);
+        let change = AttrChange {
+            mode,
+            uid,
+            gid,
+            mtime,
+        };
         self.spawn(call, |fs, look, ttl| async move {
-            match fs.setattr(InodeNo(ino.0), size, mtime).await {
+            match fs.setattr(InodeNo(ino.0), size, change).await {
                 Ok(a) => reply.attr(&ttl, &Self::file_attr(look, &a)),
                 Err(e) => reply.error(errno("setattr", &e)),
             }
@@ -273,11 +275,14 @@ impl Filesystem for SmhFuse {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         _rdev: u32,
         reply: ReplyEntry,
     ) {
         let (call, _in) = self.begin(req, Op::Mknod, parent.0);
+        let posix = self
+            .look
+            .for_new(Kind::File, mode & !umask, req.uid(), req.gid());
         if mode & libc::S_IFMT != libc::S_IFREG {
             // Devices, FIFOs and sockets cannot be stored in SMH.
             reply.error(refuse("mknod", libc::EPERM));
@@ -285,7 +290,7 @@ impl Filesystem for SmhFuse {
         }
         let name = name.to_owned();
         self.spawn(call, |fs, look, ttl| async move {
-            match fs.mknod_file(InodeNo(parent.0), &name).await {
+            match fs.mknod_file(InodeNo(parent.0), &name, posix).await {
                 Ok(a) => reply.entry(&ttl, &Self::file_attr(look, &a), Generation(0)),
                 Err(e) => reply.error(errno("mknod", &e)),
             }
@@ -297,14 +302,17 @@ impl Filesystem for SmhFuse {
         req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        mode: u32,
+        umask: u32,
         reply: ReplyEntry,
     ) {
         let (call, _in) = self.begin(req, Op::Mkdir, parent.0);
+        let posix = self
+            .look
+            .for_new(Kind::Dir, mode & !umask, req.uid(), req.gid());
         let name = name.to_owned();
         self.spawn(call, |fs, look, ttl| async move {
-            match fs.mkdir(InodeNo(parent.0), &name).await {
+            match fs.mkdir(InodeNo(parent.0), &name, posix).await {
                 Ok(a) => reply.entry(&ttl, &Self::file_attr(look, &a), Generation(0)),
                 Err(e) => reply.error(errno("mkdir", &e)),
             }
@@ -633,6 +641,30 @@ impl Filesystem for SmhFuse {
         });
     }
 
+    fn copy_file_range(
+        &self,
+        req: &Request,
+        ino_in: INodeNo,
+        fh_in: FileHandle,
+        offset_in: u64,
+        _ino_out: INodeNo,
+        fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        _flags: fuser::CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        let (call, _in) = self.begin(req, Op::CopyFileRange, ino_in.0);
+        let (fh_in, fh_out) = (Fh(fh_in.0), Fh(fh_out.0));
+        self.spawn(call, move |fs, _, _| async move {
+            let r = fs.copy_range(fh_in, offset_in, fh_out, offset_out, len);
+            match r.await {
+                Ok(n) => reply.written(n.min(u32::MAX as u64) as u32),
+                Err(e) => reply.error(errno("copy_file_range", &e)),
+            }
+        });
+    }
+
     fn ioctl(
         &self,
         req: &Request,
@@ -693,17 +725,20 @@ impl Filesystem for SmhFuse {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         flags: i32,
         reply: ReplyCreate,
     ) {
         let (call, _in) = self.begin(req, Op::Create, parent.0);
+        let posix = self
+            .look
+            .for_new(Kind::File, mode & !umask, req.uid(), req.gid());
         if mode & libc::S_IFMT != 0 && mode & libc::S_IFMT != libc::S_IFREG {
             reply.error(refuse("create", libc::EPERM));
             return;
         }
         let pid = req.pid();
-        match self.fs.create_now(InodeNo(parent.0), name) {
+        match self.fs.create_now(InodeNo(parent.0), name, posix) {
             Some(Ok((a, fh))) => {
                 self.fs.note_opener(fh, pid);
                 return reply.created(
@@ -720,7 +755,7 @@ impl Filesystem for SmhFuse {
         let name = name.to_owned();
         let direct_reads = self.direct_reads;
         self.spawn(call, |fs, look, ttl| async move {
-            match fs.create(InodeNo(parent.0), &name).await {
+            match fs.create(InodeNo(parent.0), &name, posix).await {
                 Ok((a, fh)) => {
                     fs.note_opener(fh, pid);
                     reply.created(

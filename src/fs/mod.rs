@@ -35,10 +35,12 @@
 //!   chmod/chown succeed without effect; utimens on a staged file is sent as
 //!   `localModificationTime`.
 
+pub mod attrs;
 pub mod cache;
 pub mod cachedir;
 mod caller;
 pub mod control;
+mod copy;
 pub mod core;
 pub mod direct;
 pub mod error;

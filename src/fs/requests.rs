@@ -43,10 +43,11 @@ pub enum Op {
     Getxattr,
     Listxattr,
     Create,
+    CopyFileRange,
 }
 
 impl Op {
-    const ALL: [Op; 26] = [
+    const ALL: [Op; 27] = [
         Op::Lookup,
         Op::Getattr,
         Op::Setattr,
@@ -73,6 +74,7 @@ impl Op {
         Op::Getxattr,
         Op::Listxattr,
         Op::Create,
+        Op::CopyFileRange,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -103,6 +105,7 @@ impl Op {
             Op::Getxattr => "getxattr",
             Op::Listxattr => "listxattr",
             Op::Create => "create",
+            Op::CopyFileRange => "copy_file_range",
         }
     }
 }

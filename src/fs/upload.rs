@@ -110,12 +110,12 @@ impl SmhFs {
                 to: &to,
                 body: Body::File {
                     path: st.path(),
-                    hashes: Some(hashes),
+                    hashes: Some(hashes.clone()),
                     resume: resume.as_ref(),
                 },
                 strategy: strategy_now,
                 mtime: st.mtime,
-                posix: Default::default(),
+                posix: st.posix,
                 journal: Some((self.dur.journal.clone(), template)),
                 sent,
             })
@@ -152,7 +152,9 @@ impl SmhFs {
         };
         tracing::debug!(%path, size, elapsed = ?started.elapsed(), "uploaded");
         let local_mtime = st.mtime;
-        self.upload_done(&path, of, &id, &meta, local_mtime);
+        let posix = st.posix;
+        self.known.remember(&meta, &hashes);
+        self.upload_done(&path, of, &id, &meta, (local_mtime, posix));
         Ok(())
     }
 
@@ -179,6 +181,7 @@ impl SmhFs {
         let hashes = m.hashes();
         let body = m.bytes();
         let local_mtime = m.mtime;
+        let posix = m.posix;
         let size = hashes.size;
         let id = of.staged.as_ref().map(|s| s.id()).unwrap_or_default();
         let mem_path = of
@@ -191,10 +194,13 @@ impl SmhFs {
             .uploader()
             .send(Outgoing {
                 to: &to,
-                body: Body::Bytes { data: body, hashes },
+                body: Body::Bytes {
+                    data: body,
+                    hashes: hashes.clone(),
+                },
                 strategy: strategy_for(&target, strategy),
                 mtime: local_mtime,
-                posix: Default::default(),
+                posix,
                 journal: None,
                 sent,
             })
@@ -202,7 +208,8 @@ impl SmhFs {
             .result;
         let e = match res {
             Ok(meta) => {
-                self.upload_done(path, of, &id, &meta, local_mtime);
+                self.known.remember(&meta, &hashes);
+                self.upload_done(path, of, &id, &meta, (local_mtime, posix));
                 return Ok(());
             }
             Err(e) => FsError::Smh(e),
@@ -237,7 +244,7 @@ impl SmhFs {
         of: &mut OpenFile,
         id: &str,
         meta: &FileMeta,
-        local_mtime: Option<std::time::SystemTime>,
+        (local_mtime, posix): (Option<std::time::SystemTime>, super::posix::PosixMeta),
     ) {
         of.upload_confirmed();
         // Later uploads of this open file replace this version.
@@ -266,7 +273,9 @@ impl SmhFs {
                 self.dirs.remove_tree(&parent);
             }
         }
-        self.note_entry(&final_path, Meta::from_file_meta(meta, local_mtime));
+        let mut m = Meta::from_file_meta(meta, local_mtime);
+        m.posix = posix;
+        self.note_entry(&final_path, m);
     }
 
     /// The version check before an upload failed: `Stale` (update_conflict

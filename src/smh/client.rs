@@ -714,7 +714,7 @@ pub(crate) async fn decode_json<T: DeserializeOwned>(
 }
 
 /// The final path of a create/move/copy: the reply's `path`, else the request's.
-async fn path_reply(resp: reqwest::Response, requested: &SmhPath) -> Result<SmhPath> {
+pub(crate) async fn path_reply(resp: reqwest::Response, requested: &SmhPath) -> Result<SmhPath> {
     let (bytes, whole) = read_capped(resp, MAX_REPLY_BYTES).await.unwrap_or_default();
     if !whole {
         return Err(too_large(&requested.to_string()));

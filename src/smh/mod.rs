@@ -6,6 +6,7 @@
 pub mod client;
 pub mod codes;
 pub mod delta;
+mod dirmeta;
 pub mod download;
 pub mod error;
 pub mod hash;
