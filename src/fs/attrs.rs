@@ -142,25 +142,91 @@ fn within_ms(a: SystemTime, b: SystemTime) -> bool {
     d < Duration::from_millis(1)
 }
 
-/// Content hashes of versions this mount uploaded, by eTag (bounded), so
-/// a metadata change can be sent as an instant upload.
-pub(crate) struct KnownHashes(Mutex<LruCache<String, ContentHashes>>);
+/// How long a metadata change of a closed file waits for more changes
+/// (`rsync` sets times, then the mode, then renames: one update).
+const SETTLE: Duration = Duration::from_millis(100);
 
-impl Default for KnownHashes {
+/// Memory for [`MetaState::small`].
+const SMALL_BYTES: usize = 16 << 20;
+
+/// The mount's metadata bookkeeping.
+pub(crate) struct MetaState {
+    /// Content hashes of versions this mount uploaded, by eTag (bounded),
+    /// so a metadata change can be sent as an instant upload.
+    known: Mutex<LruCache<String, ContentHashes>>,
+    /// Small contents (< 1 MiB, no instant upload there) uploaded here
+    /// from memory, by eTag, at most [`SMALL_BYTES`] in all: a metadata
+    /// change sends them again without downloading them first.
+    small: Mutex<(LruCache<String, bytes::Bytes>, usize)>,
+    /// Changes of closed files waiting [`SETTLE`], by inode (the path is
+    /// looked up when sent, so a rename meanwhile is followed).
+    /// With the server's attributes before the first of them.
+    pending: Mutex<std::collections::HashMap<u64, (Meta, AttrChange)>>,
+    /// The filesystem itself, for the task that sends them (set when the
+    /// background tasks start; without it changes are sent at once).
+    this: std::sync::OnceLock<std::sync::Weak<SmhFs>>,
+}
+
+impl Default for MetaState {
     fn default() -> Self {
-        Self(Mutex::new(LruCache::new(NonZeroUsize::new(4096).unwrap())))
+        Self {
+            known: Mutex::new(LruCache::new(NonZeroUsize::new(4096).unwrap())),
+            small: Mutex::new((LruCache::unbounded(), 0)),
+            pending: Default::default(),
+            this: Default::default(),
+        }
     }
 }
 
-impl KnownHashes {
+impl MetaState {
     pub(crate) fn remember(&self, meta: &FileMeta, hashes: &ContentHashes) {
         if let Some(e) = &meta.e_tag {
-            self.0.lock().put(e.clone(), hashes.clone());
+            self.known.lock().put(e.clone(), hashes.clone());
         }
     }
 
+    /// Keeps the small content `data` of the version `meta`.
+    pub(crate) fn remember_small(&self, meta: &FileMeta, data: &bytes::Bytes) {
+        let Some(e) = &meta.e_tag else { return };
+        if data.len() as u64 >= INSTANT_UPLOAD_MIN_SIZE {
+            return;
+        }
+        let mut g = self.small.lock();
+        let (lru, total) = &mut *g;
+        if let Some(old) = lru.put(e.clone(), data.clone()) {
+            *total -= old.len();
+        }
+        *total += data.len();
+        while *total > SMALL_BYTES {
+            match lru.pop_lru() {
+                Some((_, d)) => *total -= d.len(),
+                None => break,
+            }
+        }
+    }
+
+    fn small(&self, etag: &str) -> Option<bytes::Bytes> {
+        self.small.lock().0.get(etag).cloned()
+    }
+
     fn get(&self, etag: &str) -> Option<ContentHashes> {
-        self.0.lock().get(etag).cloned()
+        self.known.lock().get(etag).cloned()
+    }
+
+    pub(crate) fn set_fs(&self, fs: &Arc<SmhFs>) {
+        let _ = self.this.set(Arc::downgrade(fs));
+    }
+}
+
+impl AttrChange {
+    /// `later` on top of this change.
+    fn then(self, later: AttrChange) -> AttrChange {
+        AttrChange {
+            mode: later.mode.or(self.mode),
+            uid: later.uid.or(self.uid),
+            gid: later.gid.or(self.gid),
+            mtime: later.mtime.or(self.mtime),
+        }
     }
 }
 
@@ -192,8 +258,29 @@ impl SmhFs {
 
     /// chmod / chown / utimens of `ino` (at `path`), after any truncate.
     pub(super) async fn set_attrs(&self, ino: u64, path: &SmhPath, ch: AttrChange) -> FsResult<()> {
+        if let Some(fs) = self.apply_attrs(ino, path, ch, None).await? {
+            let op = self.op_guard();
+            tokio::spawn(async move {
+                tokio::time::sleep(SETTLE).await;
+                fs.send_pending_attrs(ino).await;
+                drop(op);
+            });
+        }
+        Ok(())
+    }
+
+    /// A closed file's change may wait [`SETTLE`] for more (`Some`: the
+    /// first such change, to be sent by a task of `fs`), unless it is that
+    /// settled change, sent with `before` (the server's attributes then).
+    async fn apply_attrs(
+        &self,
+        ino: u64,
+        path: &SmhPath,
+        ch: AttrChange,
+        before: Option<Meta>,
+    ) -> FsResult<Option<Arc<SmhFs>>> {
         if ch.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         if let Some(of) = self.open_file(ino) {
             let mut of = of.lock().await;
@@ -212,21 +299,65 @@ impl SmhFs {
                         self.upload_locked(ino, &mut of).await?;
                     }
                 }
-                return Ok(());
+                return Ok(None);
             }
         }
-        let meta = self.resolve_remote(path).await?.ok_or(FsError::NotFound)?;
+        let mut meta = self.resolve_remote(path).await?.ok_or(FsError::NotFound)?;
+        let settle = before.is_none();
+        if let Some(b) = before.filter(|b| b.etag.is_some() && b.etag == meta.etag) {
+            // Same content: the caches show the change already.
+            meta = b;
+        }
         if meta.kind == Kind::Dir {
             self.set_dir_attrs(ino, meta, ch);
-            return Ok(());
+            return Ok(None);
         }
         let posix = ch.apply(meta.kind, meta.posix);
         let mtime = ch.mtime.unwrap_or(meta.mtime);
         if self.cfg.look.same(meta.kind, &posix, &meta.posix) && mtime == meta.mtime {
-            return Ok(());
+            return Ok(None);
         }
         self.writable()?;
-        self.store_meta(path, &meta, posix, mtime).await
+        let this = self.known.this.get().and_then(|w| w.upgrade());
+        match this {
+            Some(fs) if settle => {
+                // Shown at once, sent once the burst is over. A crash in
+                // between loses only the change (the content is stored).
+                let mut shown = meta.clone();
+                (shown.posix, shown.mtime) = (posix, mtime);
+                shown.ctime = SystemTime::now();
+                self.note_entry(path, shown);
+                let mut p = self.known.pending.lock();
+                let first = !p.contains_key(&ino);
+                let e = p.entry(ino).or_insert((meta, AttrChange::default()));
+                e.1 = e.1.then(ch);
+                Ok(first.then_some(fs))
+            }
+            _ => self
+                .store_meta(path, &meta, posix, mtime)
+                .await
+                .map(|_| None),
+        }
+    }
+
+    /// Sends the settled change of `ino` (to wherever it is now).
+    async fn send_pending_attrs(&self, ino: u64) {
+        let Some((before, ch)) = self.known.pending.lock().remove(&ino) else {
+            return;
+        };
+        let Ok(path) = self.path_of(ino) else {
+            return;
+        };
+        match self
+            .apply_attrs(ino, &path, ch, Some(before))
+            .await
+            .map(drop)
+        {
+            Ok(()) | Err(FsError::NotFound) => {}
+            Err(e) => {
+                tracing::error!(%path, "chmod/chown/utimens not stored on the server: {e}")
+            }
+        }
     }
 
     /// A directory's change, kept for the session (see the module doc).
@@ -251,15 +382,19 @@ impl SmhFs {
         let _in_flight = self.in_flight.begin();
         let started = std::time::Instant::now();
         let known = meta.etag.as_deref().and_then(|e| self.known.get(e));
-        let known = known.filter(|h| h.size == meta.size && h.size >= INSTANT_UPLOAD_MIN_SIZE);
-        let body = match known {
-            Some(hashes) => Body::Known { hashes },
-            None => self.read_for_meta(path, meta).await?,
+        let known = known.filter(|h| h.size == meta.size);
+        let small = meta.etag.as_deref().and_then(|e| self.known.small(e));
+        let body = match (known, small) {
+            (Some(hashes), _) if hashes.size >= INSTANT_UPLOAD_MIN_SIZE => Body::Known { hashes },
+            (Some(hashes), Some(data)) if data.len() as u64 == hashes.size => {
+                Body::Bytes { data, hashes }
+            }
+            _ => self.read_for_meta(path, meta).await?,
         };
-        let (how, hashes) = match &body {
-            Body::Known { hashes } => ("instant upload", hashes.clone()),
-            Body::Bytes { hashes, .. } => ("sent again", hashes.clone()),
-            Body::File { .. } => ("staged", ContentHashes::of(&[])),
+        let (how, hashes, data) = match &body {
+            Body::Known { hashes } => ("instant upload", hashes.clone(), None),
+            Body::Bytes { hashes, data } => ("sent again", hashes.clone(), Some(data.clone())),
+            Body::File { .. } => ("staged", ContentHashes::of(&[]), None),
         };
         let fm = self
             .uploader()
@@ -276,6 +411,9 @@ impl SmhFs {
             .result?;
         tracing::debug!(%path, how, elapsed = ?started.elapsed(), "metadata stored");
         self.known.remember(&fm, &hashes);
+        if let Some(d) = &data {
+            self.known.remember_small(&fm, d);
+        }
         let mut m = Meta::from_file_meta(&fm, Some(mtime));
         m.posix = posix;
         self.note_entry(path, m);

@@ -125,8 +125,8 @@ pub struct SmhFs {
     /// The kernel's id of this mount (`/proc/self/mountinfo`), to find a
     /// process's descriptors of our files at a flush.
     mount_id: std::sync::OnceLock<u64>,
-    /// Hashes of versions uploaded here, for metadata changes (`attrs.rs`).
-    pub(crate) known: super::attrs::KnownHashes,
+    /// Hashes of versions uploaded here, metadata changes (`attrs.rs`).
+    pub(crate) known: super::attrs::MetaState,
 }
 
 /// Total read-ahead memory across handles.

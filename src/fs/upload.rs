@@ -195,7 +195,7 @@ impl SmhFs {
             .send(Outgoing {
                 to: &to,
                 body: Body::Bytes {
-                    data: body,
+                    data: body.clone(),
                     hashes: hashes.clone(),
                 },
                 strategy: strategy_for(&target, strategy),
@@ -209,6 +209,7 @@ impl SmhFs {
         let e = match res {
             Ok(meta) => {
                 self.known.remember(&meta, &hashes);
+                self.known.remember_small(&meta, &body);
                 self.upload_done(path, of, &id, &meta, (local_mtime, posix));
                 return Ok(());
             }

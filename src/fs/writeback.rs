@@ -293,6 +293,7 @@ impl SmhFs {
 
     /// Starts the background queue. Call once.
     pub fn start_background(self: &Arc<Self>, rt: &tokio::runtime::Handle) {
+        self.known.set_fs(self);
         let Some(mut rx) = self.dur.queue.rx.lock().take() else {
             return;
         };
