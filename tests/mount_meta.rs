@@ -285,3 +285,44 @@ async fn files_from_other_clients_show_the_umask_defaults() {
         0o750
     );
 }
+
+#[tokio::test]
+async fn cp_p_and_write_back_carry_the_metadata_in_the_one_upload() {
+    let server = TestServer::start();
+    let src = tempfile::tempdir().unwrap();
+    let f = src.path().join("tool.sh");
+    fs::write(&f, b"#!/bin/sh\necho hi\n").unwrap();
+    fs::set_permissions(&f, fs::Permissions::from_mode(0o751)).unwrap();
+    sh(&format!("touch -d 2001-01-01 {}", f.display()));
+    let want: i64 = sh("date -d 2001-01-01 +%s").trim().parse().unwrap();
+    {
+        // cp -p sets times and mode on the open descriptor: one upload.
+        let m = MountGuard::new(&server, "");
+        server.reset_stats().await;
+        sh(&format!(
+            "cp -p {} {}",
+            f.display(),
+            m.path("tool.sh").display()
+        ));
+        let s = settled(&server, 1).await;
+        assert_eq!(op_count(&s, "upload_begin"), 1, "{s}");
+        // write_back: the changes after close() join the pending upload.
+        let w = MountGuard::new(&server, "write_back=1");
+        server.reset_stats().await;
+        let g = w.path("late.txt");
+        fs::write(&g, b"late").unwrap();
+        sh(&format!(
+            "chmod 700 {f} && touch -d 2001-01-01 {f}",
+            f = g.display()
+        ));
+        let s = settled(&server, 1).await;
+        assert_eq!(op_count(&s, "upload_begin"), 1, "{s}");
+    }
+    let m = MountGuard::new(&server, "");
+    for (name, mode) in [("tool.sh", 0o751), ("late.txt", 0o700)] {
+        let md = fs::metadata(m.path(name)).unwrap();
+        assert_eq!(md.mode() & 0o7777, mode, "{name}");
+        assert_eq!(md.mtime(), want, "{name}");
+    }
+    assert_eq!(sh(&format!("{}", m.path("tool.sh").display())), "hi\n");
+}

@@ -15,220 +15,18 @@
 //!   chmod/chown/utimens of one is kept in this mount's memory for the
 //!   session; `mkdir` stores the requested mode with the directory.
 
-use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-
-use lru::LruCache;
-use parking_lot::Mutex;
+use std::time::SystemTime;
 
 use super::cache::{Kind, Meta};
 use super::core::{Attr, InodeNo, SmhFs};
 use super::error::{FsError, FsResult};
+use super::metastate::{AttrChange, SETTLE};
 use super::posix::PosixMeta;
 use super::read::{Source, Version};
 use super::uploader::{Body, Outgoing};
 use crate::smh::hash::INSTANT_UPLOAD_MIN_SIZE;
-use crate::smh::types::{FileMeta, MetaData};
 use crate::smh::{ConflictStrategy, ContentHasher, ContentHashes, SmhPath};
-
-/// How attributes without stored metadata are presented (`-o uid,gid,umask`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Presentation {
-    pub uid: u32,
-    pub gid: u32,
-    pub umask: u32,
-}
-
-impl Presentation {
-    /// Permission bits (with set-id and sticky bits) as shown.
-    pub fn perm(&self, kind: Kind, p: &PosixMeta) -> u32 {
-        p.mode.map(|m| m & 0o7777).unwrap_or(match kind {
-            Kind::Dir => 0o755 & !self.umask,
-            _ => 0o644 & !self.umask,
-        })
-    }
-
-    pub fn uid(&self, p: &PosixMeta) -> u32 {
-        p.uid.unwrap_or(self.uid)
-    }
-
-    pub fn gid(&self, p: &PosixMeta) -> u32 {
-        p.gid.unwrap_or(self.gid)
-    }
-
-    /// Whether `a` and `b` look the same to `stat`.
-    fn same(&self, kind: Kind, a: &PosixMeta, b: &PosixMeta) -> bool {
-        self.perm(kind, a) == self.perm(kind, b)
-            && self.uid(a) == self.uid(b)
-            && self.gid(a) == self.gid(b)
-    }
-
-    /// The metadata of a new file or directory: the requested mode, and
-    /// the creator as owner where it differs from the mount's default.
-    pub fn for_new(&self, kind: Kind, mode: u32, uid: u32, gid: u32) -> PosixMeta {
-        let ty = match kind {
-            Kind::Dir => libc::S_IFDIR,
-            _ => libc::S_IFREG,
-        };
-        PosixMeta {
-            mode: Some(ty | (mode & 0o7777)),
-            uid: (uid != self.uid).then_some(uid),
-            gid: (gid != self.gid).then_some(gid),
-            rdev: None,
-        }
-    }
-}
-
-/// What a setattr asks besides a size.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AttrChange {
-    pub mode: Option<u32>,
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    pub mtime: Option<SystemTime>,
-}
-
-impl AttrChange {
-    pub fn is_empty(&self) -> bool {
-        *self == Self::default()
-    }
-
-    /// `p` with this change applied (the file type bits are kept).
-    pub fn apply(&self, kind: Kind, p: PosixMeta) -> PosixMeta {
-        let ty = p.file_type().unwrap_or(match kind {
-            Kind::Dir => libc::S_IFDIR,
-            _ => libc::S_IFREG,
-        });
-        PosixMeta {
-            mode: self.mode.map(|m| ty | (m & 0o7777)).or(p.mode),
-            uid: self.uid.or(p.uid),
-            gid: self.gid.or(p.gid),
-            rdev: p.rdev,
-        }
-    }
-}
-
-/// Metadata name of the exact mtime in nanoseconds since the epoch
-/// (`localModificationTime` has milliseconds; `rsync` compares nanoseconds).
-const MTIME_NS: &str = "mtime";
-
-/// The metadata that records `t` exactly.
-pub(crate) fn mtime_meta(t: SystemTime, m: &mut MetaData) {
-    if let Ok(d) = t.duration_since(SystemTime::UNIX_EPOCH) {
-        m.insert(MTIME_NS.into(), d.as_nanos().to_string());
-    }
-}
-
-/// The stored exact mtime if it agrees with `coarse` (the server's
-/// `localModificationTime`, which another client may have changed since:
-/// then `coarse` wins).
-pub(crate) fn precise_mtime(m: Option<&MetaData>, coarse: SystemTime) -> SystemTime {
-    let exact = m
-        .and_then(|m| m.get(MTIME_NS))
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(|ns| SystemTime::UNIX_EPOCH + Duration::from_nanos(ns));
-    match exact {
-        Some(t) if within_ms(t, coarse) => t,
-        _ => coarse,
-    }
-}
-
-fn within_ms(a: SystemTime, b: SystemTime) -> bool {
-    let d = a
-        .duration_since(b)
-        .or_else(|_| b.duration_since(a))
-        .unwrap_or_default();
-    d < Duration::from_millis(1)
-}
-
-/// How long a metadata change of a closed file waits for more changes
-/// (`rsync` sets times, then the mode, then renames: one update).
-const SETTLE: Duration = Duration::from_millis(100);
-
-/// Memory for [`MetaState::small`].
-const SMALL_BYTES: usize = 16 << 20;
-
-/// The mount's metadata bookkeeping.
-pub(crate) struct MetaState {
-    /// Content hashes of versions this mount uploaded, by eTag (bounded),
-    /// so a metadata change can be sent as an instant upload.
-    known: Mutex<LruCache<String, ContentHashes>>,
-    /// Small contents (< 1 MiB, no instant upload there) uploaded here
-    /// from memory, by eTag, at most [`SMALL_BYTES`] in all: a metadata
-    /// change sends them again without downloading them first.
-    small: Mutex<(LruCache<String, bytes::Bytes>, usize)>,
-    /// Changes of closed files waiting [`SETTLE`], by inode (the path is
-    /// looked up when sent, so a rename meanwhile is followed).
-    /// With the server's attributes before the first of them.
-    pending: Mutex<std::collections::HashMap<u64, (Meta, AttrChange)>>,
-    /// The filesystem itself, for the task that sends them (set when the
-    /// background tasks start; without it changes are sent at once).
-    this: std::sync::OnceLock<std::sync::Weak<SmhFs>>,
-}
-
-impl Default for MetaState {
-    fn default() -> Self {
-        Self {
-            known: Mutex::new(LruCache::new(NonZeroUsize::new(4096).unwrap())),
-            small: Mutex::new((LruCache::unbounded(), 0)),
-            pending: Default::default(),
-            this: Default::default(),
-        }
-    }
-}
-
-impl MetaState {
-    pub(crate) fn remember(&self, meta: &FileMeta, hashes: &ContentHashes) {
-        if let Some(e) = &meta.e_tag {
-            self.known.lock().put(e.clone(), hashes.clone());
-        }
-    }
-
-    /// Keeps the small content `data` of the version `meta`.
-    pub(crate) fn remember_small(&self, meta: &FileMeta, data: &bytes::Bytes) {
-        let Some(e) = &meta.e_tag else { return };
-        if data.len() as u64 >= INSTANT_UPLOAD_MIN_SIZE {
-            return;
-        }
-        let mut g = self.small.lock();
-        let (lru, total) = &mut *g;
-        if let Some(old) = lru.put(e.clone(), data.clone()) {
-            *total -= old.len();
-        }
-        *total += data.len();
-        while *total > SMALL_BYTES {
-            match lru.pop_lru() {
-                Some((_, d)) => *total -= d.len(),
-                None => break,
-            }
-        }
-    }
-
-    fn small(&self, etag: &str) -> Option<bytes::Bytes> {
-        self.small.lock().0.get(etag).cloned()
-    }
-
-    fn get(&self, etag: &str) -> Option<ContentHashes> {
-        self.known.lock().get(etag).cloned()
-    }
-
-    pub(crate) fn set_fs(&self, fs: &Arc<SmhFs>) {
-        let _ = self.this.set(Arc::downgrade(fs));
-    }
-}
-
-impl AttrChange {
-    /// `later` on top of this change.
-    fn then(self, later: AttrChange) -> AttrChange {
-        AttrChange {
-            mode: later.mode.or(self.mode),
-            uid: later.uid.or(self.uid),
-            gid: later.gid.or(self.gid),
-            mtime: later.mtime.or(self.mtime),
-        }
-    }
-}
 
 impl SmhFs {
     /// `posix`: the requested mode (and owner), stored with the directory.
@@ -258,29 +56,40 @@ impl SmhFs {
 
     /// chmod / chown / utimens of `ino` (at `path`), after any truncate.
     pub(super) async fn set_attrs(&self, ino: u64, path: &SmhPath, ch: AttrChange) -> FsResult<()> {
-        if let Some(fs) = self.apply_attrs(ino, path, ch, None).await? {
-            let op = self.op_guard();
-            tokio::spawn(async move {
-                tokio::time::sleep(SETTLE).await;
-                fs.send_pending_attrs(ino).await;
-                drop(op);
-            });
-        }
-        Ok(())
+        self.apply_attrs(ino, path, ch, None).await
     }
 
-    /// A closed file's change may wait [`SETTLE`] for more (`Some`: the
-    /// first such change, to be sent by a task of `fs`), unless it is that
-    /// settled change, sent with `before` (the server's attributes then).
+    /// Starts the task that sends settled changes of closed files.
+    pub(crate) fn start_settling(self: &Arc<Self>, rt: &tokio::runtime::Handle) {
+        let Some(mut rx) = self.known.start() else {
+            return;
+        };
+        let fs = self.clone();
+        rt.spawn(async move {
+            while let Some(ino) = rx.recv().await {
+                // Unmount waits for it (`wait_idle`).
+                let (fs, op) = (fs.clone(), fs.op_guard());
+                tokio::spawn(async move {
+                    tokio::time::sleep(SETTLE).await;
+                    fs.send_pending_attrs(ino).await;
+                    drop(op);
+                });
+            }
+        });
+    }
+
+    /// A closed file's change may wait [`SETTLE`] for more, unless it is
+    /// that settled change, sent with `before` (the server's attributes
+    /// before it).
     async fn apply_attrs(
         &self,
         ino: u64,
         path: &SmhPath,
         ch: AttrChange,
         before: Option<Meta>,
-    ) -> FsResult<Option<Arc<SmhFs>>> {
+    ) -> FsResult<()> {
         if ch.is_empty() {
-            return Ok(None);
+            return Ok(());
         }
         if let Some(of) = self.open_file(ino) {
             let mut of = of.lock().await;
@@ -299,9 +108,20 @@ impl SmhFs {
                         self.upload_locked(ino, &mut of).await?;
                     }
                 }
-                return Ok(None);
+                return Ok(());
             }
         }
+        self.closed_attrs(ino, path, ch, before).await
+    }
+
+    /// [`apply_attrs`](Self::apply_attrs) of a file with nothing staged.
+    async fn closed_attrs(
+        &self,
+        ino: u64,
+        path: &SmhPath,
+        ch: AttrChange,
+        before: Option<Meta>,
+    ) -> FsResult<()> {
         let mut meta = self.resolve_remote(path).await?.ok_or(FsError::NotFound)?;
         let settle = before.is_none();
         if let Some(b) = before.filter(|b| b.etag.is_some() && b.etag == meta.etag) {
@@ -310,49 +130,75 @@ impl SmhFs {
         }
         if meta.kind == Kind::Dir {
             self.set_dir_attrs(ino, meta, ch);
-            return Ok(None);
+            return Ok(());
         }
         let posix = ch.apply(meta.kind, meta.posix);
         let mtime = ch.mtime.unwrap_or(meta.mtime);
         if self.cfg.look.same(meta.kind, &posix, &meta.posix) && mtime == meta.mtime {
-            return Ok(None);
+            return Ok(());
         }
         self.writable()?;
-        let this = self.known.this.get().and_then(|w| w.upgrade());
-        match this {
-            Some(fs) if settle => {
-                // Shown at once, sent once the burst is over. A crash in
-                // between loses only the change (the content is stored).
-                let mut shown = meta.clone();
-                (shown.posix, shown.mtime) = (posix, mtime);
-                shown.ctime = SystemTime::now();
-                self.note_entry(path, shown);
-                let mut p = self.known.pending.lock();
-                let first = !p.contains_key(&ino);
-                let e = p.entry(ino).or_insert((meta, AttrChange::default()));
-                e.1 = e.1.then(ch);
-                Ok(first.then_some(fs))
-            }
-            _ => self
-                .store_meta(path, &meta, posix, mtime)
-                .await
-                .map(|_| None),
+        let mut shown = meta.clone();
+        (shown.posix, shown.mtime) = (posix, mtime);
+        shown.ctime = SystemTime::now();
+        if settle && self.known.defer(ino, meta.clone(), ch) {
+            // Shown at once, sent once the burst is over. A crash in
+            // between loses only the change (the content is stored).
+            self.note_entry(path, shown);
+            return Ok(());
+        }
+        self.store_meta(path, &meta, posix, mtime).await
+    }
+
+    /// Sends a waiting change of `ino` now (before a rename or unlink of
+    /// it), or of every file (`None`: before a directory moves).
+    pub(crate) async fn settle_now(&self, ino: Option<u64>) {
+        let inos = match ino {
+            Some(i) if self.known.is_pending(i) => vec![i],
+            Some(_) => return,
+            None => self.known.pending(),
+        };
+        for i in inos {
+            self.send_pending_attrs(i).await;
         }
     }
 
     /// Sends the settled change of `ino` (to wherever it is now).
     async fn send_pending_attrs(&self, ino: u64) {
-        let Some((before, ch)) = self.known.pending.lock().remove(&ino) else {
-            return;
+        // Held while it is sent, as by an upload: a rename or unlink
+        // meanwhile waits, so the update never lands on the old name.
+        let g = self.lock_open_file(ino, true).await;
+        let path = self.path_of(ino);
+        let pending = self.known.take(ino);
+        let res = match (&path, pending) {
+            (Err(_), _) | (_, None) => {
+                if g.handles() == 0 && g.staged.is_none() {
+                    if let Some(of) = self.open_file(ino) {
+                        self.forget_open_file(ino, &of);
+                    }
+                }
+                return;
+            }
+            (Ok(path), Some((before, ch))) => (path, before, ch),
         };
-        let Ok(path) = self.path_of(ino) else {
-            return;
+        let (path, before, ch) = res;
+        let res = match path {
+            path if g.staged.is_some() => {
+                drop(g);
+                self.apply_attrs(ino, path, ch, Some(before)).await
+            }
+            path => {
+                let res = self.closed_attrs(ino, path, ch, Some(before)).await;
+                if g.handles() == 0 && g.staged.is_none() {
+                    if let Some(of) = self.open_file(ino) {
+                        self.forget_open_file(ino, &of);
+                    }
+                }
+                drop(g);
+                res
+            }
         };
-        match self
-            .apply_attrs(ino, &path, ch, Some(before))
-            .await
-            .map(drop)
-        {
+        match res {
             Ok(()) | Err(FsError::NotFound) => {}
             Err(e) => {
                 tracing::error!(%path, "chmod/chown/utimens not stored on the server: {e}")
@@ -381,7 +227,7 @@ impl SmhFs {
     ) -> FsResult<()> {
         let _in_flight = self.in_flight.begin();
         let started = std::time::Instant::now();
-        let known = meta.etag.as_deref().and_then(|e| self.known.get(e));
+        let known = meta.etag.as_deref().and_then(|e| self.known.hashes(e));
         let known = known.filter(|h| h.size == meta.size);
         let small = meta.etag.as_deref().and_then(|e| self.known.small(e));
         let body = match (known, small) {
@@ -442,62 +288,5 @@ impl SmhFs {
             at += data.len() as u64;
         }
         Ok(Body::Known { hashes: h.finish() })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn change_keeps_type_and_unchanged_fields() {
-        let p = PosixMeta {
-            mode: Some(libc::S_IFREG | 0o644),
-            uid: Some(7),
-            ..Default::default()
-        };
-        let ch = AttrChange {
-            mode: Some(0o100750),
-            ..Default::default()
-        };
-        let q = ch.apply(Kind::File, p);
-        assert_eq!(q.mode, Some(libc::S_IFREG | 0o750));
-        assert_eq!(q.uid, Some(7));
-        let d = ch.apply(Kind::Dir, PosixMeta::default());
-        assert_eq!(d.mode, Some(libc::S_IFDIR | 0o750));
-    }
-
-    #[test]
-    fn defaults_and_no_op_detection() {
-        let look = Presentation {
-            uid: 1000,
-            gid: 100,
-            umask: 0o022,
-        };
-        let none = PosixMeta::default();
-        assert_eq!(look.perm(Kind::File, &none), 0o644);
-        assert_eq!(look.perm(Kind::Dir, &none), 0o755);
-        assert_eq!(look.uid(&none), 1000);
-        let same = AttrChange {
-            mode: Some(0o644),
-            uid: Some(1000),
-            ..Default::default()
-        }
-        .apply(Kind::File, none);
-        assert!(look.same(Kind::File, &same, &none), "nothing new to store");
-        let n = look.for_new(Kind::File, 0o755, 1000, 5);
-        assert_eq!((n.mode, n.uid, n.gid), (Some(0o100755), None, Some(5)));
-    }
-
-    #[test]
-    fn exact_mtime_only_when_it_agrees() {
-        let t = SystemTime::UNIX_EPOCH + Duration::new(978_307_200, 123_456_789);
-        let mut m = MetaData::new();
-        mtime_meta(t, &mut m);
-        let coarse = SystemTime::UNIX_EPOCH + Duration::from_millis(978_307_200_123);
-        assert_eq!(precise_mtime(Some(&m), coarse), t);
-        let other = SystemTime::UNIX_EPOCH + Duration::from_secs(5);
-        assert_eq!(precise_mtime(Some(&m), other), other);
-        assert_eq!(precise_mtime(None, coarse), coarse);
     }
 }

@@ -47,7 +47,7 @@ pub struct FsConfig {
     /// A file replaced on the server while open here (`lostupdate.rs`).
     pub update_conflict: super::lostupdate::UpdateConflict,
     /// Mode and owner of entries without stored metadata (`attrs.rs`).
-    pub look: super::attrs::Presentation,
+    pub look: super::metastate::Presentation,
 }
 
 /// Something the kernel cached that is no longer true.
@@ -126,7 +126,7 @@ pub struct SmhFs {
     /// process's descriptors of our files at a flush.
     mount_id: std::sync::OnceLock<u64>,
     /// Hashes of versions uploaded here, metadata changes (`attrs.rs`).
-    pub(crate) known: super::attrs::MetaState,
+    pub(crate) known: super::metastate::MetaState,
 }
 
 /// Total read-ahead memory across handles.
@@ -649,6 +649,7 @@ impl SmhFs {
             return Err(FsError::IsDir);
         }
         let ino = self.inodes.lock().ino_of(&path);
+        self.settle_now(ino).await;
         // Held throughout: no upload may put the file back meanwhile.
         let mut held = self.lock_if_open(ino).await;
         let remote = match &mut held {
@@ -722,6 +723,11 @@ impl SmhFs {
             Kind::File => self.inodes.lock().ino_of(&from),
             Kind::Dir => None,
         };
+        // Changes still settling (`attrs.rs`) go first; for a directory, all.
+        let dir = src.kind == Kind::Dir;
+        for i in [moved, replaced].into_iter().filter(|i| i.is_some() || dir) {
+            self.settle_now(i).await;
+        }
         let (mut moved, mut replaced) = self.lock_pair(moved, replaced).await;
         let target_remote = match &mut replaced {
             Some(h) => self.before_unlink(h, &to).await,

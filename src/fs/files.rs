@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::attrs::AttrChange;
 use super::cache::{Kind, Meta};
 use super::caller;
 use super::core::{Attr, FileHandle, InodeNo, SmhFs, FILL_CHUNK};
 use super::error::{FsError, FsResult};
 use super::memstage::Staged;
+use super::metastate::AttrChange;
 use super::openfile::{FlushStep, OpenFile, ReleaseStep};
 use super::posix::PosixMeta;
 use super::read::{ReadAhead, Source, Version};

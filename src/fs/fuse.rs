@@ -20,15 +20,15 @@ use fuser::{
 use tokio::runtime::Handle;
 use tracing::Instrument;
 
-use super::attrs::AttrChange;
 use super::cache::Kind;
 use super::core::{Attr, SmhFs};
 use super::error::FsError;
 use super::inode::{FileHandle as Fh, InodeNo};
+use super::metastate::AttrChange;
 use super::requests::{Op, OpTable, Served};
 pub use super::session::MountConfig;
 
-pub use super::attrs::Presentation;
+pub use super::metastate::Presentation;
 
 pub struct SmhFuse {
     fs: Arc<SmhFs>,
@@ -280,9 +280,7 @@ impl Filesystem for SmhFuse {
         reply: ReplyEntry,
     ) {
         let (call, _in) = self.begin(req, Op::Mknod, parent.0);
-        let posix = self
-            .look
-            .for_new(Kind::File, mode & !umask, req.uid(), req.gid());
+        let posix = self.look.for_new(Kind::File, mode & !umask);
         if mode & libc::S_IFMT != libc::S_IFREG {
             // Devices, FIFOs and sockets cannot be stored in SMH.
             reply.error(refuse("mknod", libc::EPERM));
@@ -307,9 +305,7 @@ impl Filesystem for SmhFuse {
         reply: ReplyEntry,
     ) {
         let (call, _in) = self.begin(req, Op::Mkdir, parent.0);
-        let posix = self
-            .look
-            .for_new(Kind::Dir, mode & !umask, req.uid(), req.gid());
+        let posix = self.look.for_new(Kind::Dir, mode & !umask);
         let name = name.to_owned();
         self.spawn(call, |fs, look, ttl| async move {
             match fs.mkdir(InodeNo(parent.0), &name, posix).await {
@@ -730,9 +726,7 @@ impl Filesystem for SmhFuse {
         reply: ReplyCreate,
     ) {
         let (call, _in) = self.begin(req, Op::Create, parent.0);
-        let posix = self
-            .look
-            .for_new(Kind::File, mode & !umask, req.uid(), req.gid());
+        let posix = self.look.for_new(Kind::File, mode & !umask);
         if mode & libc::S_IFMT != 0 && mode & libc::S_IFMT != libc::S_IFREG {
             reply.error(refuse("create", libc::EPERM));
             return;

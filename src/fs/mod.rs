@@ -32,10 +32,13 @@
 //!   readable and writable through its handles (content only the server
 //!   had is downloaded first) and is never uploaded (`held.rs`). Hard links,
 //!   symlinks, devices and FIFOs: EPERM.
-//!   chmod/chown succeed without effect; utimens on a staged file is sent as
-//!   `localModificationTime`.
+//! * **Metadata**: chmod/chown/utimens are stored with the file's version
+//!   (custom metadata and `localModificationTime`): carried by a pending
+//!   upload, else sent as an instant upload of the same content; a
+//!   directory's are kept for the session ([`attrs`]). `copy_file_range` of
+//!   a whole file into an empty new one is one server copy (`copy.rs`).
 
-pub mod attrs;
+mod attrs;
 pub mod cache;
 pub mod cachedir;
 mod caller;
@@ -54,7 +57,9 @@ pub mod inode;
 pub mod journal;
 pub mod lostupdate;
 pub mod memstage;
+pub(crate) mod metastate;
 pub mod mountsys;
+mod mtimens;
 pub(crate) mod openfile;
 pub mod posix;
 pub mod progress;

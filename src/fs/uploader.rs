@@ -104,7 +104,7 @@ impl Uploader<'_> {
             meta: {
                 let mut m = s.posix.to_meta_data();
                 if let Some(t) = s.mtime {
-                    super::attrs::mtime_meta(t, &mut m);
+                    super::mtimens::mtime_meta(t, &mut m);
                 }
                 m
             },

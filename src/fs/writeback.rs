@@ -293,7 +293,7 @@ impl SmhFs {
 
     /// Starts the background queue. Call once.
     pub fn start_background(self: &Arc<Self>, rt: &tokio::runtime::Handle) {
-        self.known.set_fs(self);
+        self.start_settling(rt);
         let Some(mut rx) = self.dur.queue.rx.lock().take() else {
             return;
         };
