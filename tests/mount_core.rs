@@ -24,7 +24,9 @@ fn core(server: &TestServer, conflict: ConflictStrategy, cache: &std::path::Path
 }
 
 async fn write_file(fs: &SmhFs, name: &str, data: &[u8]) -> Result<InodeNo, smhfs::fs::FsError> {
-    let (attr, fh) = fs.create(ROOT, OsStr::new(name)).await?;
+    let (attr, fh) = fs
+        .create(ROOT, OsStr::new(name), Default::default())
+        .await?;
     fs.write(fh, 0, data).await?;
     let r = fs.flush(fh).await;
     fs.release(fh).await.ok();
@@ -52,7 +54,10 @@ async fn unlinked_open_file_is_never_uploaded() {
     let server = TestServer::start();
     let cache = tempfile::tempdir().unwrap();
     let fs = core(&server, ConflictStrategy::Overwrite, cache.path());
-    let (_, fh) = fs.create(ROOT, OsStr::new("tmp")).await.unwrap();
+    let (_, fh) = fs
+        .create(ROOT, OsStr::new("tmp"), Default::default())
+        .await
+        .unwrap();
     fs.write(fh, 0, b"scratch").await.unwrap();
     // Listed while local-only.
     let dfh = fs.opendir(ROOT).unwrap();
@@ -79,7 +84,7 @@ async fn truncate_by_path_uploads_at_once() {
     let cache = tempfile::tempdir().unwrap();
     let fs = core(&server, ConflictStrategy::Overwrite, cache.path());
     let ino = write_file(&fs, "t.bin", &[7u8; 5000]).await.unwrap();
-    let attr = fs.setattr(ino, Some(10), None).await.unwrap();
+    let attr = fs.setattr(ino, Some(10), Default::default()).await.unwrap();
     assert_eq!(attr.meta.size, 10);
     let client = client_for(&server);
     assert_eq!(
@@ -97,7 +102,10 @@ async fn ask_mode_refuses_writes_to_existing_files() {
     let ino = write_file(&fs, "k", b"keep").await.unwrap();
     let e = fs.open(ino, true, false).await.unwrap_err();
     assert_eq!(e.errno(), libc::EEXIST);
-    let e = fs.setattr(ino, Some(0), None).await.unwrap_err();
+    let e = fs
+        .setattr(ino, Some(0), Default::default())
+        .await
+        .unwrap_err();
     assert_eq!(e.errno(), libc::EEXIST);
     let e = write_file(&fs, "k", b"new").await.unwrap_err();
     assert_eq!(e.errno(), libc::EEXIST);

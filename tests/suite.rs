@@ -11,6 +11,7 @@ mod fstab;
 mod layout;
 mod mount_core;
 mod mount_links;
+mod mount_meta;
 mod mount_namespace;
 mod mount_rw;
 mod observability;

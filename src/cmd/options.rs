@@ -198,13 +198,13 @@ pub static OPTIONS: &[OptionSpec<MountOptions>] = &[
         "uid",
         Form::Value("N", store!(uid = int)),
         DefaultIs::Computed("the mounting user", mounting_uid),
-        "owner shown for every entry",
+        "owner shown for entries without a stored owner",
     ),
     mount(
         "gid",
         Form::Value("N", store!(gid = int)),
         DefaultIs::Computed("the mounting user's group", mounting_gid),
-        "group shown for every entry",
+        "group shown for entries without a stored group",
     ),
     mount(
         "umask",
@@ -517,6 +517,11 @@ impl MountOptions {
     pub fn fs_config(&self, root: SmhPath) -> FsConfig {
         FsConfig {
             root,
+            look: crate::fs::metastate::Presentation {
+                uid: self.uid,
+                gid: self.gid,
+                umask: self.umask,
+            },
             ..self.fs.clone()
         }
     }

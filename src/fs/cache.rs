@@ -95,6 +95,7 @@ impl Meta {
         let m = parse_time(local_mtime)
             .or_else(|| parse_time(mtime))
             .unwrap_or(SystemTime::UNIX_EPOCH);
+        let m = super::mtimens::precise_mtime(meta_data, m);
         Meta {
             kind,
             size: if kind == Kind::Dir { 0 } else { size_of(size) },

@@ -46,6 +46,8 @@ pub struct FsConfig {
     pub permanent_delete: bool,
     /// A file replaced on the server while open here (`lostupdate.rs`).
     pub update_conflict: super::lostupdate::UpdateConflict,
+    /// Mode and owner of entries without stored metadata (`attrs.rs`).
+    pub look: super::metastate::Presentation,
 }
 
 /// Something the kernel cached that is no longer true.
@@ -127,6 +129,8 @@ pub struct SmhFs {
     /// The kernel's id of this mount (`/proc/self/mountinfo`), to find a
     /// process's descriptors of our files at a flush.
     mount: std::sync::OnceLock<super::caller::MountRef>,
+    /// Hashes of versions uploaded here, metadata changes (`attrs.rs`).
+    pub(crate) known: super::metastate::MetaState,
 }
 
 /// Total read-ahead memory across handles.
@@ -169,6 +173,7 @@ impl SmhFs {
             remote_inodes: Default::default(),
             links: Default::default(),
             mount: Default::default(),
+            known: Default::default(),
             client,
             cfg,
         }
@@ -457,6 +462,9 @@ impl SmhFs {
             self.dirs.remove_entry(&parent, name);
         }
         if kind == Kind::Dir {
+            // A chmod kept for the session (`attrs.rs`) goes with it.
+            let ino = self.inodes.lock().ino_of(path);
+            ino.map(|i| self.local.lock().remove(&i));
             self.attrs.remove_tree(path);
             self.dirs.remove_tree(path);
         }
@@ -464,23 +472,6 @@ impl SmhFs {
         self.urls.invalidate(path);
         self.links.gone(path);
         self.parent_changed(path);
-    }
-
-    pub async fn mkdir(&self, parent: InodeNo, name: &std::ffi::OsStr) -> FsResult<Attr> {
-        let parent = parent.0;
-        self.writable()?;
-        let path = self.child(parent, name)?;
-        let made = self.client.create_dir(&path, ConflictStrategy::Ask).await?;
-        let made = if made.is_root() { path } else { made };
-        let meta = Meta::new_dir();
-        self.note_entry(&made, meta.clone());
-        self.parent_changed(&made);
-        self.dirs.put(made.clone(), Arc::new(Vec::new()), None);
-        let ino = self.inodes.lock().lookup(&made, true);
-        Ok(Attr {
-            ino: InodeNo(ino),
-            meta,
-        })
     }
 
     async fn is_empty_dir(&self, path: &SmhPath) -> FsResult<bool> {
@@ -517,6 +508,7 @@ impl SmhFs {
             return Err(FsError::IsDir);
         }
         let ino = self.inodes.lock().ino_of(&path);
+        self.settle_now(ino).await;
         // Held throughout: no upload may put the file back meanwhile.
         let mut held = self.lock_if_open(ino).await;
         let remote = match &mut held {
@@ -591,6 +583,11 @@ impl SmhFs {
             Kind::Dir => None,
             _ => self.inodes.lock().ino_of(&from),
         };
+        // Changes still settling (`attrs.rs`) go first; for a directory, all.
+        let dir = src.kind == Kind::Dir;
+        for i in [moved, replaced].into_iter().filter(|i| i.is_some() || dir) {
+            self.settle_now(i).await;
+        }
         let keep = self.link_string_to_keep(&from, &to, &src).await;
         let (mut moved, mut replaced) = self.lock_pair(moved, replaced).await;
         let target_remote = match &mut replaced {

@@ -31,6 +31,10 @@ pub enum FsError {
     Invalid,
     #[error("operation not supported")]
     NotSupported,
+    /// `copy_file_range` the server cannot do: EOPNOTSUPP makes the
+    /// kernel (or `cp`) copy with read/write; ENOSYS would stop it asking.
+    #[error("not copied on the server")]
+    NotCopied,
     /// The version an open handle reads is gone (the file was replaced or
     /// deleted meanwhile); reopen to read the current one.
     #[error("the file changed on the server while it was open")]
@@ -54,6 +58,7 @@ impl FsError {
             FsError::Invalid => libc::EINVAL,
             FsError::NotSupported => libc::ENOSYS,
             FsError::Stale => libc::ESTALE,
+            FsError::NotCopied => libc::EOPNOTSUPP,
         }
     }
 
@@ -62,7 +67,12 @@ impl FsError {
     pub fn is_routine(&self) -> bool {
         matches!(
             self.errno(),
-            libc::ENOENT | libc::EEXIST | libc::ENOTEMPTY | libc::ENAMETOOLONG | libc::EPERM
+            libc::ENOENT
+                | libc::EEXIST
+                | libc::ENOTEMPTY
+                | libc::ENAMETOOLONG
+                | libc::EPERM
+                | libc::EOPNOTSUPP
         )
     }
 }

@@ -4,7 +4,6 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use bytes::Bytes;
 
@@ -13,7 +12,9 @@ use super::caller;
 use super::core::{Attr, FileHandle, InodeNo, SmhFs, FILL_CHUNK};
 use super::error::{FsError, FsResult};
 use super::memstage::Staged;
+use super::metastate::AttrChange;
 use super::openfile::{FlushStep, OpenFile, ReleaseStep};
+use super::posix::PosixMeta;
 use super::read::{ReadAhead, Source, Version};
 use crate::smh::{ConflictStrategy, SmhError, SmhPath};
 
@@ -25,6 +26,7 @@ impl SmhFs {
     /// Records a staged file's size and mtime after a change.
     pub(crate) fn note_local(&self, ino: u64, st: &Staged) {
         let mut m = Meta::new_file(st.size());
+        m.posix = st.posix();
         if let Some(t) = st.mtime() {
             m.mtime = t;
         }
@@ -66,11 +68,12 @@ impl SmhFs {
     }
 
     /// Creates and opens a new file; it reaches the server at close, even
-    /// if empty.
+    /// if empty. `posix`: the requested mode (kept by an existing file).
     pub async fn create(
         &self,
         parent: InodeNo,
         name: &std::ffi::OsStr,
+        posix: PosixMeta,
     ) -> FsResult<(Attr, FileHandle)> {
         let parent = parent.0;
         self.writable()?;
@@ -84,7 +87,8 @@ impl SmhFs {
                 return Err(FsError::Exists);
             }
         }
-        let staged = self.new_staged_small()?;
+        let mut staged = self.new_staged_small()?;
+        staged.set_posix(existing.as_ref().map_or(posix, |m| m.posix));
         let ino = self.inodes.lock().lookup(&path, true);
         {
             // Created over a file with no open state here: the server's
@@ -109,7 +113,8 @@ impl SmhFs {
             }
             of.open_handle(true);
         }
-        let meta = Meta::new_file(0);
+        let mut meta = Meta::new_file(0);
+        meta.posix = existing.map_or(posix, |m| m.posix);
         self.note_entry(&path, meta.clone());
         self.parent_changed(&path);
         let fh = self.new_handle(ino, true);
@@ -129,6 +134,7 @@ impl SmhFs {
         &self,
         parent: InodeNo,
         name: &std::ffi::OsStr,
+        posix: PosixMeta,
     ) -> Option<FsResult<(Attr, FileHandle)>> {
         let parent = parent.0;
         if self.cfg.read_only {
@@ -141,7 +147,8 @@ impl SmhFs {
         if self.resolve_cached(&path)?.is_some() {
             return None;
         }
-        let staged = self.new_staged_small().ok()?;
+        let mut staged = self.new_staged_small().ok()?;
+        staged.set_posix(posix);
         {
             let mut inodes = self.inodes.lock();
             let ino = inodes.lookup(&path, false);
@@ -156,7 +163,8 @@ impl SmhFs {
             );
             drop(files);
             drop(inodes);
-            let meta = Meta::new_file(0);
+            let mut meta = Meta::new_file(0);
+            meta.posix = posix;
             self.local.lock().insert(ino, meta.clone());
             self.note_entry(&path, meta.clone());
             self.parent_changed(&path);
@@ -198,7 +206,11 @@ impl SmhFs {
             }
             match &g.staged {
                 Some(_) => self.staged_truncate(ino, &mut g, 0)?,
-                None => g.staged = Some(self.new_staged_small()?),
+                None => {
+                    let mut st = self.new_staged_small()?;
+                    st.set_posix(meta.posix);
+                    g.staged = Some(st);
+                }
             }
             if let Some(st) = &g.staged {
                 self.note_local(ino, st);
@@ -237,6 +249,7 @@ impl SmhFs {
                 return Err(e.into());
             }
             st.add_charged(size);
+            st.posix = meta.posix;
             let mut at = 0;
             while at < size {
                 let n = FILL_CHUNK.min(size - at);
@@ -551,7 +564,7 @@ impl SmhFs {
         &self,
         ino: InodeNo,
         size: Option<u64>,
-        mtime: Option<SystemTime>,
+        change: AttrChange,
     ) -> FsResult<Attr> {
         let ino = ino.0;
         let path = self.path_of(ino)?;
@@ -574,7 +587,9 @@ impl SmhFs {
             }
             let res = async {
                 if size == 0 && of.staged.is_none() {
-                    of.staged = Some(self.new_staged_small()?);
+                    let mut st = self.new_staged_small()?;
+                    st.set_posix(meta.posix);
+                    of.staged = Some(st);
                 } else {
                     self.ensure_staged(&path, &mut of).await?;
                 }
@@ -612,30 +627,19 @@ impl SmhFs {
             }
             res?;
         }
-        if let Some(t) = mtime {
-            let mut stored = false;
-            if let Some(of) = self.open_file(ino) {
-                if let Some(st) = of.lock().await.staged.as_mut() {
-                    st.set_mtime(Some(t));
-                    self.note_local(ino, st);
-                    stored = true;
-                }
-            }
-            if !stored {
-                // Already uploaded: accepted, shown until the cache expires.
-                if let Some(Some(mut m)) = self.attrs.get(&path) {
-                    m.mtime = t;
-                    self.attrs.put(path.clone(), m);
-                }
-            }
-        }
+        self.set_attrs(ino, &path, change).await?;
         self.getattr(InodeNo(ino)).await
     }
 
     /// mknod of a regular file: an empty file on the server right away.
-    pub async fn mknod_file(&self, parent: InodeNo, name: &std::ffi::OsStr) -> FsResult<Attr> {
+    pub async fn mknod_file(
+        &self,
+        parent: InodeNo,
+        name: &std::ffi::OsStr,
+        posix: PosixMeta,
+    ) -> FsResult<Attr> {
         let parent = parent.0;
-        let (attr, fh) = self.create(InodeNo(parent), name).await?;
+        let (attr, fh) = self.create(InodeNo(parent), name, posix).await?;
         let r = self.flush(fh).await;
         let _ = self.release(fh).await;
         r?;

@@ -21,20 +21,16 @@ use fuser::{
 use tokio::runtime::Handle;
 use tracing::Instrument;
 
+use super::cache::Kind;
 use super::core::{Attr, SmhFs};
 use super::error::FsError;
 use super::fusekind;
 use super::inode::{FileHandle as Fh, InodeNo};
+use super::metastate::AttrChange;
 use super::requests::{Op, OpTable, Served};
 pub use super::session::MountConfig;
 
-/// How attributes are presented (all synthesized: SMH has no modes/owners).
-#[derive(Debug, Clone, Copy)]
-pub struct Presentation {
-    pub uid: u32,
-    pub gid: u32,
-    pub umask: u32,
-}
+pub use super::metastate::Presentation;
 
 pub struct SmhFuse {
     fs: Arc<SmhFs>,
@@ -100,7 +96,8 @@ impl SmhFuse {
 
     fn file_attr(look: Presentation, a: &Attr) -> FileAttr {
         let kind = fusekind::file_type(&a.meta);
-        let (perm, nlink) = fusekind::default_perm(&a.meta, look.umask);
+        let nlink = if a.meta.kind.is_dir() { 2 } else { 1 };
+        let (p, perm) = (&a.meta.posix, look.perm(a.meta.kind, &a.meta.posix));
         FileAttr {
             ino: INodeNo(a.ino.0),
             size: a.meta.size,
@@ -112,8 +109,8 @@ impl SmhFuse {
             kind,
             perm: perm as u16,
             nlink,
-            uid: look.uid,
-            gid: look.gid,
+            uid: look.uid(p),
+            gid: look.gid(p),
             rdev: fusekind::rdev(&a.meta),
             blksize: IO_SIZE,
             flags: 0,
@@ -241,9 +238,9 @@ impl Filesystem for SmhFuse {
         &self,
         req: &Request,
         ino: INodeNo,
-        _mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
         size: Option<u64>,
         _atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
@@ -256,10 +253,16 @@ impl Filesystem for SmhFuse {
         reply: ReplyAttr,
     ) {
         let (call, _in) = self.begin(req, Op::Setattr, ino.0);
-        // chmod/chown are accepted without effect: SMH stores no modes.
+        // Stored as metadata (`attrs.rs`); atime is shown as mtime.
         let mtime = mtime.map(time_of);
+        let change = AttrChange {
+            mode,
+            uid,
+            gid,
+            mtime,
+        };
         self.spawn(call, |fs, look, ttl| async move {
-            match fs.setattr(InodeNo(ino.0), size, mtime).await {
+            match fs.setattr(InodeNo(ino.0), size, change).await {
                 Ok(a) => reply.attr(&ttl, &Self::file_attr(look, &a)),
                 Err(e) => reply.error(errno("setattr", &e)),
             }
@@ -277,13 +280,14 @@ impl Filesystem for SmhFuse {
         reply: ReplyEntry,
     ) {
         let (call, _in) = self.begin(req, Op::Mknod, parent.0);
+        let posix = self.look.for_new(Kind::File, mode & !umask);
         let name = name.to_owned();
         let owner = Some((req.uid(), req.gid()));
         self.spawn(call, |fs, look, ttl| async move {
             let p = InodeNo(parent.0);
             // FIFOs, sockets, devices: marked empty files (`links.rs`).
             let made = match mode & libc::S_IFMT {
-                0 | libc::S_IFREG => fs.mknod_file(p, &name).await,
+                0 | libc::S_IFREG => fs.mknod_file(p, &name, posix).await,
                 _ => fs.mknod_special(p, &name, mode, umask, rdev, owner).await,
             };
             match made {
@@ -298,14 +302,15 @@ impl Filesystem for SmhFuse {
         req: &Request,
         parent: INodeNo,
         name: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        mode: u32,
+        umask: u32,
         reply: ReplyEntry,
     ) {
         let (call, _in) = self.begin(req, Op::Mkdir, parent.0);
+        let posix = self.look.for_new(Kind::Dir, mode & !umask);
         let name = name.to_owned();
         self.spawn(call, |fs, look, ttl| async move {
-            match fs.mkdir(InodeNo(parent.0), &name).await {
+            match fs.mkdir(InodeNo(parent.0), &name, posix).await {
                 Ok(a) => reply.entry(&ttl, &Self::file_attr(look, &a), Generation(0)),
                 Err(e) => reply.error(errno("mkdir", &e)),
             }
@@ -644,6 +649,30 @@ impl Filesystem for SmhFuse {
         });
     }
 
+    fn copy_file_range(
+        &self,
+        req: &Request,
+        ino_in: INodeNo,
+        fh_in: FileHandle,
+        offset_in: u64,
+        _ino_out: INodeNo,
+        fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        _flags: fuser::CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        let (call, _in) = self.begin(req, Op::CopyFileRange, ino_in.0);
+        let (fh_in, fh_out) = (Fh(fh_in.0), Fh(fh_out.0));
+        self.spawn(call, move |fs, _, _| async move {
+            let r = fs.copy_range(fh_in, offset_in, fh_out, offset_out, len);
+            match r.await {
+                Ok(n) => reply.written(n.min(u32::MAX as u64) as u32),
+                Err(e) => reply.error(errno("copy_file_range", &e)),
+            }
+        });
+    }
+
     fn ioctl(
         &self,
         req: &Request,
@@ -704,17 +733,18 @@ impl Filesystem for SmhFuse {
         parent: INodeNo,
         name: &OsStr,
         mode: u32,
-        _umask: u32,
+        umask: u32,
         flags: i32,
         reply: ReplyCreate,
     ) {
         let (call, _in) = self.begin(req, Op::Create, parent.0);
+        let posix = self.look.for_new(Kind::File, mode & !umask);
         if mode & libc::S_IFMT != 0 && mode & libc::S_IFMT != libc::S_IFREG {
             reply.error(refuse("create", libc::EPERM));
             return;
         }
         let pid = req.pid();
-        match self.fs.create_now(InodeNo(parent.0), name) {
+        match self.fs.create_now(InodeNo(parent.0), name, posix) {
             Some(Ok((a, fh))) => {
                 self.fs.note_opener(fh, pid);
                 return reply.created(
@@ -731,7 +761,7 @@ impl Filesystem for SmhFuse {
         let name = name.to_owned();
         let direct_reads = self.direct_reads;
         self.spawn(call, |fs, look, ttl| async move {
-            match fs.create(InodeNo(parent.0), &name).await {
+            match fs.create(InodeNo(parent.0), &name, posix).await {
                 Ok((a, fh)) => {
                     fs.note_opener(fh, pid);
                     reply.created(

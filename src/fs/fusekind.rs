@@ -1,5 +1,5 @@
-//! How an entry's kind becomes a FUSE file type, device number and default
-//! permissions (for `fuse.rs`; the kinds are `cache::Kind`).
+//! How an entry's kind becomes a FUSE file type and device number (for
+//! `fuse.rs`; the kinds are `cache::Kind`; permissions: `metastate.rs`).
 
 use fuser::FileType;
 
@@ -26,17 +26,5 @@ pub(super) fn rdev(meta: &Meta) -> u32 {
     match meta.kind {
         Kind::Special => meta.posix.rdev.unwrap_or(0),
         _ => 0,
-    }
-}
-
-/// Permissions and link count: directories 0755, links 0777 (as on
-/// Linux, where they are never checked), files 0644, `umask` applied to
-/// all but links; a special file has the permissions it was made with.
-pub(super) fn default_perm(meta: &Meta, umask: u32) -> (u32, u32) {
-    match meta.kind {
-        Kind::Dir => (0o755 & !umask, 2),
-        Kind::Symlink => (0o777, 1),
-        Kind::Special => (meta.posix.mode.unwrap_or(0o644) & 0o7777, 1),
-        Kind::File => (0o644 & !umask, 1),
     }
 }

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::cachedir;
 
+use crate::smh::types::MetaData;
 use crate::smh::{ConflictStrategy, SmhPath, UploadPlan};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,6 +41,9 @@ pub struct JournalEntry {
     pub strategy: ConflictStrategy,
     #[serde(default)]
     pub mtime: Option<SystemTime>,
+    /// Mode/owner to store with the content (`fs::posix`).
+    #[serde(default, skip_serializing_if = "MetaData::is_empty")]
+    pub meta: MetaData,
     /// Known once the upload began: resume sends only missing parts.
     #[serde(default)]
     pub plan: Option<UploadPlan>,
@@ -240,6 +244,7 @@ mod tests {
             staged: dir.path().join("staged-abc"),
             strategy: ConflictStrategy::Overwrite,
             mtime: Some(SystemTime::now()),
+            meta: Default::default(),
             plan: None,
             failed: None,
             complete: false,

@@ -93,6 +93,8 @@ pub struct MemStaged {
     /// `None` once a write broke the in-order sequence.
     hasher: Option<ContentHasher>,
     pub mtime: Option<SystemTime>,
+    /// Mode/owner sent with the upload (`fs::posix`).
+    pub posix: super::posix::PosixMeta,
     id: String,
     budget: Arc<CacheBudget>,
     mem: Arc<MemBudget>,
@@ -108,6 +110,7 @@ impl MemStaged {
             data: Buf::Mut(BytesMut::new()),
             hasher: Some(ContentHasher::new()),
             mtime: None,
+            posix: Default::default(),
             id: format!("mem-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed)),
             budget,
             mem,
@@ -288,6 +291,20 @@ impl Staged {
         match self {
             Staged::Mem(m) => m.mtime,
             Staged::Disk(d) => d.mtime,
+        }
+    }
+
+    pub fn posix(&self) -> super::posix::PosixMeta {
+        match self {
+            Staged::Mem(m) => m.posix,
+            Staged::Disk(d) => d.posix,
+        }
+    }
+
+    pub fn set_posix(&mut self, p: super::posix::PosixMeta) {
+        match self {
+            Staged::Mem(m) => m.posix = p,
+            Staged::Disk(d) => d.posix = p,
         }
     }
 

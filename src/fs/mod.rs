@@ -35,13 +35,18 @@
 //!   had is downloaded first) and is never uploaded (`held.rs`). Hard links:
 //!   EPERM. Symlinks, FIFOs, sockets and devices are small marked files or
 //!   native SMH symlinks ([`linkstr`], `links.rs`).
-//!   chmod/chown succeed without effect; utimens on a staged file is sent as
-//!   `localModificationTime`.
+//! * **Metadata**: chmod/chown/utimens are stored with the file's version
+//!   (custom metadata and `localModificationTime`): carried by a pending
+//!   upload, else sent as an instant upload of the same content; a
+//!   directory's are kept for the session ([`attrs`]). `copy_file_range` of
+//!   a whole file into an empty new one is one server copy (`copy.rs`).
 
+mod attrs;
 pub mod cache;
 pub mod cachedir;
 mod caller;
 pub mod control;
+mod copy;
 pub mod core;
 pub mod direct;
 mod dirs;
@@ -61,7 +66,9 @@ pub mod linkstr;
 mod listing;
 pub mod lostupdate;
 pub mod memstage;
+pub(crate) mod metastate;
 pub mod mountsys;
+mod mtimens;
 pub(crate) mod openfile;
 pub mod posix;
 pub mod progress;

@@ -270,6 +270,40 @@ impl OpenFile {
         self.failure = Some(UploadFailure { transient });
     }
 
+    /// A chmod/chown/utimens of staged content: clean content must be
+    /// sent again for it (true: it is to be sent; a write error or an
+    /// unlink keeps the content from ever being sent).
+    pub(crate) fn meta_changed(&mut self) -> bool {
+        match self.content {
+            Content::Clean => {
+                self.content = Content::Dirty { fresh: true };
+                true
+            }
+            Content::Dirty { .. } => true,
+            Content::WriteFailed { .. } | Content::Unlinked => false,
+        }
+    }
+
+    /// A new, empty file was filled by a copy on the server
+    /// (`copy_file_range`): that copy is its content, nothing to upload.
+    /// Returns the staged (empty) content it replaces.
+    pub(crate) fn server_copied(&mut self) -> Option<Staged> {
+        self.content = Content::Clean;
+        self.origin = Origin::Ours;
+        self.failure = None;
+        self.plan = None;
+        self.base = None;
+        self.staged.take()
+    }
+
+    /// Empty staged content nothing was written to since it was created
+    /// or truncated: a server copy may fill it.
+    pub(crate) fn is_empty_new(&self) -> bool {
+        matches!(self.content, Content::Dirty { .. })
+            && self.failure.is_none()
+            && self.staged.as_ref().is_some_and(|s| s.size() == 0)
+    }
+
     /// Given up on (a permanent failure, kept on disk): no longer shown.
     pub(crate) fn abandoned(&mut self) {
         self.content = Content::Clean;
@@ -396,6 +430,32 @@ mod tests {
             None,
         );
         assert!(adopted.remote(), "may hold an older version");
+    }
+
+    #[test]
+    fn server_copy_leaves_nothing_to_upload() {
+        let mem = || {
+            Staged::Mem(super::super::memstage::MemStaged::new(
+                super::super::staging::CacheBudget::unlimited(),
+                Default::default(),
+            ))
+        };
+        let mut of = OpenFile::created(mem());
+        assert!(of.is_empty_new());
+        assert!(of.server_copied().is_some());
+        assert_eq!(
+            of.on_flush(true),
+            FlushStep::Nothing,
+            "no upload of the empty file"
+        );
+        assert!(of.remote());
+        assert_eq!(of.release_handle(true), ReleaseStep::Nothing);
+        let mut clean = OpenFile::new(Origin::Server);
+        clean.staged = Some(mem());
+        assert!(clean.meta_changed(), "clean content is sent again");
+        assert_eq!(clean.on_flush(true), FlushStep::Upload);
+        clean.unlinked();
+        assert!(!clean.meta_changed());
     }
 
     #[test]

@@ -44,10 +44,11 @@ pub enum Op {
     Getxattr,
     Listxattr,
     Create,
+    CopyFileRange,
 }
 
 impl Op {
-    const ALL: [Op; 27] = [
+    const ALL: [Op; 28] = [
         Op::Lookup,
         Op::Getattr,
         Op::Setattr,
@@ -75,6 +76,7 @@ impl Op {
         Op::Getxattr,
         Op::Listxattr,
         Op::Create,
+        Op::CopyFileRange,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -106,6 +108,7 @@ impl Op {
             Op::Getxattr => "getxattr",
             Op::Listxattr => "listxattr",
             Op::Create => "create",
+            Op::CopyFileRange => "copy_file_range",
         }
     }
 }

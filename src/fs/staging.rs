@@ -29,6 +29,8 @@ pub struct StagedFile {
     hasher: Option<ContentHasher>,
     /// Set by utimens; sent as `localModificationTime`.
     pub mtime: Option<SystemTime>,
+    /// Mode/owner sent with the upload (`fs::posix`).
+    pub posix: super::posix::PosixMeta,
     /// The cache bound this file's bytes count against.
     budget: Option<Arc<CacheBudget>>,
     /// Bytes of this file counted in `budget`.
@@ -150,6 +152,7 @@ impl StagedFile {
             size: 0,
             hasher: Some(ContentHasher::new()),
             mtime: None,
+            posix: Default::default(),
             budget: None,
             charged: 0,
             direct: Default::default(),
@@ -175,6 +178,7 @@ impl StagedFile {
             size,
             hasher: None,
             mtime: None,
+            posix: Default::default(),
             budget: None,
             charged: 0,
             direct: Default::default(),

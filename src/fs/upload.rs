@@ -116,12 +116,12 @@ impl SmhFs {
                 to: &to,
                 body: Body::File {
                     path: st.path(),
-                    hashes: Some(hashes),
+                    hashes: Some(hashes.clone()),
                     resume: resume.as_ref(),
                 },
                 strategy: strategy_now,
                 mtime: st.mtime,
-                posix: Default::default(),
+                posix: st.posix,
                 journal: Some((self.dur.journal.clone(), template)),
                 sent,
                 before_confirm: before_confirm(
@@ -166,7 +166,9 @@ impl SmhFs {
         tracing::debug!(%path, size, elapsed = ?started.elapsed(), "uploaded");
         let local_mtime = st.mtime;
         self.note_conflict(&path, &target, &switched, &meta);
-        self.upload_done(&path, of, &id, &meta, local_mtime);
+        let posix = st.posix;
+        self.known.remember(&meta, &hashes);
+        self.upload_done(&path, of, &id, &meta, (local_mtime, posix));
         Ok(())
     }
 
@@ -193,6 +195,7 @@ impl SmhFs {
         let hashes = m.hashes();
         let body = m.bytes();
         let local_mtime = m.mtime;
+        let posix = m.posix;
         let size = hashes.size;
         let id = of.staged.as_ref().map(|s| s.id()).unwrap_or_default();
         let mem_path = of
@@ -206,10 +209,13 @@ impl SmhFs {
             .uploader()
             .send(Outgoing {
                 to: &to,
-                body: Body::Bytes { data: body, hashes },
+                body: Body::Bytes {
+                    data: body.clone(),
+                    hashes: hashes.clone(),
+                },
                 strategy: strategy_for(&target, strategy),
                 mtime: local_mtime,
-                posix: Default::default(),
+                posix,
                 journal: None,
                 sent,
                 before_confirm: before_confirm(
@@ -225,7 +231,9 @@ impl SmhFs {
         let e = match res {
             Ok(meta) => {
                 self.note_conflict(path, &target, &switched, &meta);
-                self.upload_done(path, of, &id, &meta, local_mtime);
+                self.known.remember(&meta, &hashes);
+                self.known.remember_small(&meta, &body);
+                self.upload_done(path, of, &id, &meta, (local_mtime, posix));
                 return Ok(());
             }
             Err(e) => FsError::Smh(e),
@@ -260,7 +268,7 @@ impl SmhFs {
         of: &mut OpenFile,
         id: &str,
         meta: &FileMeta,
-        local_mtime: Option<std::time::SystemTime>,
+        (local_mtime, posix): (Option<std::time::SystemTime>, super::posix::PosixMeta),
     ) {
         of.upload_confirmed();
         // Later uploads of this open file replace this version.
@@ -289,7 +297,9 @@ impl SmhFs {
                 self.dirs.remove_tree(&parent);
             }
         }
-        self.note_entry(&final_path, Meta::from_file_meta(meta, local_mtime));
+        let mut m = Meta::from_file_meta(meta, local_mtime);
+        m.posix = posix;
+        self.note_entry(&final_path, m);
     }
 
     /// The version check before an upload failed: `Stale` (update_conflict

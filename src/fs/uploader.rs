@@ -28,6 +28,31 @@ pub(crate) enum Body<'a> {
     },
     /// Content held in memory, sent in one request.
     Bytes { data: Bytes, hashes: ContentHashes },
+    /// Content the server already holds (a metadata change): instant
+    /// upload only; a server asking for the data gets an error.
+    Known { hashes: ContentHashes },
+}
+
+/// The body of a [`Body::Known`]: never read unless the server wants data.
+struct Absent(u64);
+
+impl crate::smh::PartSource for Absent {
+    fn size(&self) -> std::io::Result<u64> {
+        Ok(self.0)
+    }
+    fn read_small(&self, _: u64, _: usize) -> std::io::Result<Bytes> {
+        Err(absent())
+    }
+    fn read_chunk(&self, _: u64, _: usize) -> std::io::Result<Bytes> {
+        Err(absent())
+    }
+    fn chunk_len(&self) -> usize {
+        1 << 20
+    }
+}
+
+fn absent() -> std::io::Error {
+    std::io::Error::other("the server did not recognise the content (no instant upload)")
 }
 
 /// One upload: where, what, how names clash, and who hears about it.
@@ -78,7 +103,13 @@ impl Uploader<'_> {
             part_size: self.part_size,
             concurrency: self.concurrency,
             local_modification_time: s.mtime.map(format_time),
-            meta: s.posix.to_meta_data(),
+            meta: {
+                let mut m = s.posix.to_meta_data();
+                if let Some(t) = s.mtime {
+                    super::mtimens::mtime_meta(t, &mut m);
+                }
+                m
+            },
             on_plan,
             on_progress: Some(Arc::new(move |n| {
                 sent.fetch_add(n, Ordering::Relaxed);
@@ -97,6 +128,12 @@ impl Uploader<'_> {
                 (Some(plan), Ok(src)) => self.client.resume_from(plan, src, &opts).await,
                 (None, Ok(src)) => self.client.upload_from(s.to, src, hashes, &opts).await,
             },
+            Body::Known { hashes } => {
+                let src = Arc::new(Absent(hashes.size));
+                self.client
+                    .upload_from(s.to, src, Some(hashes), &opts)
+                    .await
+            }
             Body::Bytes { data, hashes } => {
                 self.client.upload_bytes(s.to, data, hashes, &opts).await
             }

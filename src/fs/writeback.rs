@@ -79,6 +79,7 @@ impl SmhFs {
             return Err(e.into());
         }
         st.mtime = m.mtime;
+        st.posix = m.posix;
         // Dropping the memory copy gives its room back.
         of.staged = Some(Staged::Disk(st));
         if let Err(e) = self.journal_write(ino, of, complete) {
@@ -88,6 +89,7 @@ impl SmhFs {
                 let data = st.read_at(0, st.size() as u32).unwrap_or_default();
                 if back.try_write(0, &data) {
                     back.mtime = st.mtime;
+                    back.posix = st.posix;
                     st.remove();
                     of.staged = Some(Staged::Mem(back));
                 } else {
@@ -164,6 +166,7 @@ impl SmhFs {
             staged: st.path().to_path_buf(),
             strategy,
             mtime: st.mtime,
+            meta: st.posix.to_meta_data(),
             complete: plan.is_some(),
             plan,
             failed: None,
@@ -290,6 +293,7 @@ impl SmhFs {
 
     /// Starts the background queue. Call once.
     pub fn start_background(self: &Arc<Self>, rt: &tokio::runtime::Handle) {
+        self.start_settling(rt);
         let Some(mut rx) = self.dur.queue.rx.lock().take() else {
             return;
         };
@@ -398,6 +402,7 @@ impl SmhFs {
         let e = &self.dur.journal.get(&e.id).unwrap_or_else(|| e.clone());
         let mut st = StagedFile::open_existing(&e.staged, None)?;
         st.mtime = e.mtime;
+        st.posix = super::posix::PosixMeta::from_meta_data(Some(&e.meta));
         let size = st.size();
         let sent = self.dur.tracker.start(&e.id, &e.path, size, &e.staged);
         let resume = e.plan.as_ref().filter(|plan| plan.size == size);
@@ -412,7 +417,7 @@ impl SmhFs {
                 },
                 strategy: e.strategy,
                 mtime: e.mtime,
-                posix: Default::default(),
+                posix: st.posix,
                 journal: Some((self.dur.journal.clone(), e.clone())),
                 sent,
                 before_confirm: None,
@@ -509,6 +514,7 @@ impl SmhFs {
             }
         };
         st.mtime = e.mtime;
+        st.posix = super::posix::PosixMeta::from_meta_data(Some(&e.meta));
         let ino = self.inodes.lock().lookup(&e.path, false);
         let of = OpenFile::resumed(
             Staged::Disk(st),

@@ -287,5 +287,6 @@ pub fn core_config(
         upload_concurrency: 2,
         permanent_delete: false,
         update_conflict: Default::default(),
+        look: Default::default(),
     }
 }

@@ -134,9 +134,9 @@ impl Sut {
     /// open(O_CREAT|O_TRUNC|O_RDWR).
     pub fn create(&mut self, name: &str) -> Result<Fh, Errno> {
         let fs = self.fs.clone();
-        let (attr, fh) = match fs.create_now(ROOT, Self::name(name)) {
+        let (attr, fh) = match fs.create_now(ROOT, Self::name(name), Default::default()) {
             Some(r) => r,
-            None => self.block_on(fs.create(ROOT, Self::name(name))),
+            None => self.block_on(fs.create(ROOT, Self::name(name), Default::default())),
         }
         .map_err(errno)?;
         self.inos.insert(fh, attr.ino);
@@ -182,7 +182,7 @@ impl Sut {
     /// ftruncate(2) of an open handle.
     pub fn truncate_fh(&self, fh: Fh, size: u64) -> Result<(), Errno> {
         let ino = *self.inos.get(&fh).expect("known handle");
-        self.block_on(self.fs.setattr(ino, Some(size), None))
+        self.block_on(self.fs.setattr(ino, Some(size), Default::default()))
             .map(drop)
             .map_err(errno)
     }
@@ -190,7 +190,7 @@ impl Sut {
     /// truncate(2) of a name.
     pub fn truncate_path(&self, name: &str, size: u64) -> Result<(), Errno> {
         let (ino, _) = self.lookup(name)?;
-        self.block_on(self.fs.setattr(ino, Some(size), None))
+        self.block_on(self.fs.setattr(ino, Some(size), Default::default()))
             .map(drop)
             .map_err(errno)
     }
