@@ -46,7 +46,9 @@ impl SmhFs {
                 meta_data: Some(posix.to_meta_data()),
                 ..Default::default()
             };
-            let made = self.client.create_dir_with(&path, ConflictStrategy::Ask, &body);
+            let made = self
+                .client
+                .create_dir_with(&path, ConflictStrategy::Ask, &body);
             made.await?
         };
         let made = if made.is_root() { path } else { made };
