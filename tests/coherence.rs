@@ -607,3 +607,36 @@ async fn an_idle_mount_costs_one_request_per_poll_interval() {
     assert!((3..=5).contains(&polls), "{st}");
     assert_eq!(all, polls, "nothing but the polls: {st}");
 }
+
+/// The feed reports the mount's own new directories back: a shell whose
+/// working directory is one of them keeps a working `getcwd` (the kernel
+/// entry of a directory changed in place is never invalidated, which would
+/// unhash it; `git` in a fresh clone failed that way).
+#[tokio::test]
+async fn the_feed_leaves_working_directories_alone() {
+    let s = TestServer::start();
+    let m = MountGuard::new(&s, "poll_interval=1");
+    let dir = m.path("work/sub");
+    let script = format!(
+        // The listings teach the mount the server inodes the feed's
+        // entries name, before the next poll brings the creations back.
+        "mkdir -p {d} && ls {m} {m}/work >/dev/null && cd {d} && echo x > f && mkdir inner \
+         && sleep 3 && /bin/pwd && ls",
+        d = dir.display(),
+        m = m.mnt.display()
+    );
+    let out = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with(&dir.display().to_string()), "{stdout}");
+    assert!(stdout.contains("inner") && stdout.contains('f'), "{stdout}");
+    let st = s.stats().await;
+    assert!(
+        common::mount::stat_u64(&st["requests"], "delta") >= 2,
+        "the feed was polled while the shell slept: {st}"
+    );
+}

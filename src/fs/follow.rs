@@ -137,22 +137,40 @@ impl SmhFs {
                 touched.push(p);
             }
         }
-        // A file version the caches already show where it now is (most
-        // often the mount's own upload coming back) changes nothing here.
-        let shown = |p: &SmhPath| {
-            !is_dir
-                && e.location == delta_location::NORMAL
-                && e.e_tag.is_some()
+        // Changed where it is (created or modified, not moved or deleted).
+        let in_place = |p: &SmhPath| {
+            e.location == delta_location::NORMAL
                 && now.as_ref() == Some(p)
                 && [&known, &from]
                     .iter()
                     .all(|o| o.is_none() || o.as_ref() == Some(p))
+        };
+        // A file version the caches already show where it now is (most
+        // often the mount's own upload coming back) changes nothing here.
+        let shown = |p: &SmhPath| {
+            !is_dir
+                && in_place(p)
+                && e.e_tag.is_some()
                 && matches!(self.attrs.get(p), Some(Some(m)) if m.etag == e.e_tag)
         };
         for p in &touched {
-            if !shown(p) {
-                self.drop_remote(p, is_dir);
+            if shown(p) {
+                continue;
             }
+            if is_dir && in_place(p) && self.inodes.lock().ino_of(p).is_some() {
+                // A directory the kernel holds, changed in place: its name
+                // still means it, and invalidating the entry would unhash
+                // it under whoever has it as working directory (`getcwd`
+                // then fails with ENOENT). Its attributes and listing go.
+                self.attrs.remove(p);
+                self.dirs.invalidate(p);
+                if let Some(parent) = p.parent() {
+                    self.dirs.invalidate(&parent);
+                }
+                self.invalidate_inode(p);
+                continue;
+            }
+            self.drop_remote(p, is_dir);
         }
         let mut map = self.remote_inodes.lock();
         if is_dir {
