@@ -326,3 +326,65 @@ async fn cp_p_and_write_back_carry_the_metadata_in_the_one_upload() {
     }
     assert_eq!(sh(&format!("{}", m.path("tool.sh").display())), "hi\n");
 }
+
+/// In an `allow_other` mount what a user makes is that user's (stored
+/// `uid`/`gid`), so the kernel lets them chmod it and others not; a
+/// single-user mount shows its `-o uid,gid` (checked in mount_namespace).
+#[tokio::test]
+async fn in_an_allow_other_mount_new_files_belong_to_their_creator() {
+    let server = TestServer::start();
+    {
+        let m = MountGuard::new(&server, "allow_other");
+        fs::create_dir(m.path("shared")).unwrap();
+        fs::set_permissions(m.path("shared"), fs::Permissions::from_mode(0o777)).unwrap();
+        let f = m.path("shared/mine.txt");
+        let as_nobody = |cmd: &str| {
+            std::process::Command::new("setpriv")
+                .args([
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    "sh",
+                    "-c",
+                    cmd,
+                ])
+                .output()
+                .unwrap()
+        };
+        let out = as_nobody(&format!("echo hi > {f} && chmod 0640 {f}", f = f.display()));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let md = fs::metadata(&f).unwrap();
+        assert_eq!(
+            (md.uid(), md.gid(), md.mode() & 0o7777),
+            (65534, 65534, 0o640)
+        );
+        // Root's own files stay root's.
+        fs::write(m.path("shared/roots.txt"), b"r").unwrap();
+        let out = as_nobody(&format!(
+            "chmod 0777 {}",
+            m.path("shared/roots.txt").display()
+        ));
+        assert!(!out.status.success(), "nobody may not chmod root's file");
+    }
+    let (_, meta) = server_meta(&client_for(&server), "shared/mine.txt").await;
+    assert_eq!(
+        meta.get("uid").map(String::as_str),
+        Some("65534"),
+        "{meta:?}"
+    );
+    assert_eq!(
+        meta.get("gid").map(String::as_str),
+        Some("65534"),
+        "{meta:?}"
+    );
+    let m = MountGuard::new(&server, "allow_other");
+    let md = fs::metadata(m.path("shared/mine.txt")).unwrap();
+    assert_eq!(
+        (md.uid(), md.gid(), md.mode() & 0o7777),
+        (65534, 65534, 0o640)
+    );
+}

@@ -225,16 +225,9 @@ fn serve(
             None
         }
     };
-    let fuse = crate::fs::fuse::SmhFuse::new(
-        fs,
-        rt.handle().clone(),
-        crate::fs::fuse::Presentation {
-            uid: opts.uid,
-            gid: opts.gid,
-            umask: opts.umask,
-        },
-    )
-    .with_status_xattrs(opts.xattr);
+    let look = fs.config().look;
+    let fuse =
+        crate::fs::fuse::SmhFuse::new(fs, rt.handle().clone(), look).with_status_xattrs(opts.xattr);
     let mcfg = crate::fs::fuse::MountConfig {
         mountpoint: mountpoint.clone(),
         allow_other: opts.allow_other,

@@ -521,6 +521,7 @@ impl MountOptions {
                 uid: self.uid,
                 gid: self.gid,
                 umask: self.umask,
+                creators_own: self.allow_other,
             },
             ..self.fs.clone()
         }

@@ -280,9 +280,11 @@ impl Filesystem for SmhFuse {
         reply: ReplyEntry,
     ) {
         let (call, _in) = self.begin(req, Op::Mknod, parent.0);
-        let posix = self.look.for_new(Kind::File, mode & !umask);
+        let posix = self
+            .look
+            .for_new(Kind::File, mode & !umask, (req.uid(), req.gid()));
         let name = name.to_owned();
-        let owner = Some((req.uid(), req.gid()));
+        let owner = self.look.owner_of_new((req.uid(), req.gid()));
         self.spawn(call, |fs, look, ttl| async move {
             let p = InodeNo(parent.0);
             // FIFOs, sockets, devices: marked empty files (`links.rs`).
@@ -307,7 +309,9 @@ impl Filesystem for SmhFuse {
         reply: ReplyEntry,
     ) {
         let (call, _in) = self.begin(req, Op::Mkdir, parent.0);
-        let posix = self.look.for_new(Kind::Dir, mode & !umask);
+        let posix = self
+            .look
+            .for_new(Kind::Dir, mode & !umask, (req.uid(), req.gid()));
         let name = name.to_owned();
         self.spawn(call, |fs, look, ttl| async move {
             match fs.mkdir(InodeNo(parent.0), &name, posix).await {
@@ -344,7 +348,7 @@ impl Filesystem for SmhFuse {
         let (call, _in) = self.begin(req, Op::Symlink, parent.0);
         let name = link_name.to_owned();
         let target = target.as_os_str().as_bytes().to_vec();
-        let owner = Some((req.uid(), req.gid()));
+        let owner = self.look.owner_of_new((req.uid(), req.gid()));
         self.spawn(call, |fs, look, ttl| async move {
             match fs.symlink(InodeNo(parent.0), &name, &target, owner).await {
                 Ok(a) => reply.entry(&ttl, &Self::file_attr(look, &a), Generation(0)),
@@ -738,7 +742,9 @@ impl Filesystem for SmhFuse {
         reply: ReplyCreate,
     ) {
         let (call, _in) = self.begin(req, Op::Create, parent.0);
-        let posix = self.look.for_new(Kind::File, mode & !umask);
+        let posix = self
+            .look
+            .for_new(Kind::File, mode & !umask, (req.uid(), req.gid()));
         if mode & libc::S_IFMT != 0 && mode & libc::S_IFMT != libc::S_IFREG {
             reply.error(refuse("create", libc::EPERM));
             return;

@@ -20,9 +20,19 @@ pub struct Presentation {
     pub uid: u32,
     pub gid: u32,
     pub umask: u32,
+    /// New entries belong to the process that made them (stored `uid` and
+    /// `gid`), as on a local file system: set for `allow_other` mounts,
+    /// where other users' permission checks depend on it. A single-user
+    /// mount shows everything as `uid`/`gid` until a chown, as rclone does.
+    pub creators_own: bool,
 }
 
 impl Presentation {
+    /// The owner stored with a new entry made by `creator` (uid, gid).
+    pub fn owner_of_new(&self, creator: (u32, u32)) -> Option<(u32, u32)> {
+        self.creators_own.then_some(creator)
+    }
+
     /// Permission bits (with set-id and sticky bits) as shown.
     pub fn perm(&self, kind: Kind, p: &PosixMeta) -> u32 {
         // Links are 0777 on Linux, where their mode is never checked.
@@ -53,15 +63,19 @@ impl Presentation {
     /// The metadata of a new file or directory: the requested mode (the
     /// caller's umask applied) minus the mount's `umask`, which masks new
     /// entries as it masks the defaults (a chmod may set any mode). The
-    /// owner stays the mount's (`-o uid,gid`) until a chown.
-    pub fn for_new(&self, kind: Kind, mode: u32) -> PosixMeta {
+    /// owner is `creator` where creators own what they make
+    /// (`creators_own`), else the mount's (`-o uid,gid`) until a chown.
+    pub fn for_new(&self, kind: Kind, mode: u32, creator: (u32, u32)) -> PosixMeta {
         let mode = mode & !self.umask;
         let ty = match kind {
             Kind::Dir => libc::S_IFDIR,
             _ => libc::S_IFREG,
         };
+        let owner = self.owner_of_new(creator);
         PosixMeta {
             mode: Some(ty | (mode & 0o7777)),
+            uid: owner.map(|o| o.0),
+            gid: owner.map(|o| o.1),
             ..PosixMeta::default()
         }
     }
@@ -246,6 +260,7 @@ mod tests {
             uid: 1000,
             gid: 100,
             umask: 0o022,
+            creators_own: false,
         };
         let none = PosixMeta::default();
         assert_eq!(look.perm(Kind::File, &none), 0o644);
@@ -258,7 +273,7 @@ mod tests {
         }
         .apply(Kind::File, none);
         assert!(look.same(Kind::File, &same, &none), "nothing new to store");
-        let n = look.for_new(Kind::File, 0o777);
+        let n = look.for_new(Kind::File, 0o777, (5, 6));
         assert_eq!((n.mode, n.uid, n.gid), (Some(0o100755), None, None));
     }
 }
