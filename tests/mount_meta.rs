@@ -388,3 +388,23 @@ async fn in_an_allow_other_mount_new_files_belong_to_their_creator() {
         (65534, 65534, 0o640)
     );
 }
+
+/// New entries get the mode asked for (the caller's umask applied), as on
+/// a local file system; `-o umask`, when given, masks them too.
+#[tokio::test]
+async fn new_entries_get_the_requested_mode_unless_a_umask_is_given() {
+    let server = TestServer::start();
+    for (opts, file, dir) in [("", 0o666, 0o777), ("umask=027", 0o640, 0o750)] {
+        let m = MountGuard::new(&server, opts);
+        let tag = if opts.is_empty() { "plain" } else { "masked" };
+        let f = m.path(&format!("{tag}.txt"));
+        let d = m.path(&format!("{tag}.d"));
+        sh(&format!(
+            "umask 0; touch {} && mkdir {}",
+            f.display(),
+            d.display()
+        ));
+        assert_eq!(fs::metadata(&f).unwrap().mode() & 0o7777, file, "{opts}");
+        assert_eq!(fs::metadata(&d).unwrap().mode() & 0o7777, dir, "{opts}");
+    }
+}

@@ -31,6 +31,8 @@ pub struct MountOptions {
     pub uid: u32,
     pub gid: u32,
     pub umask: u32,
+    /// `umask` was given: it then also masks the modes of new entries.
+    pub umask_given: bool,
     pub allow_other: bool,
     pub debug: bool,
     pub foreground: bool,
@@ -213,10 +215,12 @@ pub static OPTIONS: &[OptionSpec<MountOptions>] = &[
                 .ok()
                 .filter(|m| *m <= 0o777)
                 .ok_or_else(|| format!("invalid umask {v:?} (octal, e.g. 022)"))?;
+            o.umask_given = true;
             Ok(())
         }),
         DefaultIs::Value("022"),
-        "mask applied to 0755 (dirs) and 0644 (files)",
+        "mask applied to 0755 (dirs) and 0644 (files) of entries without a stored\n\
+         mode; when given, also to the modes new files and directories get",
     ),
     mount(
         "allow_other",
@@ -443,6 +447,8 @@ impl MountOptions {
                 DefaultIs::None | DefaultIs::Required | DefaultIs::AtMount(_) => {}
             }
         }
+        // Set only by a `umask` the user gave, not by its default.
+        o.umask_given = false;
         o
     }
 
@@ -521,6 +527,7 @@ impl MountOptions {
                 uid: self.uid,
                 gid: self.gid,
                 umask: self.umask,
+                mask_new: self.umask_given,
                 creators_own: self.allow_other,
             },
             ..self.fs.clone()

@@ -20,6 +20,9 @@ pub struct Presentation {
     pub uid: u32,
     pub gid: u32,
     pub umask: u32,
+    /// `umask` also masks the modes new entries are made with (it was given
+    /// explicitly); otherwise they get the mode asked for, as locally.
+    pub mask_new: bool,
     /// New entries belong to the process that made them (stored `uid` and
     /// `gid`), as on a local file system: set for `allow_other` mounts,
     /// where other users' permission checks depend on it. A single-user
@@ -61,12 +64,16 @@ impl Presentation {
     }
 
     /// The metadata of a new file or directory: the requested mode (the
-    /// caller's umask applied) minus the mount's `umask`, which masks new
-    /// entries as it masks the defaults (a chmod may set any mode). The
+    /// caller's umask applied), minus the mount's `umask` if one was given
+    /// (`mask_new`; a chmod may set any mode). The
     /// owner is `creator` where creators own what they make
     /// (`creators_own`), else the mount's (`-o uid,gid`) until a chown.
     pub fn for_new(&self, kind: Kind, mode: u32, creator: (u32, u32)) -> PosixMeta {
-        let mode = mode & !self.umask;
+        let mode = if self.mask_new {
+            mode & !self.umask
+        } else {
+            mode
+        };
         let ty = match kind {
             Kind::Dir => libc::S_IFDIR,
             _ => libc::S_IFREG,
@@ -260,6 +267,7 @@ mod tests {
             uid: 1000,
             gid: 100,
             umask: 0o022,
+            mask_new: true,
             creators_own: false,
         };
         let none = PosixMeta::default();
