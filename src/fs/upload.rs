@@ -124,13 +124,7 @@ impl SmhFs {
                 posix: st.posix,
                 journal: Some((self.dur.journal.clone(), template)),
                 sent,
-                before_confirm: before_confirm(
-                    &self.client,
-                    &target,
-                    of.base.as_ref(),
-                    self.cfg.update_conflict,
-                    &switched,
-                ),
+                before_confirm: self.confirm_check(&target, of.base.as_ref(), &switched),
             })
             .await;
         let res = sent_now.result;
@@ -218,13 +212,7 @@ impl SmhFs {
                 posix,
                 journal: None,
                 sent,
-                before_confirm: before_confirm(
-                    &self.client,
-                    &target,
-                    of.base.as_ref(),
-                    self.cfg.update_conflict,
-                    &switched,
-                ),
+                before_confirm: self.confirm_check(&target, of.base.as_ref(), &switched),
             })
             .await
             .result;
@@ -350,6 +338,24 @@ impl SmhFs {
             if permanent { "" } else { " and the upload is retried" }
         );
         permanent
+    }
+
+    /// The lost-update check an upload to `target` of content based on
+    /// `base` runs before its confirm (`lostupdate.rs`); `switched` records
+    /// a move to the conflict copy.
+    fn confirm_check(
+        &self,
+        target: &Target,
+        base: Option<&super::read::Version>,
+        switched: &Arc<AtomicBool>,
+    ) -> Option<crate::smh::upload::ConfirmHook> {
+        before_confirm(
+            &self.client,
+            target,
+            base,
+            self.cfg.update_conflict,
+            switched,
+        )
     }
 }
 

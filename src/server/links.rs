@@ -136,18 +136,9 @@ fn create(
     target: &[String],
     strategy: ConflictStrategy,
 ) -> SResult<(Vec<String>, i64, Option<String>)> {
-    let (name, parents) = segs
-        .split_last()
-        .ok_or_else(|| ServerError::api(400, codes::EMPTY_FILE_NAME, "empty file name"))?;
     let t = store::resolve(c, space, target)?
         .ok_or_else(|| ServerError::api(404, codes::FILE_NOT_FOUND, "link target not found"))?;
-    let parent = store::resolve_dir(c, space, parents)?.ok_or_else(|| {
-        ServerError::api(
-            404,
-            codes::DIRECTORY_NOT_FOUND,
-            "the parent directory does not exist",
-        )
-    })?;
+    let (name, parents, parent) = store::name_in_parent(c, space, segs)?;
     let existing = store::child(c, space, parent.id, name)?;
     let (final_name, replacing) = match existing {
         None => (name.clone(), None),

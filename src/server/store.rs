@@ -333,6 +333,26 @@ pub fn resolve(c: &Connection, space: &str, segs: &[String]) -> SResult<Option<N
     Ok(Some(cur))
 }
 
+/// The last name of `segs`, the path above it and the directory there, as
+/// the API reports them missing (an empty path, or no such directory).
+pub fn name_in_parent<'a>(
+    c: &Connection,
+    space: &str,
+    segs: &'a [String],
+) -> SResult<(&'a String, &'a [String], Node)> {
+    let (name, parents) = segs
+        .split_last()
+        .ok_or_else(|| ServerError::api(400, codes::EMPTY_FILE_NAME, "empty file name"))?;
+    let parent = resolve_dir(c, space, parents)?.ok_or_else(|| {
+        ServerError::api(
+            404,
+            codes::DIRECTORY_NOT_FOUND,
+            "the parent directory does not exist",
+        )
+    })?;
+    Ok((name, parents, parent))
+}
+
 /// The directory at `segs` (None if missing or not a directory).
 pub fn resolve_dir(c: &Connection, space: &str, segs: &[String]) -> SResult<Option<Node>> {
     Ok(resolve(c, space, segs)?.filter(|n| n.is_dir))

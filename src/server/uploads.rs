@@ -89,16 +89,7 @@ fn commit_file(
     data: &FileData,
     cap: Option<u64>,
 ) -> SResult<(FileMeta, Vec<String>)> {
-    let (name, parents) = target
-        .split_last()
-        .ok_or_else(|| ServerError::api(400, codes::EMPTY_FILE_NAME, "empty file name"))?;
-    let parent = store::resolve_dir(c, space, parents)?.ok_or_else(|| {
-        ServerError::api(
-            404,
-            codes::DIRECTORY_NOT_FOUND,
-            "the parent directory does not exist",
-        )
-    })?;
+    let (name, parents, parent) = store::name_in_parent(c, space, target)?;
     let mut blobs = Vec::new();
     let mut freed = 0;
     // An overwrite replaces the content of the node (same inode).
@@ -207,9 +198,7 @@ pub async fn begin(
     }
     let out = app
         .db_small(move |c| {
-            let (name, parents) = segs.split_last().ok_or_else(|| ServerError::api(400, codes::EMPTY_FILE_NAME, "empty name"))?;
-            let parent = store::resolve_dir(c, &space, parents)?
-                .ok_or_else(|| ServerError::api(404, codes::DIRECTORY_NOT_FOUND, "the parent directory does not exist"))?;
+            let (name, _, parent) = store::name_in_parent(c, &space, &segs)?;
             let existing = store::child(c, &space, parent.id, name)?;
             let mut freed = 0;
             if let Some(e) = &existing {
