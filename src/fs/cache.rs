@@ -373,6 +373,13 @@ impl DirCache {
     pub fn remove_tree(&self, path: &SmhPath) {
         self.map.remove_tree(path);
     }
+
+    /// (directories, entries) held, fresh or not.
+    pub fn size(&self) -> (u64, u64) {
+        let m = self.map.map.lock();
+        let entries = m.iter().map(|(_, ((l, _), _, _))| l.len() as u64).sum();
+        (m.len() as u64, entries)
+    }
 }
 
 #[cfg(test)]

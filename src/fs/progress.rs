@@ -34,6 +34,21 @@ pub struct StatusReport {
     /// them); only in the status socket's answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<serde_json::Map<String, serde_json::Value>>,
+    /// What the daemon holds in memory for the tree (#15: it follows what
+    /// the kernel holds, not what was ever listed).
+    #[serde(default)]
+    pub memory: MemoryReport,
+}
+
+/// The daemon's tree state in memory, as `smhfs status --json` shows it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct MemoryReport {
+    /// Inode-table entries (the root included).
+    pub known_inodes: u64,
+    /// Directories with a cached listing.
+    pub listing_dirs: u64,
+    /// Entries across the cached listings.
+    pub listing_entries: u64,
 }
 
 fn unbounded() -> u64 {

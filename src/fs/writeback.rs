@@ -563,6 +563,17 @@ impl SmhFs {
             uploads: self.dur.tracker.all(),
             conflicts: self.dur.tracker.conflicts(),
             metrics: None,
+            memory: self.memory_report(),
+        }
+    }
+
+    /// Inodes and cached listing entries held now.
+    pub fn memory_report(&self) -> super::progress::MemoryReport {
+        let (listing_dirs, listing_entries) = self.dirs.size();
+        super::progress::MemoryReport {
+            known_inodes: self.inodes.lock().count() as u64,
+            listing_dirs,
+            listing_entries,
         }
     }
 
