@@ -471,3 +471,68 @@ async fn a_directory_etag_changes_with_everything_its_listing_shows() {
         1
     );
 }
+
+/// A token minted for `user` (with admin rights).
+async fn user_token(s: &TestServer, user: &str) -> String {
+    let v: Value = reqwest::get(format!(
+        "{}/api/v1/token?library_id={}&library_secret={}&grant=admin&user_id={user}",
+        s.url, s.library, s.secret
+    ))
+    .await
+    .expect("token request")
+    .json()
+    .await
+    .expect("token JSON");
+    v["accessToken"].as_str().expect("accessToken").to_string()
+}
+
+#[tokio::test]
+async fn each_entry_names_the_user_who_made_the_change() {
+    let s = TestServer::start();
+    let admin = s.token().await;
+    let alice = user_token(&s, "alice").await;
+    let c0 = cursor(&s, &admin).await;
+
+    // A token of alice's: her changes, a delete included, are hers.
+    mkdir(&s, &alice, "a").await;
+    let (st, _) = upload(&s, &alice, "a/one.txt", b"one", "").await;
+    assert_eq!(st, StatusCode::OK);
+    // An admin token without a user acts as the user the request names;
+    // a user's own token cannot act as another.
+    let (st, _) = upload(&s, &admin, "a/two.txt", b"two", "user_id=bob").await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = upload(&s, &alice, "a/three.txt", b"three", "user_id=bob").await;
+    assert_eq!(st, StatusCode::OK);
+    // Nobody named: no user.
+    mkdir(&s, &admin, "b").await;
+    let (st, v) = send(
+        Method::DELETE,
+        &api(&s, "file", "a/two.txt", &alice, "permanent=1"),
+        None,
+    )
+    .await;
+    assert!(st.is_success(), "{st} {v}");
+
+    let (entries, _) = changes(&s, &admin, &c0).await;
+    let users: Vec<(String, String, Option<&str>)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["eventType"].as_str().unwrap().to_string(),
+                e["name"].as_str().unwrap().to_string(),
+                e["userId"].as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        users,
+        [
+            ("DIR.CREATE".into(), "a".into(), Some("alice")),
+            ("FILE.CREATE".into(), "one.txt".into(), Some("alice")),
+            ("FILE.CREATE".into(), "two.txt".into(), Some("bob")),
+            ("FILE.CREATE".into(), "three.txt".into(), Some("alice")),
+            ("DIR.CREATE".into(), "b".into(), None),
+            ("FILE.DELETE".into(), "two.txt".into(), Some("alice")),
+        ]
+    );
+}

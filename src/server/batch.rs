@@ -152,10 +152,11 @@ pub async fn batch_route(app: &Arc<App>, mut ctx: Ctx, space: String) -> SResult
     if items.len() > app.args.batch_sync_max {
         let id = app.batch_tasks.start(&space);
         let app2 = app.clone();
-        tokio::spawn(async move {
+        let actor = super::actor::current();
+        tokio::spawn(super::actor::scope(actor, async move {
             let reply = run(&app2, &auth, &space, items).await;
             app2.batch_tasks.finish(id, reply);
-        });
+        }));
         return Ok(json_response(
             StatusCode::ACCEPTED,
             &TaskCreated { task_id: id },

@@ -29,22 +29,24 @@ const TABLE: &str = "
 CREATE TABLE IF NOT EXISTS delta(seq INTEGER PRIMARY KEY AUTOINCREMENT, space TEXT NOT NULL, event TEXT NOT NULL,
   time TEXT NOT NULL, node INTEGER NOT NULL, parent INTEGER NOT NULL, name TEXT NOT NULL, is_dir INTEGER NOT NULL,
   location INTEGER NOT NULL, size INTEGER, blob TEXT, crc64 TEXT, ctype TEXT, ctime TEXT, mtime TEXT, lmtime TEXT,
-  from_parent INTEGER, from_name TEXT, link INTEGER, lctime TEXT, rev INTEGER);
+  from_parent INTEGER, from_name TEXT, link INTEGER, lctime TEXT, rev INTEGER, user TEXT);
 CREATE INDEX IF NOT EXISTS delta_space ON delta(space, seq);
 ";
 
 /// The columns every trigger writes; in the statements below `$.` stands
 /// for the row (NEW, or OLD for a delete).
-const COLS: &str = "space,event,time,node,parent,name,is_dir,location,size,blob,crc64,ctype,ctime,mtime,lmtime,rev,from_parent,from_name,link,lctime";
+const COLS: &str = "space,event,time,node,parent,name,is_dir,location,size,blob,crc64,ctype,ctime,mtime,lmtime,rev,from_parent,from_name,link,lctime,user";
 const KIND: &str = "CASE $.is_dir WHEN 1 THEN 'DIR.' ELSE 'FILE.' END";
 const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
+/// The acting user (`actor.rs`).
+const USER: &str = "smh_actor()";
 
 fn triggers(history: u64) -> String {
     let file_cols = "$.size,$.blob,$.crc64,$.ctype,$.ctime,$.mtime,$.lmtime,$.rev";
     let insert = format!(
         "CREATE TRIGGER delta_insert AFTER INSERT ON nodes BEGIN
            INSERT INTO delta({COLS}) VALUES($.space, {KIND} || 'CREATE', {NOW}, $.id, $.parent, $.name, $.is_dir, 0,
-             {file_cols}, NULL, NULL, $.link, $.lctime);
+             {file_cols}, NULL, NULL, $.link, $.lctime, {USER});
          END;"
     )
     .replace("$.", "NEW.");
@@ -62,7 +64,7 @@ fn triggers(history: u64) -> String {
              CASE ev WHEN 'DELETE' THEN OLD.parent ELSE $.parent END,
              CASE ev WHEN 'DELETE' THEN OLD.name ELSE $.name END,
              $.is_dir, CASE ev WHEN 'DELETE' THEN 1 ELSE 0 END, {file_cols},
-             CASE ev WHEN 'MOVE' THEN OLD.parent END, CASE ev WHEN 'MOVE' THEN OLD.name END, $.link, $.lctime
+             CASE ev WHEN 'MOVE' THEN OLD.parent END, CASE ev WHEN 'MOVE' THEN OLD.name END, $.link, $.lctime, {USER}
            FROM (SELECT CASE WHEN NEW.parent < 0 THEN 'DELETE' WHEN OLD.parent < 0 THEN 'RESTORE'
                  WHEN OLD.parent = NEW.parent AND OLD.name = NEW.name THEN 'MODIFY' ELSE 'MOVE' END AS ev);
          END;"
@@ -72,7 +74,7 @@ fn triggers(history: u64) -> String {
     let delete = format!(
         "CREATE TRIGGER delta_delete AFTER DELETE ON nodes WHEN OLD.parent >= 0 BEGIN
            INSERT INTO delta({COLS}) VALUES($.space, {KIND} || 'DELETE', {NOW}, $.id, $.parent, $.name, $.is_dir, 3,
-             {file_cols}, NULL, NULL, $.link, $.lctime);
+             {file_cols}, NULL, NULL, $.link, $.lctime, {USER});
          END;"
     )
     .replace("$.", "OLD.");
@@ -91,7 +93,12 @@ const TRIGGERS: [&str; 4] = ["delta_insert", "delta_update", "delta_delete", "de
 pub fn install(c: &Connection, history: Option<u64>) -> rusqlite::Result<()> {
     c.execute_batch(TABLE)?;
     // Columns added after the first logs were written.
-    for (col, ty) in [("link", "INTEGER"), ("lctime", "TEXT"), ("rev", "INTEGER")] {
+    for (col, ty) in [
+        ("link", "INTEGER"),
+        ("lctime", "TEXT"),
+        ("rev", "INTEGER"),
+        ("user", "TEXT"),
+    ] {
         let has = c
             .prepare("SELECT 1 FROM pragma_table_info('delta') WHERE name=?1")?
             .exists([col])?;
@@ -242,7 +249,7 @@ fn read_page(
     }
     let mut stmt = c.prepare_cached(
         "SELECT seq,event,time,node,parent,name,is_dir,location,size,blob,crc64,ctype,ctime,mtime,lmtime,
-                from_parent,from_name,link,lctime,rev
+                from_parent,from_name,link,lctime,rev,user
          FROM delta WHERE space=?1 AND seq>?2 ORDER BY seq LIMIT ?3",
     )?;
     let rows = stmt
@@ -302,7 +309,7 @@ fn row_entry(r: &Row) -> rusqlite::Result<(i64, DeltaEntry)> {
         } else {
             r.get::<_, Option<i64>>(19)?.map(|v| v as u64 + 1)
         },
-        user_id: None,
+        user_id: r.get(20)?,
         location: r.get::<_, i64>(7)? as u8,
         link_to: link.map(inode_of),
         extra_info: extra,

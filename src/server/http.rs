@@ -291,6 +291,25 @@ pub fn parse_body_path(p: &str, file_route: bool) -> SResult<Vec<String>> {
     Ok(segs)
 }
 
+/// The access token a request carries: the `access_token` query, else an
+/// `Authorization: Bearer` header.
+pub fn token_of(ctx: &Ctx) -> Option<String> {
+    let bearer = ctx
+        .headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(|s| s.trim().to_string());
+    ctx.query
+        .get("access_token")
+        .filter(|t| !t.is_empty())
+        .map(String::from)
+        .or(bearer)
+}
+
 /// Checks the token of a request; `space` restricts space-bound tokens.
 pub fn authenticate(app: &App, ctx: &Ctx, space: Option<&str>) -> SResult<Auth> {
     if let Some(sec) = ctx.query.get("library_secret") {
@@ -305,21 +324,7 @@ pub fn authenticate(app: &App, ctx: &Ctx, space: Option<&str>) -> SResult<Auth> 
             ));
         }
     }
-    let bearer = ctx
-        .headers
-        .get("authorization")
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| {
-            h.strip_prefix("Bearer ")
-                .or_else(|| h.strip_prefix("bearer "))
-        })
-        .map(|s| s.trim().to_string());
-    let tok = ctx
-        .query
-        .get("access_token")
-        .filter(|t| !t.is_empty())
-        .map(String::from)
-        .or(bearer)
+    let tok = token_of(ctx)
         .ok_or_else(|| ServerError::api(400, codes::EMPTY_ACCESS_TOKEN, "access token missing"))?;
     let mut tokens = app.tokens.lock();
     let now = auth::now_secs();

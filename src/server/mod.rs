@@ -8,6 +8,7 @@
 //! [`store`] (SQLite + blobs), [`auth`], [`faults`], [`stats`], [`error`];
 //! [`telemetry`] measures and logs every request.
 
+pub mod actor;
 pub mod admin;
 pub mod assemble;
 pub mod auth;
@@ -180,7 +181,7 @@ impl App {
         F: FnOnce(&Connection) -> SResult<T> + Send + 'static,
     {
         let s = self.store.clone();
-        tokio::task::spawn_blocking(move || s.tx(f)).await?
+        tokio::task::spawn_blocking(actor::carry(move || s.tx(f))).await?
     }
 
     /// Like [`App::db`] for a transaction of a few cached statements: runs

@@ -62,6 +62,12 @@ async fn route(app: &Arc<App>, req: Request, path: &str) -> SResult<Response> {
     let Some(api) = path.strip_prefix("/api/v1/") else {
         return Err(not_found_route());
     };
+    let actor = super::actor::of_request(app, &ctx);
+    super::actor::scope(actor, api_route(app, ctx, api)).await
+}
+
+/// The `/api/v1/` routes, run as the request's user (`actor.rs`).
+async fn api_route(app: &Arc<App>, mut ctx: Ctx, api: &str) -> SResult<Response> {
     app.faults.check("api", false)?;
     app.faults.delay("api").await;
     // Split off up to four raw segments: kind / lib / space / tail.

@@ -65,6 +65,7 @@ pub fn migrate(c: &Connection) -> rusqlite::Result<()> {
         ("nodes", "link", "INTEGER"),
         ("nodes", "lctime", "TEXT"),
         ("uploads", "lctime", "TEXT"),
+        ("uploads", "user", "TEXT"),
     ] {
         if !cols(t)?.iter().any(|c| c == col) {
             c.execute_batch(&format!("ALTER TABLE {t} ADD COLUMN {col} {ty}"))?;

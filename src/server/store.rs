@@ -9,6 +9,7 @@
 //! in the recycle bin hang under the negative parent `-recycledItemId`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row};
@@ -131,6 +132,9 @@ fn row_node(r: &Row) -> rusqlite::Result<Node> {
 
 pub struct Store {
     conn: Mutex<Connection>,
+    /// The user the running transaction acts for, as the feed's triggers
+    /// read it (`actor.rs`); set and cleared under the connection's lock.
+    actor: Arc<Mutex<super::actor::Actor>>,
     pub dir: PathBuf,
 }
 
@@ -151,10 +155,19 @@ impl Store {
         conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         conn.pragma_update(None, "cache_size", -32_768)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let actor: Arc<Mutex<super::actor::Actor>> = Arc::default();
+        let cell = actor.clone();
+        conn.create_scalar_function(
+            super::actor::SQL_FUNCTION,
+            0,
+            rusqlite::functions::FunctionFlags::SQLITE_UTF8,
+            move |_| Ok(cell.lock().as_deref().map(String::from)),
+        )?;
         super::schema::create(&conn)?;
         conn.set_prepared_statement_cache_capacity(128);
         Ok(Store {
             conn: Mutex::new(conn),
+            actor,
             dir: dir.to_path_buf(),
         })
     }
@@ -169,6 +182,7 @@ impl Store {
             c.prepare_cached("ROLLBACK")?.execute([])?;
         }
         c.prepare_cached("BEGIN")?.execute([])?;
+        *self.actor.lock() = super::actor::current();
         let out = f(&c).and_then(|v| {
             c.prepare_cached("COMMIT")?.execute([])?;
             Ok(v)
@@ -197,7 +211,9 @@ impl Store {
 
     /// Runs `f` on the connection without a transaction (single statements).
     pub fn with<T>(&self, f: impl FnOnce(&Connection) -> SResult<T>) -> SResult<T> {
-        f(&self.conn.lock())
+        let c = self.conn.lock();
+        *self.actor.lock() = super::actor::current();
+        f(&c)
     }
 
     pub fn blob_path(&self, blob: &str) -> PathBuf {

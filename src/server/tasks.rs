@@ -43,6 +43,8 @@ pub struct Task {
     pub psize: Option<u64>,
     /// Total size announced at begin.
     pub total: Option<u64>,
+    /// Who began the upload: the file it confirms is their change.
+    pub user: Option<String>,
 }
 
 impl Task {
@@ -58,7 +60,7 @@ impl Task {
 pub fn load_task(c: &Connection, key: &str) -> SResult<Option<Task>> {
     Ok(c
         .prepare_cached(
-            "SELECT key,space,path,multipart,upload_id,strategy,force,auth,sectoken,expiration,ctime,confirmed,final_path,lmtime,psize,size,meta,lctime
+            "SELECT key,space,path,multipart,upload_id,strategy,force,auth,sectoken,expiration,ctime,confirmed,final_path,lmtime,psize,size,meta,lctime,user
              FROM uploads WHERE key=?1",
         )?
         .query_row(
@@ -86,6 +88,7 @@ pub fn load_task(c: &Connection, key: &str) -> SResult<Option<Task>> {
                     lctime: r.get(17)?,
                     psize: r.get::<_, Option<i64>>(14)?.map(|v| v as u64),
                     total: r.get::<_, Option<i64>>(15)?.map(|v| v as u64),
+                    user: r.get(18)?,
                 })
             },
         )

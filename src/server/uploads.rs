@@ -254,10 +254,11 @@ pub async fn begin(
                 lctime,
                 psize: None,
                 total: size.or(filesize),
+                user: super::actor::current().map(|u| u.to_string()),
             };
             c.prepare_cached(
-                "INSERT INTO uploads(key,space,path,multipart,upload_id,strategy,force,auth,sectoken,expiration,ctime,created,confirmed,lmtime,size,meta,lctime)
-                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,0,?13,?14,?15,?16)",
+                "INSERT INTO uploads(key,space,path,multipart,upload_id,strategy,force,auth,sectoken,expiration,ctime,created,confirmed,lmtime,size,meta,lctime,user)
+                 VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,0,?13,?14,?15,?16,?17)",
             )?
             .execute(
                 params![
@@ -276,7 +277,8 @@ pub async fn begin(
                     t.lmtime,
                     t.total.map(|v| v as i64),
                     super::meta::to_db(t.meta.as_ref()),
-                    t.lctime
+                    t.lctime,
+                    t.user
                 ],
             )?;
             Ok(Out::Ticket(t))
@@ -457,17 +459,20 @@ fn confirm_blocking(
         lctime: body.local_creation_time.clone().or(task.lctime.clone()),
     };
     let cap = app.args.capacity;
-    let res = store.tx(|c| {
-        let (meta, blobs) = commit_file(c, space, &task.path, strategy, force, &data, cap)?;
-        c.prepare_cached("UPDATE uploads SET confirmed=1, final_path=?2 WHERE key=?1")?
-            .execute(params![
-                key,
-                serde_json::to_string(&meta.path).unwrap_or_default()
-            ])?;
-        c.prepare_cached("DELETE FROM parts WHERE key=?1")?
-            .execute([key])?;
-        tasks::drop_earlier_credentials(c, key)?;
-        Ok((meta, blobs))
+    let user = task.user.as_deref().map(std::sync::Arc::from);
+    let res = super::actor::with(user, || {
+        store.tx(|c| {
+            let (meta, blobs) = commit_file(c, space, &task.path, strategy, force, &data, cap)?;
+            c.prepare_cached("UPDATE uploads SET confirmed=1, final_path=?2 WHERE key=?1")?
+                .execute(params![
+                    key,
+                    serde_json::to_string(&meta.path).unwrap_or_default()
+                ])?;
+            c.prepare_cached("DELETE FROM parts WHERE key=?1")?
+                .execute([key])?;
+            tasks::drop_earlier_credentials(c, key)?;
+            Ok((meta, blobs))
+        })
     });
     let (meta, blobs) = match res {
         Ok(x) => x,

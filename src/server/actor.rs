@@ -1,0 +1,102 @@
+//! Who makes a change: the user id the change feed names in `userId`.
+//!
+//! The acting user is known at the HTTP edge (the token's `user_id`, or the
+//! `user_id` query of a library-secret or admin token without one, SMH's
+//! "act as"), and the feed's entries are written by SQLite triggers deep
+//! below it. The user travels with the request as a task-local, into the
+//! blocking pool with [`carry`], and reaches the triggers through the SQL
+//! function [`SQL_FUNCTION`] registered on the store's connection.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::sync::Arc;
+
+use super::http::{token_of, Ctx};
+use super::App;
+
+/// The SQL function the feed's triggers call for the acting user.
+pub const SQL_FUNCTION: &str = "smh_actor";
+
+/// A user id, shared cheaply between the request and its transactions.
+pub type Actor = Option<Arc<str>>;
+
+tokio::task_local! {
+    static ACTOR: Actor;
+}
+
+thread_local! {
+    /// The actor of a closure running on the blocking pool.
+    static BLOCKING: RefCell<Actor> = const { RefCell::new(None) };
+}
+
+/// The user acting now: set for this thread ([`with`], [`carry`]), else
+/// the current request's (None: anonymous or unknown).
+pub fn current() -> Actor {
+    BLOCKING
+        .with(|b| b.borrow().clone())
+        .or_else(|| ACTOR.try_with(Clone::clone).ok().flatten())
+}
+
+/// Runs `fut` (a request, or work spawned for one) as `actor`.
+pub fn scope<F: Future>(actor: Actor, fut: F) -> impl Future<Output = F::Output> {
+    ACTOR.scope(actor, fut)
+}
+
+/// `f` for the blocking pool, run as the current actor.
+pub fn carry<T>(f: impl FnOnce() -> T) -> impl FnOnce() -> T {
+    let actor = current();
+    move || with(actor, f)
+}
+
+/// Runs `f` (synchronous) as `actor` when there is one, e.g. the confirm
+/// of an upload as the user who began it.
+pub fn with<T>(actor: Actor, f: impl FnOnce() -> T) -> T {
+    if actor.is_none() {
+        return f();
+    }
+    let prev = BLOCKING.with(|b| b.replace(actor));
+    let out = f();
+    BLOCKING.with(|b| *b.borrow_mut() = prev);
+    out
+}
+
+/// The user a request acts as. A token issued for a user acts as that
+/// user; the library secret, or a token with admin rights and no user,
+/// acts as the `user_id` the request names (if any). Invalid credentials
+/// act as nobody (authentication refuses them later).
+pub fn of_request(app: &App, ctx: &Ctx) -> Actor {
+    let named = || {
+        ctx.query
+            .get("user_id")
+            .filter(|u| !u.is_empty())
+            .map(Arc::from)
+    };
+    if let Some(sec) = ctx.query.get("library_secret").filter(|s| !s.is_empty()) {
+        return if sec == app.secret { named() } else { None };
+    }
+    let tok = token_of(ctx)?;
+    let tokens = app.tokens.lock();
+    let t = tokens.get(&tok)?;
+    match &t.user_id {
+        Some(u) => Some(Arc::from(u.as_str())),
+        None if t.grants.iter().any(|g| g == "admin") => named(),
+        None => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_actor_follows_the_request_into_the_blocking_pool() {
+        assert_eq!(current(), None);
+        let got = scope(Some(Arc::from("alice")), async {
+            let f = carry(current);
+            tokio::task::spawn_blocking(f).await.unwrap()
+        })
+        .await;
+        assert_eq!(got.as_deref(), Some("alice"));
+        assert_eq!(current(), None);
+    }
+}
