@@ -445,8 +445,10 @@ cp_tree w3 "$MED-r%d" "$MED_N" $((MED_N * MED_BYTES))
 
 # ---------------------------------------------------------------- metrics --
 # What `-o metrics_addr` costs on W1-W3: the same copies with metrics off
-# and on, interleaved (off, on) in each run so drift hits both alike, each
-# with content the server has never seen (no instant upload).
+# and on, interleaved in each run, the order swapped every run (off, on;
+# on, off; ...) so drift and what the previous copy left behind (its
+# deletes, the server's checkpoints) hit both alike; every copy with
+# content the server has never seen (no instant upload for either mode).
 METRICS_PORT=$(free_port)
 if ! "$SMHFS" mount --help 2>&1 | grep -q metrics_addr; then
   log "metrics on/off: skipped ($SMHFS has no metrics_addr option)"
@@ -456,13 +458,16 @@ else
   log "metrics on/off: W1-W3 copies without and with -o metrics_addr (x$RUNS)"
 fi
 fresh_med() { rm -rf "$RUN/med-fresh"; mkdir -p "$RUN/med-fresh"; head -c $((MED_N * MED_BYTES)) /dev/urandom | (cd "$RUN/med-fresh" && split -b "$MED_BYTES" -a 3 -d - f); }
+fresh_small() { rm -rf "$RUN/small-fresh"; mkdir -p "$RUN/small-fresh"; head -c $((SMALL_N * SMALL_BYTES)) /dev/urandom | (cd "$RUN/small-fresh" && split -b "$SMALL_BYTES" -a 4 -d - f); }
 for r in $(seq 1 "$RUNS_M"); do
-  for mode in off on; do
+  if [ $((r % 2)) -eq 1 ]; then modes="off on"; else modes="on off"; fi
+  for mode in $modes; do
     if [ "$mode" = on ]; then SMH_EXTRA="metrics_addr=127.0.0.1:$METRICS_PORT"; else SMH_EXTRA=""; fi
     mount_smh
     make_src
     t0=$(now); T cp "$SRC" "$MNT_SMH/m1-$mode-r$r.bin"; t1=$(now); add "mw1_$mode" "$(elapsed "$t0" "$t1")"
-    t0=$(now); T cp -r "$SMALL" "$MNT_SMH/m2-$mode-r$r"; t1=$(now); add "mw2_$mode" "$(elapsed "$t0" "$t1")"
+    fresh_small; sync
+    t0=$(now); T cp -r "$RUN/small-fresh" "$MNT_SMH/m2-$mode-r$r"; t1=$(now); add "mw2_$mode" "$(elapsed "$t0" "$t1")"
     fresh_med; sync
     t0=$(now); T cp -r "$RUN/med-fresh" "$MNT_SMH/m3-$mode-r$r"; t1=$(now); add "mw3_$mode" "$(elapsed "$t0" "$t1")"
     if [ "$mode" = on ]; then
@@ -475,7 +480,7 @@ for r in $(seq 1 "$RUNS_M"); do
   log "  run $r: off W1 ${R[mw1_off]##* }s W2 ${R[mw2_off]##* }s W3 ${R[mw3_off]##* }s; on W1 ${R[mw1_on]##* }s W2 ${R[mw2_on]##* }s W3 ${R[mw3_on]##* }s"
 done
 SMH_EXTRA=""
-rm -rf "$RUN/med-fresh"
+rm -rf "$RUN/med-fresh" "$RUN/small-fresh"
 mount_smh
 
 # ---------------------------------------------------------------- W6 -------
