@@ -132,6 +132,12 @@ async fn chmod_chown_and_mkdir_modes_survive_a_remount() {
         fs::create_dir(m.path("e")).unwrap();
         fs::set_permissions(m.path("e"), fs::Permissions::from_mode(0o711)).unwrap();
         assert_eq!(fs::metadata(m.path("e")).unwrap().mode() & 0o7777, 0o711);
+        // ...and a chown after it keeps the mode (`install -d -m 700 -o`),
+        // also once a file created in it has changed its mtime.
+        sh(&format!("chown 4321:8765 {}", m.path("e").display()));
+        fs::write(m.path("e/x"), b"x").unwrap();
+        let e = fs::metadata(m.path("e")).unwrap();
+        assert_eq!((e.mode() & 0o7777, e.uid(), e.gid()), (0o711, 4321, 8765));
     }
     let (_, meta) = server_meta(&client_for(&server), "f.txt").await;
     assert_eq!(

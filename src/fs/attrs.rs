@@ -218,12 +218,18 @@ impl SmhFs {
 
     /// A directory's change, kept for the session (see the module doc).
     fn set_dir_attrs(&self, ino: u64, mut meta: Meta, ch: AttrChange) {
+        let mut local = self.local.lock();
+        if let Some(kept) = local.get(&ino) {
+            // An earlier change of this session: the server never saw it,
+            // so a chown after a chmod must not bring the old mode back.
+            (meta.posix, meta.mtime) = (kept.posix, kept.mtime);
+        }
         meta.posix = ch.apply(Kind::Dir, meta.posix);
         if let Some(t) = ch.mtime {
             meta.mtime = t;
         }
         meta.ctime = SystemTime::now();
-        self.local.lock().insert(ino, meta);
+        local.insert(ino, meta);
     }
 
     /// Stores new metadata for the unchanged content of the closed file

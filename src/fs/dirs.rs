@@ -143,6 +143,13 @@ impl SmhFs {
             touch(&mut m);
             self.attrs.put(dir.clone(), m);
         }
+        // A directory chmod-ed this session shows its kept attributes.
+        let ino = self.inodes.lock().ino_of(&dir);
+        if let Some(ino) = ino {
+            if let Some(m) = self.local.lock().get_mut(&ino).filter(|m| m.kind.is_dir()) {
+                touch(m);
+            }
+        }
         let (Some(up), Some(name)) = (dir.parent(), dir.name()) else {
             return;
         };

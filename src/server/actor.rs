@@ -5,14 +5,12 @@
 //! "act as"), and the feed's entries are written by SQLite triggers deep
 //! below it. The user travels with the request as a task-local, into the
 //! blocking pool with [`carry`], and reaches the triggers through the SQL
-//! function [`SQL_FUNCTION`] registered on the store's connection.
+//! function [`SQL_FUNCTION`] registered on the store's connection. Who the
+//! request acts as is decided in `http::actor_of` (this module is a leaf).
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::sync::Arc;
-
-use super::http::{token_of, Ctx};
-use super::App;
 
 /// The SQL function the feed's triggers call for the acting user.
 pub const SQL_FUNCTION: &str = "smh_actor";
@@ -58,30 +56,6 @@ pub fn with<T>(actor: Actor, f: impl FnOnce() -> T) -> T {
     let out = f();
     BLOCKING.with(|b| *b.borrow_mut() = prev);
     out
-}
-
-/// The user a request acts as. A token issued for a user acts as that
-/// user; the library secret, or a token with admin rights and no user,
-/// acts as the `user_id` the request names (if any). Invalid credentials
-/// act as nobody (authentication refuses them later).
-pub fn of_request(app: &App, ctx: &Ctx) -> Actor {
-    let named = || {
-        ctx.query
-            .get("user_id")
-            .filter(|u| !u.is_empty())
-            .map(Arc::from)
-    };
-    if let Some(sec) = ctx.query.get("library_secret").filter(|s| !s.is_empty()) {
-        return if sec == app.secret { named() } else { None };
-    }
-    let tok = token_of(ctx)?;
-    let tokens = app.tokens.lock();
-    let t = tokens.get(&tok)?;
-    match &t.user_id {
-        Some(u) => Some(Arc::from(u.as_str())),
-        None if t.grants.iter().any(|g| g == "admin") => named(),
-        None => None,
-    }
 }
 
 #[cfg(test)]

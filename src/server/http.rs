@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use percent_encoding::percent_decode_str;
 use serde_json::{json, Value};
 
+use super::actor::Actor;
 use super::auth::{self, Auth};
 use super::error::{SResult, ServerError};
 use super::App;
@@ -390,6 +391,30 @@ pub fn num_param(ctx: &Ctx, k: &str) -> SResult<Option<u64>> {
             .parse()
             .map(Some)
             .map_err(|_| ServerError::api(400, codes::PARAM_INVALID, format!("invalid {k} {v:?}"))),
+    }
+}
+
+/// The user a request acts as. A token issued for a user acts as that
+/// user; the library secret, or a token with admin rights and no user,
+/// acts as the `user_id` the request names (if any). Invalid credentials
+/// act as nobody (authentication refuses them later).
+pub fn actor_of(app: &App, ctx: &Ctx) -> Actor {
+    let named = || {
+        ctx.query
+            .get("user_id")
+            .filter(|u| !u.is_empty())
+            .map(std::sync::Arc::from)
+    };
+    if let Some(sec) = ctx.query.get("library_secret").filter(|s| !s.is_empty()) {
+        return if sec == app.secret { named() } else { None };
+    }
+    let tok = token_of(ctx)?;
+    let tokens = app.tokens.lock();
+    let t = tokens.get(&tok)?;
+    match &t.user_id {
+        Some(u) => Some(std::sync::Arc::from(u.as_str())),
+        None if t.grants.iter().any(|g| g == "admin") => named(),
+        None => None,
     }
 }
 

@@ -62,7 +62,7 @@ async fn route(app: &Arc<App>, req: Request, path: &str) -> SResult<Response> {
     let Some(api) = path.strip_prefix("/api/v1/") else {
         return Err(not_found_route());
     };
-    let actor = super::actor::of_request(app, &ctx);
+    let actor = super::http::actor_of(app, &ctx);
     super::actor::scope(actor, api_route(app, ctx, api)).await
 }
 
