@@ -431,9 +431,17 @@ impl SmhFs {
     }
 
     pub fn forget(&self, ino: InodeNo, n: u64) {
-        let ino = ino.0;
+        self.unpin(ino.0, n);
+    }
+
+    /// Drops `n` kernel lookups of `ino` (0: its open state just left the
+    /// table); the inode goes when nothing holds it any more. The open-file
+    /// table is read under the inode table's lock (the order `create_now`
+    /// takes them in), so a file opened meanwhile keeps its inode.
+    pub(crate) fn unpin(&self, ino: u64, n: u64) {
+        let mut inodes = self.inodes.lock();
         let pinned = self.files.lock().contains_key(&ino);
-        self.inodes.lock().forget(ino, n, pinned);
+        inodes.forget(ino, n, pinned);
     }
 
     // ---- directories: `dirs.rs` (listings, readdir) --------------------

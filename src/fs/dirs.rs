@@ -10,6 +10,18 @@ use super::error::FsResult;
 use super::inode::ROOT_INO;
 use crate::smh::SmhPath;
 
+/// `d_ino` of a listed name the inode table does not know (plain readdir
+/// only; readdirplus hands out real inodes): derived from the directory's
+/// inode and the name, so stable while both are, with the top bit set so
+/// it is never a number the table hands out (those count up from 1).
+/// `stat` of the name gives the inode its lookup makes, which differs.
+fn listed_ino(dir: u64, name: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (dir, name).hash(&mut h);
+    h.finish() | (1 << 63)
+}
+
 impl SmhFs {
     pub fn opendir(&self, ino: InodeNo) -> FsResult<FileHandle> {
         let ino = ino.0;
@@ -58,17 +70,22 @@ impl SmhFs {
         });
         let mut seen = std::collections::HashSet::new();
         {
-            let mut inodes = self.inodes.lock();
+            // No inode is made for a listed name: only lookups (and
+            // readdirplus, which counts one) make them, so names the
+            // kernel never takes cost nothing once the handle closes.
+            let inodes = self.inodes.lock();
             for (name, m) in listing.iter() {
-                if let Ok(p) = dir.join(name) {
-                    seen.insert(name.clone());
-                    items.push(DirItem {
-                        ino: InodeNo(inodes.lookup(&p, false)),
-                        name: name.clone(),
-                        kind: m.kind,
-                        meta: m.clone(),
-                    });
-                }
+                seen.insert(name.clone());
+                items.push(DirItem {
+                    ino: InodeNo(
+                        inodes
+                            .child(ino, name)
+                            .unwrap_or_else(|| listed_ino(ino, name)),
+                    ),
+                    name: name.clone(),
+                    kind: m.kind,
+                    meta: m.clone(),
+                });
             }
         }
         {
