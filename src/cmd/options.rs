@@ -253,6 +253,16 @@ pub static OPTIONS: &[OptionSpec<MountOptions>] = &[
         "how long directory listings are cached (likewise; then revalidated with If-None-Match)",
     ),
     mount(
+        "dir_cache_entries",
+        Form::Value("N", |o, v| {
+            o.fs.dir_cache_entries = int(v)? as usize;
+            Ok(())
+        }),
+        DefaultIs::Value("500000"),
+        "listing entries cached at most, over all directories (0: listings\n\
+         are not cached); a longer directory is streamed from the server",
+    ),
+    mount(
         "poll_interval",
         Form::Value("SECS", store!(fs.poll_interval = secs)),
         DefaultIs::Value("2"),

@@ -39,6 +39,9 @@ pub struct FsConfig {
     pub read_only: bool,
     pub attr_timeout: Duration,
     pub dir_timeout: Duration,
+    /// Listing entries the listing cache keeps at most, over all
+    /// directories (`-o dir_cache_entries`).
+    pub dir_cache_entries: usize,
     /// Polling of the change feed (`follow.rs`); zero: off.
     pub poll_interval: Duration,
     pub part_size: u64,
@@ -69,15 +72,7 @@ pub struct Attr {
     pub meta: Meta,
 }
 
-/// One directory entry for readdir.
-#[derive(Debug, Clone)]
-pub struct DirItem {
-    pub ino: InodeNo,
-    pub name: String,
-    pub kind: Kind,
-    /// Attributes for readdirplus (from the same listing).
-    pub meta: Meta,
-}
+pub use super::dirstream::{DirItem, DirWindow};
 
 /// Space figures for statfs, in bytes.
 #[derive(Debug, Clone, Copy)]
@@ -111,7 +106,9 @@ pub struct SmhFs {
     /// lock (an upload holds it; `ls -l` must not hang meanwhile).
     pub(crate) local: Mutex<HashMap<u64, Meta>>,
     pub(super) handles: Mutex<HashMap<u64, Handle>>,
-    pub(super) dir_handles: Mutex<HashMap<u64, Option<Arc<Vec<DirItem>>>>>,
+    /// Open directory handles, each with the pages of its listing it holds.
+    pub(super) dir_handles:
+        Mutex<HashMap<u64, Arc<tokio::sync::Mutex<super::dirstream::DirStream>>>>,
     pub(super) next_fh: AtomicU64,
     /// Journal, write-back queue, cache bound (`writeback.rs`).
     pub(crate) dur: super::queue::Durability,
@@ -158,7 +155,7 @@ impl SmhFs {
         Self {
             inodes: Mutex::new(InodeTable::new(cfg.root.clone())),
             attrs: AttrCache::new(cfg.attr_timeout, 100_000, fresh.clone()),
-            dirs: DirCache::new(cfg.dir_timeout, 256, fresh.clone()),
+            dirs: DirCache::new(cfg.dir_timeout, cfg.dir_cache_entries, fresh.clone()),
             freshness: fresh,
             urls: Arc::new(UrlCache::default()),
             budget: ReadBudget::new(READ_BUDGET),
@@ -358,10 +355,7 @@ impl SmhFs {
         }
         let (parent, name) = (path.parent()?, path.name()?);
         let listing = self.dirs.get(&parent)?;
-        let found = listing
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, m)| m.clone());
+        let found = listing.get(name).cloned();
         match &found {
             Some(m) => self.attrs.put(path.clone(), m.clone()),
             None => self.attrs.put_missing(path.clone()),
