@@ -117,8 +117,8 @@ pub struct SmhFs {
     /// What the kernel must forget, sent to the adapter's notifier.
     invalidate: std::sync::OnceLock<std::sync::mpsc::Sender<Invalidation>>,
     /// Server inodes → paths, learned from listings and `?info`, so the
-    /// change feed's entries can be placed (`follow.rs`).
-    pub(crate) remote_inodes: Mutex<HashMap<String, SmhPath>>,
+    /// change feed's entries can be placed (`follow.rs`; files bounded).
+    pub(crate) remote_inodes: Mutex<super::remoteino::RemoteInodes>,
     /// Cache lifetimes: longer while the feed is followed (`freshness.rs`).
     pub(crate) freshness: Arc<super::freshness::Freshness>,
     /// Symlink strings read or written here (`links.rs`).
@@ -299,10 +299,13 @@ impl SmhFs {
         }
         match self.client.stat(path).await? {
             Some(info) => {
-                if let Some(i) = &info.inode {
-                    self.remote_inodes.lock().insert(i.clone(), path.clone());
-                }
                 let mut m = Meta::from_info(&info);
+                if let Some(i) = &info.inode {
+                    let dir = m.kind.is_dir();
+                    self.remote_inodes
+                        .lock()
+                        .insert(i.clone(), path.clone(), dir);
+                }
                 self.link_size(path, &mut m);
                 self.attrs.put(path.clone(), m.clone());
                 Ok(Some(m))

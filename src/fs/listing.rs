@@ -87,7 +87,8 @@ impl SmhFs {
             if let Ok(p) = dir.join(&e.name) {
                 self.link_size(&p, &mut m);
                 if let Some(i) = &e.inode {
-                    self.remote_inodes.lock().insert(i.clone(), p.clone());
+                    let dir = m.kind.is_dir();
+                    self.remote_inodes.lock().insert(i.clone(), p.clone(), dir);
                 }
                 self.attrs.put(p, m.clone());
             }
