@@ -258,9 +258,10 @@ pub static OPTIONS: &[OptionSpec<MountOptions>] = &[
             o.fs.dir_cache_entries = int(v)? as usize;
             Ok(())
         }),
-        DefaultIs::Value("500000"),
-        "listing entries cached at most, over all directories (0: listings\n\
-         are not cached); a longer directory is streamed from the server",
+        DefaultIs::Value("100000"),
+        "listing entries cached at most, over all directories (about 400 bytes\n\
+         each; 0: listings are not cached); a longer directory is streamed\n\
+         from the server at each listing",
     ),
     mount(
         "poll_interval",
