@@ -14,6 +14,7 @@ mod mount_links;
 mod mount_meta;
 mod mount_namespace;
 mod mount_rw;
+mod mount_scale;
 mod observability;
 mod reftests;
 mod security;

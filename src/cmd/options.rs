@@ -253,6 +253,17 @@ pub static OPTIONS: &[OptionSpec<MountOptions>] = &[
         "how long directory listings are cached (likewise; then revalidated with If-None-Match)",
     ),
     mount(
+        "dir_cache_entries",
+        Form::Value("N", |o, v| {
+            o.fs.dir_cache_entries = int(v)? as usize;
+            Ok(())
+        }),
+        DefaultIs::Value("100000"),
+        "listing entries cached at most, over all directories (about 400 bytes\n\
+         each; 0: listings are not cached); a longer directory is streamed\n\
+         from the server at each listing",
+    ),
+    mount(
         "poll_interval",
         Form::Value("SECS", store!(fs.poll_interval = secs)),
         DefaultIs::Value("2"),

@@ -56,7 +56,7 @@ impl SmhFs {
         meta.posix = posix;
         self.note_entry(&made, meta.clone());
         self.parent_changed(&made);
-        self.dirs.put(made.clone(), Arc::new(Vec::new()), None);
+        self.dirs.put(made.clone(), Default::default(), None);
         let ino = self.inodes.lock().lookup(&made, true);
         Ok(Attr {
             ino: InodeNo(ino),

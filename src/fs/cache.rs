@@ -313,22 +313,38 @@ impl AttrCache {
     }
 }
 
-/// One directory's complete listing, in server order.
-pub type Listing = Arc<Vec<(String, Meta)>>;
+/// One directory's complete listing, in server order, indexed by name.
+pub type Listing = Arc<super::dirlist::DirList<Meta>>;
 
 /// Directory path -> complete listing, for `dir_timeout`, with the
 /// directory's eTag when the listing is exactly what the server sent (an
 /// expired one is then revalidated with `If-None-Match`; a listing changed
 /// here by our own changes has none and is listed again).
+///
+/// Bounded in entries (`dir_cache_entries`), not only in directories: a
+/// new listing pushes out the least recently used ones until the total
+/// fits, and a listing longer than the bound is not kept at all (it is
+/// streamed from the server at each `readdir`, see `dirs.rs`). Our own
+/// creates may overshoot the bound by what they add until the next put.
 pub struct DirCache {
     map: TtlMap<(Listing, Option<String>)>,
+    max_entries: usize,
 }
 
+/// Directories kept at most, whatever their size.
+const MAX_DIRS: usize = 4096;
+
 impl DirCache {
-    pub fn new(ttl: Duration, capacity: usize, fresh: Arc<Freshness>) -> Self {
+    pub fn new(ttl: Duration, max_entries: usize, fresh: Arc<Freshness>) -> Self {
         Self {
-            map: TtlMap::new(capacity, ttl, fresh),
+            map: TtlMap::new(MAX_DIRS, ttl, fresh),
+            max_entries,
         }
+    }
+
+    /// Whether a listing of `n` entries would be kept.
+    pub fn fits(&self, n: usize) -> bool {
+        n <= self.max_entries && !self.map.ttl.is_zero()
     }
 
     pub fn get(&self, dir: &SmhPath) -> Option<Listing> {
@@ -342,18 +358,30 @@ impl DirCache {
     }
 
     pub fn put(&self, dir: SmhPath, listing: Listing, etag: Option<String>) {
-        self.map.put(dir, (listing, etag), None);
+        if listing.len() > self.max_entries {
+            self.map.remove(&dir);
+            return;
+        }
+        self.map.put(dir.clone(), (listing, etag), None);
+        let mut m = self.map.map.lock();
+        let mut total: usize = m.iter().map(|(_, ((l, _), _, _))| l.len()).sum();
+        while total > self.max_entries {
+            match m.peek_lru() {
+                Some((k, _)) if *k != dir => {}
+                _ => break,
+            }
+            match m.pop_lru() {
+                Some((_, ((l, _), _, _))) => total -= l.len(),
+                None => break,
+            }
+        }
     }
 
     /// Our own change: add or replace `name` in a cached listing.
     pub fn upsert(&self, dir: &SmhPath, name: &str, meta: Meta) {
         self.map.update(dir, |(l, etag)| {
             *etag = None;
-            let v = Arc::make_mut(l);
-            match v.iter_mut().find(|(n, _)| n == name) {
-                Some(e) => e.1 = meta,
-                None => v.push((name.to_string(), meta)),
-            }
+            Arc::make_mut(l).upsert(name, meta);
         });
     }
 
@@ -361,7 +389,7 @@ impl DirCache {
     pub fn remove_entry(&self, dir: &SmhPath, name: &str) {
         self.map.update(dir, |(l, etag)| {
             *etag = None;
-            Arc::make_mut(l).retain(|(n, _)| n != name)
+            Arc::make_mut(l).remove(name)
         });
     }
 
@@ -384,6 +412,7 @@ impl DirCache {
 
 #[cfg(test)]
 mod tests {
+    use super::super::dirlist::DirList;
     use super::*;
 
     #[test]
@@ -445,7 +474,7 @@ mod tests {
         let d = SmhPath::root();
         c.put(
             d.clone(),
-            Arc::new(vec![("a".into(), Meta::new_file(1))]),
+            Arc::new(DirList::new(vec![("a".into(), Meta::new_file(1))])),
             Some("\"e1\"".into()),
         );
         assert!(c.revalidatable(&d).is_some());
@@ -455,6 +484,28 @@ mod tests {
         c.remove_entry(&d, "b");
         let l = c.get(&d).unwrap();
         assert_eq!(l.len(), 1);
-        assert_eq!(l[0].1.size, 9);
+        assert_eq!(l.get("a").unwrap().size, 9);
+    }
+
+    #[test]
+    fn dir_cache_bounded_in_entries() {
+        let c = DirCache::new(Duration::from_secs(60), 10, Default::default());
+        let list = |n: usize| {
+            Arc::new(DirList::new(
+                (0..n)
+                    .map(|i| (format!("f{i}"), Meta::new_file(1)))
+                    .collect(),
+            ))
+        };
+        let dir = |s: &str| SmhPath::parse(s).unwrap();
+        c.put(dir("a"), list(4), None);
+        c.put(dir("b"), list(4), None);
+        assert_eq!(c.size(), (2, 8));
+        c.put(dir("c"), list(4), None);
+        assert_eq!(c.size(), (2, 8), "the oldest listing went");
+        assert!(c.get(&dir("a")).is_none());
+        c.put(dir("big"), list(11), None);
+        assert!(c.get(&dir("big")).is_none(), "longer than the bound");
+        assert!(c.fits(10) && !c.fits(11));
     }
 }

@@ -39,6 +39,9 @@ pub struct FsConfig {
     pub read_only: bool,
     pub attr_timeout: Duration,
     pub dir_timeout: Duration,
+    /// Listing entries the listing cache keeps at most, over all
+    /// directories (`-o dir_cache_entries`).
+    pub dir_cache_entries: usize,
     /// Polling of the change feed (`follow.rs`); zero: off.
     pub poll_interval: Duration,
     pub part_size: u64,
@@ -69,15 +72,7 @@ pub struct Attr {
     pub meta: Meta,
 }
 
-/// One directory entry for readdir.
-#[derive(Debug, Clone)]
-pub struct DirItem {
-    pub ino: InodeNo,
-    pub name: String,
-    pub kind: Kind,
-    /// Attributes for readdirplus (from the same listing).
-    pub meta: Meta,
-}
+pub use super::dirstream::{DirItem, DirWindow};
 
 /// Space figures for statfs, in bytes.
 #[derive(Debug, Clone, Copy)]
@@ -111,7 +106,9 @@ pub struct SmhFs {
     /// lock (an upload holds it; `ls -l` must not hang meanwhile).
     pub(crate) local: Mutex<HashMap<u64, Meta>>,
     pub(super) handles: Mutex<HashMap<u64, Handle>>,
-    pub(super) dir_handles: Mutex<HashMap<u64, Option<Arc<Vec<DirItem>>>>>,
+    /// Open directory handles, each with the pages of its listing it holds.
+    pub(super) dir_handles:
+        Mutex<HashMap<u64, Arc<tokio::sync::Mutex<super::dirstream::DirStream>>>>,
     pub(super) next_fh: AtomicU64,
     /// Journal, write-back queue, cache bound (`writeback.rs`).
     pub(crate) dur: super::queue::Durability,
@@ -120,8 +117,8 @@ pub struct SmhFs {
     /// What the kernel must forget, sent to the adapter's notifier.
     invalidate: std::sync::OnceLock<std::sync::mpsc::Sender<Invalidation>>,
     /// Server inodes → paths, learned from listings and `?info`, so the
-    /// change feed's entries can be placed (`follow.rs`).
-    pub(crate) remote_inodes: Mutex<HashMap<String, SmhPath>>,
+    /// change feed's entries can be placed (`follow.rs`; files bounded).
+    pub(crate) remote_inodes: Mutex<super::remoteino::RemoteInodes>,
     /// Cache lifetimes: longer while the feed is followed (`freshness.rs`).
     pub(crate) freshness: Arc<super::freshness::Freshness>,
     /// Symlink strings read or written here (`links.rs`).
@@ -158,7 +155,7 @@ impl SmhFs {
         Self {
             inodes: Mutex::new(InodeTable::new(cfg.root.clone())),
             attrs: AttrCache::new(cfg.attr_timeout, 100_000, fresh.clone()),
-            dirs: DirCache::new(cfg.dir_timeout, 256, fresh.clone()),
+            dirs: DirCache::new(cfg.dir_timeout, cfg.dir_cache_entries, fresh.clone()),
             freshness: fresh,
             urls: Arc::new(UrlCache::default()),
             budget: ReadBudget::new(READ_BUDGET),
@@ -302,10 +299,13 @@ impl SmhFs {
         }
         match self.client.stat(path).await? {
             Some(info) => {
-                if let Some(i) = &info.inode {
-                    self.remote_inodes.lock().insert(i.clone(), path.clone());
-                }
                 let mut m = Meta::from_info(&info);
+                if let Some(i) = &info.inode {
+                    let dir = m.kind.is_dir();
+                    self.remote_inodes
+                        .lock()
+                        .insert(i.clone(), path.clone(), dir);
+                }
                 self.link_size(path, &mut m);
                 self.attrs.put(path.clone(), m.clone());
                 Ok(Some(m))
@@ -358,10 +358,7 @@ impl SmhFs {
         }
         let (parent, name) = (path.parent()?, path.name()?);
         let listing = self.dirs.get(&parent)?;
-        let found = listing
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, m)| m.clone());
+        let found = listing.get(name).cloned();
         match &found {
             Some(m) => self.attrs.put(path.clone(), m.clone()),
             None => self.attrs.put_missing(path.clone()),
@@ -431,9 +428,17 @@ impl SmhFs {
     }
 
     pub fn forget(&self, ino: InodeNo, n: u64) {
-        let ino = ino.0;
+        self.unpin(ino.0, n);
+    }
+
+    /// Drops `n` kernel lookups of `ino` (0: its open state just left the
+    /// table); the inode goes when nothing holds it any more. The open-file
+    /// table is read under the inode table's lock (the order `create_now`
+    /// takes them in), so a file opened meanwhile keeps its inode.
+    pub(crate) fn unpin(&self, ino: u64, n: u64) {
+        let mut inodes = self.inodes.lock();
         let pinned = self.files.lock().contains_key(&ino);
-        self.inodes.lock().forget(ino, n, pinned);
+        inodes.forget(ino, n, pinned);
     }
 
     // ---- directories: `dirs.rs` (listings, readdir) --------------------

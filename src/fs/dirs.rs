@@ -1,118 +1,252 @@
-//! `SmhFs` readdir: a snapshot per handle of the listing (`listing.rs`),
-//! with files created here and not uploaded yet.
+//! `SmhFs` readdir: each handle streams its listing a page at a time
+//! (`dirstream.rs`), from the listing cache or the server (`listing.rs`),
+//! with files created here and not uploaded yet at the end.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::cache::{Kind, Meta};
-use super::core::{DirItem, FileHandle, InodeNo, SmhFs};
+use super::core::{DirItem, DirWindow, FileHandle, InodeNo, SmhFs};
+use super::dirlist::DirList;
+use super::dirstream::{DirStream, Source};
 use super::error::FsResult;
 use super::inode::ROOT_INO;
+use super::listing::{FirstPage, ServerPage, PAGE};
 use crate::smh::SmhPath;
+
+/// `d_ino` of a listed name the inode table does not know (plain readdir
+/// only; readdirplus hands out real inodes): derived from the directory's
+/// inode and the name, so stable while both are, with the top bit set so
+/// it is never a number the table hands out (those count up from 1).
+/// `stat` of the name gives the inode its lookup makes, which differs.
+fn listed_ino(dir: u64, name: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (dir, name).hash(&mut h);
+    h.finish() | (1 << 63)
+}
 
 impl SmhFs {
     pub fn opendir(&self, ino: InodeNo) -> FsResult<FileHandle> {
         let ino = ino.0;
         self.path_of(ino)?;
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.dir_handles.lock().insert(fh, None);
+        self.dir_handles.lock().insert(fh, Default::default());
         Ok(FileHandle(fh))
     }
 
-    /// Entries of the directory from `offset` (0 = start), as a snapshot
-    /// taken at the first call on this handle.
-    pub async fn readdir(
-        &self,
-        ino: InodeNo,
-        fh: FileHandle,
-        offset: u64,
-    ) -> FsResult<Arc<Vec<DirItem>>> {
-        let fh = fh.0;
+    /// Entries of the directory from `offset` (0 = start, a fresh
+    /// listing) to the end of the page holding it; the next page is
+    /// fetched when the kernel asks past it (`dirstream.rs`). An empty
+    /// window: the end of the directory.
+    pub async fn readdir(&self, ino: InodeNo, fh: FileHandle, offset: u64) -> FsResult<DirWindow> {
         let ino = ino.0;
-        let snap = self.dir_handles.lock().get(&fh).cloned().flatten();
-        if let (Some(s), true) = (snap, offset > 0) {
-            return Ok(s);
+        let stream = self.dir_handles.lock().entry(fh.0).or_default().clone();
+        let mut st = stream.lock().await;
+        if offset == 0 || st.behind(offset) {
+            st.rewind();
         }
         let dir = self.path_of(ino)?;
-        // Taken before the listing: a file whose upload is confirmed while
-        // the listing is fetched is in neither otherwise.
-        let pending: Vec<u64> = self.files.lock().keys().copied().collect();
-        let listing = self.list(&dir).await?;
-        let mut items = Vec::with_capacity(listing.len() + 2);
-        let parent_ino = dir
-            .parent()
-            .filter(|_| dir != self.cfg.root)
-            .and_then(|p| self.inodes.lock().ino_of(&p))
-            .unwrap_or(ROOT_INO);
-        items.push(DirItem {
-            ino: InodeNo(ino),
-            name: ".".into(),
-            kind: Kind::Dir,
-            meta: Meta::new_dir(),
-        });
-        items.push(DirItem {
-            ino: InodeNo(parent_ino),
-            name: "..".into(),
-            kind: Kind::Dir,
-            meta: Meta::new_dir(),
-        });
-        let mut seen = std::collections::HashSet::new();
-        {
-            let mut inodes = self.inodes.lock();
-            for (name, m) in listing.iter() {
-                if let Ok(p) = dir.join(name) {
-                    seen.insert(name.clone());
-                    items.push(DirItem {
-                        ino: InodeNo(inodes.lookup(&p, false)),
-                        name: name.clone(),
-                        kind: m.kind,
-                        meta: m.clone(),
-                    });
-                }
+        loop {
+            if let Some(w) = st.window(offset) {
+                return Ok(w);
             }
+            if st.done() {
+                return Ok(DirWindow::default());
+            }
+            let page = self.next_page(ino, &dir, &mut st).await?;
+            st.push(page);
         }
-        {
-            // A staged file's local size wins, as in `resolve`.
-            let local = self.local.lock();
-            if !local.is_empty() {
-                for it in items.iter_mut().skip(2) {
-                    if let Some(m) = local.get(&it.ino.0) {
-                        it.meta = m.clone();
+    }
+
+    /// The next page of a handle's listing, as directory entries; the
+    /// handle's source moves on only once the page is here.
+    async fn next_page(
+        &self,
+        ino: u64,
+        dir: &SmhPath,
+        st: &mut DirStream,
+    ) -> FsResult<Vec<DirItem>> {
+        let mut items = Vec::new();
+        let (entries, last) = match &mut st.source {
+            Source::Unread => {
+                // Taken before the listing: a file whose upload is
+                // confirmed while the listing is fetched is in neither
+                // otherwise.
+                st.pending = self.files.lock().keys().copied().collect();
+                let first = self.first_page(dir).await?;
+                items.push(Self::dot(".", ino));
+                let parent_ino = dir
+                    .parent()
+                    .filter(|_| *dir != self.cfg.root)
+                    .and_then(|p| self.inodes.lock().ino_of(&p))
+                    .unwrap_or(ROOT_INO);
+                items.push(Self::dot("..", parent_ino));
+                match first {
+                    FirstPage::Whole(list) => {
+                        st.source = Source::Whole { list, next: 0 };
+                        self.cut(st)
                     }
+                    FirstPage::Page(page) => self.server_page(dir, st, page, None),
                 }
             }
-        }
-        // Files created here and not uploaded yet are not on the server.
-        let mut local = pending;
-        local.extend(self.files.lock().keys().copied());
-        local.sort_unstable();
-        local.dedup();
-        for fino in local {
-            let Some(p) = self.inodes.lock().path(fino) else {
-                continue;
-            };
-            if p.parent().as_ref() != Some(&dir) {
-                continue;
+            Source::Whole { .. } => self.cut(st),
+            Source::Server { marker, .. } => {
+                let marker = marker.clone();
+                let page = self.next_server_page(dir, Some(&marker)).await?;
+                self.server_page(dir, st, page, Some(marker))
             }
-            let Some(name) = p.name() else {
-                continue;
-            };
-            if seen.insert(name.to_string()) {
+            Source::Done => return Ok(items),
+        };
+        self.items_of(ino, dir, &entries, st, &mut items);
+        if last {
+            st.source = Source::Done;
+            self.local_only(dir, st, &mut items);
+        }
+        Ok(items)
+    }
+
+    fn dot(name: &str, ino: u64) -> DirItem {
+        DirItem {
+            ino: InodeNo(ino),
+            name: name.into(),
+            kind: Kind::Dir,
+            meta: Meta::new_dir(),
+        }
+    }
+
+    /// The next page cut from a complete listing; `true`: the last.
+    fn cut(&self, st: &mut DirStream) -> (Vec<(String, Meta)>, bool) {
+        let Source::Whole { list, next } = &mut st.source else {
+            return (Vec::new(), true);
+        };
+        let page = list.slice(*next, PAGE as usize).to_vec();
+        *next += page.len();
+        let last = *next >= list.len();
+        (page, last)
+    }
+
+    /// A server page taken in: the handle's source moves to the next
+    /// marker, and the listing is gathered for the cache while it fits
+    /// (put there complete, with the eTag of its first page).
+    fn server_page(
+        &self,
+        dir: &SmhPath,
+        st: &mut DirStream,
+        page: ServerPage,
+        marker: Option<String>,
+    ) -> (Vec<(String, Meta)>, bool) {
+        let (mut etag, mut gathered) = match std::mem::take(&mut st.source) {
+            Source::Server { etag, gathered, .. } => (etag, gathered),
+            _ => (page.etag.clone(), Some(Vec::new())),
+        };
+        if marker.is_none() {
+            etag = page.etag.clone();
+        }
+        gathered = gathered
+            .filter(|g| self.dirs.fits(g.len() + page.entries.len()))
+            .map(|mut g| {
+                g.extend(page.entries.iter().cloned());
+                g
+            });
+        match page.next {
+            Some(marker) => {
+                st.source = Source::Server {
+                    marker,
+                    etag,
+                    gathered,
+                };
+                (page.entries, false)
+            }
+            None => {
+                if let Some(g) = gathered {
+                    self.dirs.put(dir.clone(), Arc::new(DirList::new(g)), etag);
+                }
+                (page.entries, true)
+            }
+        }
+    }
+
+    /// Listed entries as directory entries: an inode the table knows
+    /// (with a staged file's local size, as in `resolve`), else a number
+    /// that makes none (`listed_ino`).
+    fn items_of(
+        &self,
+        ino: u64,
+        dir: &SmhPath,
+        entries: &[(String, Meta)],
+        st: &mut DirStream,
+        items: &mut Vec<DirItem>,
+    ) {
+        let local_names = self.local_names(dir, st);
+        let known: Vec<Option<u64>> = {
+            // No inode is made for a listed name: only lookups (and
+            // readdirplus, which counts one) make them, so names the
+            // kernel never takes cost nothing once the handle closes.
+            let inodes = self.inodes.lock();
+            entries.iter().map(|(n, _)| inodes.child(ino, n)).collect()
+        };
+        let local = self.local.lock();
+        for ((name, m), known) in entries.iter().zip(known) {
+            if local_names.contains(name) {
+                st.listed_local.insert(name.clone());
+            }
+            let meta = known.and_then(|i| local.get(&i)).unwrap_or(m);
+            items.push(DirItem {
+                ino: InodeNo(known.unwrap_or_else(|| listed_ino(ino, name))),
+                name: name.clone(),
+                kind: meta.kind,
+                meta: meta.clone(),
+            });
+        }
+    }
+
+    /// Names of this directory's files open or pending here.
+    fn local_names(&self, dir: &SmhPath, st: &DirStream) -> HashSet<String> {
+        self.local_files(dir, st)
+            .into_iter()
+            .map(|(_, n, _)| n)
+            .collect()
+    }
+
+    /// (inode, name, path) of this directory's files open or pending here.
+    fn local_files(&self, dir: &SmhPath, st: &DirStream) -> Vec<(u64, String, SmhPath)> {
+        let mut inos = st.pending.clone();
+        inos.extend(self.files.lock().keys().copied());
+        if inos.is_empty() {
+            return Vec::new();
+        }
+        inos.sort_unstable();
+        inos.dedup();
+        let inodes = self.inodes.lock();
+        inos.into_iter()
+            .filter_map(|i| {
+                let p = inodes.path(i)?;
+                (p.parent().as_ref() == Some(dir)).then_some(())?;
+                let name = p.name()?.to_string();
+                Some((i, name, p))
+            })
+            .collect()
+    }
+
+    /// Files created here and not uploaded yet are not on the server: they
+    /// end the listing (unless a page had them).
+    fn local_only(&self, dir: &SmhPath, st: &mut DirStream, items: &mut Vec<DirItem>) {
+        for (fino, name, p) in self.local_files(dir, st) {
+            if st.listed_local.insert(name.clone()) {
                 let meta = self.local.lock().get(&fino).cloned();
                 let meta = meta
                     .or_else(|| self.attrs.get(&p).flatten())
                     .unwrap_or_else(|| Meta::new_file(0));
                 items.push(DirItem {
                     ino: InodeNo(fino),
-                    name: name.to_string(),
+                    name,
                     kind: meta.kind,
                     meta,
                 });
             }
         }
-        let items = Arc::new(items);
-        self.dir_handles.lock().insert(fh, Some(items.clone()));
-        Ok(items)
     }
 
     /// The inode of `dir/name` handed to the kernel by readdirplus, counted
@@ -153,10 +287,7 @@ impl SmhFs {
         let (Some(up), Some(name)) = (dir.parent(), dir.name()) else {
             return;
         };
-        let listed = self
-            .dirs
-            .get(&up)
-            .and_then(|l| l.iter().find(|(n, _)| n == name).map(|(_, m)| m.clone()));
+        let listed = self.dirs.get(&up).and_then(|l| l.get(name).cloned());
         if let Some(mut m) = listed {
             touch(&mut m);
             self.dirs.upsert(&up, name, m);

@@ -108,6 +108,7 @@ impl SmhFs {
                     drop(of);
                     self.local.lock().remove(&ino);
                     self.files.lock().remove(&ino);
+                    self.unpin(ino, 0);
                 }
                 return Err(e);
             }
@@ -196,6 +197,7 @@ impl SmhFs {
             if g.handles() == 0 {
                 drop(g);
                 self.files.lock().remove(&ino);
+                self.unpin(ino, 0);
             }
             return Err(FsError::Exists);
         }
@@ -582,6 +584,7 @@ impl SmhFs {
                 if of.handles() == 0 {
                     drop(of);
                     self.files.lock().remove(&ino);
+                    self.unpin(ino, 0);
                 }
                 return Err(FsError::Exists);
             }
@@ -624,6 +627,7 @@ impl SmhFs {
                 drop(of);
                 self.local.lock().remove(&ino);
                 self.files.lock().remove(&ino);
+                self.unpin(ino, 0);
             }
             res?;
         }

@@ -107,7 +107,7 @@ async fn learn_root(fs: &SmhFs) {
     match fs.client.stat(&fs.cfg.root).await {
         Ok(Some(info)) => {
             if let Some(i) = info.inode {
-                fs.remote_inodes.lock().insert(i, fs.cfg.root.clone());
+                fs.remote_inodes.lock().insert(i, fs.cfg.root.clone(), true);
             }
         }
         Ok(None) => tracing::warn!(root = %fs.cfg.root, "the mounted directory is gone"),
@@ -176,13 +176,13 @@ impl SmhFs {
         if is_dir {
             for old in [&known, &from].into_iter().flatten() {
                 if now.as_ref() != Some(old) {
-                    map.retain(|_, p| !p.starts_with(old));
+                    map.retain(|p| !p.starts_with(old));
                 }
             }
         }
         match now {
             Some(p) if e.location == delta_location::NORMAL => {
-                map.insert(e.inode.clone(), p);
+                map.insert(e.inode.clone(), p, is_dir);
             }
             _ => {
                 map.remove(&e.inode);
@@ -215,9 +215,9 @@ impl SmhFs {
         self.dirs.remove_tree(&root);
         let known: Vec<SmhPath> = {
             let mut map = self.remote_inodes.lock();
-            let known = map.values().cloned().collect();
+            let known = map.paths();
             // The mounted directory stays where it is.
-            map.retain(|_, p| *p == root);
+            map.retain(|p| *p == root);
             known
         };
         for p in &known {

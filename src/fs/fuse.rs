@@ -544,10 +544,10 @@ impl Filesystem for SmhFuse {
         let (call, _in) = self.begin(req, Op::Readdir, ino.0);
         self.spawn(call, |fs, _, _| async move {
             match fs.readdir(InodeNo(ino.0), Fh(fh.0), offset).await {
-                Ok(items) => {
-                    for (i, it) in items.iter().enumerate().skip(offset as usize) {
+                Ok(window) => {
+                    for (off, it) in window.entries() {
                         let kind = fusekind::file_type(&it.meta);
-                        if reply.add(INodeNo(it.ino.0), (i + 1) as u64, kind, &it.name) {
+                        if reply.add(INodeNo(it.ino.0), off, kind, &it.name) {
                             break;
                         }
                     }
@@ -573,9 +573,9 @@ impl Filesystem for SmhFuse {
                 Err(e) => return reply.error(errno("readdirplus", &e)),
             };
             match fs.readdir(InodeNo(ino.0), Fh(fh.0), offset).await {
-                Ok(items) => {
-                    for (i, it) in items.iter().enumerate().skip(offset as usize) {
-                        let dot = i < 2;
+                Ok(window) => {
+                    for (off, it) in window.entries() {
+                        let dot = off <= 2;
                         let eino = if dot {
                             it.ino
                         } else {
@@ -591,14 +591,7 @@ impl Filesystem for SmhFuse {
                                 meta: it.meta.clone(),
                             },
                         );
-                        if reply.add(
-                            INodeNo(eino.0),
-                            (i + 1) as u64,
-                            &it.name,
-                            &ttl,
-                            &attr,
-                            Generation(0),
-                        ) {
+                        if reply.add(INodeNo(eino.0), off, &it.name, &ttl, &attr, Generation(0)) {
                             if !dot {
                                 fs.forget(eino, 1);
                             }

@@ -1,20 +1,39 @@
 //! Inode numbers <-> paths, with the kernel's lookup counts.
 //!
 //! SMH has no stable inode numbers we can rely on across renames, so inodes
-//! are ours: one per path the kernel knows about, dropped when the kernel
-//! forgets it. Renames move the path (and every path below it) in place, so
-//! open handles keep working.
+//! are ours: one per name the kernel holds (or that is open or waiting for
+//! its upload), dropped when the kernel forgets it. Listing a directory
+//! creates none (see `dirs.rs`), so memory follows what the kernel holds,
+//! not what was ever listed.
+//!
+//! The table is a tree: a node keeps its parent's inode and its own name,
+//! never a full path, and `path(ino)` walks up to the root. A directory
+//! node stays while a child node does (the kernel holds parents of what it
+//! holds anyway; a file waiting for its upload may outlive its parent's
+//! lookup). Renames move one node (the subtree follows it), so open
+//! handles keep working and the cost is the depth of the two paths, not
+//! the number of known inodes.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::hash_table::{Entry, HashTable};
 
 use crate::smh::SmhPath;
 
 pub const ROOT_INO: u64 = 1;
 
+/// Parent of a node no longer in the tree (unlinked, or replaced by a
+/// rename): it stays for open handles under a name nothing else has.
+const DETACHED: u64 = 0;
+
 #[derive(Debug)]
 struct Node {
-    path: SmhPath,
+    parent: u64,
+    name: Box<str>,
     lookups: u64,
+    /// Child nodes naming this one as parent.
+    children: u32,
 }
 
 /// An inode number as the core hands it out (the kernel's node id); the
@@ -32,27 +51,35 @@ pub struct FileHandle(pub u64);
 
 #[derive(Debug)]
 pub struct InodeTable {
+    /// The mounted directory (the root node's path).
+    root: SmhPath,
     nodes: HashMap<u64, Node>,
-    by_path: HashMap<SmhPath, u64>,
+    /// Attached nodes by (parent, name), hashed from the node itself so a
+    /// name is stored once.
+    index: HashTable<u64>,
+    hasher: std::collections::hash_map::RandomState,
     next: u64,
 }
 
 impl InodeTable {
     pub fn new(root: SmhPath) -> Self {
-        let mut t = Self {
-            nodes: HashMap::new(),
-            by_path: HashMap::new(),
-            next: ROOT_INO + 1,
-        };
-        t.by_path.insert(root.clone(), ROOT_INO);
-        t.nodes.insert(
+        let mut nodes = HashMap::new();
+        nodes.insert(
             ROOT_INO,
             Node {
-                path: root,
+                parent: DETACHED,
+                name: "".into(),
                 lookups: 1,
+                children: 0,
             },
         );
-        t
+        Self {
+            root,
+            nodes,
+            index: HashTable::new(),
+            hasher: Default::default(),
+            next: ROOT_INO + 1,
+        }
     }
 
     /// Inodes known (the root included).
@@ -60,96 +87,222 @@ impl InodeTable {
         self.nodes.len()
     }
 
+    fn hash(&self, parent: u64, name: &str) -> u64 {
+        self.hasher.hash_one((parent, name))
+    }
+
+    /// The child `name` of `parent`, if known.
+    pub fn child(&self, parent: u64, name: &str) -> Option<u64> {
+        let nodes = &self.nodes;
+        self.index
+            .find(self.hash(parent, name), |i| {
+                nodes
+                    .get(i)
+                    .is_some_and(|n| n.parent == parent && &*n.name == name)
+            })
+            .copied()
+    }
+
     pub fn path(&self, ino: u64) -> Option<SmhPath> {
-        self.nodes.get(&ino).map(|n| n.path.clone())
+        let mut names: Vec<&str> = Vec::new();
+        let mut at = ino;
+        loop {
+            if at == ROOT_INO {
+                let mut segs = self.root.segments().to_vec();
+                segs.extend(names.iter().rev().map(|s| s.to_string()));
+                return Some(SmhPath::from_segments(segs).unwrap_or_default());
+            }
+            let n = self.nodes.get(&at)?;
+            if n.parent == DETACHED {
+                let mut segs = unlinked_path(at).segments().to_vec();
+                segs.extend(names.iter().rev().map(|s| s.to_string()));
+                return Some(SmhPath::from_segments(segs).unwrap_or_default());
+            }
+            names.push(&n.name);
+            at = n.parent;
+        }
+    }
+
+    /// The names of `path` below the mounted directory (`None`: outside).
+    fn rel<'p>(&self, path: &'p SmhPath) -> Option<&'p [String]> {
+        path.starts_with(&self.root)
+            .then(|| &path.segments()[self.root.segments().len()..])
     }
 
     pub fn ino_of(&self, path: &SmhPath) -> Option<u64> {
-        self.by_path.get(path).copied()
+        let mut at = ROOT_INO;
+        for name in self.rel(path)? {
+            at = self.child(at, name)?;
+        }
+        Some(at)
     }
 
-    /// The inode for `path`, created if needed; counts one kernel lookup
-    /// when `count` (replies that hand an entry to the kernel).
-    pub fn lookup(&mut self, path: &SmhPath, count: bool) -> u64 {
-        let ino = match self.by_path.get(path) {
-            Some(i) => *i,
-            None => {
+    /// The child `name` of `parent`, created (with no lookups) if needed.
+    fn child_or_insert(&mut self, parent: u64, name: &str) -> u64 {
+        let h = self.hash(parent, name);
+        let nodes = &self.nodes;
+        let hasher = &self.hasher;
+        let entry = self.index.entry(
+            h,
+            |i| {
+                nodes
+                    .get(i)
+                    .is_some_and(|n| n.parent == parent && &*n.name == name)
+            },
+            |i| {
+                let n = &nodes[i];
+                hasher.hash_one((n.parent, &*n.name))
+            },
+        );
+        match entry {
+            Entry::Occupied(e) => *e.get(),
+            Entry::Vacant(e) => {
                 let ino = self.next;
                 self.next += 1;
-                self.by_path.insert(path.clone(), ino);
+                e.insert(ino);
                 self.nodes.insert(
                     ino,
                     Node {
-                        path: path.clone(),
+                        parent,
+                        name: name.into(),
                         lookups: 0,
+                        children: 0,
                     },
                 );
+                if let Some(p) = self.nodes.get_mut(&parent) {
+                    p.children += 1;
+                }
                 ino
             }
+        }
+    }
+
+    /// The inode for `path`, created if needed (with its parents); counts
+    /// one kernel lookup when `count` (replies that hand an entry to the
+    /// kernel). An inode created without a count must be pinned by the
+    /// caller (an open file) or released with `forget(ino, 0, ..)`.
+    pub fn lookup(&mut self, path: &SmhPath, count: bool) -> u64 {
+        let Some(rel) = self.rel(path) else {
+            // Outside the mount: nothing the kernel can name.
+            return ROOT_INO;
         };
+        let rel = rel.to_vec();
+        let mut at = ROOT_INO;
+        for name in &rel {
+            at = self.child_or_insert(at, name);
+        }
         if count {
-            if let Some(n) = self.nodes.get_mut(&ino) {
+            if let Some(n) = self.nodes.get_mut(&at) {
                 n.lookups += 1;
             }
         }
-        ino
+        at
     }
 
-    /// Drops `n` lookups; the inode goes away when none remain (unless
-    /// `pinned`, e.g. a file still open).
+    /// Drops `n` lookups; the inode goes away when none remain, no child
+    /// is known and it is not `pinned` (e.g. a file still open or waiting
+    /// for its upload). `n == 0` releases an inode that is no longer pinned.
     pub fn forget(&mut self, ino: u64, n: u64, pinned: bool) {
-        if ino == ROOT_INO {
-            return;
-        }
         let Some(node) = self.nodes.get_mut(&ino) else {
             return;
         };
         node.lookups = node.lookups.saturating_sub(n);
-        if node.lookups == 0 && !pinned {
-            let path = node.path.clone();
+        if !pinned {
+            self.remove_unused(ino);
+        }
+    }
+
+    /// Removes `ino` if nothing holds it, then its parents likewise.
+    fn remove_unused(&mut self, mut ino: u64) {
+        while ino != ROOT_INO {
+            match self.nodes.get(&ino) {
+                Some(n) if n.lookups == 0 && n.children == 0 => {}
+                _ => return,
+            }
+            let parent = self.detach(ino);
             self.nodes.remove(&ino);
-            if self.by_path.get(&path) == Some(&ino) {
-                self.by_path.remove(&path);
+            match parent {
+                Some(p) => ino = p,
+                None => return,
             }
         }
     }
 
-    /// Moves `from` and everything below it to `to`. An inode already at
-    /// `to` (the replaced target) loses its path.
-    pub fn rename(&mut self, from: &SmhPath, to: &SmhPath) {
-        if let Some(old) = self.by_path.remove(to) {
-            // The replaced inode stays valid for open handles but is unlinked.
-            if let Some(n) = self.nodes.get_mut(&old) {
-                n.path = unlinked_path(old);
-            }
+    /// Takes `ino` out of its parent (it keeps its name); returns the
+    /// parent it had.
+    fn detach(&mut self, ino: u64) -> Option<u64> {
+        let n = self.nodes.get(&ino)?;
+        if n.parent == DETACHED {
+            return None;
         }
-        let moved: Vec<(SmhPath, u64)> = self
-            .by_path
-            .iter()
-            .filter(|(p, _)| p.starts_with(from))
-            .map(|(p, i)| (p.clone(), *i))
-            .collect();
-        for (p, ino) in moved {
-            self.by_path.remove(&p);
-            let rest = &p.segments()[from.segments().len()..];
-            let mut segs = to.segments().to_vec();
-            segs.extend(rest.iter().cloned());
-            let Ok(np) = SmhPath::from_segments(segs) else {
-                continue;
-            };
-            self.by_path.insert(np.clone(), ino);
-            if let Some(n) = self.nodes.get_mut(&ino) {
-                n.path = np;
-            }
+        let (parent, h) = (n.parent, self.hash(n.parent, &n.name));
+        if let Ok(e) = self.index.find_entry(h, |i| *i == ino) {
+            e.remove();
+        }
+        if let Some(p) = self.nodes.get_mut(&parent) {
+            p.children = p.children.saturating_sub(1);
+        }
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            n.parent = DETACHED;
+        }
+        Some(parent)
+    }
+
+    /// Takes `ino` out of the tree for good: its path is gone. Its parents
+    /// go too if nothing else holds them; it stays while held.
+    fn unlink_ino(&mut self, ino: u64) {
+        if ino == ROOT_INO {
+            return;
+        }
+        if let Some(parent) = self.detach(ino) {
+            self.remove_unused(parent);
+        }
+    }
+
+    /// Moves `from` (and so everything below it) to `to`. An inode already
+    /// at `to` (the replaced target) loses its path.
+    pub fn rename(&mut self, from: &SmhPath, to: &SmhPath) {
+        if let Some(old) = self.ino_of(to) {
+            self.unlink_ino(old);
+        }
+        let Some(ino) = self.ino_of(from).filter(|i| *i != ROOT_INO) else {
+            return;
+        };
+        let (Some(parent), Some(name)) = (to.parent(), to.name()) else {
+            return;
+        };
+        if self.rel(&parent).is_none() {
+            // Moved out of the mount: gone from here.
+            self.unlink_ino(ino);
+            return;
+        }
+        // The new parent first (it may be created), so the old one cannot
+        // be released while it is also the new one.
+        let new_parent = self.lookup(&parent, false);
+        if let Some(p) = self.nodes.get_mut(&new_parent) {
+            p.children += 1;
+        }
+        let old_parent = self.detach(ino);
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            n.parent = new_parent;
+            n.name = name.into();
+        }
+        let h = self.hash(new_parent, name);
+        let nodes = &self.nodes;
+        let hasher = &self.hasher;
+        self.index.insert_unique(h, ino, |i| {
+            let n = &nodes[i];
+            hasher.hash_one((n.parent, &*n.name))
+        });
+        if let Some(p) = old_parent {
+            self.remove_unused(p);
         }
     }
 
     /// The path is gone on the server; its inode stays for open handles.
     pub fn unlink(&mut self, path: &SmhPath) {
-        if let Some(ino) = self.by_path.remove(path) {
-            if let Some(n) = self.nodes.get_mut(&ino) {
-                n.path = unlinked_path(ino);
-            }
+        if let Some(ino) = self.ino_of(path) {
+            self.unlink_ino(ino);
         }
     }
 }
@@ -181,9 +334,13 @@ mod tests {
         t.forget(a, 1, false);
         assert!(t.path(a).is_some());
         t.forget(a, 1, false);
-        assert!(t.path(a).is_none());
+        assert!(t.path(a).is_some(), "a child still names it");
         t.forget(ab, 1, true);
-        assert!(t.path(ab).is_some());
+        assert!(t.path(ab).is_some(), "pinned");
+        t.forget(ab, 0, false);
+        assert!(t.path(ab).is_none());
+        assert!(t.path(a).is_none(), "released with its last child");
+        assert_eq!(t.count(), 1);
     }
 
     #[test]
@@ -194,5 +351,58 @@ mod tests {
         t.rename(&p("a"), &p("b"));
         assert_eq!(t.ino_of(&p("b")), Some(a));
         assert_ne!(t.path(b).unwrap(), p("b"));
+        t.forget(b, 1, false);
+        assert!(t.path(b).is_none());
+        assert_eq!(t.count(), 2);
+    }
+
+    #[test]
+    fn subtree_rename_moves_one_node() {
+        let mut t = InodeTable::new(p("media"));
+        let deep = t.lookup(&p("media/x/y/z/f"), true);
+        let y = t.ino_of(&p("media/x/y")).unwrap();
+        assert_eq!(t.count(), 5, "root, x, y, z, f");
+        t.rename(&p("media/x/y"), &p("media/q/y2"));
+        assert_eq!(t.path(deep).unwrap(), p("media/q/y2/z/f"));
+        assert_eq!(t.ino_of(&p("media/q/y2/z/f")), Some(deep));
+        assert_eq!(t.ino_of(&p("media/x/y/z/f")), None);
+        assert_eq!(t.path(y).unwrap(), p("media/q/y2"));
+        // `x` only held y: it went with the move.
+        assert_eq!(t.ino_of(&p("media/x")), None);
+        t.forget(deep, 1, false);
+        assert_eq!(t.count(), 1, "the whole chain is released");
+        assert_eq!(t.ino_of(&p("media")), Some(ROOT_INO));
+        assert_eq!(t.ino_of(&p("other")), None);
+    }
+
+    #[test]
+    fn unlinked_keeps_handles_and_never_aliases() {
+        let mut t = InodeTable::new(SmhPath::root());
+        let d = t.lookup(&p("d"), true);
+        let f = t.lookup(&p("d/f"), true);
+        t.unlink(&p("d/f"));
+        assert_eq!(t.ino_of(&p("d/f")), None);
+        let path = t.path(f).unwrap();
+        assert!(path.segments()[0].starts_with(".smhfs-unlinked-"));
+        let f2 = t.lookup(&p("d/f"), true);
+        assert_ne!(f, f2);
+        assert_eq!(t.path(f2).unwrap(), p("d/f"));
+        t.forget(f, 1, false);
+        assert!(t.path(f).is_none());
+        assert_eq!(t.path(d).unwrap(), p("d"));
+    }
+
+    #[test]
+    fn many_names_many_forgets() {
+        let mut t = InodeTable::new(SmhPath::root());
+        let inos: Vec<u64> = (0..2000)
+            .map(|i| t.lookup(&p(&format!("dir{}/f{i}", i % 10)), true))
+            .collect();
+        assert_eq!(t.count(), 1 + 10 + 2000);
+        for (i, ino) in inos.iter().enumerate() {
+            assert_eq!(t.ino_of(&p(&format!("dir{}/f{i}", i % 10))), Some(*ino));
+            t.forget(*ino, 1, false);
+        }
+        assert_eq!(t.count(), 1);
     }
 }

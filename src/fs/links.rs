@@ -180,7 +180,9 @@ impl SmhFs {
             return self.links.last_native(path).ok_or_else(eio);
         };
         if let Some(to) = to {
-            self.remote_inodes.lock().insert(inode.to_string(), to);
+            self.remote_inodes
+                .lock()
+                .insert(inode.to_string(), to, false);
         }
         self.links
             .put_native(path.clone(), s.clone(), self.cfg.attr_timeout);

@@ -5,8 +5,10 @@
 //! reasoned about (and tested, `tests/mount_core.rs`) without a kernel.
 //!
 //! Semantics in short:
-//! * **Browse**: a listing is fetched 1000 entries per request and fills the
-//!   attribute cache, so `ls -l` costs no per-entry request. Attributes live
+//! * **Browse**: a listing is streamed 1000 entries per request, a page when
+//!   `readdir` gets there ([`dirstream`]), and fills the attribute cache, so
+//!   `ls -l` costs no per-entry request; inodes exist only for what the
+//!   kernel holds ([`inode`]). Attributes live
 //!   `attr_timeout`, listings `dir_timeout` (longer while the change feed is
 //!   followed, see [`freshness`]), "missing" answers about 1 s; an expired
 //!   listing is revalidated with its eTag (`listing.rs`); our own changes
@@ -49,7 +51,9 @@ pub mod control;
 mod copy;
 pub mod core;
 pub mod direct;
+mod dirlist;
 mod dirs;
+pub mod dirstream;
 pub mod error;
 mod files;
 mod follow;
@@ -74,6 +78,7 @@ pub mod posix;
 pub mod progress;
 pub mod queue;
 pub mod read;
+pub(crate) mod remoteino;
 pub mod requests;
 pub mod session;
 pub mod staging;

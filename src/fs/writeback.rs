@@ -393,6 +393,8 @@ impl SmhFs {
         if files.get(&ino).is_some_and(|c| Arc::ptr_eq(c, of_ref)) {
             files.remove(&ino);
             self.local.lock().remove(&ino);
+            drop(files);
+            self.unpin(ino, 0);
         }
     }
 

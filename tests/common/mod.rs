@@ -282,6 +282,7 @@ pub fn core_config(
         read_only: false,
         attr_timeout: Duration::from_secs(1),
         dir_timeout: Duration::from_secs(5),
+        dir_cache_entries: 100_000,
         poll_interval: Duration::ZERO,
         part_size: 1 << 20,
         upload_concurrency: 2,
