@@ -52,6 +52,9 @@ INPUTS=${SCALE_INPUTS:-$OUT/inputs}
 BIG_BYTES=$((BIG_MIB * 1024 * 1024))
 W7_ENTRIES=$((W7_DIRS + W7_DIRS * W7_FILES))
 OP_TIMEOUT=${SCALE_OP_TIMEOUT:-1200}   # seconds for any single timed command
+# A peer's listing gets less: s3s-fs rescans a whole directory for every page
+# of 1,000 keys, so its 200,000-entry listing is quadratic.
+PEER_TIMEOUT=${SCALE_PEER_TIMEOUT:-300}
 MOUNT_TIMEOUT=30
 LOGS=$OUT/logs
 mkdir -p "$LOGS" "$INPUTS"
@@ -63,6 +66,11 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 T() { timeout "$OP_TIMEOUT" "$@"; }
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 emit() { echo "$1=$2"; }   # one result line
+count_lines() { # count_lines SECONDS CMD...: lines CMD prints, or failed / timeout-Ns
+  local secs=$1 out rc=0; shift
+  out=$(timeout "$secs" "$@" | wc -l) || rc=$?
+  case $rc in 0) echo "$out" ;; 124) echo "timeout-${secs}s" ;; *) echo failed ;; esac
+}
 
 # ---------------------------------------------------------------- cleanup --
 declare -A MOUNT_PID=()   # mountpoint -> daemon pid
@@ -167,25 +175,6 @@ mount_smh() {
 }
 known_inodes() { "$SMHFS" status --json "$1" | jq -r '.memory.known_inodes'; }
 
-# ---------------------------------------------------------------- peers ----
-# One backing directory for both: rclone serve webdav serves it, s3s-fs
-# serves each top-level directory of it as a bucket.
-PEER_ROOT=$OUT/peer-root
-PEER_NAMES=()
-if [ "$PEERS" = 1 ]; then
-  rm -rf "$PEER_ROOT"; mkdir -p "$PEER_ROOT"
-  DAV_PORT=$(free_port)
-  rclone serve webdav "$PEER_ROOT" --addr "127.0.0.1:$DAV_PORT" >"$LOGS/dav-serve.log" 2>&1 &
-  DAV_PID=$!
-  wait_for 20 "rclone serve webdav" "$DAV_PID" curl -fsS -o /dev/null "http://127.0.0.1:$DAV_PORT/"
-  S3_PORT=$(free_port)
-  S3_KEY=bench; S3_SECRET=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-  "$S3S" --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_KEY" --secret-key "$S3_SECRET" "$PEER_ROOT" \
-    >"$LOGS/s3s-fs.log" 2>&1 &
-  S3_PID=$!
-  wait_for 20 "s3s-fs" "$S3_PID" bash -c "exec 3<>/dev/tcp/127.0.0.1/$S3_PORT"
-  PEER_NAMES=(dav s3)
-fi
 # mount_peer NAME MNT SUBDIR [RCLONE-ARGS...]: cold rclone mount of SUBDIR
 mount_peer() {
   local name=$1 m=$2 sub=$3; shift 3
@@ -229,6 +218,47 @@ populate() { # populate DIR COUNT [--dirs N]
     || { tail -n 20 "$LOGS/populate.log" >&2; die "populate $d failed"; }
 }
 
+# ---------------------------------------------------------------- inputs ---
+if want w9 || want w10; then
+  for i in 0 1 2 3; do
+    f=$INPUTS/scale-${BIG_MIB}MiB-$i.bin
+    if [ ! -f "$f.done" ]; then log "creating $f"; head -c "$BIG_BYTES" /dev/urandom >"$f"; touch "$f.done"; fi
+  done
+fi
+
+# ---------------------------------------------------------------- peers ----
+# One backing directory for both peers, filled before they start (rclone
+# serve caches the listings it has made): rclone serve webdav serves it,
+# s3s-fs serves each top-level directory of it as a bucket (bucket names
+# need 3 characters or more, hence bench-wN).
+PEER_ROOT=$OUT/peer-root
+PEER_NAMES=()
+if [ "$PEERS" = 1 ]; then
+  rm -rf "$PEER_ROOT"; mkdir -p "$PEER_ROOT"
+  if want w7; then
+    log "W7: the tree in the peers' backing directory"
+    t0=$(now); peer_files "$PEER_ROOT/bench-w7" "$W7_DIRS" "$W7_FILES"; t1=$(now)
+    log "W7: peer tree created in $(elapsed "$t0" "$t1") s"
+  fi
+  if want w8; then peer_files "$PEER_ROOT/bench-w8" 0 "$W8_ENTRIES"; fi
+  if want w9; then
+    mkdir -p "$PEER_ROOT/bench-w9"
+    for i in 0 1 2 3; do cp "$INPUTS/scale-${BIG_MIB}MiB-$i.bin" "$PEER_ROOT/bench-w9/f$i.bin"; done
+  fi
+  if want w10; then mkdir -p "$PEER_ROOT/bench-w10"; fi
+  DAV_PORT=$(free_port)
+  rclone serve webdav "$PEER_ROOT" --addr "127.0.0.1:$DAV_PORT" >"$LOGS/dav-serve.log" 2>&1 &
+  DAV_PID=$!
+  wait_for 20 "rclone serve webdav" "$DAV_PID" curl -fsS -o /dev/null "http://127.0.0.1:$DAV_PORT/"
+  S3_PORT=$(free_port)
+  S3_KEY=bench; S3_SECRET=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  "$S3S" --host 127.0.0.1 --port "$S3_PORT" --access-key "$S3_KEY" --secret-key "$S3_SECRET" "$PEER_ROOT" \
+    >"$LOGS/s3s-fs.log" 2>&1 &
+  S3_PID=$!
+  wait_for 20 "s3s-fs" "$S3_PID" bash -c "exec 3<>/dev/tcp/127.0.0.1/$S3_PORT"
+  PEER_NAMES=(dav s3)
+fi
+
 # ---------------------------------------------------------------- W7 -------
 if want w7; then
   log "W7: populating $W7_DIRS x $W7_FILES files through the API"
@@ -240,7 +270,7 @@ if want w7; then
   pid=${MOUNT_PID[$MNT/smh]}
   idle=$(vm_kib "$pid" VmRSS)
   drop_caches; stats_reset
-  t0=$(now); lines=$(T find "$MNT/smh" | wc -l) || lines=failed; t1=$(now)
+  t0=$(now); lines=$(count_lines "$OP_TIMEOUT" find "$MNT/smh"); t1=$(now)
   emit w7_smh_lines "$lines"; emit w7_smh_s "$(elapsed "$t0" "$t1")"; emit w7_smh_req "$(dir_lists)"
   hwm=$(vm_kib "$pid" VmHWM); after=$(vm_kib "$pid" VmRSS); known=$(known_inodes "$MNT/smh")
   emit w7_smh_rss_idle_kib "$idle"; emit w7_smh_hwm_kib "$hwm"; emit w7_smh_rss_after_kib "$after"
@@ -259,19 +289,17 @@ if want w7; then
   log "W7 smhfs: $lines lines in $(elapsed "$t0" "$t1") s; known inodes $known, after drop_caches $k"
   unmount "$MNT/smh"
   if [ "$PEERS" = 1 ]; then
-    log "W7: the same tree in the peers' backing directory"
-    t0=$(now); peer_files "$PEER_ROOT/w7" "$W7_DIRS" "$W7_FILES"; t1=$(now)
-    log "W7: peer tree created in $(elapsed "$t0" "$t1") s"
     for p in "${PEER_NAMES[@]}"; do
-      mount_peer "$p" "$MNT/$p" w7
+      mount_peer "$p" "$MNT/$p" bench-w7
       drop_caches
-      t0=$(now); lines=$(T find "$MNT/$p" | wc -l) || lines=failed; t1=$(now)
-      emit "w7_${p}_lines" "$lines"; emit "w7_${p}_s" "$(elapsed "$t0" "$t1")"
+      t0=$(now); lines=$(count_lines "$PEER_TIMEOUT" find "$MNT/$p"); t1=$(now)
+      emit "w7_${p}_lines" "$lines"
+      # A time only for a listing that finished (the table picks the best peer by it).
+      case $lines in *[!0-9]*) ;; *) emit "w7_${p}_s" "$(elapsed "$t0" "$t1")" ;; esac
       emit "w7_${p}_hwm_kib" "$(vm_kib "${MOUNT_PID[$MNT/$p]}" VmHWM)"
       log "W7 $p: $lines lines in $(elapsed "$t0" "$t1") s"
       unmount "$MNT/$p"
     done
-    rm -rf "$PEER_ROOT/w7"
   fi
 fi
 
@@ -284,26 +312,26 @@ if want w8; then
   pid=${MOUNT_PID[$MNT/smh]}
   idle=$(vm_kib "$pid" VmRSS)
   drop_caches; stats_reset
-  t0=$(now); lines=$(T ls -l "$MNT/smh" | wc -l) || lines=failed; t1=$(now)
+  t0=$(now); lines=$(count_lines "$OP_TIMEOUT" ls -l "$MNT/smh"); t1=$(now)
   hwm=$(vm_kib "$pid" VmHWM)
   emit w8_smh_lines "$lines"; emit w8_smh_s "$(elapsed "$t0" "$t1")"; emit w8_smh_req "$(dir_lists)"
   emit w8_smh_rss_idle_kib "$idle"; emit w8_smh_hwm_kib "$hwm"; emit w8_smh_peak_above_idle_kib $((hwm - idle))
   log "W8 smhfs: $lines lines in $(elapsed "$t0" "$t1") s, VmHWM $hwm KiB (idle $idle)"
   unmount "$MNT/smh"
   if [ "$PEERS" = 1 ]; then
-    peer_files "$PEER_ROOT/w8" 0 "$W8_ENTRIES"
     for p in "${PEER_NAMES[@]}"; do
-      mount_peer "$p" "$MNT/$p" w8
+      mount_peer "$p" "$MNT/$p" bench-w8
       idle=$(vm_kib "${MOUNT_PID[$MNT/$p]}" VmRSS)
       drop_caches
-      t0=$(now); lines=$(T ls -l "$MNT/$p" | wc -l) || lines=failed; t1=$(now)
+      t0=$(now); lines=$(count_lines "$PEER_TIMEOUT" ls -l "$MNT/$p"); t1=$(now)
       hwm=$(vm_kib "${MOUNT_PID[$MNT/$p]}" VmHWM)
-      emit "w8_${p}_lines" "$lines"; emit "w8_${p}_s" "$(elapsed "$t0" "$t1")"
+      emit "w8_${p}_lines" "$lines"
+      # A time only for a listing that finished (the table picks the best peer by it).
+      case $lines in *[!0-9]*) ;; *) emit "w8_${p}_s" "$(elapsed "$t0" "$t1")" ;; esac
       emit "w8_${p}_hwm_kib" "$hwm"; emit "w8_${p}_peak_above_idle_kib" $((hwm - idle))
       log "W8 $p: $lines lines in $(elapsed "$t0" "$t1") s"
       unmount "$MNT/$p"
     done
-    rm -rf "$PEER_ROOT/w8"
   fi
 fi
 
@@ -326,22 +354,12 @@ par_cat() {
   [ "$ok" = 1 ] || { echo failed; return 0; }
   awk -v n=$# -v b="$BIG_BYTES" -v a="$t0" -v z="$t1" 'BEGIN { printf "%.0f", n * b / 1048576 / (z - a) }'
 }
-if want w9 || want w10; then
-  for i in 0 1 2 3; do
-    f=$INPUTS/scale-${BIG_MIB}MiB-$i.bin
-    if [ ! -f "$f.done" ]; then log "creating $f"; head -c "$BIG_BYTES" /dev/urandom >"$f"; touch "$f.done"; fi
-  done
-fi
 if want w9; then
   log "W9: storing 4 x ${BIG_MIB} MiB files (cp through a mount)"
   mount_smh "$MNT/smh" ""
   mkdir -p "$MNT/smh/w9"
   for i in 0 1 2 3; do T cp "$INPUTS/scale-${BIG_MIB}MiB-$i.bin" "$MNT/smh/w9/f$i.bin"; done
   unmount "$MNT/smh"
-  if [ "$PEERS" = 1 ]; then
-    mkdir -p "$PEER_ROOT/w9"
-    for i in 0 1 2 3; do cp "$INPUTS/scale-${BIG_MIB}MiB-$i.bin" "$PEER_ROOT/w9/f$i.bin"; done
-  fi
   tok=$(token)
   # Limit of the random reads: as many 4 KiB range GETs of the object URL
   # (the download URL's redirect target) from one curl, connection kept.
@@ -364,7 +382,7 @@ if want w9; then
   emit w9_smh_iops "$iops"; emit w9_smh_p99_us "$p99"
   log "W9 smhfs randread: $iops IOPS, p99 $p99 us"
   for p in "${PEER_NAMES[@]}"; do
-    mount_peer "$p" "$MNT/$p" w9; drop_caches
+    mount_peer "$p" "$MNT/$p" bench-w9; drop_caches
     read -r iops p99 < <(fio_randread "$MNT/$p/f0.bin")
     emit "w9_${p}_iops" "$iops"; emit "w9_${p}_p99_us" "$p99"
     log "W9 $p randread: $iops IOPS, p99 $p99 us"
@@ -389,12 +407,11 @@ if want w9; then
   log "W9 smhfs 4 readers: $v MiB/s"
   unmount "$MNT/smh"
   for p in "${PEER_NAMES[@]}"; do
-    mount_peer "$p" "$MNT/$p" w9; drop_caches
+    mount_peer "$p" "$MNT/$p" bench-w9; drop_caches
     v=$(par_cat "$MNT/$p"/f{0,1,2,3}.bin); emit "w9_${p}_seq4_mibs" "$v"
     log "W9 $p 4 readers: $v MiB/s"
     unmount "$MNT/$p"
   done
-  if [ "$PEERS" = 1 ]; then rm -rf "$PEER_ROOT/w9"; fi
 fi
 
 # ---------------------------------------------------------------- W10 ------
@@ -436,17 +453,16 @@ if want w10; then
   emit w10_smh_stored "$stored"
   log "W10 smhfs: $(head -c 200 "$OUT/cp-smh.err") stored=$stored, cache peak $(cat "$OUT/du-smh") bytes"
   for p in "${PEER_NAMES[@]}"; do
-    mkdir -p "$PEER_ROOT/w10"
-    mount_peer "$p" "$MNT/$p" w10 --vfs-cache-max-size "${W10_CACHE_MIB}M"
+    mount_peer "$p" "$MNT/$p" bench-w10 --vfs-cache-max-size "${W10_CACHE_MIB}M"
     cp_sampled "$p" "$OUT/w10-src.bin" "$MNT/$p/big-$p.bin" "$OUT/cache/$p"
     # rclone's close() returns before the upload: wait (bounded) for the backend.
     deadline=$(( $(date +%s) + OP_TIMEOUT ))
-    while [ "$(stat -c %s "$PEER_ROOT/w10/big-$p.bin" 2>/dev/null || echo 0)" -ne "$BIG_BYTES" ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.05; done
+    while [ "$(stat -c %s "$PEER_ROOT/bench-w10/big-$p.bin" 2>/dev/null || echo 0)" -ne "$BIG_BYTES" ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.05; done
     t1=$(now); read -r t0 _ <"$OUT/cp-$p.times"
     emit "w10_${p}_landed_s" "$(elapsed "$t0" "$t1")"
     sleep 0.5; stop_pid "$SAMPLER_PID"; SAMPLER_PID=""
     emit "w10_${p}_cache_peak" "$(cat "$OUT/du-$p")"
-    stored=0; cmp -s "$PEER_ROOT/w10/big-$p.bin" "$OUT/w10-src.bin" && stored=1
+    stored=0; cmp -s "$PEER_ROOT/bench-w10/big-$p.bin" "$OUT/w10-src.bin" && stored=1
     emit "w10_${p}_stored" "$stored"
     log "W10 $p: stored=$stored, cache peak $(cat "$OUT/du-$p") bytes"
     unmount "$MNT/$p"
