@@ -63,13 +63,30 @@ log() { echo "[bench-scale $(date +%H:%M:%S)] $*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
-T() { timeout "$OP_TIMEOUT" "$@"; }
+T() { timeout -k 5 "$OP_TIMEOUT" "$@"; }
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 emit() { echo "$1=$2"; }   # one result line
-count_lines() { # count_lines SECONDS CMD...: lines CMD prints, or failed / timeout-Ns
-  local secs=$1 out rc=0; shift
-  out=$(timeout "$secs" "$@" | wc -l) || rc=$?
-  case $rc in 0) echo "$out" ;; 124) echo "timeout-${secs}s" ;; *) echo failed ;; esac
+count_lines() { # count_lines SECONDS MNT CMD...: lines CMD prints, or failed / timeout-Ns
+  # A listing stuck inside a FUSE daemon cannot be killed (not even with
+  # SIGKILL): past the deadline the mount's daemon is stopped, which aborts
+  # the connection and lets CMD return.
+  local secs=$1 m=$2 res=$OUT/count-lines.$BASHPID pid deadline; shift 2
+  rm -f "$res"
+  ( set +o pipefail; "$@" | wc -l >"$res.n"; [ "${PIPESTATUS[0]}" -eq 0 ] && mv "$res.n" "$res" ) 2>>"$LOGS/count-lines.log" &
+  pid=$!
+  deadline=$(( $(date +%s) + secs ))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      umount -l "$m" 2>/dev/null || true
+      stop_pid "${MOUNT_PID[$m]:-}"
+      wait "$pid" 2>/dev/null || true
+      echo "timeout-${secs}s"; return 0
+    fi
+    sleep 0.1
+  done
+  wait "$pid" 2>/dev/null || true
+  if [ -f "$res" ]; then cat "$res"; else echo failed; fi
+  rm -f "$res" "$res.n"
 }
 
 # ---------------------------------------------------------------- cleanup --
@@ -128,7 +145,10 @@ free_port() {
   die "no free loopback port found"
 }
 drop_caches() { sync; echo "${1:-3}" >/proc/sys/vm/drop_caches; }
-vm_kib() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }   # vm_kib PID VmHWM|VmRSS
+vm_kib() { # vm_kib PID VmHWM|VmRSS; empty once the process is gone (a peer stopped at its deadline)
+  awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status" 2>/dev/null || true
+}
+minus() { [ -n "$1" ] && [ -n "$2" ] && echo $(($1 - $2)); true; }
 
 [ "$(id -u)" -eq 0 ] || die "run as root (FUSE mounts, drop_caches)"
 { [ -x "$SMHFS" ] && [ -x "$POPULATE" ]; } || die "need SMHFS ($SMHFS) and POPULATE ($POPULATE)"
@@ -270,7 +290,7 @@ if want w7; then
   pid=${MOUNT_PID[$MNT/smh]}
   idle=$(vm_kib "$pid" VmRSS)
   drop_caches; stats_reset
-  t0=$(now); lines=$(count_lines "$OP_TIMEOUT" find "$MNT/smh"); t1=$(now)
+  t0=$(now); lines=$(count_lines "$OP_TIMEOUT" "$MNT/smh" find "$MNT/smh"); t1=$(now)
   emit w7_smh_lines "$lines"; emit w7_smh_s "$(elapsed "$t0" "$t1")"; emit w7_smh_req "$(dir_lists)"
   hwm=$(vm_kib "$pid" VmHWM); after=$(vm_kib "$pid" VmRSS); known=$(known_inodes "$MNT/smh")
   emit w7_smh_rss_idle_kib "$idle"; emit w7_smh_hwm_kib "$hwm"; emit w7_smh_rss_after_kib "$after"
@@ -292,11 +312,11 @@ if want w7; then
     for p in "${PEER_NAMES[@]}"; do
       mount_peer "$p" "$MNT/$p" bench-w7
       drop_caches
-      t0=$(now); lines=$(count_lines "$PEER_TIMEOUT" find "$MNT/$p"); t1=$(now)
+      t0=$(now); lines=$(count_lines "$PEER_TIMEOUT" "$MNT/$p" find "$MNT/$p"); t1=$(now)
       emit "w7_${p}_lines" "$lines"
       # A time only for a listing that finished (the table picks the best peer by it).
       case $lines in *[!0-9]*) ;; *) emit "w7_${p}_s" "$(elapsed "$t0" "$t1")" ;; esac
-      emit "w7_${p}_hwm_kib" "$(vm_kib "${MOUNT_PID[$MNT/$p]}" VmHWM)"
+      emit "w7_${p}_hwm_kib" "$(vm_kib "${MOUNT_PID[$MNT/$p]:-0}" VmHWM)"
       log "W7 $p: $lines lines in $(elapsed "$t0" "$t1") s"
       unmount "$MNT/$p"
     done
@@ -312,7 +332,7 @@ if want w8; then
   pid=${MOUNT_PID[$MNT/smh]}
   idle=$(vm_kib "$pid" VmRSS)
   drop_caches; stats_reset
-  t0=$(now); lines=$(count_lines "$OP_TIMEOUT" ls -l "$MNT/smh"); t1=$(now)
+  t0=$(now); lines=$(count_lines "$OP_TIMEOUT" "$MNT/smh" ls -l "$MNT/smh"); t1=$(now)
   hwm=$(vm_kib "$pid" VmHWM)
   emit w8_smh_lines "$lines"; emit w8_smh_s "$(elapsed "$t0" "$t1")"; emit w8_smh_req "$(dir_lists)"
   emit w8_smh_rss_idle_kib "$idle"; emit w8_smh_hwm_kib "$hwm"; emit w8_smh_peak_above_idle_kib $((hwm - idle))
@@ -323,12 +343,12 @@ if want w8; then
       mount_peer "$p" "$MNT/$p" bench-w8
       idle=$(vm_kib "${MOUNT_PID[$MNT/$p]}" VmRSS)
       drop_caches
-      t0=$(now); lines=$(count_lines "$PEER_TIMEOUT" ls -l "$MNT/$p"); t1=$(now)
-      hwm=$(vm_kib "${MOUNT_PID[$MNT/$p]}" VmHWM)
+      t0=$(now); lines=$(count_lines "$PEER_TIMEOUT" "$MNT/$p" ls -l "$MNT/$p"); t1=$(now)
+      hwm=$(vm_kib "${MOUNT_PID[$MNT/$p]:-0}" VmHWM)
       emit "w8_${p}_lines" "$lines"
       # A time only for a listing that finished (the table picks the best peer by it).
       case $lines in *[!0-9]*) ;; *) emit "w8_${p}_s" "$(elapsed "$t0" "$t1")" ;; esac
-      emit "w8_${p}_hwm_kib" "$hwm"; emit "w8_${p}_peak_above_idle_kib" $((hwm - idle))
+      emit "w8_${p}_hwm_kib" "$hwm"; emit "w8_${p}_peak_above_idle_kib" "$(minus "$hwm" "$idle")"
       log "W8 $p: $lines lines in $(elapsed "$t0" "$t1") s"
       unmount "$MNT/$p"
     done

@@ -241,24 +241,24 @@ scale_rows() { # markdown rows of W7-W10 from S
   [ -n "${S[scale_size]:-}" ] || { echo "| W7–W10 | not run (see $LOGS/scale.log) | — | — | — | — | — | |"; return; }
   if [ -n "${S[w7_expected]:-}" ]; then
     e=${S[w7_expected]}; n=${S[w7_smh_lines]:-}; t=${S[w7_smh_s]:-}
-    read -r p pv < <(best_peer min s w7 || true)
+    read -r p pv < <(best_peer min s w7 || true) || true
     echo "| W7 \`find MNT \\| wc -l\` of a $((e - 1))-entry tree, cold | $(f3 "$t"), $n lines, ${S[w7_smh_req]:-n/a} dir_list | — | — | $(peer_cell "$p" "$(f3 "$pv"), ${S[w7_${p}_lines]:-?} lines") | $(ratio "$pv" "$t") | exactly $e lines | $(met test "${n:-}" = "$e") |"
-    read -r p pv < <(best_peer min hwm_kib w7 || true)
+    read -r p pv < <(best_peer min hwm_kib w7 || true) || true
     echo "| W7 daemon RSS | VmHWM $(mib "${S[w7_smh_hwm_kib]:-}") (idle $(mib "${S[w7_smh_rss_idle_kib]:-}")), peak growth ${S[w7_smh_peak_bytes_per_entry]:-n/a} B per tree entry; ${S[w7_smh_bytes_per_known]:-n/a} B per inode still known (${S[w7_smh_known_after_find]:-n/a}) | — | — | $(peer_cell "$p" "VmHWM $(mib "$pv")") | $(ratio "$pv" "${S[w7_smh_hwm_kib]:-}") | ≤ 200 B per entry the kernel holds | $(met le "${S[w7_smh_bytes_per_known]:-}" 200) |"
     echo "| W7 known inodes after \`echo 2 > drop_caches\` | ${S[w7_smh_known_after_drop]:-n/a} (from ${S[w7_smh_known_after_find]:-n/a}) | — | — | — | — | < 1 % of the tree ($(( (e - 1) / 100 ))) | $(met lt "${S[w7_smh_known_after_drop]:-}" "$(( (e - 1) / 100 ))") |"
   fi
   if [ -n "${S[w8_expected]:-}" ]; then
     e=${S[w8_expected]}; t=${S[w8_smh_s]:-}
-    read -r p pv < <(best_peer min s w8 || true)
+    read -r p pv < <(best_peer min s w8 || true) || true
     echo "| W8 cold \`ls -l\` of $((e - 1)) entries | $(f3 "$t"), ${S[w8_smh_lines]:-n/a} lines, ${S[w8_smh_req]:-n/a} dir_list | — | — | $(peer_cell "$p" "$(f3 "$pv")") | $(ratio "$pv" "$t") | $e lines | $(met test "${S[w8_smh_lines]:-}" = "$e") |"
-    read -r p pv < <(best_peer min peak_above_idle_kib w8 || true)
+    read -r p pv < <(best_peer min peak_above_idle_kib w8 || true) || true
     kib=${S[w8_smh_peak_above_idle_kib]:-}
     echo "| W8 daemon peak RSS above idle | $(mib "$kib") (VmHWM $(mib "${S[w8_smh_hwm_kib]:-}")) | — | — | $(peer_cell "$p" "$(mib "$pv")") | $(ratio "$pv" "$kib") | ≤ 64 MiB above idle | $(met le "$kib" "$RSS_LIMIT_KIB") |"
   fi
   if [ -n "${S[w9_smh_iops]:-}" ]; then
-    read -r p pv < <(best_peer max iops w9 || true)
+    read -r p pv < <(best_peer max iops w9 || true) || true
     echo "| W9 fio randread 4 KiB, direct | ${S[w9_smh_iops]} IOPS, p99 ${S[w9_smh_p99_us]:-n/a} µs | curl ranges ${S[w9_curl_iops]:-n/a} IOPS, p99 ${S[w9_curl_p99_us]:-n/a} µs | $(ratio "${S[w9_smh_iops]}" "${S[w9_curl_iops]:-}") | $(peer_cell "$p" "$pv IOPS, p99 ${S[w9_${p}_p99_us]:-?} µs") | $(ratio "${S[w9_smh_iops]}" "$pv") | reported against curl | — |"
-    read -r p pv < <(best_peer max seq4_mibs w9 || true)
+    read -r p pv < <(best_peer max seq4_mibs w9 || true) || true
     echo "| W9 4 parallel sequential readers, cold | ${S[w9_smh_seq4_mibs]:-n/a} MiB/s | 4 × curl GET ${S[w9_curl_seq4_mibs]:-n/a} MiB/s | $(ratio "${S[w9_smh_seq4_mibs]:-}" "${S[w9_curl_seq4_mibs]:-}") | $(peer_cell "$p" "$pv MiB/s") | $(ratio "${S[w9_smh_seq4_mibs]:-}" "$pv") | reported against curl | — |"
   fi
   if [ -n "${S[w10_cache_size]:-}" ]; then
@@ -266,7 +266,7 @@ scale_rows() { # markdown rows of W7-W10 from S
     if [ "${S[w10_smh_rc]:-1}" = 0 ]; then r="cp ok in $(f3 "${S[w10_smh_s]:-}")"; else r="cp failed (${S[w10_smh_error]:-exit ${S[w10_smh_rc]:-?}})"; fi
     if [ "${S[w10_smh_stored]:-0}" = 1 ]; then r="$r, stored"; else r="$r, not stored"; fi
     ok=0; [ "${S[w10_smh_rc]:-1}" = 0 ] && [ "${S[w10_smh_stored]:-0}" = 1 ] && le "${S[w10_smh_cache_peak]:-}" "$lim" && ok=1
-    read -r p pv < <(best_peer min landed_s w10 || true)
+    read -r p pv < <(best_peer min landed_s w10 || true) || true
     echo "| W10 cp of $(mib $(( ${S[w10_file_bytes]:-0} / 1024 ))) with cache_size $(mib $((lim / 1024))) | $r; cache peak $(mib $(( ${S[w10_smh_cache_peak]:-0} / 1024 ))) | cache_size $(mib $((lim / 1024))) | $(ratio "${S[w10_smh_cache_peak]:-}" "$lim") of cache_size | $(peer_cell "$p" "$(f3 "$pv") until stored, cache peak $(mib $(( ${S[w10_${p}_cache_peak]:-0} / 1024 )))") | $( [ "${S[w10_smh_rc]:-1}" = 0 ] && ratio "$pv" "${S[w10_smh_s]:-}" || echo "n/a") | completes, cache ≤ cache_size | $(met test "$ok" = 1) |"
   fi
 }
