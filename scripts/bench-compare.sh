@@ -9,12 +9,15 @@
 #
 # The baseline is built from a `git worktree` of BASE_REV under $BENCH_DIR.
 # Both runs share the inputs; each is a full scripts/bench.sh run (rclone
-# peer included), baseline first. Not part of the test suite.
+# peer included), baseline first, without the scale workloads W7-W10 unless
+# BENCH_SCALE=1 (they take about half an hour per run at full size). Not
+# part of the test suite.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BASE=${1:?usage: scripts/bench-compare.sh BASE_REV}
 BENCH_DIR=${BENCH_DIR:-/var/tmp/smhfs-bench}
-export BENCH_DIR
+BENCH_SCALE=${BENCH_SCALE:-0}
+export BENCH_DIR BENCH_SCALE
 log() { echo "[compare $(date +%H:%M:%S)] $*" >&2; }
 
 WT=$BENCH_DIR/baseline-src

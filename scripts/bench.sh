@@ -4,10 +4,12 @@
 # Runs on a fresh Debian 12 machine, as root (FUSE mounts, drop_caches):
 #   scripts/bench.sh                  # full run: 1 GiB file, 3 runs, 10,000 entries
 #   BENCH_QUICK=1 scripts/bench.sh    # fast check: 64 MiB, 1 run, 1,000 entries
+#   BENCH_ONLY=scale scripts/bench.sh # only the scale workloads W7-W10
 #
 # What it does:
-#   1. installs what is missing (rclone fuse3 curl jq time) with apt-get,
-#      builds `cargo build --release` and `examples/populate.rs`, and runs
+#   1. installs what is missing (rclone fuse3 curl jq time fio) with apt-get
+#      and s3s-fs (the S3 peer of W7-W10) with `cargo install`, builds
+#      `cargo build --release` and `examples/populate.rs`, and runs
 #      `cargo bench --bench hash` for the SMH hash throughput;
 #   2. creates its random inputs once under $BENCH_DIR/inputs (default
 #      BENCH_DIR=/var/tmp/smhfs-bench): a 1 GiB file, 1000 files of 4 KiB,
@@ -31,6 +33,13 @@
 #                                          its visibility in the mount (median, worst
 #                                          of 50), requests of an idle mount over 60 s
 #        RSS peak VmHWM of the mount daemon during W1 and during W5
+#        W7-W10 scale (scripts/bench-scale.sh, its own server, mounts and
+#                                          peers): find over a 1,000,000-entry
+#                                          tree, ls -l of a 200,000-entry dir,
+#                                          fio randread and 4 parallel readers
+#                                          against curl, cp of a file 4x
+#                                          cache_size; peers rclone mount of
+#                                          webdav and of S3 (s3s-fs)
 #      For rclone, a write is timed until the webdav backing directory holds the
 #      file(s) at full size (polled every 10 ms), since its close() returns
 #      before the upload.
@@ -43,7 +52,10 @@
 # (override the number of runs), BENCH_W5_KIND=file|dir (what the 10,000
 # server-side entries are; default file), BENCH_KEEP=1 (keep the server data
 # and rclone backing directory under $BENCH_DIR/run; by default they are
-# deleted on exit, the inputs are kept).
+# deleted on exit, the inputs are kept), BENCH_ONLY=scale (only W7-W10,
+# table in $BENCH_DIR/results-scale.md), BENCH_SCALE=0 (skip W7-W10); and
+# for W7-W10: SCALE_ONLY="w7 w9" (some of them), SCALE_PEERS=0 (no peers),
+# SCALE_SIZE=small|full (default: small with BENCH_QUICK=1).
 # Everything it starts (servers, mounts) is stopped on exit, also on Ctrl-C.
 # Not part of the test suite.
 set -euo pipefail
@@ -58,6 +70,10 @@ else
   BIG_MIB=1024; RUNS=${BENCH_RUNS:-3}; ENTRIES=10000
 fi
 W5_KIND=${BENCH_W5_KIND:-file}
+ONLY=${BENCH_ONLY:-}
+SCALE=${BENCH_SCALE:-1}
+[ -z "$ONLY" ] || [ "$ONLY" = scale ] || { echo "BENCH_ONLY must be empty or 'scale'" >&2; exit 2; }
+[ "$ONLY" != scale ] || SCALE=1
 BIG_BYTES=$((BIG_MIB * 1024 * 1024))
 SMALL_N=1000; SMALL_BYTES=4096
 MED_N=100; MED_BYTES=$((1024 * 1024))
@@ -141,6 +157,7 @@ command -v fusermount3 >/dev/null 2>&1 || need+=(fuse3)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v jq >/dev/null 2>&1 || need+=(jq)
 [ -x /usr/bin/time ] || need+=(time)
+[ "$SCALE" = 0 ] || command -v fio >/dev/null 2>&1 || need+=(fio)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]}"
   apt-get update -qq
@@ -148,6 +165,11 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 [ -d "${HOME:-/root}/.cargo/bin" ] && PATH=${HOME:-/root}/.cargo/bin:$PATH
 command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust (rustup) first"
+if [ "$SCALE" = 1 ] && [ "${SCALE_PEERS:-1}" = 1 ] && ! command -v s3s-fs >/dev/null 2>&1; then
+  log "installing s3s-fs (cargo install, a few minutes)"
+  cargo install s3s-fs --version 0.14.1 --features binary --locked >"$BENCH_DIR/s3s-fs-install.log" 2>&1 \
+    || { tail -n 30 "$BENCH_DIR/s3s-fs-install.log" >&2; die "cargo install s3s-fs failed"; }
+fi
 
 mkdir -p "$INPUTS"
 # A previous run killed with SIGKILL may have left its mounts behind.
@@ -166,6 +188,115 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 SMHFS=${BENCH_SMHFS:-$TARGET_DIR/release/smhfs}
 POPULATE=$TARGET_DIR/release/examples/populate
 [ -x "$SMHFS" ] && [ -x "$POPULATE" ] || die "built binaries not found under $TARGET_DIR/release"
+
+# ---------------------------------------------------------------- W7-W10 ---
+# Table helpers (also for the report at the end).
+f3() { [ -n "$1" ] && awk -v x="$1" 'BEGIN { printf "%.3f s", x }' || echo "n/a"; }
+ratio() { # ratio A B -> "A/B×"
+  [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f×", a / b; else print "n/a" }' || echo "n/a"
+}
+mibs() { [ -n "$1" ] && awk -v s="$BIG_BYTES" -v t="$1" 'BEGIN { printf "%.0f MiB/s", s / 1048576 / t }' || echo "n/a"; }
+mib() { [ -n "$1" ] && awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }' || echo "n/a"; }
+le() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b + 1e-9) }'; }
+ge() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 1e-9 >= b) }'; }
+mul() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a * b }'; }
+met() { if "$@"; then echo "met"; else echo "**not met**"; fi; }
+both() { eval "$1" && eval "$2"; }
+# The scale workloads run in scripts/bench-scale.sh (its own server, mounts
+# and peers); its KEY=VALUE lines land in S and become table rows here.
+declare -A S=()
+run_scale() {
+  log "W7-W10: scale workloads (scripts/bench-scale.sh; log: $LOGS/scale.log)"
+  if SMHFS=$SMHFS POPULATE=$POPULATE SCALE_INPUTS=$INPUTS BENCH_QUICK=$QUICK \
+    "$REPO/scripts/bench-scale.sh" "$RUN/scale" >"$LOGS/scale.env" 2>"$LOGS/scale.log"; then
+    :
+  else
+    log "WARNING: W7-W10 failed (log: $LOGS/scale.log); the rows show what was measured"
+  fi
+  local k v
+  while IFS='=' read -r k v; do [ -n "$k" ] && S[$k]=$v; done <"$LOGS/scale.env"
+}
+num() { [[ ${1:-} =~ ^[0-9]+(\.[0-9]+)?$ ]]; }
+best_peer() { # best_peer min|max KEY-SUFFIX: "peer value" of the best peer with a number
+  local dir=$1 suf=$2 p v best="" bestv=""
+  for p in dav s3; do
+    v=${S[${3:-w}_${p}_$suf]:-}
+    num "$v" || continue
+    if [ -z "$bestv" ] || { [ "$dir" = min ] && le "$v" "$bestv"; } || { [ "$dir" = max ] && ge "$v" "$bestv"; }; then
+      best=$p; bestv=$v
+    fi
+  done
+  [ -n "$best" ] && echo "$best $bestv"
+}
+peer_cell() { # peer_cell NAME VALUE-TEXT
+  case $1 in
+    dav) echo "rclone webdav: $2" ;;
+    s3) echo "rclone s3 (s3s-fs): $2" ;;
+    *) echo "—" ;;
+  esac
+}
+lt() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }
+scale_rows() { # markdown rows of W7-W10 from S
+  local n e t r p pv kib lim ok
+  [ -n "${S[scale_size]:-}" ] || { echo "| W7–W10 | not run (see $LOGS/scale.log) | — | — | — | — | — | |"; return; }
+  if [ -n "${S[w7_expected]:-}" ]; then
+    e=${S[w7_expected]}; n=${S[w7_smh_lines]:-}; t=${S[w7_smh_s]:-}
+    read -r p pv < <(best_peer min s w7 || true) || true
+    echo "| W7 \`find MNT \\| wc -l\` of a $((e - 1))-entry tree, cold | $(f3 "$t"), $n lines, ${S[w7_smh_req]:-n/a} dir_list | — | — | $(peer_cell "$p" "$(f3 "$pv"), ${S[w7_${p}_lines]:-?} lines") | $(ratio "$pv" "$t") | exactly $e lines | $(met test "${n:-}" = "$e") |"
+    read -r p pv < <(best_peer min hwm_kib w7 || true) || true
+    echo "| W7 daemon RSS | VmHWM $(mib "${S[w7_smh_hwm_kib]:-}") (idle $(mib "${S[w7_smh_rss_idle_kib]:-}")), peak growth ${S[w7_smh_peak_bytes_per_entry]:-n/a} B per tree entry; ${S[w7_smh_bytes_per_known]:-n/a} B per inode still known (${S[w7_smh_known_after_find]:-n/a}) | — | — | $(peer_cell "$p" "VmHWM $(mib "$pv")") | $(ratio "$pv" "${S[w7_smh_hwm_kib]:-}") | ≤ 200 B per entry the kernel holds | $(met le "${S[w7_smh_bytes_per_known]:-}" 200) |"
+    echo "| W7 known inodes after \`echo 2 > drop_caches\` | ${S[w7_smh_known_after_drop]:-n/a} (from ${S[w7_smh_known_after_find]:-n/a}) | — | — | — | — | < 1 % of the tree ($(( (e - 1) / 100 ))) | $(met lt "${S[w7_smh_known_after_drop]:-}" "$(( (e - 1) / 100 ))") |"
+  fi
+  if [ -n "${S[w8_expected]:-}" ]; then
+    e=${S[w8_expected]}; t=${S[w8_smh_s]:-}
+    read -r p pv < <(best_peer min s w8 || true) || true
+    echo "| W8 cold \`ls -l\` of $((e - 1)) entries | $(f3 "$t"), ${S[w8_smh_lines]:-n/a} lines, ${S[w8_smh_req]:-n/a} dir_list | — | — | $(peer_cell "$p" "$(f3 "$pv")") | $(ratio "$pv" "$t") | $e lines | $(met test "${S[w8_smh_lines]:-}" = "$e") |"
+    read -r p pv < <(best_peer min peak_above_idle_kib w8 || true) || true
+    kib=${S[w8_smh_peak_above_idle_kib]:-}
+    echo "| W8 daemon peak RSS above idle | $(mib "$kib") (VmHWM $(mib "${S[w8_smh_hwm_kib]:-}")) | — | — | $(peer_cell "$p" "$(mib "$pv")") | $(ratio "$pv" "$kib") | ≤ 64 MiB above idle | $(met le "$kib" "$RSS_LIMIT_KIB") |"
+  fi
+  if [ -n "${S[w9_smh_iops]:-}" ]; then
+    read -r p pv < <(best_peer max iops w9 || true) || true
+    echo "| W9 fio randread 4 KiB, direct | ${S[w9_smh_iops]} IOPS, p99 ${S[w9_smh_p99_us]:-n/a} µs | curl ranges ${S[w9_curl_iops]:-n/a} IOPS, p99 ${S[w9_curl_p99_us]:-n/a} µs | $(ratio "${S[w9_smh_iops]}" "${S[w9_curl_iops]:-}") | $(peer_cell "$p" "$pv IOPS, p99 ${S[w9_${p}_p99_us]:-?} µs") | $(ratio "${S[w9_smh_iops]}" "$pv") | reported against curl | — |"
+    read -r p pv < <(best_peer max seq4_mibs w9 || true) || true
+    echo "| W9 4 parallel sequential readers, cold | ${S[w9_smh_seq4_mibs]:-n/a} MiB/s | 4 × curl GET ${S[w9_curl_seq4_mibs]:-n/a} MiB/s | $(ratio "${S[w9_smh_seq4_mibs]:-}" "${S[w9_curl_seq4_mibs]:-}") | $(peer_cell "$p" "$pv MiB/s") | $(ratio "${S[w9_smh_seq4_mibs]:-}" "$pv") | reported against curl | — |"
+  fi
+  if [ -n "${S[w10_cache_size]:-}" ]; then
+    lim=${S[w10_cache_size]}
+    if [ "${S[w10_smh_rc]:-1}" = 0 ]; then r="cp ok in $(f3 "${S[w10_smh_s]:-}")"; else r="cp failed (${S[w10_smh_error]:-exit ${S[w10_smh_rc]:-?}})"; fi
+    if [ "${S[w10_smh_stored]:-0}" = 1 ]; then r="$r, stored"; else r="$r, not stored"; fi
+    ok=0; [ "${S[w10_smh_rc]:-1}" = 0 ] && [ "${S[w10_smh_stored]:-0}" = 1 ] && le "${S[w10_smh_cache_peak]:-}" "$lim" && ok=1
+    read -r p pv < <(best_peer min landed_s w10 || true) || true
+    echo "| W10 cp of $(mib $(( ${S[w10_file_bytes]:-0} / 1024 ))) with cache_size $(mib $((lim / 1024))) | $r; cache peak $(mib $(( ${S[w10_smh_cache_peak]:-0} / 1024 ))) | cache_size $(mib $((lim / 1024))) | $(ratio "${S[w10_smh_cache_peak]:-}" "$lim") of cache_size | $(peer_cell "$p" "$(f3 "$pv") until stored, cache peak $(mib $(( ${S[w10_${p}_cache_peak]:-0} / 1024 )))") | $( [ "${S[w10_smh_rc]:-1}" = 0 ] && ratio "$pv" "${S[w10_smh_s]:-}" || echo "n/a") | completes, cache ≤ cache_size | $(met test "$ok" = 1) |"
+  fi
+}
+scale_notes() {
+  echo "W7–W10 (scripts/bench-scale.sh, size ${S[scale_size]:-?}): its own \`smhfs serve\` and cold mounts of each tree; the peers are \`rclone mount --vfs-cache-mode writes --vfs-write-back 0s\` of \`rclone serve webdav\` and of \`s3s-fs\` (an S3 server on crates.io) over one backing directory holding the same trees (16-byte files); the best peer per row is shown and \"peer / smhfs\" > 1 means smhfs is better (times and memory: peer / smhfs; IOPS and MiB/s: smhfs / peer). W7's RSS per known inode is (VmRSS after find − idle VmRSS) / known inodes after find. W9's randread limit: the same 4 KiB reads as HTTP range GETs of the object URL, one after another from one curl (connection kept); W10's cache peak: the largest \`du -sb\` of the cache directory, sampled every 0.2 s."
+  [ -z "${S[w7_setup_s]:-}${S[w8_setup_s]:-}" ] || echo "Setup through the API (not timed in the rows): W7 ${S[w7_setup_s]:-n/a} s, W8 ${S[w8_setup_s]:-n/a} s."
+  local k bad=""
+  for k in "${!S[@]}"; do
+    case $k in *_lines | *_iops | *_seq4_mibs) num "${S[$k]}" || bad="$bad ${k}=${S[$k]}" ;; esac
+  done
+  [ -z "$bad" ] || echo "Not measured (failed or timed out, left out of the best-peer choice):$bad."
+}
+if [ "$ONLY" = scale ]; then
+  RSS_LIMIT_KIB=$((64 * 1024))
+  run_scale
+  {
+    echo "## smhfs benchmark: scale workloads (W7–W10)"
+    echo
+    echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'); smhfs $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo '?'); $(rclone version 2>/dev/null | head -n 1); $(s3s-fs --version 2>/dev/null || true)"
+    echo "- machine: $(nproc) CPUs, kernel $(uname -r), $(awk '/^MemTotal/ { printf "%.1f GiB RAM", $2 / 1048576 }' /proc/meminfo)"
+    echo
+    echo "| workload | smhfs | limit | smhfs / limit | best peer | peer / smhfs | target | |"
+    echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+    scale_rows
+    echo
+    scale_notes
+  } | tee "$BENCH_DIR/results-scale.md"
+  log "results written to $BENCH_DIR/results-scale.md"
+  exit 0
+fi
 
 # Hash throughput (W6's limit). Run before anything else loads the machine.
 log "hash throughput (cargo bench --bench hash)"
@@ -571,18 +702,9 @@ else
   log "WARNING: C1 failed (log: $LOGS/c1.log)"
 fi
 
+[ "$SCALE" = 0 ] || run_scale
+
 # ---------------------------------------------------------------- report ---
-f3() { [ -n "$1" ] && awk -v x="$1" 'BEGIN { printf "%.3f s", x }' || echo "n/a"; }
-ratio() { # ratio A B -> "A/B×"
-  [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f×", a / b; else print "n/a" }' || echo "n/a"
-}
-mibs() { [ -n "$1" ] && awk -v s="$BIG_BYTES" -v t="$1" 'BEGIN { printf "%.0f MiB/s", s / 1048576 / t }' || echo "n/a"; }
-mib() { [ -n "$1" ] && awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }' || echo "n/a"; }
-le() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b + 1e-9) }'; }
-ge() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { exit !(a + 1e-9 >= b) }'; }
-mul() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.6f", a * b }'; }
-met() { if "$@"; then echo "met"; else echo "**not met**"; fi; }
-both() { eval "$1" && eval "$2"; }
 
 w1_smh=$(median w1_smh); w1_curl=$(median w1_curl); w1_rc=$(median w1_rc); w1_local=$(median w1_local)
 w2_smh=$(median w2_smh); w2_local=$(median w2_local); w2_rc=$(median w2_rc)
@@ -604,7 +726,7 @@ report() {
   echo "- mode: $mode; median of $RUNS run(s); big file ${BIG_MIB} MiB; W5 $ENTRIES ${W5_KIND} entries"
   [ "$DROP_OK" = 1 ] || echo "- WARNING: /proc/sys/vm/drop_caches was not writable; cold reads may be warm"
   echo
-  echo "| workload | smhfs | limit | smhfs / limit | rclone | rclone / smhfs | target | |"
+  echo "| workload | smhfs | limit | smhfs / limit | rclone (W1–W6) / best peer (W7–W10) | peer / smhfs | target | |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
   echo "| W1 cp ${BIG_MIB} MiB file | $(f3 "$w1_smh") | curl PUT $(f3 "$w1_curl") | $(ratio "$w1_smh" "$w1_curl") | $(f3 "$w1_rc") | $(ratio "$w1_rc" "$w1_smh") | ≤ 1.2× curl PUT, ≥ 3× faster than rclone | $(met both "le '$w1_smh' '$(mul "${w1_curl:-0}" 1.2)'" "ge '$(ratio "$w1_rc" "$w1_smh" | tr -d '×')' 3") |"
   echo "| W2 cp -r ${SMALL_N} × 4 KiB | $(f3 "$w2_smh") | local cp+sync $(f3 "$w2_local") | $(ratio "$w2_smh" "$w2_local") | $(f3 "$w2_rc") | $(ratio "$w2_rc" "$w2_smh") | ≤ 1.0 s, ≥ 3× faster than rclone | $(met both "le '$w2_smh' 1.0" "ge '$(ratio "$w2_rc" "$w2_smh" | tr -d '×')' 3") |"
@@ -624,6 +746,7 @@ report() {
   echo "| C1 idle mount, 60 s | ${C1[c1_idle_req_per_min]:-n/a} requests/min (${C1[c1_idle_req_per_poll]:-n/a} per poll) | — | — | — | — | ≤ 1 request per poll interval | $(met le "${C1[c1_idle_req_per_poll]:-}" 1) |"
   echo "| RSS peak during W1 | $(mib "$RSS_W1_SMH") | — | — | $(mib "$RSS_W1_RC") | $(ratio "$RSS_W1_RC" "$RSS_W1_SMH") | ≤ 64 MiB | $(met le "$RSS_W1_SMH" "$RSS_LIMIT_KIB") |"
   echo "| RSS peak during W5 | $(mib "$rss_w5_smh") | — | — | $(mib "$rss_w5_rc") | $(ratio "$rss_w5_rc" "$rss_w5_smh") | ≤ 64 MiB | $(met le "$rss_w5_smh" "$RSS_LIMIT_KIB") |"
+  [ "$SCALE" = 0 ] || scale_rows
   echo
   echo "Limits measured in the same run (medians): local cp+sync of the ${BIG_MIB} MiB file $(f3 "$w1_local") (smhfs W1 = $(ratio "$w1_smh" "$w1_local") of it); curl PUT $(f3 "$w1_curl") ($(mibs "$w1_curl")); curl GET $(f3 "$w4_curl"); hash throughput (sha256 chain + crc64, cargo bench) $(awk -v t="$HASH_BPS" 'BEGIN { printf "%.0f MiB/s", t / 1048576 }')."
   echo "Part bytes smhfs sent per run (checks that W1–W3 really uploaded): W1 [$(csv w1_bytes)] (file $BIG_BYTES), W2 [$(csv w2_bytes)] (tree $((SMALL_N * SMALL_BYTES))), W3 [$(csv w3_bytes)] (tree $((MED_N * MED_BYTES))); instant-upload hits per W6 run: [$(csv w6_hits)]."
@@ -632,7 +755,8 @@ report() {
   echo
   echo "Limits: curl PUT = the object PUT of a simple-upload ticket alone (begin and confirm not timed); curl GET = \`curl -L\` of the download URL (302 + object GET) after dropping the page cache; local cp+sync = \`cp\` to a directory on the same disk followed by \`sync\`; hash = the big file's size divided by the \`cargo bench --bench hash\` throughput of smh_hash/sha256_chain_plus_crc64."
   echo
-  echo "rclone: \`rclone mount --vfs-cache-mode writes --vfs-write-back 0s\` of a loopback \`rclone serve webdav\`; its writes are timed until the backing directory has every byte. smhfs: \`smhfs mount\` (sync mode) of a loopback \`smhfs serve\`. Ratios > 1 in \"rclone / smhfs\" mean smhfs is faster."
+  echo "rclone: \`rclone mount --vfs-cache-mode writes --vfs-write-back 0s\` of a loopback \`rclone serve webdav\`; its writes are timed until the backing directory has every byte. smhfs: \`smhfs mount\` (sync mode) of a loopback \`smhfs serve\`. Ratios > 1 in \"peer / smhfs\" mean smhfs is faster."
+  if [ "$SCALE" = 1 ]; then echo; scale_notes; fi
 }
 report | tee "$BENCH_DIR/results.md"
 # Medians, one KEY=SECONDS per line, for scripts/bench-compare.sh.
@@ -643,4 +767,7 @@ echo "rss_w1_kib=$RSS_W1_SMH" >>"$BENCH_DIR/results.env"
 echo "rss_w5_kib=$rss_w5_smh" >>"$BENCH_DIR/results.env"
 echo "c1_vis_median=${C1[c1_vis_median]:-}" >>"$BENCH_DIR/results.env"
 echo "c1_idle_req_per_poll=${C1[c1_idle_req_per_poll]:-}" >>"$BENCH_DIR/results.env"
+for k in w7_smh_s w7_smh_hwm_kib w8_smh_s w8_smh_peak_above_idle_kib w9_smh_iops w9_smh_seq4_mibs w10_smh_cache_peak; do
+  [ -z "${S[$k]:-}" ] || echo "$k=${S[$k]}"
+done >>"$BENCH_DIR/results.env"
 log "results written to $BENCH_DIR/results.md"
