@@ -42,6 +42,7 @@
 //!   a whole file into an empty new one is one server copy (`copy.rs`).
 
 mod attrs;
+pub mod budget;
 pub mod cache;
 pub mod cachedir;
 mod caller;
@@ -77,6 +78,7 @@ pub mod read;
 pub mod requests;
 pub mod session;
 pub mod staging;
+mod stream;
 pub mod upload;
 mod uploader;
 pub mod writeback;

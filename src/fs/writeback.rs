@@ -170,6 +170,11 @@ impl SmhFs {
             complete: plan.is_some(),
             plan,
             failed: None,
+            stream: st.stream().map(|s| super::journal::StreamRecord {
+                confirm_key: s.task.confirm_key.clone(),
+                part_size: s.task.part_size,
+                parts_sent: s.parts,
+            }),
         }
     }
 
@@ -400,6 +405,9 @@ impl SmhFs {
     async fn upload_entry(&self, e: &JournalEntry) -> FsResult<()> {
         // A retry resumes the plan an earlier attempt journaled.
         let e = &self.dur.journal.get(&e.id).unwrap_or_else(|| e.clone());
+        if e.stream.is_some() {
+            return self.upload_streamed_entry(e).await;
+        }
         let mut st = StagedFile::open_existing(&e.staged, None)?;
         st.mtime = e.mtime;
         st.posix = super::posix::PosixMeta::from_meta_data(Some(&e.meta));
@@ -476,6 +484,11 @@ impl SmhFs {
                     continue;
                 }
                 e.failed = None;
+            }
+            if e.stream.is_some() {
+                // Completed or aborted, never uploaded from its holes.
+                self.dur.queue.push(Job::Entry(Box::new(e)));
+                continue;
             }
             if !e.complete && e.plan.is_none() && !retry_failed {
                 let size = std::fs::metadata(&e.staged).map(|m| m.len()).unwrap_or(0);
