@@ -244,3 +244,49 @@ async fn kill9_mid_stream_stores_no_file_and_resume_aborts_the_task() {
     assert!(!m2.path("big.bin").exists(), "no half file in the mount");
     assert_eq!(allocated(&m2.cache_dir), 0, "the holed staged file is gone");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn write_back_close_then_kill9_is_completed_from_its_tail() {
+    let server = TestServer::start();
+    let client = common::client_for(&server);
+    let mut m1 = MountGuard::new(&server, "cache_size=8M,cache_wait=5,write_back=600");
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("big.bin");
+    let size = 40 * MIB + 12345;
+    sh(&format!("head -c {size} /dev/urandom > {}", src.display()));
+    let want = hash_file(&src);
+    sh(&format!(
+        "cp {} {}",
+        src.display(),
+        m1.path("big.bin").display()
+    ));
+    // Acknowledged at close; its tail waits for the write-back delay.
+    m1.signal_and_wait(libc::SIGKILL).expect("daemon killed");
+    m1.unmount();
+    assert!(client.head_file(&p("big.bin")).await.unwrap().is_none());
+    let sent = stat_u64(&server.stats().await, "part_bytes");
+    assert!(
+        sent >= 32 * MIB,
+        "parts were streamed before the close: {sent}"
+    );
+    let _m2 = MountGuard::new(
+        &server,
+        &format!("cache_size=8M,cache_dir={}", m1.cache_dir.display()),
+    );
+    wait_for(
+        "the file on the server",
+        Duration::from_secs(60),
+        || async { matches!(client.head_file(&p("big.bin")).await, Ok(Some(h)) if h.size == size) },
+    )
+    .await;
+    assert_eq!(server_hashes(&client, "big.bin").await, want);
+    let resent = stat_u64(&server.stats().await, "part_bytes") - sent;
+    assert!(
+        resent < 8 * MIB,
+        "only the tail is sent after the crash: {resent}"
+    );
+    wait_for("the journal to empty", Duration::from_secs(10), || async {
+        journal_count(&m1.cache_dir) == 0
+    })
+    .await;
+}

@@ -209,11 +209,20 @@ impl SmhFs {
         }
         let strategy = of.strategy(self.cfg.conflict);
         // In memory: journaled when spilled.
-        let Some(Staged::Disk(st)) = of.staged.as_ref() else {
+        let Some(Staged::Disk(st)) = of.staged.as_mut() else {
             return Ok(());
         };
         let path = self.path_of(ino)?;
-        let mut e = self.journal_entry(&path, st, None, strategy);
+        // A closed streamed file: its plan (hashes of the whole content)
+        // lets a later run finish it without the sent bytes.
+        let plan = match st.stream() {
+            Some(_) if complete => {
+                let h = st.hashes()?;
+                st.stream().map(|s| s.task.plan(h))
+            }
+            _ => None,
+        };
+        let mut e = self.journal_entry(&path, st, plan, strategy);
         e.complete = complete;
         self.dur.journal.write(&e)?;
         of.journal = Some(JournalState {
