@@ -129,7 +129,7 @@ fn journal_count(cache: &Path) -> usize {
 async fn copy_of_a_file_six_times_the_cache_streams_within_the_bound() {
     let server = TestServer::start();
     let client = common::client_for(&server);
-    let m = MountGuard::new(&server, "cache_size=8M,cache_wait=5");
+    let m = MountGuard::new(&server, "cache_size=8M,part_size=2M,cache_wait=5");
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("big.bin");
     let size = 48 * MIB;
@@ -171,7 +171,7 @@ async fn seek_back_into_a_sent_part_is_espipe_and_nothing_is_stored() {
     use std::io::{Seek, SeekFrom, Write};
     let server = TestServer::start();
     let client = common::client_for(&server);
-    let m = MountGuard::new(&server, "cache_size=8M,cache_wait=5");
+    let m = MountGuard::new(&server, "cache_size=8M,part_size=2M,cache_wait=5");
     let block = vec![7u8; MIB as usize];
     let mut f = std::fs::File::create(m.path("v.bin")).unwrap();
     for _ in 0..12 {
@@ -195,7 +195,7 @@ async fn seek_back_into_a_sent_part_is_espipe_and_nothing_is_stored() {
 async fn kill9_mid_stream_stores_no_file_and_resume_aborts_the_task() {
     let server = TestServer::start();
     let client = common::client_for(&server);
-    let m1 = MountGuard::new(&server, "cache_size=8M,cache_wait=5");
+    let m1 = MountGuard::new(&server, "cache_size=8M,part_size=2M,cache_wait=5");
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("big.bin");
     sh(&format!(
@@ -231,7 +231,10 @@ async fn kill9_mid_stream_stores_no_file_and_resume_aborts_the_task() {
 
     let m2 = MountGuard::new(
         &server,
-        &format!("cache_size=8M,cache_dir={}", m1.cache_dir.display()),
+        &format!(
+            "cache_size=8M,part_size=2M,cache_dir={}",
+            m1.cache_dir.display()
+        ),
     );
     wait_for("the journal to empty", Duration::from_secs(30), || async {
         journal_count(&m2.cache_dir) == 0
@@ -249,7 +252,10 @@ async fn kill9_mid_stream_stores_no_file_and_resume_aborts_the_task() {
 async fn write_back_close_then_kill9_is_completed_from_its_tail() {
     let server = TestServer::start();
     let client = common::client_for(&server);
-    let mut m1 = MountGuard::new(&server, "cache_size=8M,cache_wait=5,write_back=600");
+    let mut m1 = MountGuard::new(
+        &server,
+        "cache_size=8M,part_size=2M,cache_wait=5,write_back=600",
+    );
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("big.bin");
     let size = 40 * MIB + 12345;
@@ -271,7 +277,10 @@ async fn write_back_close_then_kill9_is_completed_from_its_tail() {
     );
     let _m2 = MountGuard::new(
         &server,
-        &format!("cache_size=8M,cache_dir={}", m1.cache_dir.display()),
+        &format!(
+            "cache_size=8M,part_size=2M,cache_dir={}",
+            m1.cache_dir.display()
+        ),
     );
     wait_for(
         "the file on the server",

@@ -33,11 +33,17 @@ pub(crate) fn threshold(limit: u64) -> u64 {
 
 /// Part size of a streamed upload under a cache bound of `limit`: the
 /// mount's part size, grown with the bound (so a large cache allows large
-/// files: 10 000 parts), but at most a quarter of it, whole MiB, ≥ 1 MiB.
-pub(crate) fn part_size(limit: u64, configured: u64) -> u64 {
-    let want = configured.max(limit / 64);
-    let cap = (limit / 4 / MIB * MIB).max(MIB);
-    (want.min(cap) / MIB * MIB).max(MIB)
+/// files: 10 000 parts) up to a quarter of it, whole MiB. `None` when the
+/// configured part alone is over a quarter of the bound: no window of a
+/// part fits beside the threshold, so such a mount does not stream (a file
+/// over the bound gets ENOSPC as before).
+pub(crate) fn part_size(limit: u64, configured: u64) -> Option<u64> {
+    let configured = configured.max(MIB);
+    let cap = limit / 4 / MIB * MIB;
+    if configured > cap {
+        return None;
+    }
+    Some(configured.max(limit / 64).min(cap) / MIB * MIB)
 }
 
 impl SmhFs {
@@ -47,7 +53,7 @@ impl SmhFs {
         if limit == u64::MAX {
             return None;
         }
-        Some((threshold(limit), part_size(limit, self.cfg.part_size)))
+        part_size(limit, self.cfg.part_size).map(|p| (threshold(limit), p))
     }
 
     /// Whether a write of `len` more bytes to `st` must take the async path
@@ -311,10 +317,10 @@ mod tests {
 
     #[test]
     fn part_size_fits_the_bound() {
-        assert_eq!(part_size(8 * MIB, 8 * MIB), 2 * MIB);
-        assert_eq!(part_size(2 * MIB, 8 * MIB), MIB);
-        assert_eq!(part_size(1 << 30, 8 * MIB), 16 * MIB);
-        assert_eq!(part_size(10 << 30, 8 * MIB), 160 * MIB);
-        assert_eq!(part_size(64 * MIB, 8 * MIB), 8 * MIB);
+        assert_eq!(part_size(8 * MIB, 2 * MIB), Some(2 * MIB));
+        assert_eq!(part_size(8 * MIB, 8 * MIB), None);
+        assert_eq!(part_size(1 << 30, 8 * MIB), Some(16 * MIB));
+        assert_eq!(part_size(10 << 30, 8 * MIB), Some(160 * MIB));
+        assert_eq!(part_size(64 * MIB, 8 * MIB), Some(16 * MIB));
     }
 }
