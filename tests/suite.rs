@@ -9,6 +9,7 @@ mod coherence;
 mod durability;
 mod fstab;
 mod layout;
+mod mount_bigfile;
 mod mount_core;
 mod mount_links;
 mod mount_meta;

@@ -256,7 +256,7 @@ impl SmhFs {
         let (how, hashes, data) = match &body {
             Body::Known { hashes } => ("instant upload", hashes.clone(), None),
             Body::Bytes { hashes, data } => ("sent again", hashes.clone(), Some(data.clone())),
-            Body::File { .. } => ("staged", ContentHashes::of(&[]), None),
+            Body::File { .. } | Body::Streamed { .. } => ("staged", ContentHashes::of(&[]), None),
         };
         let fm = self
             .uploader()

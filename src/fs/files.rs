@@ -323,6 +323,8 @@ impl SmhFs {
             }
             // The journal must be (re)written: the async path does that.
             Some(Staged::Disk(_)) if !journal_open => return None,
+            // Parts to send (large files): the async path sends them.
+            Some(Staged::Disk(st)) if self.stream_due(st, data.len() as u64) => return None,
             Some(Staged::Disk(st)) => {
                 let grow = (offset + data.len() as u64).saturating_sub(st.size());
                 // No room without waiting: the async path waits (or ENOSPC).
@@ -354,7 +356,8 @@ impl SmhFs {
             self.ensure_staged(&path, &mut of).await?;
             self.staged_write(ino, &mut of, offset, data).await?;
             self.wrote(ino, &mut of);
-            self.journal_dirty(ino, &mut of)
+            self.journal_dirty(ino, &mut of)?;
+            self.stream_parts(ino, &mut of).await
         }
         .await;
         match res {
@@ -490,6 +493,7 @@ impl SmhFs {
             ReleaseStep::Nothing => {}
             ReleaseStep::Discard(e) => {
                 // Incomplete content: dropped (the writer was told).
+                self.abort_stream(&of).await;
                 self.journal_forget(&mut of);
                 result = Err(errno_error(e));
             }
@@ -527,8 +531,13 @@ impl SmhFs {
                 // Leak the handle on purpose: the file stays on disk.
                 drop(st);
             }
-        } else if let Some(st) = of.staged.take() {
-            st.remove();
+        } else {
+            if of.content() == super::openfile::Content::Unlinked {
+                self.abort_stream(&of).await;
+            }
+            if let Some(st) = of.staged.take() {
+                st.remove();
+            }
         }
         self.forget_open_file(ino, &of_ref);
         drop(of);

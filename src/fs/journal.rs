@@ -58,6 +58,21 @@ pub struct JournalEntry {
     /// would store a truncated file (`smhfs resume --retry-failed` does).
     #[serde(default)]
     pub complete: bool,
+    /// A streamed upload (a file larger than the cache, sent while it was
+    /// written): its sent parts are only on the server, so the staged file
+    /// has holes there and is never uploaded from scratch. Not complete at
+    /// resume: the task is aborted (a file never closed is not stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<StreamRecord>,
+}
+
+/// The streamed task of a [`JournalEntry`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamRecord {
+    pub confirm_key: String,
+    pub part_size: u64,
+    /// Parts the server accepted (1..=parts_sent).
+    pub parts_sent: u32,
 }
 
 /// The journal directory.
@@ -248,6 +263,7 @@ mod tests {
             plan: None,
             failed: None,
             complete: false,
+            stream: None,
         };
         j.write(&e).unwrap();
         e.failed = Some("x".into());

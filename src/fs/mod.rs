@@ -44,6 +44,7 @@
 //!   a whole file into an empty new one is one server copy (`copy.rs`).
 
 mod attrs;
+pub mod budget;
 pub mod cache;
 pub mod cachedir;
 mod caller;
@@ -82,6 +83,7 @@ pub(crate) mod remoteino;
 pub mod requests;
 pub mod session;
 pub mod staging;
+mod stream;
 pub mod upload;
 mod uploader;
 pub mod writeback;

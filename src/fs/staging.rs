@@ -15,8 +15,9 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
+pub use super::budget::CacheBudget;
 use super::direct::{self, DirectWriter};
 use crate::smh::{ContentHasher, ContentHashes};
 
@@ -42,100 +43,33 @@ pub struct StagedFile {
     seq_run: u64,
     /// O_DIRECT is not available for this file.
     no_direct: bool,
+    /// Bytes `[0, streamed)` were sent to the server by a streamed upload
+    /// and punched out of the staged file: they are not in the cache.
+    streamed: u64,
+    /// The streamed upload of this content, once begun (`fs::stream`).
+    stream: Option<Stream>,
+    /// The content was not written front to back when it reached the
+    /// streaming threshold: it is never streamed (until truncated to 0).
+    stream_refused: bool,
 }
 
-/// The bound on staged bytes (`-o cache_size`). Writers that would go past
-/// it wait (bounded) for uploads to free room, then get ENOSPC.
+/// A streamed upload in progress: the task and the hashes of the bytes it
+/// already sent (they are no longer on disk to be hashed at the close).
 #[derive(Debug)]
-pub struct CacheBudget {
-    limit: u64,
-    used: parking_lot::Mutex<u64>,
-    freed: tokio::sync::Notify,
-    wait: Duration,
+pub struct Stream {
+    pub task: crate::smh::stream::StreamedTask,
+    /// Hashes of `[0, streamed)`.
+    prefix: ContentHasher,
+    /// Parts sent: `streamed / task.part_size`.
+    pub parts: u32,
 }
 
-impl CacheBudget {
-    pub fn new(limit: u64, wait: Duration) -> Arc<Self> {
-        Arc::new(Self {
-            limit,
-            used: parking_lot::Mutex::new(0),
-            freed: tokio::sync::Notify::new(),
-            wait,
-        })
-    }
+/// The errno of an access to bytes a streamed upload already sent and
+/// dropped from the cache (SEMANTICS.md "Files larger than the cache").
+pub const SENT_ERRNO: i32 = libc::ESPIPE;
 
-    pub fn unlimited() -> Arc<Self> {
-        Self::new(u64::MAX, Duration::ZERO)
-    }
-
-    pub fn limit(&self) -> u64 {
-        self.limit
-    }
-
-    pub fn used(&self) -> u64 {
-        *self.used.lock()
-    }
-
-    fn try_take(&self, n: u64) -> bool {
-        let mut u = self.used.lock();
-        if u.saturating_add(n) <= self.limit {
-            *u += n;
-            true
-        } else {
-            false
-        }
-    }
-
-    /// Takes `n` bytes of room if there is some now.
-    pub fn try_reserve(&self, n: u64, own: u64) -> bool {
-        own.saturating_add(n) <= self.limit && self.try_take(n)
-    }
-
-    /// Counts `n` bytes without waiting (data already on disk).
-    pub fn force(&self, n: u64) {
-        let mut u = self.used.lock();
-        *u = u.saturating_add(n);
-    }
-
-    pub fn release(&self, n: u64) {
-        if n == 0 {
-            return;
-        }
-        {
-            let mut u = self.used.lock();
-            *u = u.saturating_sub(n);
-        }
-        self.freed.notify_waiters();
-    }
-
-    /// Takes `n` bytes of room, waiting up to the configured time for
-    /// uploads to free some. `own` is what the caller's file already holds:
-    /// if `own + n` alone exceeds the bound, waiting cannot help.
-    pub async fn reserve(&self, n: u64, own: u64) -> std::io::Result<()> {
-        let enospc = || std::io::Error::from_raw_os_error(libc::ENOSPC);
-        if n == 0 {
-            return Ok(());
-        }
-        if own.saturating_add(n) > self.limit {
-            return Err(enospc());
-        }
-        let deadline = tokio::time::Instant::now() + self.wait;
-        loop {
-            let freed = self.freed.notified();
-            tokio::pin!(freed);
-            freed.as_mut().enable();
-            if self.try_take(n) {
-                return Ok(());
-            }
-            if tokio::time::timeout_at(deadline, freed).await.is_err() {
-                return if self.try_take(n) {
-                    Ok(())
-                } else {
-                    Err(enospc())
-                };
-            }
-        }
-    }
+fn sent_error() -> std::io::Error {
+    std::io::Error::from_raw_os_error(SENT_ERRNO)
 }
 
 impl StagedFile {
@@ -158,6 +92,9 @@ impl StagedFile {
             direct: Default::default(),
             seq_run: 0,
             no_direct: false,
+            streamed: 0,
+            stream: None,
+            stream_refused: false,
         })
     }
 
@@ -184,6 +121,9 @@ impl StagedFile {
             direct: Default::default(),
             seq_run: 0,
             no_direct: false,
+            streamed: 0,
+            stream: None,
+            stream_refused: false,
         };
         s.set_budget(budget);
         Ok(s)
@@ -212,15 +152,98 @@ impl StagedFile {
         self.charged += n;
     }
 
-    /// Brings the charge in line with the size (after a write or truncate).
+    /// Brings the charge in line with the bytes held (after a write, a
+    /// truncate or a sent part).
     fn settle(&mut self) {
         let Some(b) = &self.budget else { return };
-        if self.size > self.charged {
-            b.force(self.size - self.charged);
+        let live = self.live();
+        if live > self.charged {
+            b.force(live - self.charged);
         } else {
-            b.release(self.charged - self.size);
+            b.release(self.charged - live);
         }
-        self.charged = self.size;
+        self.charged = live;
+    }
+
+    /// Bytes of the content held in the cache (not yet streamed out).
+    pub fn live(&self) -> u64 {
+        self.size - self.streamed
+    }
+
+    pub fn streamed(&self) -> u64 {
+        self.streamed
+    }
+
+    pub fn stream(&self) -> Option<&Stream> {
+        self.stream.as_ref()
+    }
+
+    pub fn stream_mut(&mut self) -> Option<&mut Stream> {
+        self.stream.as_mut()
+    }
+
+    /// Whether a streamed upload may begin: the content was written front
+    /// to back so far (a later check is not repeated once it said no).
+    pub fn streamable(&mut self) -> std::io::Result<bool> {
+        if self.stream.is_some() {
+            return Ok(true);
+        }
+        if self.stream_refused {
+            return Ok(false);
+        }
+        self.end_direct()?;
+        let ok = self.hasher.as_ref().is_some_and(|h| h.size() == self.size);
+        self.stream_refused = !ok;
+        Ok(ok)
+    }
+
+    /// Whether the streaming threshold was looked at and refused.
+    pub fn stream_refused(&self) -> bool {
+        self.stream_refused
+    }
+
+    /// From now on complete parts of this content are sent as they are
+    /// written (`fs::stream`); writes go through the page cache.
+    pub fn start_stream(&mut self, task: crate::smh::stream::StreamedTask) -> std::io::Result<()> {
+        self.end_direct()?;
+        self.no_direct = true;
+        self.hasher = None;
+        self.stream = Some(Stream {
+            task,
+            prefix: ContentHasher::new(),
+            parts: 0,
+        });
+        Ok(())
+    }
+
+    /// The next complete part not sent yet, if any: (number, length).
+    pub fn next_part(&self) -> Option<(u32, u64)> {
+        let s = self.stream.as_ref()?;
+        let p = s.task.part_size;
+        (self.live() >= p).then_some((s.parts + 1, p))
+    }
+
+    /// The next part was accepted by the server: its bytes are hashed and
+    /// dropped from the cache (a hole punched), and their room given back.
+    pub fn part_sent(&mut self) -> std::io::Result<()> {
+        let Some((_, len)) = self.next_part() else {
+            return Ok(());
+        };
+        let at = self.streamed;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut off = at;
+        let s = self.stream.as_mut().expect("streaming");
+        while off < at + len {
+            let n = (at + len - off).min(buf.len() as u64) as usize;
+            self.file.read_exact_at(&mut buf[..n], off)?;
+            s.prefix.update(&buf[..n]);
+            off += n as u64;
+        }
+        s.parts += 1;
+        punch_hole(&self.file, at, len)?;
+        self.streamed += len;
+        self.settle();
+        Ok(())
     }
 
     /// Journal id: the file name.
@@ -240,6 +263,9 @@ impl StagedFile {
     }
 
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+        if offset < self.streamed {
+            return Err(sent_error());
+        }
         let append = offset == self.size;
         if append && data.is_empty() {
             return Ok(());
@@ -311,6 +337,9 @@ impl StagedFile {
         if offset >= self.size {
             return Ok(Vec::new());
         }
+        if offset < self.streamed {
+            return Err(sent_error());
+        }
         let len = (len as u64).min(self.size - offset) as usize;
         let mut buf = vec![0u8; len];
         let direct = self.direct.lock();
@@ -334,8 +363,14 @@ impl StagedFile {
         if size == self.size {
             return Ok(());
         }
+        if size < self.streamed {
+            return Err(sent_error());
+        }
         self.end_direct()?;
         self.seq_run = 0;
+        if size == 0 {
+            self.stream_refused = false;
+        }
         self.file.set_len(size)?;
         match &mut self.hasher {
             // Growing with zeros keeps the hashes in order.
@@ -363,6 +398,19 @@ impl StagedFile {
             if h.size() == self.size {
                 return Ok(h.clone().finish());
             }
+        }
+        if let Some(s) = &self.stream {
+            // The sent bytes are only in the prefix's hashes.
+            let mut h = s.prefix.clone();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut off = self.streamed;
+            while off < self.size {
+                let n = (self.size - off).min(buf.len() as u64) as usize;
+                self.file.read_exact_at(&mut buf[..n], off)?;
+                h.update(&buf[..n]);
+                off += n as u64;
+            }
+            return Ok(h.finish());
         }
         let mut h = ContentHasher::new();
         // Around the page cache: a large file staged with O_DIRECT is not
@@ -406,6 +454,24 @@ impl StagedFile {
             tracing::warn!(path = %self.path.display(), "cannot remove staged file: {e}");
         }
     }
+}
+
+/// Frees the disk blocks of `[offset, offset+len)`; they read as zeros.
+fn punch_hole(file: &File, offset: u64, len: u64) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain syscall on a descriptor we own.
+    let r = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            offset as libc::off_t,
+            len as libc::off_t,
+        )
+    };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 impl Drop for StagedFile {
@@ -626,29 +692,5 @@ mod direct_tests {
         let mut again = StagedFile::open_existing(&path, None).unwrap();
         assert_eq!(again.hashes().unwrap(), ContentHashes::of(&model));
         again.remove();
-    }
-}
-
-#[cfg(test)]
-mod budget_tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn reserve_waits_for_room_then_gives_enospc() {
-        let b = CacheBudget::new(100, Duration::from_millis(300));
-        b.reserve(60, 0).await.unwrap();
-        // Larger than the whole bound with what the file holds: at once.
-        let e = b.reserve(50, 60).await.unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
-        // Room freed while waiting.
-        let b2 = b.clone();
-        let t = tokio::spawn(async move { b2.reserve(50, 0).await });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        b.release(30);
-        t.await.unwrap().unwrap();
-        assert_eq!(b.used(), 80);
-        // No room in time.
-        let e = b.reserve(30, 0).await.unwrap_err();
-        assert_eq!(e.raw_os_error(), Some(libc::ENOSPC));
     }
 }

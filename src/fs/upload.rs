@@ -81,6 +81,11 @@ impl SmhFs {
                 return Err(FsError::Io(e));
             }
         };
+        if st.stream().is_some() {
+            return self
+                .finish_stream(&path, of, &target, strategy, hashes)
+                .await;
+        }
         // A complete entry exists before anything is sent, even if the
         // begin call is where we die.
         if !of.journal.as_ref().is_some_and(|j| j.complete) {
@@ -250,7 +255,7 @@ impl SmhFs {
 
     /// The server confirmed the content of `of` as `meta`: the journal
     /// entry goes, the caches learn the file (maybe under another name).
-    fn upload_done(
+    pub(super) fn upload_done(
         &self,
         path: &SmhPath,
         of: &mut OpenFile,

@@ -26,6 +26,13 @@ pub(crate) enum Body<'a> {
         hashes: Option<ContentHashes>,
         resume: Option<&'a UploadPlan>,
     },
+    /// The end of a streamed upload (`fs::stream`): the parts the server
+    /// lacks, read from the staged file, then the confirm. Never restarted
+    /// from scratch (the sent parts are not in the staged file).
+    Streamed {
+        path: &'a Path,
+        plan: &'a UploadPlan,
+    },
     /// Content held in memory, sent in one request.
     Bytes { data: Bytes, hashes: ContentHashes },
     /// Content the server already holds (a metadata change): instant
@@ -85,6 +92,31 @@ pub(crate) struct Sent {
 }
 
 impl Uploader<'_> {
+    /// The client options of an upload (no journal hook).
+    pub(crate) fn options(
+        &self,
+        strategy: ConflictStrategy,
+        mtime: Option<SystemTime>,
+        posix: super::posix::PosixMeta,
+    ) -> UploadOptions {
+        UploadOptions {
+            strategy,
+            part_size: self.part_size,
+            concurrency: self.concurrency,
+            local_modification_time: mtime.map(format_time),
+            meta: {
+                let mut m = posix.to_meta_data();
+                if let Some(t) = mtime {
+                    super::mtimens::mtime_meta(t, &mut m);
+                }
+                m
+            },
+            on_plan: None,
+            on_progress: None,
+            before_confirm: None,
+        }
+    }
+
     pub(crate) async fn send(&self, s: Outgoing<'_>) -> Sent {
         let recorded: Arc<parking_lot::Mutex<Option<UploadPlan>>> = Default::default();
         let on_plan = s.journal.map(|(journal, template)| {
@@ -127,6 +159,10 @@ impl Uploader<'_> {
                 (_, Err(e)) => Err(e.into()),
                 (Some(plan), Ok(src)) => self.client.resume_from(plan, src, &opts).await,
                 (None, Ok(src)) => self.client.upload_from(s.to, src, hashes, &opts).await,
+            },
+            Body::Streamed { path, plan } => match DirectReader::shared(path) {
+                Err(e) => Err(e.into()),
+                Ok(src) => self.client.complete_streamed(plan, src, &opts).await,
             },
             Body::Known { hashes } => {
                 let src = Arc::new(Absent(hashes.size));

@@ -170,6 +170,11 @@ impl SmhFs {
             complete: plan.is_some(),
             plan,
             failed: None,
+            stream: st.stream().map(|s| super::journal::StreamRecord {
+                confirm_key: s.task.confirm_key.clone(),
+                part_size: s.task.part_size,
+                parts_sent: s.parts,
+            }),
         }
     }
 
@@ -204,11 +209,20 @@ impl SmhFs {
         }
         let strategy = of.strategy(self.cfg.conflict);
         // In memory: journaled when spilled.
-        let Some(Staged::Disk(st)) = of.staged.as_ref() else {
+        let Some(Staged::Disk(st)) = of.staged.as_mut() else {
             return Ok(());
         };
         let path = self.path_of(ino)?;
-        let mut e = self.journal_entry(&path, st, None, strategy);
+        // A closed streamed file: its plan (hashes of the whole content)
+        // lets a later run finish it without the sent bytes.
+        let plan = match st.stream() {
+            Some(_) if complete => {
+                let h = st.hashes()?;
+                st.stream().map(|s| s.task.plan(h))
+            }
+            _ => None,
+        };
+        let mut e = self.journal_entry(&path, st, plan, strategy);
         e.complete = complete;
         self.dur.journal.write(&e)?;
         of.journal = Some(JournalState {
@@ -402,6 +416,9 @@ impl SmhFs {
     async fn upload_entry(&self, e: &JournalEntry) -> FsResult<()> {
         // A retry resumes the plan an earlier attempt journaled.
         let e = &self.dur.journal.get(&e.id).unwrap_or_else(|| e.clone());
+        if e.stream.is_some() {
+            return self.upload_streamed_entry(e).await;
+        }
         let mut st = StagedFile::open_existing(&e.staged, None)?;
         st.mtime = e.mtime;
         st.posix = super::posix::PosixMeta::from_meta_data(Some(&e.meta));
@@ -478,6 +495,11 @@ impl SmhFs {
                     continue;
                 }
                 e.failed = None;
+            }
+            if e.stream.is_some() {
+                // Completed or aborted, never uploaded from its holes.
+                self.dur.queue.push(Job::Entry(Box::new(e)));
+                continue;
             }
             if !e.complete && e.plan.is_none() && !retry_failed {
                 let size = std::fs::metadata(&e.staged).map(|m| m.len()).unwrap_or(0);

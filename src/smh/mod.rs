@@ -16,6 +16,7 @@ pub mod part_source;
 pub mod path;
 pub mod redact;
 pub mod space;
+pub mod stream;
 pub mod telemetry;
 pub mod time;
 pub mod types;

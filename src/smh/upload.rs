@@ -125,7 +125,7 @@ pub fn part_size_for(size: u64, min: u64) -> u64 {
     min.max(needed)
 }
 
-fn part_count(size: u64, part_size: u64) -> u32 {
+pub(super) fn part_count(size: u64, part_size: u64) -> u32 {
     size.div_ceil(part_size).max(1) as u32
 }
 
@@ -515,15 +515,16 @@ impl SmhClient {
         self.finish(&plan.confirm_key, &plan, opts).await
     }
 
-    /// Sends `parts` in parallel, renewing the ticket before expiry and after a 403.
-    async fn send_parts(
+    /// Sends `parts` in parallel, renewing the ticket before expiry and after
+    /// a 403; returns the ticket as last renewed.
+    pub(super) async fn send_parts(
         &self,
         plan: &UploadPlan,
         ticket: UploadTicket,
         source: Source,
         parts: Vec<u32>,
         opts: &UploadOptions,
-    ) -> Result<()> {
+    ) -> Result<UploadTicket> {
         let margin = renew_margin(&ticket);
         let shared = Arc::new(SharedTicket {
             ticket: tokio::sync::RwLock::new((0, ticket, margin)),
@@ -577,7 +578,8 @@ impl SmhClient {
             .buffer_unordered(concurrency)
             .try_collect::<Vec<()>>()
             .await?;
-        Ok(())
+        let last = shared.ticket.read().await.1.clone();
+        Ok(last)
     }
 
     async fn renew_shared(
@@ -640,6 +642,17 @@ impl SmhClient {
             }
             Err(e) => return Err(e),
         };
+        self.resume_with(plan, source, status, opts).await
+    }
+
+    /// Continues an upload whose task `status` the server just reported.
+    pub(super) async fn resume_with(
+        &self,
+        plan: &UploadPlan,
+        source: SharedSource,
+        status: UploadStatus,
+        opts: &UploadOptions,
+    ) -> Result<FileMeta> {
         if status.confirmed {
             return self.confirmed_meta(&plan.confirm_key, plan).await;
         }
