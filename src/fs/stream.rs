@@ -321,6 +321,7 @@ mod tests {
         assert_eq!(part_size(8 * MIB, 8 * MIB), None);
         assert_eq!(part_size(1 << 30, 8 * MIB), Some(16 * MIB));
         assert_eq!(part_size(10 << 30, 8 * MIB), Some(160 * MIB));
-        assert_eq!(part_size(64 * MIB, 8 * MIB), Some(16 * MIB));
+        assert_eq!(part_size(64 * MIB, 8 * MIB), Some(8 * MIB));
+        assert_eq!(part_size(40 * MIB, 16 * MIB), None);
     }
 }
