@@ -21,7 +21,7 @@
 #       readers (`cat`) of 4 different big files, cold: aggregate MiB/s;
 #       limit: 4 parallel `curl -L` GETs of the download URLs.
 #   W10 `cp` of a fresh file 4× larger than the mount's cache_size: exit
-#       status and error, the cache directory's peak size (`du -sb` every
+#       status and error, the cache directory's peak size (allocated bytes, `du -s -B1`, every
 #       0.2 s) and whether the server then holds the exact bytes.
 # Prints KEY=VALUE lines on stdout (times in seconds, memory in KiB); logs
 # go to OUTDIR. Sizes: full by default; SCALE_SIZE=small or BENCH_QUICK=1
@@ -435,11 +435,12 @@ if want w9; then
 fi
 
 # ---------------------------------------------------------------- W10 ------
-# sample_du DIR FILE: the largest `du -sb DIR` seen every 0.2 s, into FILE
+# sample_du DIR FILE: the largest `du -s -B1 DIR` seen every 0.2 s, into
+# FILE (allocated bytes: the parts a streamed file has sent are holes)
 sample_du() {
   local max=0 v
   while :; do
-    v=$(du -sb "$1" 2>/dev/null | cut -f1) || v=0
+    v=$(du -s -B1 "$1" 2>/dev/null | cut -f1) || v=0
     [ "${v:-0}" -gt "$max" ] && { max=$v; echo "$max" >"$2"; }
     sleep 0.2
   done

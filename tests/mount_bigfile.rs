@@ -1,12 +1,10 @@
 //! Files larger than the cache (issue 15): a front-to-back write larger
 //! than `cache_size` is uploaded while it is written, the cache directory
-//! never holds more than the bound, a crash never stores a half file, and
-//! sparse files stay sparse in the cache.
+//! never holds more than the bound, and a crash never stores a half file.
 
 use crate::common;
 use crate::common::mount::*;
 
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -14,8 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::content::{hash_file, server_hashes};
 use common::TestServer;
-use smhfs::smh::{ContentHasher, ContentHashes, SmhClient};
 
 const MIB: u64 = 1 << 20;
 const CACHE: u64 = 8 * MIB;
@@ -65,42 +63,6 @@ impl Sampler {
         }
         self.peak.load(Ordering::Relaxed)
     }
-}
-
-fn hash_file(path: &Path) -> ContentHashes {
-    let mut f = std::fs::File::open(path).unwrap();
-    let mut h = ContentHasher::new();
-    let mut buf = vec![0u8; 4 << 20];
-    loop {
-        let n = f.read(&mut buf).unwrap();
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    h.finish()
-}
-
-/// Hashes of what the server serves for `path`, downloaded through the API.
-async fn server_hashes(client: &SmhClient, path: &str) -> ContentHashes {
-    let head = client
-        .head_file(&p(path))
-        .await
-        .unwrap()
-        .expect("on server");
-    let url = client.download_url(&p(path)).await.unwrap();
-    let mut h = ContentHasher::new();
-    let mut at = 0u64;
-    while at < head.size {
-        let chunk = client
-            .read_range(&url, at, (16 * MIB).min(head.size - at))
-            .await
-            .unwrap();
-        assert!(!chunk.is_empty(), "short read at {at}");
-        at += chunk.len() as u64;
-        h.update(&chunk);
-    }
-    h.finish()
 }
 
 async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut f: F)

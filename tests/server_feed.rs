@@ -474,16 +474,7 @@ async fn a_directory_etag_changes_with_everything_its_listing_shows() {
 
 /// A token minted for `user` (with admin rights).
 async fn user_token(s: &TestServer, user: &str) -> String {
-    let v: Value = reqwest::get(format!(
-        "{}/api/v1/token?library_id={}&library_secret={}&grant=admin&user_id={user}",
-        s.url, s.library, s.secret
-    ))
-    .await
-    .expect("token request")
-    .json()
-    .await
-    .expect("token JSON");
-    v["accessToken"].as_str().expect("accessToken").to_string()
+    s.token_with(&format!("&user_id={user}")).await
 }
 
 #[tokio::test]

@@ -140,6 +140,15 @@ impl Durability {
             opts,
         }
     }
+
+    /// Records a failed upload of `id` in the tracker; the error as the
+    /// core reports it, and whether it is permanent (not worth a retry).
+    pub fn upload_failed(&self, id: &str, e: crate::smh::SmhError) -> (FsError, bool) {
+        let e = FsError::Smh(e);
+        let permanent = !transient(&e);
+        self.tracker.failed(id, e.to_string(), permanent);
+        (e, permanent)
+    }
 }
 
 /// Worth retrying later: network trouble, 5xx, 429, 401/403 (credentials

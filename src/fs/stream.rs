@@ -18,7 +18,6 @@ use super::journal::JournalEntry;
 use super::lostupdate::{strategy_for, Target};
 use super::memstage::Staged;
 use super::openfile::{Content, JournalState, OpenFile};
-use super::queue::transient;
 use super::staging::StagedFile;
 use super::uploader::{Body, Outgoing};
 use crate::dio::DirectReader;
@@ -188,10 +187,8 @@ impl SmhFs {
         let meta = match res {
             Ok(m) => m,
             Err(e) => {
-                let e = FsError::Smh(e);
-                let permanent = !transient(&e);
+                let (e, permanent) = self.dur.upload_failed(&id, e);
                 of.upload_failed(!permanent);
-                self.dur.tracker.failed(&id, e.to_string(), permanent);
                 tracing::error!(%path, "streamed upload failed: {e}");
                 if permanent {
                     entry.failed = Some(e.to_string());
@@ -297,9 +294,7 @@ impl SmhFs {
                 Ok(())
             }
             Err(err) => {
-                let err = FsError::Smh(err);
-                let permanent = !transient(&err);
-                self.dur.tracker.failed(&e.id, err.to_string(), permanent);
+                let (err, permanent) = self.dur.upload_failed(&e.id, err);
                 if permanent {
                     let mut ent = e.clone();
                     ent.failed = Some(err.to_string());

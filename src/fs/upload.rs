@@ -146,10 +146,8 @@ impl SmhFs {
         let meta = match res {
             Ok(m) => m,
             Err(e) => {
-                let e = FsError::Smh(e);
-                let permanent = !transient(&e);
+                let (e, permanent) = self.dur.upload_failed(&id, e);
                 of.upload_failed(!permanent);
-                self.dur.tracker.failed(&id, e.to_string(), permanent);
                 let plan = of.plan.clone();
                 let Some(Staged::Disk(st)) = of.staged.as_ref() else {
                     return Err(e);

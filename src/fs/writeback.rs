@@ -452,9 +452,7 @@ impl SmhFs {
                 Ok(())
             }
             Err(err) => {
-                let err = FsError::Smh(err);
-                let permanent = !transient(&err);
-                self.dur.tracker.failed(&e.id, err.to_string(), permanent);
+                let (err, permanent) = self.dur.upload_failed(&e.id, err);
                 if permanent {
                     tracing::error!(path = %e.path, staged = %e.staged.display(), "upload failed for good: {err}; the data is kept in the staged file");
                     let mut ent = e.clone();

@@ -2,6 +2,7 @@
 //! temporary data directory.
 #![allow(dead_code)]
 
+pub mod content;
 pub mod http;
 pub mod mount;
 
@@ -133,8 +134,13 @@ impl TestServer {
 
     /// Mints an admin token through the API.
     pub async fn token(&self) -> String {
+        self.token_with("").await
+    }
+
+    /// Mints an admin token with more query parameters (`&user_id=...`).
+    pub async fn token_with(&self, query: &str) -> String {
         let v: serde_json::Value = reqwest::get(format!(
-            "{}/api/v1/token?library_id={}&library_secret={}&grant=admin",
+            "{}/api/v1/token?library_id={}&library_secret={}&grant=admin{query}",
             self.url, self.library, self.secret
         ))
         .await
