@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::content::{hash_file, server_hashes};
+use common::wait_for;
 use common::TestServer;
 use mount::*;
 use smhfs::smh::{ContentHashes, SmhClient};
@@ -32,18 +33,6 @@ fn random_file(dir: &Path, name: &str, size: u64) -> PathBuf {
 
 async fn part_bytes(server: &TestServer) -> u64 {
     stat_u64(&server.stats().await, "part_bytes")
-}
-
-async fn wait_for<F, Fut>(what: &str, timeout: Duration, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    while !f().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// Waits until the server holds `path` with `size` bytes.

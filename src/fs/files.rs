@@ -107,8 +107,7 @@ impl SmhFs {
                 if of.handles() == 0 {
                     drop(of);
                     self.local.lock().remove(&ino);
-                    self.files.lock().remove(&ino);
-                    self.unpin(ino, 0);
+                    self.drop_open_state(ino);
                 }
                 return Err(e);
             }
@@ -196,8 +195,7 @@ impl SmhFs {
         if write && g.remote() && self.cfg.conflict == ConflictStrategy::Ask {
             if g.handles() == 0 {
                 drop(g);
-                self.files.lock().remove(&ino);
-                self.unpin(ino, 0);
+                self.drop_open_state(ino);
             }
             return Err(FsError::Exists);
         }
@@ -592,8 +590,7 @@ impl SmhFs {
             if of.remote() && self.cfg.conflict == ConflictStrategy::Ask {
                 if of.handles() == 0 {
                     drop(of);
-                    self.files.lock().remove(&ino);
-                    self.unpin(ino, 0);
+                    self.drop_open_state(ino);
                 }
                 return Err(FsError::Exists);
             }
@@ -635,8 +632,7 @@ impl SmhFs {
                 }
                 drop(of);
                 self.local.lock().remove(&ino);
-                self.files.lock().remove(&ino);
-                self.unpin(ino, 0);
+                self.drop_open_state(ino);
             }
             res?;
         }

@@ -21,7 +21,7 @@ use super::openfile::{Content, JournalState, OpenFile};
 use super::staging::StagedFile;
 use super::uploader::{Body, Outgoing};
 use crate::dio::DirectReader;
-use crate::smh::{ConflictStrategy, ContentHashes, SmhError, SmhPath};
+use crate::smh::{ConflictStrategy, ContentHashes, SmhError, SmhPath, UploadPlan};
 
 const MIB: u64 = 1 << 20;
 
@@ -164,26 +164,8 @@ impl SmhFs {
         });
         let sent = self.dur.tracker.start(&id, path, hashes.size, st.path());
         let res = self
-            .uploader()
-            .send(Outgoing {
-                to: &to,
-                body: Body::Streamed {
-                    path: st.path(),
-                    plan: &plan,
-                },
-                strategy: plan.strategy,
-                mtime: st.mtime,
-                posix: st.posix,
-                journal: None,
-                sent,
-                before_confirm: None,
-            })
-            .await
-            .result;
-        let res = match res {
-            Ok(meta) => self.move_streamed(meta, &plan.path, &to).await,
-            Err(e) => Err(e),
-        };
+            .send_streamed(&to, st.path(), &plan, (st.mtime, st.posix), sent)
+            .await;
         let meta = match res {
             Ok(m) => m,
             Err(e) => {
@@ -201,6 +183,33 @@ impl SmhFs {
         self.known.remember(&meta, &hashes);
         self.upload_done(path, of, &id, &meta, (mtime, posix));
         Ok(())
+    }
+
+    /// Sends what is left of a streamed file (its tail) and confirms it,
+    /// then moves it to `to` if it was renamed while streaming.
+    async fn send_streamed(
+        &self,
+        to: &SmhPath,
+        staged: &std::path::Path,
+        plan: &UploadPlan,
+        (mtime, posix): (Option<std::time::SystemTime>, super::posix::PosixMeta),
+        sent: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    ) -> Result<crate::smh::types::FileMeta, SmhError> {
+        let meta = self
+            .uploader()
+            .send(Outgoing {
+                to,
+                body: Body::Streamed { path: staged, plan },
+                strategy: plan.strategy,
+                mtime,
+                posix,
+                journal: None,
+                sent,
+                before_confirm: None,
+            })
+            .await
+            .result?;
+        self.move_streamed(meta, &plan.path, to).await
     }
 
     /// A streamed upload confirmed at `begun` that belongs at `to`.
@@ -265,26 +274,8 @@ impl SmhFs {
         let sent = self.dur.tracker.start(&e.id, &e.path, plan.size, &e.staged);
         let posix = super::posix::PosixMeta::from_meta_data(Some(&e.meta));
         let res = self
-            .uploader()
-            .send(Outgoing {
-                to: &e.path,
-                body: Body::Streamed {
-                    path: &e.staged,
-                    plan,
-                },
-                strategy: plan.strategy,
-                mtime: e.mtime,
-                posix,
-                journal: None,
-                sent,
-                before_confirm: None,
-            })
-            .await
-            .result;
-        let res = match res {
-            Ok(meta) => self.move_streamed(meta, &plan.path, &e.path).await,
-            Err(err) => Err(err),
-        };
+            .send_streamed(&e.path, &e.staged, plan, (e.mtime, posix), sent)
+            .await;
         match res {
             Ok(_) => {
                 tracing::info!(path = %e.path, size = plan.size, "journaled streamed upload completed");

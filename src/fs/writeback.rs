@@ -412,6 +412,13 @@ impl SmhFs {
         }
     }
 
+    /// Drops `ino`'s open state whatever it is (a failed create or open
+    /// that nobody holds), and the inode with it if nothing else holds it.
+    pub(crate) fn drop_open_state(&self, ino: u64) {
+        self.files.lock().remove(&ino);
+        self.unpin(ino, 0);
+    }
+
     /// Uploads a journaled file that is not in the open-file table.
     async fn upload_entry(&self, e: &JournalEntry) -> FsResult<()> {
         // A retry resumes the plan an earlier attempt journaled.
