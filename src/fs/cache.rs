@@ -291,6 +291,11 @@ impl AttrCache {
         self.map.get(path)
     }
 
+    /// The cached answer, fresh or expired.
+    pub fn peek(&self, path: &SmhPath) -> Option<Option<Meta>> {
+        self.map.peek(path)
+    }
+
     pub fn put(&self, path: SmhPath, meta: Meta) {
         self.map.put(path, Some(meta), None);
     }
@@ -391,6 +396,20 @@ impl DirCache {
             *etag = None;
             Arc::make_mut(l).remove(name)
         });
+    }
+
+    /// Whether the cached listing of `dir` (fresh or not) has `name` as a
+    /// directory.
+    pub fn shows_dir(&self, dir: &SmhPath, name: &str) -> bool {
+        self.map
+            .peek(dir)
+            .is_some_and(|(l, _)| l.get(name).is_some_and(|m| m.kind.is_dir()))
+    }
+
+    /// The eTag the cached listing of `dir` (fresh or not) shows for `name`.
+    pub fn etag_of(&self, dir: &SmhPath, name: &str) -> Option<String> {
+        let (l, _) = self.map.peek(dir)?;
+        l.get(name)?.etag.clone()
     }
 
     /// Forgets the listing of `dir` (it changed on the server).

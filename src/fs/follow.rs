@@ -146,12 +146,16 @@ impl SmhFs {
                     .all(|o| o.is_none() || o.as_ref() == Some(p))
         };
         // A file version the caches already show where it now is (most
-        // often the mount's own upload coming back) changes nothing here.
+        // often the mount's own upload coming back) changes nothing here,
+        // even where that cache entry has expired: it is still this version.
         let shown = |p: &SmhPath| {
             !is_dir
                 && in_place(p)
                 && e.e_tag.is_some()
-                && matches!(self.attrs.get(p), Some(Some(m)) if m.etag == e.e_tag)
+                && (matches!(self.attrs.peek(p), Some(Some(m)) if m.etag == e.e_tag)
+                    || p.parent()
+                        .zip(p.name())
+                        .is_some_and(|(dir, name)| self.dirs.etag_of(&dir, name) == e.e_tag))
         };
         for p in &touched {
             if shown(p) {
@@ -161,13 +165,26 @@ impl SmhFs {
                 // A directory the kernel holds, changed in place: its name
                 // still means it, and invalidating the entry would unhash
                 // it under whoever has it as working directory (`getcwd`
-                // then fails with ENOENT). Its attributes and listing go.
-                self.attrs.remove(p);
-                self.dirs.invalidate(p);
-                if let Some(parent) = p.parent() {
-                    self.dirs.invalidate(&parent);
+                // then fails with ENOENT). Its listing stays: changes to
+                // its children are entries of their own, mapped through
+                // this directory's inode, known from here on. A creation
+                // the caches already show is the mount's own
+                // `mkdir` coming back and changes nothing (otherwise every
+                // later lookup inside would go to the server); any other
+                // change drops its attributes and the parent's listing
+                // (which keeps the child's times).
+                let own = e.action() == "CREATE"
+                    && (matches!(self.attrs.peek(p), Some(Some(m)) if m.kind.is_dir())
+                        || p.parent()
+                            .zip(p.name())
+                            .is_some_and(|(parent, n)| self.dirs.shows_dir(&parent, n)));
+                if !own {
+                    self.attrs.remove(p);
+                    if let Some(parent) = p.parent() {
+                        self.dirs.invalidate(&parent);
+                    }
+                    self.invalidate_inode(p);
                 }
-                self.invalidate_inode(p);
                 continue;
             }
             self.drop_remote(p, is_dir);
