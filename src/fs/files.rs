@@ -324,7 +324,10 @@ impl SmhFs {
             // Parts to send (large files): the async path sends them.
             Some(Staged::Disk(st)) if self.stream_due(st, data.len() as u64) => return None,
             Some(Staged::Disk(st)) => {
-                let grow = (offset + data.len() as u64).saturating_sub(st.size());
+                let grow = match st.new_bytes(offset, data.len() as u64) {
+                    Ok(n) => n,
+                    Err(e) => return Some(Err(self.write_failed(of, e.into()))),
+                };
                 // No room without waiting: the async path waits (or ENOSPC).
                 if grow > 0 && !self.dur.budget.try_reserve(grow, st.charged()) {
                     return None;
