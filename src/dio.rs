@@ -245,7 +245,8 @@ fn all_hole(f: &File, from: u64, to: u64) -> std::io::Result<bool> {
 
 /// Zeros served for holes without reading or filling memory: an anonymous
 /// mapping never written, so its pages are the kernel's shared zero page.
-static ZEROS: std::sync::LazyLock<AlignedBuf> = std::sync::LazyLock::new(|| AlignedBuf::new(POOL_BUF));
+static ZEROS: std::sync::LazyLock<AlignedBuf> =
+    std::sync::LazyLock::new(|| AlignedBuf::new(POOL_BUF));
 
 /// `len` (at most [`POOL_BUF`]) zero bytes, shared.
 pub fn zeros(len: usize) -> &'static [u8] {

@@ -125,10 +125,16 @@ async fn data_at_both_ends_of_a_512m_hole_is_stored_exactly() {
     assert_eq!(server_hashes(&client, "holed.bin").await, want.finish());
     // The bytes themselves, at the edges of the hole.
     let url = client.download_url(&p("holed.bin")).await.unwrap();
-    let got = client.read_range(&url, 0, head.len() as u64 + 10).await.unwrap();
+    let got = client
+        .read_range(&url, 0, head.len() as u64 + 10)
+        .await
+        .unwrap();
     assert_eq!(&got[..head.len()], &head[..]);
     assert!(got[head.len()..].iter().all(|&b| b == 0));
-    let got = client.read_range(&url, at - 10, 10 + tail.len() as u64).await.unwrap();
+    let got = client
+        .read_range(&url, at - 10, 10 + tail.len() as u64)
+        .await
+        .unwrap();
     assert!(got[..10].iter().all(|&b| b == 0));
     assert_eq!(&got[10..], &tail[..]);
 }
