@@ -225,6 +225,26 @@ pub fn extents(f: &File, from: u64, to: u64) -> std::io::Result<Vec<Extent>> {
     Ok(out)
 }
 
+/// `lseek` `SEEK_DATA` (`data`) or `SEEK_HOLE` from `from` in a file of
+/// `size` bytes; `None`: no data at or after `from` (ENXIO).
+pub fn seek_in(f: &File, from: u64, size: u64, data: bool) -> std::io::Result<Option<u64>> {
+    if from >= size {
+        return Ok(None);
+    }
+    let whence = if data {
+        libc::SEEK_DATA
+    } else {
+        libc::SEEK_HOLE
+    };
+    Ok(match seek(f, from, whence) {
+        Ok(Some(at)) if at < size => Some(at),
+        Ok(_) => (!data).then_some(size),
+        // No SEEK_DATA here: all data, the only hole at the end.
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Some(if data { from } else { size }),
+        Err(e) => return Err(e),
+    })
+}
+
 /// Bytes of `[from, to)` on disk (not in holes).
 pub fn data_in(f: &File, from: u64, to: u64) -> std::io::Result<u64> {
     Ok(extents(f, from, to)?

@@ -6,6 +6,7 @@ use crate::common;
 use crate::common::mount::*;
 
 use std::io::{Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Instant;
@@ -28,6 +29,17 @@ fn allocated(dir: &Path) -> u64 {
                 .sum()
         })
         .unwrap_or(0)
+}
+
+/// `lseek(fd, offset, whence)`, or its errno.
+fn seek(fd: i32, offset: u64, whence: i32) -> Result<u64, i32> {
+    // SAFETY: a plain syscall on a descriptor the caller keeps open.
+    let r = unsafe { libc::lseek(fd, offset as libc::off_t, whence) };
+    if r < 0 {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    } else {
+        Ok(r as u64)
+    }
 }
 
 /// Feeds `n` zero bytes to `h`.
@@ -114,6 +126,16 @@ async fn data_at_both_ends_of_a_512m_hole_is_stored_exactly() {
     std::os::unix::fs::FileExt::read_exact_at(&r, &mut probe, 100 * MIB).unwrap();
     assert!(probe.iter().all(|&b| b == 0));
     drop(r);
+    // lseek finds the hole (`cp`, `tar --sparse` keep it).
+    let fd = f.as_raw_fd();
+    let hole = seek(fd, 0, libc::SEEK_HOLE).unwrap();
+    assert!(
+        hole >= head.len() as u64 && hole < 2 * MIB,
+        "SEEK_HOLE: {hole}"
+    );
+    assert_eq!(seek(fd, hole, libc::SEEK_DATA), Ok(at));
+    assert_eq!(seek(fd, at + 10, libc::SEEK_HOLE), Ok(size));
+    assert_eq!(seek(fd, size, libc::SEEK_DATA), Err(libc::ENXIO));
     f.sync_all().unwrap();
     drop(f);
     let stats = server.stats().await;
@@ -123,6 +145,10 @@ async fn data_at_both_ends_of_a_512m_hole_is_stored_exactly() {
     zeros(&mut want, at - head.len() as u64);
     want.update(&tail);
     assert_eq!(server_hashes(&client, "holed.bin").await, want.finish());
+    // Content not staged (on the server): all data.
+    let r = std::fs::File::open(m.path("holed.bin")).unwrap();
+    assert_eq!(seek(r.as_raw_fd(), 0, libc::SEEK_HOLE), Ok(size));
+    assert_eq!(seek(r.as_raw_fd(), 5, libc::SEEK_DATA), Ok(5));
     // The bytes themselves, at the edges of the hole.
     let url = client.download_url(&p("holed.bin")).await.unwrap();
     let got = client

@@ -298,6 +298,18 @@ impl StagedFile {
         self.size
     }
 
+    /// `lseek` `SEEK_DATA` (`data`) / `SEEK_HOLE` from `offset`; `None`:
+    /// ENXIO. Sent parts are data: content, only no longer local.
+    pub fn seek(&self, offset: u64, data: bool) -> std::io::Result<Option<u64>> {
+        if let Some(w) = self.direct.lock().as_mut() {
+            w.flush()?;
+        }
+        if data && offset < self.streamed.min(self.size) {
+            return Ok(Some(offset));
+        }
+        crate::dio::seek_in(&self.file, offset.max(self.streamed), self.size, data)
+    }
+
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
         if offset < self.streamed {
             return Err(sent_error());
