@@ -123,7 +123,7 @@ impl StagedFile {
             posix: Default::default(),
             budget: None,
             charged: 0,
-            held: 0,
+            held,
             direct: Default::default(),
             seq_run: 0,
             no_direct: false,
@@ -131,7 +131,6 @@ impl StagedFile {
             stream: None,
             stream_refused: false,
         };
-        s.held = held;
         s.set_budget(budget);
         Ok(s)
     }
