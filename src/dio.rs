@@ -161,6 +161,118 @@ pub fn open_direct(path: &Path, write: bool) -> Option<File> {
         .ok()
 }
 
+/// One stretch of a file: bytes on disk, or a hole (reads as zeros).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extent {
+    pub start: u64,
+    pub end: u64,
+    pub data: bool,
+}
+
+/// `lseek(2)` with `SEEK_DATA`/`SEEK_HOLE`; `None` for ENXIO (no data
+/// at or after `offset`, or `offset` at or past the end).
+fn seek(f: &File, offset: u64, whence: libc::c_int) -> std::io::Result<Option<u64>> {
+    // SAFETY: a plain syscall on a descriptor `f` keeps open; the file
+    // position it moves is not used (all I/O here is positioned).
+    let r = unsafe { libc::lseek(f.as_raw_fd(), offset as libc::off_t, whence) };
+    if r >= 0 {
+        return Ok(Some(r as u64));
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENXIO) => Ok(None),
+        _ => Err(e),
+    }
+}
+
+/// The data and holes of `[from, to)` in order, from `SEEK_DATA` and
+/// `SEEK_HOLE` (a filesystem without them reports one data extent). Why:
+/// a sparse staged file (`truncate -s`, writes past the end) is neither
+/// charged to the cache for its holes nor read from disk there.
+pub fn extents(f: &File, from: u64, to: u64) -> std::io::Result<Vec<Extent>> {
+    let mut out = Vec::new();
+    let mut at = from;
+    while at < to {
+        let data = match seek(f, at, libc::SEEK_DATA) {
+            Ok(d) => d.unwrap_or(to).min(to),
+            // No SEEK_DATA here: all of it is data.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => at,
+            Err(e) => return Err(e),
+        };
+        if data > at {
+            out.push(Extent {
+                start: at,
+                end: data,
+                data: false,
+            });
+            at = data;
+        }
+        if at >= to {
+            break;
+        }
+        let hole = match seek(f, at, libc::SEEK_HOLE) {
+            Ok(h) => h.unwrap_or(to).clamp(at + 1, to),
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => to,
+            Err(e) => return Err(e),
+        };
+        out.push(Extent {
+            start: at,
+            end: hole,
+            data: true,
+        });
+        at = hole;
+    }
+    Ok(out)
+}
+
+/// `lseek` `SEEK_DATA` (`data`) or `SEEK_HOLE` from `from` in a file of
+/// `size` bytes; `None`: no data at or after `from` (ENXIO).
+pub fn seek_in(f: &File, from: u64, size: u64, data: bool) -> std::io::Result<Option<u64>> {
+    if from >= size {
+        return Ok(None);
+    }
+    let whence = if data {
+        libc::SEEK_DATA
+    } else {
+        libc::SEEK_HOLE
+    };
+    Ok(match seek(f, from, whence) {
+        Ok(Some(at)) if at < size => Some(at),
+        Ok(_) => (!data).then_some(size),
+        // No SEEK_DATA here: all data, the only hole at the end.
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Some(if data { from } else { size }),
+        Err(e) => return Err(e),
+    })
+}
+
+/// Bytes of `[from, to)` on disk (not in holes).
+pub fn data_in(f: &File, from: u64, to: u64) -> std::io::Result<u64> {
+    Ok(extents(f, from, to)?
+        .iter()
+        .filter(|e| e.data)
+        .map(|e| e.end - e.start)
+        .sum())
+}
+
+/// Whether `[from, to)` is all hole (the file reads zeros there).
+fn all_hole(f: &File, from: u64, to: u64) -> std::io::Result<bool> {
+    Ok(match seek(f, from, libc::SEEK_DATA) {
+        Ok(d) => d.is_none_or(|d| d >= to),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => false,
+        Err(e) => return Err(e),
+    })
+}
+
+/// Zeros served for holes without reading or filling memory: an anonymous
+/// mapping never written, so its pages are the kernel's shared zero page.
+static ZEROS: std::sync::LazyLock<AlignedBuf> =
+    std::sync::LazyLock::new(|| AlignedBuf::new(POOL_BUF));
+
+/// `len` (at most [`POOL_BUF`]) zero bytes, shared.
+pub fn zeros(len: usize) -> &'static [u8] {
+    &ZEROS[..len]
+}
+
 /// Reads a file's bytes without filling the page cache where possible.
 #[derive(Debug)]
 pub struct DirectReader {
@@ -183,7 +295,32 @@ impl DirectReader {
     /// all in the page cache are copied from it; others are read with
     /// O_DIRECT where aligned (the kernel writes dirty cached pages of the
     /// range first, so both paths see the same bytes), the rest plainly.
+    /// Holes are filled with zeros, not read.
     pub fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let end = offset + buf.len() as u64;
+        let ext = extents(&self.plain, offset, end)?;
+        if ext.iter().all(|e| e.data) {
+            return self.read_data_at(buf, offset);
+        }
+        for e in ext {
+            let part = &mut buf[(e.start - offset) as usize..(e.end - offset) as usize];
+            if e.data {
+                let n = self.read_data_at(part, e.start)?;
+                if n < part.len() {
+                    // The file shrank meanwhile: short here.
+                    return Ok((e.start - offset) as usize + n);
+                }
+            } else {
+                part.fill(0);
+            }
+        }
+        // Holes run to the end of the file at most: short past it.
+        let size = self.plain.metadata()?.len();
+        Ok(size.saturating_sub(offset).min(buf.len() as u64) as usize)
+    }
+
+    /// `read_at` of bytes on disk (no hole lookup).
+    fn read_data_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
         if let Some(n) = read_cached(&self.plain, buf, offset) {
             return Ok(n);
         }
@@ -242,7 +379,13 @@ impl PartSource for DirectReader {
         Ok(Bytes::from(buf))
     }
 
+    /// A chunk all in a hole is static zeros: not read, not copied.
     fn read_chunk(&self, offset: u64, len: usize) -> std::io::Result<Bytes> {
+        let len = len.min(POOL_BUF);
+        let end = offset + len as u64;
+        if end <= self.size()? && all_hole(&self.plain, offset, end)? {
+            return Ok(Bytes::from_static(zeros(len)));
+        }
         Ok(Bytes::from_owner(self.read_pooled(offset, len)?))
     }
 
@@ -371,5 +514,45 @@ mod tests {
         let p = r.read_pooled(POOL_BUF as u64, 4097).unwrap();
         assert!(p.as_ref() == &data[POOL_BUF..POOL_BUF + 4097]);
         assert!(r.read_pooled(data.len() as u64 - 3, 4).is_err());
+    }
+}
+
+#[cfg(test)]
+mod hole_tests {
+    use super::*;
+
+    #[test]
+    fn holes_are_found_and_read_as_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let f = std::fs::File::create(&path).unwrap();
+        let mib = POOL_BUF as u64;
+        f.write_all_at(&[5; 4096], 0).unwrap();
+        f.write_all_at(&[6; 10], 8 * mib).unwrap();
+        f.set_len(16 * mib).unwrap();
+        let ext = extents(&f, 0, 16 * mib).unwrap();
+        assert!(ext.len() >= 3, "{ext:?}");
+        assert!(ext[0].data && ext[0].start == 0 && ext[0].end >= 4096);
+        assert!(!ext[1].data);
+        assert!(!ext.last().unwrap().data);
+        assert_eq!(data_in(&f, 0, 16 * mib).unwrap() % 4096, 0);
+        assert!(data_in(&f, 0, 16 * mib).unwrap() <= 8 * 4096);
+        let r = DirectReader::open(&path).unwrap();
+        // A chunk all in a hole is the shared zeros, not a read.
+        let z = r.read_chunk(2 * mib, POOL_BUF).unwrap();
+        assert!(z.iter().all(|&b| b == 0));
+        assert_eq!(z.as_ptr(), zeros(1).as_ptr());
+        // Mixed chunks: data where written, zeros elsewhere.
+        let c = r.read_chunk(8 * mib - 4096, POOL_BUF).unwrap();
+        assert!(c[..4096].iter().all(|&b| b == 0));
+        assert_eq!(&c[4096..4106], &[6; 10]);
+        assert!(c[4106..].iter().all(|&b| b == 0));
+        let c = r.read_chunk(0, 8192).unwrap();
+        assert!(c[..4096].iter().all(|&b| b == 5) && c[4096..].iter().all(|&b| b == 0));
+        // Past the end: short, as before.
+        let mut buf = vec![1u8; 8192];
+        assert_eq!(r.read_at(&mut buf, 16 * mib - 100).unwrap(), 100);
+        assert!(buf[..100].iter().all(|&b| b == 0));
+        assert!(r.read_chunk(16 * mib - 100, 200).is_err());
     }
 }

@@ -16,6 +16,7 @@ mod mount_meta;
 mod mount_namespace;
 mod mount_rw;
 mod mount_scale;
+mod mount_sparse;
 mod observability;
 mod reftests;
 mod security;

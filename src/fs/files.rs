@@ -296,6 +296,34 @@ impl SmhFs {
         ra.read(&path, offset, size as u64, expect.as_ref()).await
     }
 
+    /// `lseek` `SEEK_DATA` (`data`) / `SEEK_HOLE`: a staged copy answers
+    /// with its holes (so `cp`, `tar --sparse` keep them); other content
+    /// is all data, its one hole at the end.
+    pub async fn seek_data(&self, fh: FileHandle, offset: u64, data: bool) -> FsResult<u64> {
+        let (ino, _) = self.handle_ino(fh.0)?;
+        let mut size = None;
+        if let Some(of) = self.open_file(ino) {
+            let of = of.lock().await;
+            match &of.staged {
+                Some(Staged::Disk(st)) => {
+                    let at = tokio::task::block_in_place(|| st.seek(offset, data))?;
+                    return at.ok_or_else(|| errno_error(libc::ENXIO));
+                }
+                Some(m) => size = Some(m.size()),
+                None => {}
+            }
+        }
+        let size = match size {
+            Some(s) => s,
+            None => self.getattr(InodeNo(ino)).await?.meta.size,
+        };
+        match (offset < size, data) {
+            (false, _) => Err(errno_error(libc::ENXIO)),
+            (true, true) => Ok(offset),
+            (true, false) => Ok(size),
+        }
+    }
+
     /// A write to an already staged file whose state is not locked, done
     /// in the calling (FUSE) thread: no copy of the data, no task switch.
     /// `None`: take the async path.
@@ -324,7 +352,10 @@ impl SmhFs {
             // Parts to send (large files): the async path sends them.
             Some(Staged::Disk(st)) if self.stream_due(st, data.len() as u64) => return None,
             Some(Staged::Disk(st)) => {
-                let grow = (offset + data.len() as u64).saturating_sub(st.size());
+                let grow = match st.new_bytes(offset, data.len() as u64) {
+                    Ok(n) => n,
+                    Err(e) => return Some(Err(self.write_failed(of, e.into()))),
+                };
                 // No room without waiting: the async path waits (or ENOSPC).
                 if grow > 0 && !self.dur.budget.try_reserve(grow, st.charged()) {
                     return None;

@@ -154,33 +154,6 @@ impl SmhFuse {
     }
 }
 
-/// Which handles bypass the kernel page cache (`FOPEN_DIRECT_IO`).
-///
-/// * Write-only: the bytes are staged by us anyway, and filling new cache
-///   pages with them cost more than the whole rest of a large copy. The
-///   kernel keeps `i_size` and other handles' cached pages right after
-///   direct writes, appends and truncates (`tests/mount_rw.rs`).
-/// * Read-only, when the kernel allows mmap of such handles
-///   (`FUSE_DIRECT_IO_ALLOW_MMAP`, 6.6+; `direct_reads`): the read-ahead
-///   queue already holds what a sequential reader needs (as in
-///   mountpoint-s3), and the kernel dropped a file's cached pages at the
-///   next open anyway (no `FOPEN_KEEP_CACHE`).
-/// * Read-write handles stay cached.
-fn open_flags(flags: i32, direct_reads: bool) -> FopenFlags {
-    match flags & libc::O_ACCMODE {
-        libc::O_WRONLY => FopenFlags::FOPEN_DIRECT_IO,
-        libc::O_RDONLY if direct_reads => FopenFlags::FOPEN_DIRECT_IO,
-        _ => FopenFlags::empty(),
-    }
-}
-
-fn time_of(t: TimeOrNow) -> SystemTime {
-    match t {
-        TimeOrNow::SpecificTime(t) => t,
-        TimeOrNow::Now => SystemTime::now(),
-    }
-}
-
 impl Filesystem for SmhFuse {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // O_TRUNC arrives with open, so a truncating open never downloads.
@@ -254,7 +227,7 @@ impl Filesystem for SmhFuse {
     ) {
         let (call, _in) = self.begin(req, Op::Setattr, ino.0);
         // Stored as metadata (`attrs.rs`); atime is shown as mtime.
-        let mtime = mtime.map(time_of);
+        let mtime = mtime.map(fusekind::time_of);
         let change = AttrChange {
             mode,
             uid,
@@ -418,7 +391,10 @@ impl Filesystem for SmhFuse {
             match fs.open(InodeNo(ino.0), write, truncate).await {
                 Ok(fh) => {
                     fs.note_opener(fh, pid);
-                    reply.opened(FileHandle(fh.0), open_flags(flags.0, direct_reads))
+                    reply.opened(
+                        FileHandle(fh.0),
+                        fusekind::open_flags(flags.0, direct_reads),
+                    )
                 }
                 Err(e) => reply.error(errno("open", &e)),
             }
@@ -670,6 +646,30 @@ impl Filesystem for SmhFuse {
         });
     }
 
+    fn lseek(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: fuser::ReplyLseek,
+    ) {
+        let (call, _in) = self.begin(req, Op::Lseek, ino.0);
+        let data = match whence {
+            libc::SEEK_DATA => true,
+            libc::SEEK_HOLE => false,
+            // The kernel answers SEEK_SET/CUR/END itself.
+            _ => return reply.error(refuse("lseek", libc::EINVAL)),
+        };
+        self.spawn(call, move |fs, _, _| async move {
+            match fs.seek_data(Fh(fh.0), offset.max(0) as u64, data).await {
+                Ok(at) => reply.offset(at as i64),
+                Err(e) => reply.error(errno("lseek", &e)),
+            }
+        });
+    }
+
     fn ioctl(
         &self,
         req: &Request,
@@ -751,7 +751,7 @@ impl Filesystem for SmhFuse {
                     &Self::file_attr(self.look, &a),
                     Generation(0),
                     FileHandle(fh.0),
-                    open_flags(flags, self.direct_reads),
+                    fusekind::open_flags(flags, self.direct_reads),
                 );
             }
             Some(Err(e)) => return reply.error(errno("create", &e)),
@@ -768,7 +768,7 @@ impl Filesystem for SmhFuse {
                         &Self::file_attr(look, &a),
                         Generation(0),
                         FileHandle(fh.0),
-                        open_flags(flags, direct_reads),
+                        fusekind::open_flags(flags, direct_reads),
                     )
                 }
                 Err(e) => reply.error(errno("create", &e)),

@@ -45,10 +45,11 @@ pub enum Op {
     Listxattr,
     Create,
     CopyFileRange,
+    Lseek,
 }
 
 impl Op {
-    const ALL: [Op; 28] = [
+    const ALL: [Op; 29] = [
         Op::Lookup,
         Op::Getattr,
         Op::Setattr,
@@ -77,6 +78,7 @@ impl Op {
         Op::Listxattr,
         Op::Create,
         Op::CopyFileRange,
+        Op::Lseek,
     ];
 
     pub const fn as_str(self) -> &'static str {
@@ -109,6 +111,7 @@ impl Op {
             Op::Listxattr => "listxattr",
             Op::Create => "create",
             Op::CopyFileRange => "copy_file_range",
+            Op::Lseek => "lseek",
         }
     }
 }

@@ -36,6 +36,9 @@ pub struct StagedFile {
     budget: Option<Arc<CacheBudget>>,
     /// Bytes of this file counted in `budget`.
     charged: u64,
+    /// Bytes of the content on disk in the cache: not holes (`truncate
+    /// -s`, writes past the end), not sent parts. What the budget charges.
+    held: u64,
     /// Active while the file grows in order past the threshold; it holds
     /// the hasher then. A lock only so `&self` methods (sync) can flush.
     direct: parking_lot::Mutex<Option<DirectWriter>>,
@@ -89,6 +92,7 @@ impl StagedFile {
             posix: Default::default(),
             budget: None,
             charged: 0,
+            held: 0,
             direct: Default::default(),
             seq_run: 0,
             no_direct: false,
@@ -109,6 +113,7 @@ impl StagedFile {
             .custom_flags(libc::O_NOFOLLOW)
             .open(path)?;
         let size = file.metadata()?.len();
+        let held = crate::dio::data_in(&file, 0, size)?;
         let mut s = Self {
             file,
             path: path.to_path_buf(),
@@ -118,6 +123,7 @@ impl StagedFile {
             posix: Default::default(),
             budget: None,
             charged: 0,
+            held,
             direct: Default::default(),
             seq_run: 0,
             no_direct: false,
@@ -129,12 +135,12 @@ impl StagedFile {
         Ok(s)
     }
 
-    /// Counts this file's bytes against `budget` from now on.
+    /// Counts this file's bytes on disk against `budget` from now on.
     pub fn set_budget(&mut self, budget: Option<Arc<CacheBudget>>) {
         if let Some(b) = &budget {
-            b.force(self.size);
+            b.force(self.held);
         }
-        self.charged = if budget.is_some() { self.size } else { 0 };
+        self.charged = if budget.is_some() { self.held } else { 0 };
         self.budget = budget;
     }
 
@@ -156,18 +162,45 @@ impl StagedFile {
     /// truncate or a sent part).
     fn settle(&mut self) {
         let Some(b) = &self.budget else { return };
-        let live = self.live();
-        if live > self.charged {
-            b.force(live - self.charged);
+        let held = self.held;
+        if held > self.charged {
+            b.force(held - self.charged);
         } else {
-            b.release(self.charged - live);
+            b.release(self.charged - held);
         }
-        self.charged = live;
+        self.charged = held;
     }
 
-    /// Bytes of the content held in the cache (not yet streamed out).
+    /// Bytes of the content not yet streamed out (holes included).
     pub fn live(&self) -> u64 {
         self.size - self.streamed
+    }
+
+    /// Bytes of the content on disk in the cache (what it is charged).
+    pub fn held(&self) -> u64 {
+        self.held
+    }
+
+    /// Bytes a write of `len` at `offset` adds on disk: what lies past the
+    /// end, and the holes it fills (whole blocks: a block is allocated
+    /// whole). The room to reserve before [`write_at`](Self::write_at).
+    pub fn new_bytes(&mut self, offset: u64, len: u64) -> std::io::Result<u64> {
+        let end = offset + len;
+        if offset >= self.size || len == 0 {
+            return Ok(len);
+        }
+        let past = end.saturating_sub(self.size);
+        if self.held >= self.live() {
+            // No holes (the usual file): only growth costs.
+            return Ok(past);
+        }
+        // The write ends direct staging anyway; the holes are on disk then.
+        self.end_direct()?;
+        let block = crate::dio::ALIGN as u64;
+        let from = crate::dio::align_down(offset).max(self.streamed);
+        let to = end.div_ceil(block).saturating_mul(block).min(self.size);
+        let data = crate::dio::data_in(&self.file, from, to)?;
+        Ok(past + (to - from - data))
     }
 
     pub fn streamed(&self) -> u64 {
@@ -240,8 +273,10 @@ impl StagedFile {
             off += n as u64;
         }
         s.parts += 1;
+        let on_disk = crate::dio::data_in(&self.file, at, at + len)?;
         punch_hole(&self.file, at, len)?;
         self.streamed += len;
+        self.held = self.held.saturating_sub(on_disk);
         self.settle();
         Ok(())
     }
@@ -262,6 +297,18 @@ impl StagedFile {
         self.size
     }
 
+    /// `lseek` `SEEK_DATA` (`data`) / `SEEK_HOLE` from `offset`; `None`:
+    /// ENXIO. Sent parts are data: content, only no longer local.
+    pub fn seek(&self, offset: u64, data: bool) -> std::io::Result<Option<u64>> {
+        if let Some(w) = self.direct.lock().as_mut() {
+            w.flush()?;
+        }
+        if data && offset < self.streamed.min(self.size) {
+            return Ok(Some(offset));
+        }
+        crate::dio::seek_in(&self.file, offset.max(self.streamed), self.size, data)
+    }
+
     pub fn write_at(&mut self, offset: u64, data: &[u8]) -> std::io::Result<()> {
         if offset < self.streamed {
             return Err(sent_error());
@@ -270,6 +317,7 @@ impl StagedFile {
         if append && data.is_empty() {
             return Ok(());
         }
+        let added = self.new_bytes(offset, data.len() as u64)?;
         self.seq_run = if append {
             self.seq_run + data.len() as u64
         } else {
@@ -279,6 +327,7 @@ impl StagedFile {
             if let Some(w) = self.direct.get_mut() {
                 w.append(data)?;
                 self.size += data.len() as u64;
+                self.held += added;
                 self.settle();
                 return Ok(());
             }
@@ -291,6 +340,7 @@ impl StagedFile {
             _ => self.hasher = None,
         }
         self.size = self.size.max(end);
+        self.held = (self.held + added).min(self.live());
         self.settle();
         Ok(())
     }
@@ -371,15 +421,20 @@ impl StagedFile {
         if size == 0 {
             self.stream_refused = false;
         }
+        let dropped = if size < self.size {
+            crate::dio::data_in(&self.file, size, self.size)?
+        } else {
+            0 // Growing makes a hole: nothing on disk.
+        };
         self.file.set_len(size)?;
+        self.held = self.held.saturating_sub(dropped);
         match &mut self.hasher {
             // Growing with zeros keeps the hashes in order.
             Some(h) if size > self.size && h.size() == self.size => {
-                let zeros = vec![0u8; 64 * 1024];
                 let mut left = size - self.size;
                 while left > 0 {
-                    let n = left.min(zeros.len() as u64) as usize;
-                    h.update(&zeros[..n]);
+                    let n = left.min(crate::dio::POOL_BUF as u64) as usize;
+                    h.update(crate::dio::zeros(n));
                     left -= n as u64;
                 }
             }
@@ -414,23 +469,20 @@ impl StagedFile {
         }
         let mut h = ContentHasher::new();
         // Around the page cache: a large file staged with O_DIRECT is not
-        // in it, and reading it back would fill it.
+        // in it, and reading it back would fill it. Holes are not read.
+        use crate::smh::PartSource;
         let f = crate::dio::DirectReader::open(&self.path)?;
-        let mut buf = crate::dio::PooledBuf::take();
         let mut off = 0u64;
-        loop {
-            let b = f.read_pooled_into(&mut buf, off)?;
-            if b.is_empty() {
-                break;
-            }
-            h.update(b);
-            off += b.len() as u64;
-        }
-        if h.size() != self.size {
-            return Err(std::io::Error::other(format!(
-                "staged file {} changed size under us",
-                self.path.display()
-            )));
+        while off < self.size {
+            let n = (self.size - off).min(f.chunk_len() as u64);
+            let b = f.read_chunk(off, n as usize).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!("staged file {}: {e}", self.path.display()),
+                )
+            })?;
+            h.update(&b);
+            off += n;
         }
         self.hasher = Some(h.clone());
         Ok(h.finish())
@@ -508,6 +560,45 @@ mod tests {
         assert_eq!(b.read_at(2_999_990, 100).unwrap(), &data[2_999_990..]);
         a.remove();
         b.remove();
+    }
+
+    #[test]
+    fn holes_are_not_charged_and_hash_as_zeros() {
+        let dir = tempfile::tempdir().unwrap();
+        let budget = CacheBudget::new(8 << 20, std::time::Duration::ZERO);
+        let mut s = StagedFile::create(dir.path()).unwrap();
+        s.set_budget(Some(budget.clone()));
+        let big = 64u64 << 20;
+        s.truncate(big).unwrap();
+        assert_eq!((s.held(), budget.used()), (0, 0), "a hole costs nothing");
+        // A write into the hole charges the block it allocates.
+        assert_eq!(s.new_bytes(big / 2 + 10, 100).unwrap(), 4096);
+        s.write_at(big / 2 + 10, &[1; 100]).unwrap();
+        assert_eq!(budget.used(), 4096);
+        // Over bytes already on disk: nothing more.
+        assert_eq!(s.new_bytes(big / 2, 4096).unwrap(), 0);
+        s.write_at(0, &[2; 5000]).unwrap();
+        assert_eq!(budget.used(), 4096 + 8192);
+        // Past the end: what is written.
+        s.write_at(big + 10, b"tail").unwrap();
+        assert_eq!(budget.used(), 4096 + 8192 + 4);
+        let mut model = vec![0u8; big as usize + 14];
+        model[..5000].fill(2);
+        model[big as usize / 2 + 10..big as usize / 2 + 110].fill(1);
+        model[big as usize + 10..].copy_from_slice(b"tail");
+        s.hasher = None;
+        assert_eq!(s.hashes().unwrap(), ContentHashes::of(&model));
+        // A reopened sparse file is charged its data only.
+        let path = s.path().to_path_buf();
+        drop(s);
+        let b2 = CacheBudget::new(64 << 20, std::time::Duration::ZERO);
+        let mut again = StagedFile::open_existing(&path, Some(b2.clone())).unwrap();
+        assert!(b2.used() <= 4 * 4096, "reopened: {}", b2.used());
+        // Truncating below the data gives its room back.
+        again.truncate(4096).unwrap();
+        assert_eq!(b2.used(), 4096);
+        again.remove();
+        assert_eq!(b2.used(), 0);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Files larger than the cache (issue 15): a file written front to back
 //! that outgrows half the cache bound is uploaded while it is written.
 //!
-//! Once its staged size passes [`threshold`], a multipart task is begun
+//! Once the bytes it holds in the cache (holes not counted) pass
+//! [`threshold`], a multipart task is begun
 //! (no instant upload: its hashes are not known yet); every complete part
 //! is then sent as soon as it is written, hashed into the staged file's
 //! prefix hashes, and punched out of the staged file, so the cache holds a
@@ -60,7 +61,7 @@ impl SmhFs {
     /// the network.
     pub(crate) fn stream_due(&self, st: &StagedFile, len: u64) -> bool {
         self.stream_params()
-            .is_some_and(|(t, _)| !st.stream_refused() && st.live() + len >= t)
+            .is_some_and(|(t, _)| !st.stream_refused() && st.held() + len >= t)
     }
 
     /// After a write: begins the streamed upload of a large front-to-back
@@ -77,7 +78,8 @@ impl SmhFs {
             return Ok(());
         };
         if st.stream().is_none() {
-            if st.size() < threshold || !tokio::task::block_in_place(|| st.streamable())? {
+            // What the cache holds decides: a sparse file's holes cost nothing.
+            if st.held() < threshold || !tokio::task::block_in_place(|| st.streamable())? {
                 return Ok(());
             }
             let path = self.path_of(ino)?;

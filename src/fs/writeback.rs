@@ -122,7 +122,8 @@ impl SmhFs {
         let Some(Staged::Disk(st)) = of.staged.as_mut() else {
             return Err(FsError::BadHandle);
         };
-        let grow = (offset + data.len() as u64).saturating_sub(st.size());
+        // Room for what lands on disk: growth, and holes filled.
+        let grow = st.new_bytes(offset, data.len() as u64)?;
         if grow > 0 {
             self.dur.budget.reserve(grow, st.charged()).await?;
             st.add_charged(grow);
