@@ -17,6 +17,7 @@ use crate::smh::SmhPath;
 
 use super::freshness::Freshness;
 use super::linkstr;
+use super::packmeta::{PackedMeta, PathKey};
 use super::posix::PosixMeta;
 
 /// What the mount presents an entry as. Everything but `Dir` is an SMH
@@ -208,8 +209,9 @@ type Stored<V> = (V, Instant, Option<Duration>);
 /// A bounded LRU of paths to values that expire; the expiry logic both
 /// caches share. Each value keeps when it was stored and, if its lifetime
 /// is fixed, that lifetime; the others live as long as [`Freshness`] says.
+/// Keys are [`PathKey`]s (one allocation per entry, not one per segment).
 struct TtlMap<V> {
-    map: Mutex<LruCache<SmhPath, Stored<V>>>,
+    map: Mutex<LruCache<PathKey, Stored<V>>>,
     ttl: Duration,
     fresh: Arc<Freshness>,
 }
@@ -229,14 +231,15 @@ impl<V: Clone> TtlMap<V> {
     /// or evicted: a listing is revalidated with its eTag).
     fn get(&self, path: &SmhPath) -> Option<V> {
         let mut m = self.map.lock();
-        let (v, stored, fixed) = m.get(path)?;
+        let (v, stored, fixed) = m.get(&PathKey::of(path))?;
         let life = fixed.unwrap_or_else(|| self.fresh.ttl(self.ttl, *stored));
         (stored.elapsed() < life).then(|| v.clone())
     }
 
     /// The value, fresh or not.
     fn peek(&self, path: &SmhPath) -> Option<V> {
-        self.map.lock().peek(path).map(|(v, _, _)| v.clone())
+        let key = PathKey::of(path);
+        self.map.lock().peek(&key).map(|(v, _, _)| v.clone())
     }
 
     /// Stores `v` for the cache's timeout (or a `fixed` lifetime).
@@ -244,26 +247,28 @@ impl<V: Clone> TtlMap<V> {
         if self.ttl.is_zero() && fixed.is_none() {
             return;
         }
-        self.map.lock().put(path, (v, Instant::now(), fixed));
+        let key = PathKey::of(&path);
+        self.map.lock().put(key, (v, Instant::now(), fixed));
     }
 
     /// Changes a cached value in place, keeping its expiry.
     fn update(&self, path: &SmhPath, f: impl FnOnce(&mut V)) {
-        if let Some((v, _, _)) = self.map.lock().get_mut(path) {
+        if let Some((v, _, _)) = self.map.lock().get_mut(&PathKey::of(path)) {
             f(v);
         }
     }
 
     fn remove(&self, path: &SmhPath) {
-        self.map.lock().pop(path);
+        self.map.lock().pop(&PathKey::of(path));
     }
 
     /// Drops `path` and everything below it (after a rename or rmdir).
     fn remove_tree(&self, path: &SmhPath) {
+        let top = PathKey::of(path);
         let mut m = self.map.lock();
-        let keys: Vec<SmhPath> = m
+        let keys: Vec<PathKey> = m
             .iter()
-            .filter(|(k, _)| k.starts_with(path))
+            .filter(|(k, _)| k.within(&top))
             .map(|(k, _)| k.clone())
             .collect();
         for k in keys {
@@ -272,10 +277,11 @@ impl<V: Clone> TtlMap<V> {
     }
 }
 
-/// path -> `Some(meta)` or `None` (known missing), each with an expiry.
+/// path -> `Some(meta)` or `None` (known missing), each with an expiry;
+/// kept packed (`packmeta.rs`).
 pub struct AttrCache {
     ttl: Duration,
-    map: TtlMap<Option<Meta>>,
+    map: TtlMap<Option<PackedMeta>>,
 }
 
 impl AttrCache {
@@ -288,10 +294,14 @@ impl AttrCache {
 
     /// `Some(Some(meta))` fresh hit, `Some(None)` fresh negative, `None` unknown.
     pub fn get(&self, path: &SmhPath) -> Option<Option<Meta>> {
-        self.map.get(path)
+        self.map.get(path).map(|m| m.as_ref().map(PackedMeta::meta))
     }
 
     pub fn put(&self, path: SmhPath, meta: Meta) {
+        self.put_packed(path, PackedMeta::new(&meta));
+    }
+
+    pub fn put_packed(&self, path: SmhPath, meta: PackedMeta) {
         self.map.put(path, Some(meta), None);
     }
 
@@ -311,10 +321,20 @@ impl AttrCache {
     pub fn remove_tree(&self, path: &SmhPath) {
         self.map.remove_tree(path);
     }
+
+    /// Entries held, fresh or not.
+    pub fn len(&self) -> usize {
+        self.map.map.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
-/// One directory's complete listing, in server order, indexed by name.
-pub type Listing = Arc<super::dirlist::DirList<Meta>>;
+/// One directory's complete listing, in server order, indexed by name,
+/// its entries packed (`packmeta.rs`).
+pub type Listing = Arc<super::dirlist::DirList<PackedMeta>>;
 
 /// Directory path -> complete listing, for `dir_timeout`, with the
 /// directory's eTag when the listing is exactly what the server sent (an
@@ -362,12 +382,13 @@ impl DirCache {
             self.map.remove(&dir);
             return;
         }
-        self.map.put(dir.clone(), (listing, etag), None);
+        let key = PathKey::of(&dir);
+        self.map.put(dir, (listing, etag), None);
         let mut m = self.map.map.lock();
         let mut total: usize = m.iter().map(|(_, ((l, _), _, _))| l.len()).sum();
         while total > self.max_entries {
             match m.peek_lru() {
-                Some((k, _)) if *k != dir => {}
+                Some((k, _)) if *k != key => {}
                 _ => break,
             }
             match m.pop_lru() {
@@ -381,7 +402,7 @@ impl DirCache {
     pub fn upsert(&self, dir: &SmhPath, name: &str, meta: Meta) {
         self.map.update(dir, |(l, etag)| {
             *etag = None;
-            Arc::make_mut(l).upsert(name, meta);
+            Arc::make_mut(l).upsert(name, PackedMeta::new(&meta));
         });
     }
 
@@ -474,7 +495,10 @@ mod tests {
         let d = SmhPath::root();
         c.put(
             d.clone(),
-            Arc::new(DirList::new(vec![("a".into(), Meta::new_file(1))])),
+            Arc::new(DirList::new(vec![(
+                "a".into(),
+                PackedMeta::new(&Meta::new_file(1)),
+            )])),
             Some("\"e1\"".into()),
         );
         assert!(c.revalidatable(&d).is_some());
@@ -484,7 +508,7 @@ mod tests {
         c.remove_entry(&d, "b");
         let l = c.get(&d).unwrap();
         assert_eq!(l.len(), 1);
-        assert_eq!(l.get("a").unwrap().size, 9);
+        assert_eq!(l.get("a").unwrap().meta().size, 9);
     }
 
     #[test]
@@ -493,7 +517,7 @@ mod tests {
         let list = |n: usize| {
             Arc::new(DirList::new(
                 (0..n)
-                    .map(|i| (format!("f{i}"), Meta::new_file(1)))
+                    .map(|i| (format!("f{i}"), PackedMeta::new(&Meta::new_file(1))))
                     .collect(),
             ))
         };

@@ -75,6 +75,7 @@ pub(crate) mod metastate;
 pub mod mountsys;
 mod mtimens;
 pub(crate) mod openfile;
+mod packmeta;
 pub mod posix;
 pub mod progress;
 pub mod queue;
