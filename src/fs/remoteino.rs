@@ -14,8 +14,11 @@ use lru::LruCache;
 use super::packmeta::PathKey;
 use crate::smh::SmhPath;
 
-/// Files remembered at most (as many as the attribute cache holds).
-pub const FILES_KEPT: usize = 100_000;
+/// Files remembered at most. Only a native link's `st_size` before its
+/// first readlink needs a file's path (its target's, if listed recently);
+/// at 100,000 (the attribute cache's bound) they were ~17 MB of a
+/// 200,000-entry `ls -l` (issue 15, W8).
+pub const FILES_KEPT: usize = 10_000;
 
 pub struct RemoteInodes {
     dirs: HashMap<Box<str>, PathKey>,
