@@ -71,6 +71,7 @@ pub mod linkstr;
 mod listing;
 pub mod lostupdate;
 pub mod memstage;
+pub mod meta;
 pub(crate) mod metastate;
 pub mod mountsys;
 mod mtimens;

@@ -15,7 +15,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::cache::{Kind, Meta};
+use super::meta::{Kind, Meta};
 use super::posix::PosixMeta;
 use crate::smh::SmhPath;
 
