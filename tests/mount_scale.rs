@@ -165,6 +165,17 @@ fn big_directory_through_the_kernel() {
     // what it forgets with its dentries.
     let before = known_inodes(&m);
     assert!(before <= N as u64 + 10, "{before} inodes for {N} entries");
+    // What else the listing left: the attributes of every entry (within
+    // the attribute cache's bound) and the server inode of every listed
+    // directory (kept for the change feed; of files, 10,000 at most).
+    let mem = &status(&m)["memory"];
+    assert_eq!(mem["attr_entries"].as_u64(), Some(N as u64 + 1));
+    // (`big` and, once the feed has learned it, the mounted directory.)
+    let server_inodes = mem["server_inodes"].as_u64().unwrap();
+    assert!(
+        (N as u64 + 1..=N as u64 + 2).contains(&server_inodes),
+        "{server_inodes} server inodes after listing {N} directories"
+    );
     if std::fs::write("/proc/sys/vm/drop_caches", "2").is_err() {
         eprintln!("not root: drop_caches part skipped");
         return;

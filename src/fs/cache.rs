@@ -7,197 +7,18 @@
 
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use crate::smh::types::{DirEntry, EntryInfo, FileMeta};
 use crate::smh::SmhPath;
 
 use super::freshness::Freshness;
-use super::linkstr;
-use super::posix::PosixMeta;
+use super::packmeta::{PackedMeta, PathKey};
 
-/// What the mount presents an entry as. Everything but `Dir` is an SMH
-/// file or symlink to the namespace operations (unlink, rename).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Dir,
-    File,
-    /// A native SMH symlink (`link_to` is the target's inode), or a file
-    /// encoding one (its content is the link string, see `links.rs`).
-    Symlink,
-    /// A FIFO, socket or device: an empty file whose stored mode says so
-    /// (`posix.mode` has the type, `posix.rdev` the device number).
-    Special,
-}
-
-impl Kind {
-    pub fn is_dir(self) -> bool {
-        self == Kind::Dir
-    }
-}
-
-/// What we know about one entry; mode/uid/gid are synthesized later.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Meta {
-    pub kind: Kind,
-    pub size: u64,
-    pub mtime: SystemTime,
-    pub ctime: SystemTime,
-    /// The server's eTag: of the content for a file (which version a read
-    /// gets, see `read.rs`), of the listing for a directory. `None` for
-    /// what we made locally and have not heard back about.
-    pub etag: Option<String>,
-    /// Mode, owner and device number kept as custom metadata, if any.
-    pub posix: PosixMeta,
-    /// A native SMH symlink's target (the target's inode, as listed).
-    pub link_to: Option<String>,
-}
-
+pub use super::meta::{Kind, Meta};
 pub use crate::smh::time::{format_time, parse_time};
-
-/// What an SMH file of `size` bytes with stored attributes `posix` is
-/// presented as. A mode that cannot describe the content (a "link" that
-/// is empty or longer than a path, a "FIFO" with data, a directory or an
-/// unknown type) is ignored: the data stays readable as a regular file.
-fn kind_of_file(posix: &PosixMeta, size: u64) -> Kind {
-    match posix.file_type() {
-        Some(libc::S_IFLNK) if size > 0 && size <= linkstr::MAX_LINK_BYTES as u64 => Kind::Symlink,
-        Some(t) if linkstr::is_special_type(t) && size == 0 => Kind::Special,
-        _ => Kind::File,
-    }
-}
-
-fn kind_of(t: &crate::smh::types::EntryType) -> Kind {
-    match t {
-        t if t.is_dir() => Kind::Dir,
-        crate::smh::types::EntryType::Symlink => Kind::Symlink,
-        _ => Kind::File,
-    }
-}
-
-fn size_of(s: Option<&String>) -> u64 {
-    s.and_then(|s| s.parse().ok()).unwrap_or(0)
-}
-
-impl Meta {
-    fn build(
-        kind: Kind,
-        size: Option<&String>,
-        local_mtime: Option<&str>,
-        mtime: Option<&str>,
-        ctime: Option<&str>,
-        etag: Option<&String>,
-        meta_data: Option<&crate::smh::types::MetaData>,
-    ) -> Self {
-        let m = parse_time(local_mtime)
-            .or_else(|| parse_time(mtime))
-            .unwrap_or(SystemTime::UNIX_EPOCH);
-        let m = super::mtimens::precise_mtime(meta_data, m);
-        Meta {
-            kind,
-            size: if kind == Kind::Dir { 0 } else { size_of(size) },
-            mtime: m,
-            ctime: parse_time(mtime).or_else(|| parse_time(ctime)).unwrap_or(m),
-            etag: etag.cloned(),
-            posix: PosixMeta::from_meta_data(meta_data),
-            link_to: None,
-        }
-    }
-
-    /// A native link's target (listed items of `type: symlink`), then the
-    /// kind the stored mode gives.
-    fn with_link(mut self, link_to: Option<&String>) -> Self {
-        self.link_to = link_to.filter(|_| self.kind == Kind::Symlink).cloned();
-        self.classify();
-        self
-    }
-
-    /// A file's presented kind from its stored mode (`links.rs` says which
-    /// files can be links or special files); other kinds keep theirs.
-    pub fn classify(&mut self) {
-        if matches!(self.kind, Kind::File | Kind::Special)
-            || (self.kind == Kind::Symlink && self.link_to.is_none())
-        {
-            self.kind = kind_of_file(&self.posix, self.size);
-        }
-    }
-
-    pub fn from_entry(e: &DirEntry) -> Self {
-        Self::build(
-            kind_of(&e.kind),
-            e.size.as_ref(),
-            e.local_modification_time.as_deref(),
-            e.modification_time.as_deref(),
-            e.creation_time.as_deref(),
-            e.e_tag.as_ref(),
-            e.meta_data.as_ref(),
-        )
-        .with_link(e.link_to.as_ref())
-    }
-
-    pub fn from_info(e: &EntryInfo) -> Self {
-        Self::build(
-            kind_of(&e.kind),
-            e.size.as_ref(),
-            e.local_modification_time.as_deref(),
-            e.modification_time.as_deref(),
-            e.creation_time.as_deref(),
-            e.e_tag.as_ref(),
-            e.meta_data.as_ref(),
-        )
-        .with_link(e.link_to.as_ref())
-    }
-
-    pub fn from_file_meta(e: &FileMeta, local_mtime: Option<SystemTime>) -> Self {
-        let mut m = Self::build(
-            Kind::File,
-            Some(&e.size),
-            None,
-            e.modification_time.as_deref(),
-            e.creation_time.as_deref(),
-            e.e_tag.as_ref(),
-            e.meta_data.as_ref(),
-        )
-        .with_link(None);
-        if let Some(t) = local_mtime {
-            m.mtime = t;
-        }
-        if m.mtime == SystemTime::UNIX_EPOCH {
-            m.mtime = SystemTime::now();
-            m.ctime = m.mtime;
-        }
-        m
-    }
-
-    pub fn new_dir() -> Self {
-        let now = SystemTime::now();
-        Meta {
-            kind: Kind::Dir,
-            size: 0,
-            mtime: now,
-            ctime: now,
-            etag: None,
-            posix: PosixMeta::default(),
-            link_to: None,
-        }
-    }
-
-    pub fn new_file(size: u64) -> Self {
-        let now = SystemTime::now();
-        Meta {
-            kind: Kind::File,
-            size,
-            mtime: now,
-            ctime: now,
-            etag: None,
-            posix: PosixMeta::default(),
-            link_to: None,
-        }
-    }
-}
 
 /// How long a "does not exist" answer is trusted.
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(1);
@@ -208,8 +29,9 @@ type Stored<V> = (V, Instant, Option<Duration>);
 /// A bounded LRU of paths to values that expire; the expiry logic both
 /// caches share. Each value keeps when it was stored and, if its lifetime
 /// is fixed, that lifetime; the others live as long as [`Freshness`] says.
+/// Keys are [`PathKey`]s (one allocation per entry, not one per segment).
 struct TtlMap<V> {
-    map: Mutex<LruCache<SmhPath, Stored<V>>>,
+    map: Mutex<LruCache<PathKey, Stored<V>>>,
     ttl: Duration,
     fresh: Arc<Freshness>,
 }
@@ -229,14 +51,15 @@ impl<V: Clone> TtlMap<V> {
     /// or evicted: a listing is revalidated with its eTag).
     fn get(&self, path: &SmhPath) -> Option<V> {
         let mut m = self.map.lock();
-        let (v, stored, fixed) = m.get(path)?;
+        let (v, stored, fixed) = m.get(&PathKey::of(path))?;
         let life = fixed.unwrap_or_else(|| self.fresh.ttl(self.ttl, *stored));
         (stored.elapsed() < life).then(|| v.clone())
     }
 
     /// The value, fresh or not.
     fn peek(&self, path: &SmhPath) -> Option<V> {
-        self.map.lock().peek(path).map(|(v, _, _)| v.clone())
+        let key = PathKey::of(path);
+        self.map.lock().peek(&key).map(|(v, _, _)| v.clone())
     }
 
     /// Stores `v` for the cache's timeout (or a `fixed` lifetime).
@@ -244,26 +67,28 @@ impl<V: Clone> TtlMap<V> {
         if self.ttl.is_zero() && fixed.is_none() {
             return;
         }
-        self.map.lock().put(path, (v, Instant::now(), fixed));
+        let key = PathKey::of(&path);
+        self.map.lock().put(key, (v, Instant::now(), fixed));
     }
 
     /// Changes a cached value in place, keeping its expiry.
     fn update(&self, path: &SmhPath, f: impl FnOnce(&mut V)) {
-        if let Some((v, _, _)) = self.map.lock().get_mut(path) {
+        if let Some((v, _, _)) = self.map.lock().get_mut(&PathKey::of(path)) {
             f(v);
         }
     }
 
     fn remove(&self, path: &SmhPath) {
-        self.map.lock().pop(path);
+        self.map.lock().pop(&PathKey::of(path));
     }
 
     /// Drops `path` and everything below it (after a rename or rmdir).
     fn remove_tree(&self, path: &SmhPath) {
+        let top = PathKey::of(path);
         let mut m = self.map.lock();
-        let keys: Vec<SmhPath> = m
+        let keys: Vec<PathKey> = m
             .iter()
-            .filter(|(k, _)| k.starts_with(path))
+            .filter(|(k, _)| k.within(&top))
             .map(|(k, _)| k.clone())
             .collect();
         for k in keys {
@@ -272,10 +97,11 @@ impl<V: Clone> TtlMap<V> {
     }
 }
 
-/// path -> `Some(meta)` or `None` (known missing), each with an expiry.
+/// path -> `Some(meta)` or `None` (known missing), each with an expiry;
+/// kept packed (`packmeta.rs`).
 pub struct AttrCache {
     ttl: Duration,
-    map: TtlMap<Option<Meta>>,
+    map: TtlMap<Option<PackedMeta>>,
 }
 
 impl AttrCache {
@@ -288,7 +114,7 @@ impl AttrCache {
 
     /// `Some(Some(meta))` fresh hit, `Some(None)` fresh negative, `None` unknown.
     pub fn get(&self, path: &SmhPath) -> Option<Option<Meta>> {
-        self.map.get(path)
+        self.map.get(path).map(|m| m.as_ref().map(PackedMeta::meta))
     }
 
     /// The cached answer, fresh or expired.
@@ -297,6 +123,10 @@ impl AttrCache {
     }
 
     pub fn put(&self, path: SmhPath, meta: Meta) {
+        self.put_packed(path, PackedMeta::new(&meta));
+    }
+
+    pub fn put_packed(&self, path: SmhPath, meta: PackedMeta) {
         self.map.put(path, Some(meta), None);
     }
 
@@ -316,10 +146,20 @@ impl AttrCache {
     pub fn remove_tree(&self, path: &SmhPath) {
         self.map.remove_tree(path);
     }
+
+    /// Entries held, fresh or not.
+    pub fn len(&self) -> usize {
+        self.map.map.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
-/// One directory's complete listing, in server order, indexed by name.
-pub type Listing = Arc<super::dirlist::DirList<Meta>>;
+/// One directory's complete listing, in server order, indexed by name,
+/// its entries packed (`packmeta.rs`).
+pub type Listing = Arc<super::dirlist::DirList<PackedMeta>>;
 
 /// Directory path -> complete listing, for `dir_timeout`, with the
 /// directory's eTag when the listing is exactly what the server sent (an
@@ -367,12 +207,13 @@ impl DirCache {
             self.map.remove(&dir);
             return;
         }
-        self.map.put(dir.clone(), (listing, etag), None);
+        let key = PathKey::of(&dir);
+        self.map.put(dir, (listing, etag), None);
         let mut m = self.map.map.lock();
         let mut total: usize = m.iter().map(|(_, ((l, _), _, _))| l.len()).sum();
         while total > self.max_entries {
             match m.peek_lru() {
-                Some((k, _)) if *k != dir => {}
+                Some((k, _)) if *k != key => {}
                 _ => break,
             }
             match m.pop_lru() {
@@ -386,7 +227,7 @@ impl DirCache {
     pub fn upsert(&self, dir: &SmhPath, name: &str, meta: Meta) {
         self.map.update(dir, |(l, etag)| {
             *etag = None;
-            Arc::make_mut(l).upsert(name, meta);
+            Arc::make_mut(l).upsert(name, PackedMeta::new(&meta));
         });
     }
 
@@ -435,43 +276,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn kinds_from_modes() {
-        let with = |mode: u32, rdev| PosixMeta {
-            mode: Some(mode),
-            rdev,
-            ..Default::default()
-        };
-        assert_eq!(
-            kind_of_file(&with(linkstr::LINK_MODE, None), 5),
-            Kind::Symlink
-        );
-        assert_eq!(kind_of_file(&with(linkstr::LINK_MODE, None), 0), Kind::File);
-        assert_eq!(
-            kind_of_file(&with(linkstr::LINK_MODE, None), 4096),
-            Kind::File
-        );
-        let fifo = with(libc::S_IFIFO | 0o644, None);
-        assert_eq!(kind_of_file(&fifo, 0), Kind::Special);
-        assert_eq!(kind_of_file(&fifo, 1), Kind::File);
-        let chr = with(libc::S_IFCHR | 0o600, Some(0x102));
-        assert_eq!(kind_of_file(&chr, 0), Kind::Special);
-        assert_eq!(
-            kind_of_file(&with(libc::S_IFDIR | 0o755, None), 0),
-            Kind::File
-        );
-        assert_eq!(kind_of_file(&with(0o030644, None), 0), Kind::File);
-        assert_eq!(kind_of_file(&with(0o644, None), 0), Kind::File);
-        assert_eq!(kind_of_file(&PosixMeta::default(), 0), Kind::File);
-    }
-
-    #[test]
-    fn times_round_trip() {
-        let t = parse_time(Some("2021-07-24T10:34:32.250Z")).unwrap();
-        assert_eq!(format_time(t), "2021-07-24T10:34:32.250Z");
-        assert!(parse_time(Some("yesterday")).is_none());
-    }
-
-    #[test]
     fn attr_cache_ttl_and_negative() {
         let c = AttrCache::new(Duration::from_secs(60), 10, Default::default());
         let p = SmhPath::parse("a").unwrap();
@@ -493,7 +297,10 @@ mod tests {
         let d = SmhPath::root();
         c.put(
             d.clone(),
-            Arc::new(DirList::new(vec![("a".into(), Meta::new_file(1))])),
+            Arc::new(DirList::new(vec![(
+                "a".into(),
+                PackedMeta::new(&Meta::new_file(1)),
+            )])),
             Some("\"e1\"".into()),
         );
         assert!(c.revalidatable(&d).is_some());
@@ -503,7 +310,7 @@ mod tests {
         c.remove_entry(&d, "b");
         let l = c.get(&d).unwrap();
         assert_eq!(l.len(), 1);
-        assert_eq!(l.get("a").unwrap().size, 9);
+        assert_eq!(l.get("a").unwrap().meta().size, 9);
     }
 
     #[test]
@@ -512,7 +319,7 @@ mod tests {
         let list = |n: usize| {
             Arc::new(DirList::new(
                 (0..n)
-                    .map(|i| (format!("f{i}"), Meta::new_file(1)))
+                    .map(|i| (format!("f{i}"), PackedMeta::new(&Meta::new_file(1))))
                     .collect(),
             ))
         };

@@ -358,7 +358,7 @@ impl SmhFs {
         }
         let (parent, name) = (path.parent()?, path.name()?);
         let listing = self.dirs.get(&parent)?;
-        let found = listing.get(name).cloned();
+        let found = listing.get(name).map(super::packmeta::PackedMeta::meta);
         match &found {
             Some(m) => self.attrs.put(path.clone(), m.clone()),
             None => self.attrs.put_missing(path.clone()),

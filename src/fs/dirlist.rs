@@ -11,7 +11,8 @@ use hashbrown::hash_table::{Entry, HashTable};
 /// module depends on nothing else in the crate.
 #[derive(Debug, Clone)]
 pub struct DirList<M> {
-    entries: Vec<(String, M)>,
+    /// Names boxed (16 bytes, not a `String`'s 24: no spare capacity).
+    entries: Vec<(Box<str>, M)>,
     /// Positions in `entries`, hashed by the entry's name.
     index: HashTable<usize>,
     hasher: std::collections::hash_map::RandomState,
@@ -48,12 +49,12 @@ impl<M> DirList<M> {
         self.entries.is_empty()
     }
 
-    pub fn iter(&self) -> std::slice::Iter<'_, (String, M)> {
+    pub fn iter(&self) -> std::slice::Iter<'_, (Box<str>, M)> {
         self.entries.iter()
     }
 
     /// Entries `from..from + n` (fewer at the end).
-    pub fn slice(&self, from: usize, n: usize) -> &[(String, M)] {
+    pub fn slice(&self, from: usize, n: usize) -> &[(Box<str>, M)] {
         let from = from.min(self.entries.len());
         &self.entries[from..(from + n).min(self.entries.len())]
     }
@@ -61,7 +62,7 @@ impl<M> DirList<M> {
     fn slot(&self, name: &str) -> Option<usize> {
         let entries = &self.entries;
         self.index
-            .find(self.hasher.hash_one(name), |i| entries[*i].0 == name)
+            .find(self.hasher.hash_one(name), |i| &*entries[*i].0 == name)
             .copied()
     }
 
@@ -76,8 +77,8 @@ impl<M> DirList<M> {
         let hasher = &self.hasher;
         match self.index.entry(
             h,
-            |i| entries[*i].0 == name,
-            |i| hasher.hash_one(entries[*i].0.as_str()),
+            |i| &*entries[*i].0 == name,
+            |i| hasher.hash_one(&*entries[*i].0),
         ) {
             Entry::Occupied(e) => {
                 let i = *e.get();
@@ -85,7 +86,7 @@ impl<M> DirList<M> {
             }
             Entry::Vacant(e) => {
                 e.insert(self.entries.len());
-                self.entries.push((name.to_string(), meta));
+                self.entries.push((name.into(), meta));
             }
         }
     }
@@ -96,13 +97,13 @@ impl<M> DirList<M> {
     pub fn remove(&mut self, name: &str) {
         let h = self.hasher.hash_one(name);
         let entries = &self.entries;
-        let Ok(e) = self.index.find_entry(h, |i| entries[*i].0 == name) else {
+        let Ok(e) = self.index.find_entry(h, |i| &*entries[*i].0 == name) else {
             return;
         };
         let (i, _) = e.remove();
         let last = self.entries.len() - 1;
         if i != last {
-            let moved = self.hasher.hash_one(self.entries[last].0.as_str());
+            let moved = self.hasher.hash_one(&*self.entries[last].0);
             if let Some(slot) = self.index.find_mut(moved, |j| *j == last) {
                 *slot = i;
             }
@@ -139,6 +140,6 @@ mod tests {
         assert!(l.get("new").unwrap().kind.is_dir());
         assert_eq!(l.len(), 99);
         assert_eq!(l.slice(98, 10).len(), 1);
-        assert_eq!(l.iter().filter(|(n, _)| n == "f7").count(), 1);
+        assert_eq!(l.iter().filter(|(n, _)| &**n == "f7").count(), 1);
     }
 }

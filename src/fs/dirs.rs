@@ -13,6 +13,7 @@ use super::dirstream::{DirStream, Source};
 use super::error::FsResult;
 use super::inode::ROOT_INO;
 use super::listing::{FirstPage, ServerPage, PAGE};
+use super::packmeta::PackedMeta;
 use crate::smh::SmhPath;
 
 /// `d_ino` of a listed name the inode table does not know (plain readdir
@@ -121,7 +122,11 @@ impl SmhFs {
         let Source::Whole { list, next } = &mut st.source else {
             return (Vec::new(), true);
         };
-        let page = list.slice(*next, PAGE as usize).to_vec();
+        let page: Vec<(String, Meta)> = list
+            .slice(*next, PAGE as usize)
+            .iter()
+            .map(|(n, m)| (n.to_string(), m.meta()))
+            .collect();
         *next += page.len();
         let last = *next >= list.len();
         (page, last)
@@ -139,7 +144,12 @@ impl SmhFs {
     ) -> (Vec<(String, Meta)>, bool) {
         let (mut etag, mut gathered) = match std::mem::take(&mut st.source) {
             Source::Server { etag, gathered, .. } => (etag, gathered),
-            _ => (page.etag.clone(), Some(Vec::new())),
+            // A directory the server says is longer than the cache bound
+            // is not gathered at all (it would be dropped at the bound).
+            _ => (
+                page.etag.clone(),
+                (page.total == 0 || self.dirs.fits(page.total as usize)).then(Vec::new),
+            ),
         };
         if marker.is_none() {
             etag = page.etag.clone();
@@ -147,7 +157,11 @@ impl SmhFs {
         gathered = gathered
             .filter(|g| self.dirs.fits(g.len() + page.entries.len()))
             .map(|mut g| {
-                g.extend(page.entries.iter().cloned());
+                g.extend(
+                    page.entries
+                        .iter()
+                        .map(|(n, m)| (n.clone(), PackedMeta::new(m))),
+                );
                 g
             });
         match page.next {
@@ -287,7 +301,10 @@ impl SmhFs {
         let (Some(up), Some(name)) = (dir.parent(), dir.name()) else {
             return;
         };
-        let listed = self.dirs.get(&up).and_then(|l| l.get(name).cloned());
+        let listed = self
+            .dirs
+            .get(&up)
+            .and_then(|l| l.get(name).map(PackedMeta::meta));
         if let Some(mut m) = listed {
             touch(&mut m);
             self.dirs.upsert(&up, name, m);

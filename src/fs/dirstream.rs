@@ -72,7 +72,7 @@ pub enum Source {
     Server {
         marker: String,
         etag: Option<String>,
-        gathered: Option<Vec<(String, Meta)>>,
+        gathered: Option<Vec<(String, super::packmeta::PackedMeta)>>,
     },
     /// Everything listed, files not on the server yet included.
     Done,

@@ -125,7 +125,7 @@ impl SmhFs {
             let map = self.remote_inodes.lock();
             let at = |parent: &str, name: &str| map.get(parent).and_then(|p| p.join(name).ok());
             (
-                map.get(&e.inode).cloned(),
+                map.get(&e.inode),
                 e.moved_from().and_then(|(p, n)| at(p, n)),
                 at(&e.parent_inode, &e.name),
             )

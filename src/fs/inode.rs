@@ -19,6 +19,7 @@ use std::hash::BuildHasher;
 
 use hashbrown::hash_table::{Entry, HashTable};
 
+use super::packmeta::Name;
 use crate::smh::SmhPath;
 
 pub const ROOT_INO: u64 = 1;
@@ -30,7 +31,8 @@ const DETACHED: u64 = 0;
 #[derive(Debug)]
 struct Node {
     parent: u64,
-    name: Box<str>,
+    /// Inline when short: one allocation less per node (`packmeta.rs`).
+    name: Name,
     lookups: u64,
     /// Child nodes naming this one as parent.
     children: u32,

@@ -244,7 +244,7 @@ impl SmhFs {
             return;
         };
         let known = self.links.native(path).map(|s| s.len()).or_else(|| {
-            let to = self.remote_inodes.lock().get(inode).cloned()?;
+            let to = self.remote_inodes.lock().get(inode)?;
             linkstr::relative(&path.parent()?, &to).map(|s| s.len())
         });
         meta.size = known.unwrap_or(0) as u64;

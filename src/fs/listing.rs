@@ -32,6 +32,9 @@ pub(super) struct ServerPage {
     pub etag: Option<String>,
     /// The next page's marker; `None`: this was the last.
     pub next: Option<String>,
+    /// Entries in the whole directory, as the server counts them (0:
+    /// not said), so a listing too long for the cache is never gathered.
+    pub total: u64,
 }
 
 impl SmhFs {
@@ -102,6 +105,7 @@ impl SmhFs {
             entries,
             etag: page.e_tag,
             next,
+            total: page.total_num,
         }
     }
 }

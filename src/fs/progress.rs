@@ -49,6 +49,12 @@ pub struct MemoryReport {
     pub listing_dirs: u64,
     /// Entries across the cached listings.
     pub listing_entries: u64,
+    /// Attribute-cache entries (bounded, see `cache.rs`).
+    #[serde(default)]
+    pub attr_entries: u64,
+    /// Server inodes whose path is known (`remoteino.rs`).
+    #[serde(default)]
+    pub server_inodes: u64,
 }
 
 fn unbounded() -> u64 {

@@ -604,6 +604,8 @@ impl SmhFs {
             known_inodes: self.inodes.lock().count() as u64,
             listing_dirs,
             listing_entries,
+            attr_entries: self.attrs.len() as u64,
+            server_inodes: self.remote_inodes.lock().count() as u64,
         }
     }
 
