@@ -119,7 +119,9 @@ impl AttrCache {
 
     /// The cached answer, fresh or expired.
     pub fn peek(&self, path: &SmhPath) -> Option<Option<Meta>> {
-        self.map.peek(path)
+        self.map
+            .peek(path)
+            .map(|m| m.as_ref().map(PackedMeta::meta))
     }
 
     pub fn put(&self, path: SmhPath, meta: Meta) {
@@ -244,13 +246,13 @@ impl DirCache {
     pub fn shows_dir(&self, dir: &SmhPath, name: &str) -> bool {
         self.map
             .peek(dir)
-            .is_some_and(|(l, _)| l.get(name).is_some_and(|m| m.kind.is_dir()))
+            .is_some_and(|(l, _)| l.get(name).is_some_and(|m| m.kind().is_dir()))
     }
 
     /// The eTag the cached listing of `dir` (fresh or not) shows for `name`.
     pub fn etag_of(&self, dir: &SmhPath, name: &str) -> Option<String> {
         let (l, _) = self.map.peek(dir)?;
-        l.get(name)?.etag.clone()
+        l.get(name)?.meta().etag
     }
 
     /// Forgets the listing of `dir` (it changed on the server).
