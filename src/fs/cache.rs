@@ -5,6 +5,7 @@
 //! A listing fills the attribute cache with every entry it returns, so
 //! `ls -l` after `readdir` costs no per-entry request.
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,6 +35,22 @@ struct TtlMap<V> {
     map: Mutex<LruCache<PathKey, Stored<V>>>,
     ttl: Duration,
     fresh: Arc<Freshness>,
+    /// Subtrees dropped since the last sweep, and when: an entry stored
+    /// at or before a cut of its path or of an ancestor is gone. Why: a
+    /// directory rename or `rm -rf` then costs one insert, not a walk of
+    /// the whole bounded cache (up to 100,000 paths) per directory.
+    cuts: Mutex<HashMap<Box<str>, Instant>>,
+}
+
+/// Cuts kept before one sweep of the cache drops what they cover.
+const MAX_CUTS: usize = 64;
+
+/// Whether an entry at `key` stored at `stored` is under a later cut.
+fn cut_off(cuts: &HashMap<Box<str>, Instant>, key: &PathKey, stored: Instant) -> bool {
+    !cuts.is_empty()
+        && key
+            .prefixes()
+            .any(|p| cuts.get(p).is_some_and(|&at| stored <= at))
 }
 
 impl<V: Clone> TtlMap<V> {
@@ -44,14 +61,19 @@ impl<V: Clone> TtlMap<V> {
             )),
             ttl,
             fresh,
+            cuts: Mutex::new(HashMap::new()),
         }
     }
 
     /// The value if still fresh (an expired one stays until it is replaced
     /// or evicted: a listing is revalidated with its eTag).
     fn get(&self, path: &SmhPath) -> Option<V> {
+        let key = PathKey::of(path);
         let mut m = self.map.lock();
-        let (v, stored, fixed) = m.get(&PathKey::of(path))?;
+        let (v, stored, fixed) = m.get(&key)?;
+        if cut_off(&self.cuts.lock(), &key, *stored) {
+            return None;
+        }
         let life = fixed.unwrap_or_else(|| self.fresh.ttl(self.ttl, *stored));
         (stored.elapsed() < life).then(|| v.clone())
     }
@@ -59,7 +81,9 @@ impl<V: Clone> TtlMap<V> {
     /// The value, fresh or not.
     fn peek(&self, path: &SmhPath) -> Option<V> {
         let key = PathKey::of(path);
-        self.map.lock().peek(&key).map(|(v, _, _)| v.clone())
+        let m = self.map.lock();
+        let (v, stored, _) = m.peek(&key)?;
+        (!cut_off(&self.cuts.lock(), &key, *stored)).then(|| v.clone())
     }
 
     /// Stores `v` for the cache's timeout (or a `fixed` lifetime).
@@ -82,17 +106,29 @@ impl<V: Clone> TtlMap<V> {
         self.map.lock().pop(&PathKey::of(path));
     }
 
-    /// Drops `path` and everything below it (after a rename or rmdir).
+    /// Drops `path` and everything below it (after a rename or rmdir): a
+    /// cut now, the entries it covers at the next sweep.
     fn remove_tree(&self, path: &SmhPath) {
         let top = PathKey::of(path);
         let mut m = self.map.lock();
-        let keys: Vec<PathKey> = m
-            .iter()
-            .filter(|(k, _)| k.within(&top))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for k in keys {
-            m.pop(&k);
+        let mut cuts = self.cuts.lock();
+        if top.is_root() {
+            m.clear();
+            cuts.clear();
+            return;
+        }
+        m.pop(&top);
+        cuts.insert(top.into_inner(), Instant::now());
+        if cuts.len() >= MAX_CUTS {
+            let gone: Vec<PathKey> = m
+                .iter()
+                .filter(|(k, (_, stored, _))| cut_off(&cuts, k, *stored))
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in gone {
+                m.pop(&k);
+            }
+            cuts.clear();
         }
     }
 }
@@ -276,6 +312,46 @@ impl DirCache {
 mod tests {
     use super::super::dirlist::DirList;
     use super::*;
+
+    /// A subtree dropped is gone at once (not its look-alike sibling), a
+    /// later put of a path under it counts, and the sweep after
+    /// [`MAX_CUTS`] cuts frees the entries.
+    #[test]
+    fn remove_tree_cuts_then_sweeps() {
+        let c = AttrCache::new(Duration::from_secs(60), 1000, Default::default());
+        let p = |s: &str| SmhPath::parse(s).unwrap();
+        for s in ["a", "a/b", "a/b/c", "a/bc", "x/y"] {
+            c.put(p(s), Meta::new_file(1));
+        }
+        c.remove_tree(&p("a/b"));
+        assert!(c.get(&p("a/b")).is_none() && c.get(&p("a/b/c")).is_none());
+        assert!(c.peek(&p("a/b/c")).is_none());
+        assert!(c.get(&p("a")).is_some() && c.get(&p("a/bc")).is_some());
+        c.put(p("a/b/c"), Meta::new_file(2));
+        assert_eq!(c.get(&p("a/b/c")).unwrap().unwrap().size, 2);
+        for i in 0..MAX_CUTS {
+            c.remove_tree(&p(&format!("x/y/{i}")));
+        }
+        assert!(c.get(&p("x/y")).is_some(), "a cut below an entry leaves it");
+        c.remove_tree(&p("x"));
+        assert!(c.get(&p("x/y")).is_none());
+        assert_eq!(
+            c.map.map.lock().len(),
+            4,
+            "a, a/bc, a/b/c, x/y until the next sweep"
+        );
+        for i in 0..MAX_CUTS {
+            c.remove_tree(&p(&format!("z{i}")));
+        }
+        let left: Vec<String> = c
+            .map
+            .map
+            .lock()
+            .iter()
+            .map(|(k, _)| format!("{k:?}"))
+            .collect();
+        assert_eq!(left.len(), 3, "{left:?}");
+    }
 
     #[test]
     fn attr_cache_ttl_and_negative() {

@@ -36,10 +36,21 @@ impl PathKey {
         SmhPath::from_segments(self.0.split('/').map(str::to_string).collect()).unwrap_or_default()
     }
 
-    /// Whether this is `dir` or below it (as `SmhPath::starts_with`).
-    pub fn within(&self, dir: &PathKey) -> bool {
-        let (me, d) = (&*self.0, &*dir.0);
-        d.is_empty() || me == d || (me.starts_with(d) && me.as_bytes().get(d.len()) == Some(&b'/'))
+    /// This path and its ancestors below the root, shortest first
+    /// (`a`, `a/b`, `a/b/c`).
+    pub fn prefixes(&self) -> impl Iterator<Item = &str> {
+        let s = &*self.0;
+        s.match_indices('/')
+            .map(move |(i, _)| &s[..i])
+            .chain((!s.is_empty()).then_some(s))
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn into_inner(self) -> Box<str> {
+        self.0
     }
 }
 
@@ -242,10 +253,7 @@ mod tests {
         let k = PathKey::of(&p("a/bc/d"));
         assert_eq!(k.path(), p("a/bc/d"));
         assert_eq!(PathKey::of(&SmhPath::root()).path(), SmhPath::root());
-        assert!(k.within(&PathKey::of(&p("a/bc"))));
-        assert!(k.within(&PathKey::of(&p("a/bc/d"))));
-        assert!(k.within(&PathKey::of(&SmhPath::root())));
-        assert!(!k.within(&PathKey::of(&p("a/b"))));
-        assert!(!PathKey::of(&p("a")).within(&k));
+        assert_eq!(k.prefixes().collect::<Vec<_>>(), ["a", "a/bc", "a/bc/d"]);
+        assert_eq!(PathKey::of(&SmhPath::root()).prefixes().count(), 0);
     }
 }
