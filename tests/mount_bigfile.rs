@@ -5,32 +5,19 @@
 use crate::common;
 use crate::common::mount::*;
 
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::content::allocated;
 use common::content::{hash_file, server_hashes};
 use common::wait_for;
 use common::TestServer;
 
 const MIB: u64 = 1 << 20;
 const CACHE: u64 = 8 * MIB;
-
-/// Bytes the cache directory's files occupy on disk (`du`: st_blocks).
-fn allocated(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter_map(|e| std::fs::symlink_metadata(e.path()).ok())
-                .filter(|m| m.is_file())
-                .map(|m| m.blocks() * 512)
-                .sum()
-        })
-        .unwrap_or(0)
-}
 
 /// Samples `allocated(dir)` until dropped; `peak()` is the largest seen.
 struct Sampler {

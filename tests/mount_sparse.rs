@@ -7,29 +7,15 @@ use crate::common::mount::*;
 
 use std::io::{Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::time::Instant;
 
+use common::content::allocated;
 use common::content::server_hashes;
 use common::TestServer;
 use smhfs::smh::{ContentHasher, ContentHashes};
 
 const MIB: u64 = 1 << 20;
 const OPTS: &str = "cache_size=64M,cache_wait=1";
-
-/// Bytes the cache directory's files occupy on disk (`du`: st_blocks).
-fn allocated(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(|e| e.ok())
-                .filter_map(|e| std::fs::symlink_metadata(e.path()).ok())
-                .filter(|m| m.is_file())
-                .map(|m| m.blocks() * 512)
-                .sum()
-        })
-        .unwrap_or(0)
-}
 
 /// `lseek(fd, offset, whence)`, or its errno.
 fn seek(fd: i32, offset: u64, whence: i32) -> Result<u64, i32> {

@@ -2,6 +2,7 @@
 //! latter downloaded through the API (never read back through a mount).
 
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use smhfs::smh::{ContentHasher, ContentHashes, SmhClient};
@@ -42,4 +43,17 @@ pub async fn server_hashes(client: &SmhClient, path: &str) -> ContentHashes {
         h.update(&chunk);
     }
     h.finish()
+}
+
+/// Bytes the cache directory's files occupy on disk (`du`: st_blocks).
+pub fn allocated(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter_map(|e| std::fs::symlink_metadata(e.path()).ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.blocks() * 512)
+                .sum()
+        })
+        .unwrap_or(0)
 }
