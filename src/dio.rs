@@ -383,7 +383,9 @@ impl PartSource for DirectReader {
     fn read_chunk(&self, offset: u64, len: usize) -> std::io::Result<Bytes> {
         let len = len.min(POOL_BUF);
         let end = offset + len as u64;
-        if end <= self.size()? && all_hole(&self.plain, offset, end)? {
+        // The hole check first: one lseek; the size (an fstat) matters only
+        // for a chunk that looks all hole (or lies past the end).
+        if all_hole(&self.plain, offset, end)? && end <= self.size()? {
             return Ok(Bytes::from_static(zeros(len)));
         }
         Ok(Bytes::from_owner(self.read_pooled(offset, len)?))

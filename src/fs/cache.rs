@@ -80,10 +80,15 @@ impl<V: Clone> TtlMap<V> {
 
     /// The value, fresh or not.
     fn peek(&self, path: &SmhPath) -> Option<V> {
+        self.peek_with(path, V::clone)
+    }
+
+    /// `f` of the value, fresh or not, without copying it out.
+    fn peek_with<R>(&self, path: &SmhPath, f: impl FnOnce(&V) -> R) -> Option<R> {
         let key = PathKey::of(path);
         let m = self.map.lock();
         let (v, stored, _) = m.peek(&key)?;
-        (!cut_off(&self.cuts.lock(), &key, *stored)).then(|| v.clone())
+        (!cut_off(&self.cuts.lock(), &key, *stored)).then(|| f(v))
     }
 
     /// Stores `v` for the cache's timeout (or a `fixed` lifetime).
@@ -153,11 +158,12 @@ impl AttrCache {
         self.map.get(path).map(|m| m.as_ref().map(PackedMeta::meta))
     }
 
-    /// The cached answer, fresh or expired.
-    pub fn peek(&self, path: &SmhPath) -> Option<Option<Meta>> {
+    /// Whether the cached answer, fresh or expired, is an entry meeting
+    /// `f` (the feed asks whether a change is already shown).
+    pub fn shows(&self, path: &SmhPath, f: impl FnOnce(&PackedMeta) -> bool) -> bool {
         self.map
-            .peek(path)
-            .map(|m| m.as_ref().map(PackedMeta::meta))
+            .peek_with(path, |m| m.as_ref().is_some_and(f))
+            .unwrap_or(false)
     }
 
     pub fn put(&self, path: SmhPath, meta: Meta) {
@@ -277,18 +283,12 @@ impl DirCache {
         });
     }
 
-    /// Whether the cached listing of `dir` (fresh or not) has `name` as a
-    /// directory.
-    pub fn shows_dir(&self, dir: &SmhPath, name: &str) -> bool {
+    /// Whether the cached listing of `dir` (fresh or not) has `name`, as
+    /// an entry meeting `f`.
+    pub fn shows(&self, dir: &SmhPath, name: &str, f: impl FnOnce(&PackedMeta) -> bool) -> bool {
         self.map
-            .peek(dir)
-            .is_some_and(|(l, _)| l.get(name).is_some_and(|m| m.kind().is_dir()))
-    }
-
-    /// The eTag the cached listing of `dir` (fresh or not) shows for `name`.
-    pub fn etag_of(&self, dir: &SmhPath, name: &str) -> Option<String> {
-        let (l, _) = self.map.peek(dir)?;
-        l.get(name)?.meta().etag
+            .peek_with(dir, |(l, _)| l.get(name).is_some_and(f))
+            .unwrap_or(false)
     }
 
     /// Forgets the listing of `dir` (it changed on the server).
@@ -325,7 +325,7 @@ mod tests {
         }
         c.remove_tree(&p("a/b"));
         assert!(c.get(&p("a/b")).is_none() && c.get(&p("a/b/c")).is_none());
-        assert!(c.peek(&p("a/b/c")).is_none());
+        assert!(!c.shows(&p("a/b/c"), |_| true));
         assert!(c.get(&p("a")).is_some() && c.get(&p("a/bc")).is_some());
         c.put(p("a/b/c"), Meta::new_file(2));
         assert_eq!(c.get(&p("a/b/c")).unwrap().unwrap().size, 2);

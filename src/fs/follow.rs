@@ -17,6 +17,7 @@
 use std::sync::Arc;
 
 use super::core::SmhFs;
+use super::packmeta::PackedMeta;
 use crate::smh::delta::DELTA_PAGE;
 use crate::smh::types::{delta_location, DeltaEntry};
 use crate::smh::{DeltaPoll, SmhPath};
@@ -152,10 +153,7 @@ impl SmhFs {
             !is_dir
                 && in_place(p)
                 && e.e_tag.is_some()
-                && (matches!(self.attrs.peek(p), Some(Some(m)) if m.etag == e.e_tag)
-                    || p.parent()
-                        .zip(p.name())
-                        .is_some_and(|(dir, name)| self.dirs.etag_of(&dir, name) == e.e_tag))
+                && self.cached_as(p, |m| m.etag() == e.e_tag.as_deref())
         };
         for p in &touched {
             if shown(p) {
@@ -173,11 +171,7 @@ impl SmhFs {
                 // later lookup inside would go to the server); any other
                 // change drops its attributes and the parent's listing
                 // (which keeps the child's times).
-                let own = e.action() == "CREATE"
-                    && (matches!(self.attrs.peek(p), Some(Some(m)) if m.kind.is_dir())
-                        || p.parent()
-                            .zip(p.name())
-                            .is_some_and(|(parent, n)| self.dirs.shows_dir(&parent, n)));
+                let own = e.action() == "CREATE" && self.cached_as(p, |m| m.kind().is_dir());
                 if !own {
                     self.attrs.remove(p);
                     if let Some(parent) = p.parent() {
@@ -205,6 +199,16 @@ impl SmhFs {
                 map.remove(&e.inode);
             }
         }
+    }
+
+    /// Whether the caches (attributes, else the parent's listing; fresh or
+    /// expired) hold `path` as an entry meeting `f`.
+    fn cached_as(&self, path: &SmhPath, f: impl Fn(&PackedMeta) -> bool) -> bool {
+        self.attrs.shows(path, &f)
+            || path
+                .parent()
+                .zip(path.name())
+                .is_some_and(|(dir, name)| self.dirs.shows(&dir, name, &f))
     }
 
     /// Forgets `path` (and, for a directory, what is below it) in the

@@ -190,6 +190,10 @@ impl PackedMeta {
     pub fn kind(&self) -> Kind {
         self.kind
     }
+
+    pub fn etag(&self) -> Option<&str> {
+        self.etag.as_deref()
+    }
 }
 
 impl From<&Meta> for PackedMeta {
