@@ -17,7 +17,7 @@
 use std::sync::Arc;
 
 use super::core::SmhFs;
-use super::packmeta::PackedMeta;
+use super::packmeta::{PackedMeta, PathKey};
 use crate::smh::delta::DELTA_PAGE;
 use crate::smh::types::{delta_location, DeltaEntry};
 use crate::smh::{DeltaPoll, SmhPath};
@@ -187,7 +187,8 @@ impl SmhFs {
         if is_dir {
             for old in [&known, &from].into_iter().flatten() {
                 if now.as_ref() != Some(old) {
-                    map.retain(|p| !p.starts_with(old));
+                    let old = PathKey::of(old);
+                    map.retain(|p| !p.within(&old));
                 }
             }
         }
@@ -238,6 +239,7 @@ impl SmhFs {
             let mut map = self.remote_inodes.lock();
             let known = map.paths();
             // The mounted directory stays where it is.
+            let root = PathKey::of(&root);
             map.retain(|p| *p == root);
             known
         };

@@ -52,6 +52,12 @@ impl PathKey {
     pub fn into_inner(self) -> Box<str> {
         self.0
     }
+
+    /// Whether this is `dir` or below it (as `SmhPath::starts_with`).
+    pub fn within(&self, dir: &PathKey) -> bool {
+        let (me, d) = (&*self.0, &*dir.0);
+        d.is_empty() || me == d || (me.starts_with(d) && me.as_bytes().get(d.len()) == Some(&b'/'))
+    }
 }
 
 /// Bytes a [`Name`] keeps inline.
@@ -259,5 +265,10 @@ mod tests {
         assert_eq!(PathKey::of(&SmhPath::root()).path(), SmhPath::root());
         assert_eq!(k.prefixes().collect::<Vec<_>>(), ["a", "a/bc", "a/bc/d"]);
         assert_eq!(PathKey::of(&SmhPath::root()).prefixes().count(), 0);
+        assert!(k.within(&PathKey::of(&p("a/bc"))));
+        assert!(k.within(&PathKey::of(&p("a/bc/d"))));
+        assert!(k.within(&PathKey::of(&SmhPath::root())));
+        assert!(!k.within(&PathKey::of(&p("a/b"))));
+        assert!(!PathKey::of(&p("a")).within(&k));
     }
 }

@@ -60,13 +60,14 @@ impl RemoteInodes {
         self.files.pop(inode);
     }
 
-    /// Keeps only the entries `keep` says yes to.
-    pub fn retain(&mut self, mut keep: impl FnMut(&SmhPath) -> bool) {
-        self.dirs.retain(|_, p| keep(&p.path()));
+    /// Keeps only the entries `keep` says yes to (by key: no path is
+    /// rebuilt per entry).
+    pub fn retain(&mut self, mut keep: impl FnMut(&PathKey) -> bool) {
+        self.dirs.retain(|_, p| keep(p));
         let gone: Vec<Box<str>> = self
             .files
             .iter()
-            .filter(|(_, p)| !keep(&p.path()))
+            .filter(|(_, p)| !keep(p))
             .map(|(k, _)| k.clone())
             .collect();
         for k in gone {
@@ -104,7 +105,8 @@ mod tests {
         assert_eq!(m.get("d"), Some(p("d")));
         assert!(m.get("f0").is_none(), "the oldest file went");
         assert!(m.get(&format!("f{}", FILES_KEPT + 9)).is_some());
-        m.retain(|q| !q.starts_with(&p("d")));
+        let d = PathKey::of(&p("d"));
+        m.retain(|q| !q.within(&d));
         assert!(m.paths().is_empty());
     }
 }
