@@ -27,7 +27,9 @@
 # go to OUTDIR. Sizes: full by default; SCALE_SIZE=small or BENCH_QUICK=1
 # for a smoke run (20 × 1000 tree, 20,000 entries, 64 MiB files, 16 MiB
 # cache). SCALE_ONLY="w7 w9" picks workloads, SCALE_PEERS=0 skips the peers,
-# SCALE_INPUTS=DIR keeps the random input files (default OUTDIR/inputs).
+# SCALE_INPUTS=DIR keeps the random input files (default OUTDIR/inputs);
+# SCALE_REUSE=1 keeps OUTDIR's server data and secret from an earlier run and
+# skips populating what that run populated (W7's setup is ~20 min).
 # Every wait is bounded; everything it starts is stopped on exit.
 set -euo pipefail
 shopt -s inherit_errexit
@@ -121,7 +123,7 @@ cleanup() {
   stop_pid "$SAMPLER_PID"
   for m in "${!MOUNT_PID[@]}"; do unmount "$m"; done
   stop_pid "$DAV_PID"; stop_pid "$S3_PID"; stop_pid "$SERVER_PID"
-  if [ "${BENCH_KEEP:-0}" != 1 ]; then rm -rf "$OUT/server-data" "$OUT/peer-root" "$OUT/cache" "$OUT/w10-src.bin"; fi
+  if [ "${BENCH_KEEP:-0}" != 1 ] && [ "${SCALE_REUSE:-0}" != 1 ]; then rm -rf "$OUT/server-data" "$OUT/peer-root" "$OUT/cache" "$OUT/w10-src.bin"; fi
   [ "$rc" -eq 0 ] || log "failed (exit $rc); logs in $LOGS"
   exit "$rc"
 }
@@ -162,9 +164,12 @@ log "size $SIZE: W7 $W7_DIRS x $W7_FILES, W8 $W8_ENTRIES entries, files ${BIG_MI
 emit scale_size "$SIZE"
 
 # ---------------------------------------------------------------- server ---
-( umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$OUT/secret" )
+REUSE=${SCALE_REUSE:-0}
+if [ "$REUSE" != 1 ] || [ ! -s "$OUT/secret" ]; then
+  ( umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$OUT/secret" )
+  rm -rf "$OUT/server-data"
+fi
 SECRET=$(cat "$OUT/secret")
-rm -rf "$OUT/server-data"
 "$SMHFS" serve --listen 127.0.0.1:0 --data "$OUT/server-data" --secret-file "$OUT/secret" \
   --test-endpoints --part-etag crc >"$LOGS/server.log" 2>&1 &
 SERVER_PID=$!
@@ -233,9 +238,12 @@ peer_files() {
 MNT=$OUT/mnt
 populate() { # populate DIR COUNT [--dirs N]
   local d=$1 n=$2; shift 2
+  local done_mark="$OUT/server-data/.bench-populated-$d-$n${1:+-$2}"
+  if [ "$REUSE" = 1 ] && [ -e "$done_mark" ]; then log "populate $d: kept from an earlier run"; return; fi
   "$POPULATE" --endpoint "$URL" --library "$LIB" --secret "$SECRET" --dir "$d" --count "$n" \
     --kind file --concurrency 64 "$@" >>"$LOGS/populate.log" 2>&1 \
     || { tail -n 20 "$LOGS/populate.log" >&2; die "populate $d failed"; }
+  touch "$done_mark"
 }
 
 # ---------------------------------------------------------------- inputs ---

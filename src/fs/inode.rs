@@ -14,7 +14,6 @@
 //! handles keep working and the cost is the depth of the two paths, not
 //! the number of known inodes.
 
-use std::collections::HashMap;
 use std::hash::BuildHasher;
 
 use hashbrown::hash_table::{Entry, HashTable};
@@ -36,6 +35,111 @@ struct Node {
     lookups: u64,
     /// Child nodes naming this one as parent.
     children: u32,
+    /// The slot's generation (see [`Slab`]).
+    gen: u32,
+}
+
+/// A slot of the slab: a node, or free with the generation its next node
+/// gets.
+#[derive(Debug)]
+enum Slot {
+    Used(Node),
+    Free { gen: u32 },
+}
+
+/// The nodes, in slots of one vector. An inode number is its slot (+1)
+/// with the slot's generation in the high half, so a number is never
+/// handed out twice while slots are reused. A hash map from number to
+/// node costs about twice as much per node (its load factor and its
+/// power-of-two growth), which at a million known inodes is the biggest
+/// item in the daemon's memory (issue 15, W7).
+#[derive(Debug, Default)]
+struct Slab {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+/// Generations stay below this, so inode numbers keep the top bit clear
+/// (`dirs.rs` uses it for names no inode exists for).
+const GEN_LIMIT: u32 = 1 << 31;
+
+impl Slab {
+    fn ino(slot: u32, gen: u32) -> u64 {
+        (u64::from(gen) << 32) | (u64::from(slot) + 1)
+    }
+
+    fn slot_of(ino: u64) -> Option<(usize, u32)> {
+        let low = (ino & 0xffff_ffff).checked_sub(1)?;
+        Some((low as usize, (ino >> 32) as u32))
+    }
+
+    fn get(&self, ino: u64) -> Option<&Node> {
+        let (slot, gen) = Self::slot_of(ino)?;
+        match self.slots.get(slot)? {
+            Slot::Used(n) if n.gen == gen => Some(n),
+            _ => None,
+        }
+    }
+
+    fn get_mut(&mut self, ino: u64) -> Option<&mut Node> {
+        let (slot, gen) = Self::slot_of(ino)?;
+        match self.slots.get_mut(slot)? {
+            Slot::Used(n) if n.gen == gen => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The node in `slot` and its inode number (the index holds slots).
+    fn at(&self, slot: u32) -> Option<(u64, &Node)> {
+        match self.slots.get(slot as usize)? {
+            Slot::Used(n) => Some((Self::ino(slot, n.gen), n)),
+            Slot::Free { .. } => None,
+        }
+    }
+
+    /// The slot the next `insert` uses.
+    fn next_slot(&self) -> u32 {
+        self.free.last().copied().unwrap_or(self.slots.len() as u32)
+    }
+
+    /// Stores a node (its `gen` is set here); returns its slot and number.
+    fn insert(&mut self, mut node: Node) -> (u32, u64) {
+        self.live += 1;
+        if let Some(slot) = self.free.pop() {
+            if let Some(s) = self.slots.get_mut(slot as usize) {
+                node.gen = match s {
+                    Slot::Free { gen } => *gen,
+                    Slot::Used(n) => n.gen.wrapping_add(1),
+                };
+                let ino = Self::ino(slot, node.gen);
+                *s = Slot::Used(node);
+                return (slot, ino);
+            }
+        }
+        let slot = self.slots.len() as u32;
+        node.gen = 0;
+        self.slots.push(Slot::Used(node));
+        (slot, Self::ino(slot, 0))
+    }
+
+    fn remove(&mut self, ino: u64) {
+        let Some((slot, gen)) = Self::slot_of(ino) else {
+            return;
+        };
+        let Some(s) = self.slots.get_mut(slot) else {
+            return;
+        };
+        if matches!(s, Slot::Used(n) if n.gen == gen) {
+            self.live -= 1;
+            let next = gen + 1;
+            *s = Slot::Free { gen: next };
+            // A slot whose generations ran out is retired, never reused.
+            if next < GEN_LIMIT {
+                self.free.push(slot as u32);
+            }
+        }
+    }
 }
 
 /// An inode number as the core hands it out (the kernel's node id); the
@@ -55,54 +159,62 @@ pub struct FileHandle(pub u64);
 pub struct InodeTable {
     /// The mounted directory (the root node's path).
     root: SmhPath,
-    nodes: HashMap<u64, Node>,
-    /// Attached nodes by (parent, name), hashed from the node itself so a
-    /// name is stored once.
-    index: HashTable<u64>,
+    nodes: Slab,
+    /// Slots of attached nodes by (parent, name), hashed from the node
+    /// itself so a name is stored once.
+    index: HashTable<u32>,
     hasher: std::collections::hash_map::RandomState,
-    next: u64,
 }
 
 impl InodeTable {
     pub fn new(root: SmhPath) -> Self {
-        let mut nodes = HashMap::new();
-        nodes.insert(
-            ROOT_INO,
-            Node {
-                parent: DETACHED,
-                name: "".into(),
-                lookups: 1,
-                children: 0,
-            },
-        );
+        let mut nodes = Slab::default();
+        let (_, ino) = nodes.insert(Node {
+            parent: DETACHED,
+            name: "".into(),
+            lookups: 1,
+            children: 0,
+            gen: 0,
+        });
+        debug_assert_eq!(ino, ROOT_INO);
         Self {
             root,
             nodes,
             index: HashTable::new(),
             hasher: Default::default(),
-            next: ROOT_INO + 1,
         }
     }
 
     /// Inodes known (the root included).
     pub fn count(&self) -> usize {
-        self.nodes.len()
+        self.nodes.live
     }
 
     fn hash(&self, parent: u64, name: &str) -> u64 {
         self.hasher.hash_one((parent, name))
     }
 
+    /// The index's hash of the node in `slot` (for its rehashing).
+    fn slot_hash(nodes: &Slab, hasher: &std::collections::hash_map::RandomState, slot: u32) -> u64 {
+        nodes
+            .at(slot)
+            .map_or(0, |(_, n)| hasher.hash_one((n.parent, &*n.name)))
+    }
+
+    /// Whether the node in `slot` is the child `name` of `parent`.
+    fn is_child(nodes: &Slab, slot: u32, parent: u64, name: &str) -> bool {
+        nodes
+            .at(slot)
+            .is_some_and(|(_, n)| n.parent == parent && &*n.name == name)
+    }
+
     /// The child `name` of `parent`, if known.
     pub fn child(&self, parent: u64, name: &str) -> Option<u64> {
         let nodes = &self.nodes;
-        self.index
-            .find(self.hash(parent, name), |i| {
-                nodes
-                    .get(i)
-                    .is_some_and(|n| n.parent == parent && &*n.name == name)
-            })
-            .copied()
+        let slot = self.index.find(self.hash(parent, name), |&s| {
+            Self::is_child(nodes, s, parent, name)
+        })?;
+        nodes.at(*slot).map(|(ino, _)| ino)
     }
 
     pub fn path(&self, ino: u64) -> Option<SmhPath> {
@@ -114,7 +226,7 @@ impl InodeTable {
                 segs.extend(names.iter().rev().map(|s| s.to_string()));
                 return Some(SmhPath::from_segments(segs).unwrap_or_default());
             }
-            let n = self.nodes.get(&at)?;
+            let n = self.nodes.get(at)?;
             if n.parent == DETACHED {
                 let mut segs = unlinked_path(at).segments().to_vec();
                 segs.extend(names.iter().rev().map(|s| s.to_string()));
@@ -146,37 +258,39 @@ impl InodeTable {
         let hasher = &self.hasher;
         let entry = self.index.entry(
             h,
-            |i| {
-                nodes
-                    .get(i)
-                    .is_some_and(|n| n.parent == parent && &*n.name == name)
-            },
-            |i| {
-                let n = &nodes[i];
-                hasher.hash_one((n.parent, &*n.name))
-            },
+            |&s| Self::is_child(nodes, s, parent, name),
+            |&s| Self::slot_hash(nodes, hasher, s),
         );
         match entry {
-            Entry::Occupied(e) => *e.get(),
+            Entry::Occupied(e) => {
+                let slot = *e.get();
+                nodes.at(slot).map_or(DETACHED, |(ino, _)| ino)
+            }
             Entry::Vacant(e) => {
-                let ino = self.next;
-                self.next += 1;
-                e.insert(ino);
-                self.nodes.insert(
-                    ino,
-                    Node {
-                        parent,
-                        name: name.into(),
-                        lookups: 0,
-                        children: 0,
-                    },
-                );
-                if let Some(p) = self.nodes.get_mut(&parent) {
+                // Indexed before it is stored: `entry` reserved the room,
+                // so nothing rehashes in between.
+                e.insert(self.nodes.next_slot());
+                let (_, ino) = self.nodes.insert(Node {
+                    parent,
+                    name: name.into(),
+                    lookups: 0,
+                    children: 0,
+                    gen: 0,
+                });
+                if let Some(p) = self.nodes.get_mut(parent) {
                     p.children += 1;
                 }
                 ino
             }
         }
+    }
+
+    /// Indexes the (attached) node in `slot` under hash `h`.
+    fn index_slot(&mut self, h: u64, slot: u32) {
+        let nodes = &self.nodes;
+        let hasher = &self.hasher;
+        self.index
+            .insert_unique(h, slot, |&s| Self::slot_hash(nodes, hasher, s));
     }
 
     /// The inode for `path`, created if needed (with its parents); counts
@@ -194,7 +308,7 @@ impl InodeTable {
             at = self.child_or_insert(at, name);
         }
         if count {
-            if let Some(n) = self.nodes.get_mut(&at) {
+            if let Some(n) = self.nodes.get_mut(at) {
                 n.lookups += 1;
             }
         }
@@ -205,7 +319,7 @@ impl InodeTable {
     /// is known and it is not `pinned` (e.g. a file still open or waiting
     /// for its upload). `n == 0` releases an inode that is no longer pinned.
     pub fn forget(&mut self, ino: u64, n: u64, pinned: bool) {
-        let Some(node) = self.nodes.get_mut(&ino) else {
+        let Some(node) = self.nodes.get_mut(ino) else {
             return;
         };
         node.lookups = node.lookups.saturating_sub(n);
@@ -217,12 +331,12 @@ impl InodeTable {
     /// Removes `ino` if nothing holds it, then its parents likewise.
     fn remove_unused(&mut self, mut ino: u64) {
         while ino != ROOT_INO {
-            match self.nodes.get(&ino) {
+            match self.nodes.get(ino) {
                 Some(n) if n.lookups == 0 && n.children == 0 => {}
                 _ => return,
             }
             let parent = self.detach(ino);
-            self.nodes.remove(&ino);
+            self.nodes.remove(ino);
             match parent {
                 Some(p) => ino = p,
                 None => return,
@@ -233,18 +347,19 @@ impl InodeTable {
     /// Takes `ino` out of its parent (it keeps its name); returns the
     /// parent it had.
     fn detach(&mut self, ino: u64) -> Option<u64> {
-        let n = self.nodes.get(&ino)?;
+        let n = self.nodes.get(ino)?;
         if n.parent == DETACHED {
             return None;
         }
         let (parent, h) = (n.parent, self.hash(n.parent, &n.name));
-        if let Ok(e) = self.index.find_entry(h, |i| *i == ino) {
+        let (slot, _) = Slab::slot_of(ino)?;
+        if let Ok(e) = self.index.find_entry(h, |&s| s as usize == slot) {
             e.remove();
         }
-        if let Some(p) = self.nodes.get_mut(&parent) {
+        if let Some(p) = self.nodes.get_mut(parent) {
             p.children = p.children.saturating_sub(1);
         }
-        if let Some(n) = self.nodes.get_mut(&ino) {
+        if let Some(n) = self.nodes.get_mut(ino) {
             n.parent = DETACHED;
         }
         Some(parent)
@@ -281,21 +396,18 @@ impl InodeTable {
         // The new parent first (it may be created), so the old one cannot
         // be released while it is also the new one.
         let new_parent = self.lookup(&parent, false);
-        if let Some(p) = self.nodes.get_mut(&new_parent) {
+        if let Some(p) = self.nodes.get_mut(new_parent) {
             p.children += 1;
         }
         let old_parent = self.detach(ino);
-        if let Some(n) = self.nodes.get_mut(&ino) {
+        if let Some(n) = self.nodes.get_mut(ino) {
             n.parent = new_parent;
             n.name = name.into();
         }
         let h = self.hash(new_parent, name);
-        let nodes = &self.nodes;
-        let hasher = &self.hasher;
-        self.index.insert_unique(h, ino, |i| {
-            let n = &nodes[i];
-            hasher.hash_one((n.parent, &*n.name))
-        });
+        if let Some((slot, _)) = Slab::slot_of(ino) {
+            self.index_slot(h, slot as u32);
+        }
         if let Some(p) = old_parent {
             self.remove_unused(p);
         }
@@ -392,6 +504,30 @@ mod tests {
         t.forget(f, 1, false);
         assert!(t.path(f).is_none());
         assert_eq!(t.path(d).unwrap(), p("d"));
+    }
+
+    #[test]
+    fn a_reused_slot_gets_a_new_number() {
+        let mut t = InodeTable::new(SmhPath::root());
+        let a = t.lookup(&p("a"), true);
+        t.forget(a, 1, false);
+        let b = t.lookup(&p("b"), true);
+        assert_ne!(a, b, "numbers are not handed out twice");
+        assert_eq!(a & 0xffff_ffff, b & 0xffff_ffff, "the slot is reused");
+        assert!(t.path(a).is_none(), "the old number names nothing");
+        t.forget(a, 1, false);
+        assert_eq!(
+            t.path(b).unwrap(),
+            p("b"),
+            "forgetting the old number is a no-op"
+        );
+        assert_eq!(b >> 63, 0, "top bit stays clear");
+    }
+
+    #[test]
+    fn a_node_costs_one_slot() {
+        // The W7 memory budget (issue 15) assumes this.
+        assert!(std::mem::size_of::<Slot>() <= 48);
     }
 
     #[test]
