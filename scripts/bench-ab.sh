@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# scripts/bench-ab.sh W2|W3 ROUNDS BIN_A BIN_B — one copy workload of
+# scripts/bench.sh for two smhfs builds, interleaved (A B, B A, A B, ...),
+# each invocation on a fresh `smhfs serve` (of the same build) and a fresh
+# mount: 5 `cp -r` of fresh trees (W2: 1000 × 4 KiB, W3: 100 × 1 MiB).
+# Prints each round's medians and B/A, then the median of the ratios.
+#
+# Why: bench-compare.sh runs one build after the other, and this VM's disk
+# slows down during long runs, so the build measured last is penalised on
+# the disk-bound rows (W3's own local limit doubled within one run). Here
+# both builds see the same conditions within a round. As root; not part of
+# the test suite. Trees are kept in $AB_TREES (default /var/tmp/smhfs-ab).
+set -euo pipefail
+[ $# -eq 4 ] || { echo "usage: scripts/bench-ab.sh W2|W3 ROUNDS BIN_A BIN_B" >&2; exit 2; }
+W=$1; ROUNDS=$2; A=$3; B=$4
+case $W in
+  W2) NF=1000; SZ=4096 ;;
+  W3) NF=100; SZ=1048576 ;;
+  *) echo "bench-ab: workload must be W2 or W3" >&2; exit 2 ;;
+esac
+RUNS=5
+TREES=${AB_TREES:-/var/tmp/smhfs-ab}
+for r in $(seq 1 $RUNS); do
+  t=$TREES/$W-r$r
+  [ -d "$t" ] && continue
+  mkdir -p "$t.tmp"
+  for i in $(seq 1 $NF); do head -c $SZ /dev/urandom >"$t.tmp/f$i.bin"; done
+  mv "$t.tmp" "$t"
+done
+
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.4f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+wait_until() { # wait_until SECONDS CMD...: bounded poll
+  local deadline=$((SECONDS + $1)); shift
+  until "$@" >/dev/null 2>&1; do
+    [ $SECONDS -lt $deadline ] || { echo "bench-ab: timed out waiting for: $*" >&2; return 1; }
+    sleep 0.1
+  done
+}
+
+# one BIN: the median of RUNS copies through a fresh server and mount
+one() {
+  local bin=$1 d sp mp out="" url lib
+  d=$(mktemp -d /var/tmp/smhfs-ab-run.XXXX)
+  ( umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$d/secret" )
+  # As in bench.sh: older builds take the secret on argv, some lack --part-etag.
+  local -a flags=(--secret "$(cat "$d/secret")")
+  if "$bin" serve --help 2>/dev/null | grep -q -- --test-endpoints; then
+    flags=(--secret-file "$d/secret" --test-endpoints)
+    "$bin" serve --help 2>/dev/null | grep -q -- --part-etag && flags+=(--part-etag crc)
+  fi
+  "$bin" serve --listen 127.0.0.1:0 --data "$d/data" "${flags[@]}" >"$d/server.log" 2>&1 & sp=$!
+  wait_until 20 grep -q 'listening on http' "$d/server.log"
+  url=$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$d/server.log" | head -n 1); url=${url%/}
+  lib=$(sed -n 's/^\(.*[[:space:]]\)\{0,1\}library: *\([^[:space:]]*\).*/\2/p' "$d/server.log" | head -n 1)
+  ( umask 077; printf 'library_secret=%s\n' "$(cat "$d/secret")" >"$d/creds" )
+  mkdir -p "$d/mnt" "$d/cache"
+  "$bin" mount "${lib:-smhlocal}:-" "$d/mnt" -o "endpoint=$url,credentials=$d/creds,cache_dir=$d/cache" -f \
+    >"$d/mount.log" 2>&1 & mp=$!
+  wait_until 20 mountpoint -q "$d/mnt"
+  cat "$TREES/$W"-r*/* >/dev/null
+  for r in $(seq 1 $RUNS); do
+    local t0 t1
+    t0=$(date +%s.%N); cp -r "$TREES/$W-r$r" "$d/mnt/$W-r$r"; t1=$(date +%s.%N)
+    out+=" $(echo "$t1 - $t0" | bc)"
+  done
+  fusermount3 -u "$d/mnt" 2>/dev/null || fusermount3 -uz "$d/mnt" 2>/dev/null || true
+  kill "$mp" "$sp" 2>/dev/null || true
+  wait "$mp" "$sp" 2>/dev/null || true
+  rm -rf "$d"
+  echo "$out" | median
+}
+
+ratios=""
+for r in $(seq 1 "$ROUNDS"); do
+  sync
+  if [ $((r % 2)) = 1 ]; then ma=$(one "$A"); mb=$(one "$B"); else mb=$(one "$B"); ma=$(one "$A"); fi
+  ratio=$(echo "scale=3; $mb / $ma" | bc)
+  echo "round $r: A $ma s, B $mb s, B/A $ratio"
+  ratios+=" $ratio"
+done
+echo "$W median B/A over $ROUNDS rounds: $(echo "$ratios" | median)"
