@@ -69,14 +69,14 @@ impl Slab {
         (u64::from(gen) << 32) | (u64::from(slot) + 1)
     }
 
-    fn slot_of(ino: u64) -> Option<(usize, u32)> {
+    fn slot_of(ino: u64) -> Option<(u32, u32)> {
         let low = (ino & 0xffff_ffff).checked_sub(1)?;
-        Some((low as usize, (ino >> 32) as u32))
+        Some((low as u32, (ino >> 32) as u32))
     }
 
     fn get(&self, ino: u64) -> Option<&Node> {
         let (slot, gen) = Self::slot_of(ino)?;
-        match self.slots.get(slot)? {
+        match self.slots.get(slot as usize)? {
             Slot::Used(n) if n.gen == gen => Some(n),
             _ => None,
         }
@@ -84,7 +84,7 @@ impl Slab {
 
     fn get_mut(&mut self, ino: u64) -> Option<&mut Node> {
         let (slot, gen) = Self::slot_of(ino)?;
-        match self.slots.get_mut(slot)? {
+        match self.slots.get_mut(slot as usize)? {
             Slot::Used(n) if n.gen == gen => Some(n),
             _ => None,
         }
@@ -98,23 +98,17 @@ impl Slab {
         }
     }
 
-    /// The slot the next `insert` uses.
-    fn next_slot(&self) -> u32 {
-        self.free.last().copied().unwrap_or(self.slots.len() as u32)
-    }
-
     /// Stores a node (its `gen` is set here); returns its slot and number.
     fn insert(&mut self, mut node: Node) -> (u32, u64) {
         self.live += 1;
+        // The free list holds only free slots.
         if let Some(slot) = self.free.pop() {
             if let Some(s) = self.slots.get_mut(slot as usize) {
-                node.gen = match s {
-                    Slot::Free { gen } => *gen,
-                    Slot::Used(n) => n.gen.wrapping_add(1),
-                };
-                let ino = Self::ino(slot, node.gen);
-                *s = Slot::Used(node);
-                return (slot, ino);
+                if let Slot::Free { gen } = *s {
+                    node.gen = gen;
+                    *s = Slot::Used(node);
+                    return (slot, Self::ino(slot, gen));
+                }
             }
         }
         let slot = self.slots.len() as u32;
@@ -127,7 +121,7 @@ impl Slab {
         let Some((slot, gen)) = Self::slot_of(ino) else {
             return;
         };
-        let Some(s) = self.slots.get_mut(slot) else {
+        let Some(s) = self.slots.get_mut(slot as usize) else {
             return;
         };
         if matches!(s, Slot::Used(n) if n.gen == gen) {
@@ -136,7 +130,7 @@ impl Slab {
             *s = Slot::Free { gen: next };
             // A slot whose generations ran out is retired, never reused.
             if next < GEN_LIMIT {
-                self.free.push(slot as u32);
+                self.free.push(slot);
             }
         }
     }
@@ -267,16 +261,15 @@ impl InodeTable {
                 nodes.at(slot).map_or(DETACHED, |(ino, _)| ino)
             }
             Entry::Vacant(e) => {
-                // Indexed before it is stored: `entry` reserved the room,
-                // so nothing rehashes in between.
-                e.insert(self.nodes.next_slot());
-                let (_, ino) = self.nodes.insert(Node {
+                let (slot, ino) = self.nodes.insert(Node {
                     parent,
                     name: name.into(),
                     lookups: 0,
                     children: 0,
                     gen: 0,
                 });
+                // `entry` reserved the room: no rehash reads the slab.
+                e.insert(slot);
                 if let Some(p) = self.nodes.get_mut(parent) {
                     p.children += 1;
                 }
@@ -353,7 +346,7 @@ impl InodeTable {
         }
         let (parent, h) = (n.parent, self.hash(n.parent, &n.name));
         let (slot, _) = Slab::slot_of(ino)?;
-        if let Ok(e) = self.index.find_entry(h, |&s| s as usize == slot) {
+        if let Ok(e) = self.index.find_entry(h, |&s| s == slot) {
             e.remove();
         }
         if let Some(p) = self.nodes.get_mut(parent) {
@@ -406,7 +399,7 @@ impl InodeTable {
         }
         let h = self.hash(new_parent, name);
         if let Some((slot, _)) = Slab::slot_of(ino) {
-            self.index_slot(h, slot as u32);
+            self.index_slot(h, slot);
         }
         if let Some(p) = old_parent {
             self.remove_unused(p);
