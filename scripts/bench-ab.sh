@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # scripts/bench-ab.sh W2|W3 ROUNDS BIN_A BIN_B — one copy workload of
 # scripts/bench.sh for two smhfs builds, interleaved (A B, B A, A B, ...),
-# each invocation on a fresh `smhfs serve` (of the same build) and a fresh
-# mount: 5 `cp -r` of fresh trees (W2: 1000 × 4 KiB, W3: 100 × 1 MiB).
+# copy by copy: each round starts a fresh `smhfs serve` and mount of each
+# build (each serve of its own build), then makes 5 `cp -r` of fresh trees
+# (W2: 1000 × 4 KiB, W3: 100 × 1 MiB) into each, A and B in turn.
 # Prints each round's medians and B/A, then the median of the ratios.
 #
 # Why: bench-compare.sh runs one build after the other, and this VM's disk
 # slows down during long runs, so the build measured last is penalised on
-# the disk-bound rows (W3's own local limit doubled within one run). Here
-# both builds see the same conditions within a round. As root; not part of
+# the disk-bound rows (W3's own local limit doubled within one run), and
+# its speed swings by 2-3x within minutes (CPU steal). Here the copies of
+# the two builds alternate, seconds apart. As root; not part of
 # the test suite. Trees are kept in $AB_TREES (default /var/tmp/smhfs-ab).
 set -euo pipefail
 [ $# -eq 4 ] || { echo "usage: scripts/bench-ab.sh W2|W3 ROUNDS BIN_A BIN_B" >&2; exit 2; }
@@ -37,10 +39,9 @@ wait_until() { # wait_until SECONDS CMD...: bounded poll
   done
 }
 
-# one BIN: the median of RUNS copies through a fresh server and mount
-one() {
-  local bin=$1 d sp mp out="" url lib
-  d=$(mktemp -d /var/tmp/smhfs-ab-run.XXXX)
+# start BIN DIR: a fresh server and mount of BIN under DIR (pids in DIR/pids)
+start() {
+  local bin=$1 d=$2 url lib
   ( umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$d/secret" )
   # As in bench.sh: older builds take the secret on argv, some lack --part-etag.
   local -a flags=(--secret "$(cat "$d/secret")")
@@ -48,34 +49,53 @@ one() {
     flags=(--secret-file "$d/secret" --test-endpoints)
     "$bin" serve --help 2>/dev/null | grep -q -- --part-etag && flags+=(--part-etag crc)
   fi
-  "$bin" serve --listen 127.0.0.1:0 --data "$d/data" "${flags[@]}" >"$d/server.log" 2>&1 & sp=$!
+  "$bin" serve --listen 127.0.0.1:0 --data "$d/data" "${flags[@]}" >"$d/server.log" 2>&1 &
+  echo $! >"$d/pids"
   wait_until 20 grep -q 'listening on http' "$d/server.log"
   url=$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$d/server.log" | head -n 1); url=${url%/}
   lib=$(sed -n 's/^\(.*[[:space:]]\)\{0,1\}library: *\([^[:space:]]*\).*/\2/p' "$d/server.log" | head -n 1)
   ( umask 077; printf 'library_secret=%s\n' "$(cat "$d/secret")" >"$d/creds" )
   mkdir -p "$d/mnt" "$d/cache"
   "$bin" mount "${lib:-smhlocal}:-" "$d/mnt" -o "endpoint=$url,credentials=$d/creds,cache_dir=$d/cache" -f \
-    >"$d/mount.log" 2>&1 & mp=$!
+    >"$d/mount.log" 2>&1 &
+  echo $! >>"$d/pids"
   wait_until 20 mountpoint -q "$d/mnt"
-  cat "$TREES/$W"-r*/* >/dev/null
-  for r in $(seq 1 $RUNS); do
-    local t0 t1
-    t0=$(date +%s.%N); cp -r "$TREES/$W-r$r" "$d/mnt/$W-r$r"; t1=$(date +%s.%N)
-    out+=" $(echo "$t1 - $t0" | bc)"
-  done
-  fusermount3 -u "$d/mnt" 2>/dev/null || fusermount3 -uz "$d/mnt" 2>/dev/null || true
-  kill "$mp" "$sp" 2>/dev/null || true
-  wait "$mp" "$sp" 2>/dev/null || true
-  rm -rf "$d"
-  echo "$out" | median
 }
 
+stop() {
+  fusermount3 -u "$1/mnt" 2>/dev/null || fusermount3 -uz "$1/mnt" 2>/dev/null || true
+  # shellcheck disable=SC2046
+  kill $(cat "$1/pids") 2>/dev/null || true
+  sleep 0.5
+  rm -rf "$1"
+}
+
+# copy DIR K: one timed cp -r of tree K into DIR's mount
+copy() {
+  local t0 t1 r=$(( ($2 - 1) % RUNS + 1 ))
+  t0=$(date +%s.%N); cp -r "$TREES/$W-r$r" "$1/mnt/$W-$2"; t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc
+}
+
+# Rounds: a fresh pair of mounts, then RUNS copies into each, alternating A
+# and B copy by copy, so both see the same moment of this VM; the ratio of
+# each round is B's median over A's.
 ratios=""
 for r in $(seq 1 "$ROUNDS"); do
   sync
-  if [ $((r % 2)) = 1 ]; then ma=$(one "$A"); mb=$(one "$B"); else mb=$(one "$B"); ma=$(one "$A"); fi
+  da=$(mktemp -d /var/tmp/smhfs-ab-a.XXXX); db=$(mktemp -d /var/tmp/smhfs-ab-b.XXXX)
+  trap 'stop "$da"; stop "$db"' EXIT
+  start "$A" "$da"; start "$B" "$db"
+  cat "$TREES/$W"-r*/* >/dev/null
+  ta=""; tb=""
+  for k in $(seq 1 $RUNS); do
+    if [ $(( (r + k) % 2 )) = 0 ]; then ta+=" $(copy "$da" "$k")"; tb+=" $(copy "$db" "$k")"
+    else tb+=" $(copy "$db" "$k")"; ta+=" $(copy "$da" "$k")"; fi
+  done
+  stop "$da"; stop "$db"; trap - EXIT
+  ma=$(echo "$ta" | median); mb=$(echo "$tb" | median)
   ratio=$(echo "scale=3; $mb / $ma" | bc)
-  echo "round $r: A $ma s, B $mb s, B/A $ratio"
+  echo "round $r: A $ma s, B $mb s, B/A $ratio  (A:$ta; B:$tb)"
   ratios+=" $ratio"
 done
 echo "$W median B/A over $ROUNDS rounds: $(echo "$ratios" | median)"

@@ -2,6 +2,9 @@
 //! `/proc`, so the close rules (`openfile.rs`) can tell the opener's last
 //! descriptor from a `dup2`ed original or a forked child's copy.
 
+use std::ffi::{CString, OsStr};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 /// The thread-group id of `pid` (FUSE requests carry a thread's id).
@@ -53,16 +56,35 @@ impl MountRef {
 /// then happens at release, never twice.
 ///
 /// Runs at every close of a written file, so it is kept cheap: one
-/// `readlink` per descriptor (which never enters a filesystem), and the
-/// exact `fdinfo` check (mount id and inode) only for descriptors whose
-/// path lies under the mountpoint. A descriptor opened through a bind
-/// mount of this mount elsewhere is not seen.
+/// `readlinkat` per descriptor, relative to the open `/proc/PID/fd` (no
+/// path walk through `/proc` per descriptor, and it never enters a
+/// filesystem), and the exact `fdinfo` check (mount id and inode) only for
+/// descriptors whose path lies under the mountpoint. A descriptor opened
+/// through a bind mount of this mount elsewhere is not seen.
 pub fn holds_inode(pid: u32, mount: &MountRef, ino: u64) -> bool {
-    let Ok(entries) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+    let dir = format!("/proc/{pid}/fd");
+    let (Ok(entries), Ok(dirfd)) = (std::fs::read_dir(&dir), std::fs::File::open(&dir)) else {
         return true;
     };
+    let mut target = [0u8; libc::PATH_MAX as usize];
     entries.filter_map(|e| e.ok()).any(|e| {
-        let under = std::fs::read_link(e.path()).map_or(true, |t| t.starts_with(&mount.path));
+        let Ok(name) = CString::new(e.file_name().into_vec()) else {
+            return false;
+        };
+        // SAFETY: `dirfd` is an open directory, `name` a NUL-terminated
+        // string, and `target` a writable buffer of the length passed.
+        let n = unsafe {
+            libc::readlinkat(
+                dirfd.as_raw_fd(),
+                name.as_ptr(),
+                target.as_mut_ptr().cast(),
+                target.len(),
+            )
+        };
+        // Unreadable or truncated: let fdinfo decide.
+        let under = usize::try_from(n).map_or(true, |n| {
+            n == target.len() || Path::new(OsStr::from_bytes(&target[..n])).starts_with(&mount.path)
+        });
         under && fdinfo_names(pid, &e.file_name(), mount.id, ino)
     })
 }

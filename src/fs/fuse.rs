@@ -124,7 +124,9 @@ impl SmhFuse {
     {
         // Counted from arrival: unmount waits for requests being served.
         let op = self.fs.op_guard();
-        let fut = f(self.fs.clone(), self.look, self.ttl);
+        // Boxed where it is made: an upload's future is tens of KiB, and
+        // the task would otherwise copy it at every move into the runtime.
+        let fut = Box::pin(f(self.fs.clone(), self.look, self.ttl));
         let span = call.span().clone();
         self.rt.spawn(
             async move {

@@ -154,6 +154,12 @@ impl Store {
         // 32 MiB of pages cached instead of 2.
         conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         conn.pragma_update(None, "cache_size", -32_768)?;
+        // Statement journals in memory: every write to `nodes` fires the
+        // feed's triggers, which makes SQLite keep an undo journal per
+        // statement, spilled to a temp file (about 11 page writes per
+        // upload) unless temp storage is memory. It lives only within a
+        // transaction, so durability is unchanged.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let actor: Arc<Mutex<super::actor::Actor>> = Arc::default();
         let cell = actor.clone();
