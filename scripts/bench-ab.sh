@@ -31,44 +31,8 @@ for r in $(seq 1 $RUNS); do
 done
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.4f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-wait_until() { # wait_until SECONDS CMD...: bounded poll
-  local deadline=$((SECONDS + $1)); shift
-  until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $deadline ] || { echo "bench-ab: timed out waiting for: $*" >&2; return 1; }
-    sleep 0.1
-  done
-}
-
-# start BIN DIR: a fresh server and mount of BIN under DIR (pids in DIR/pids)
-start() {
-  local bin=$1 d=$2 url lib
-  ( umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$d/secret" )
-  # As in bench.sh: older builds take the secret on argv, some lack --part-etag.
-  local -a flags=(--secret "$(cat "$d/secret")")
-  if "$bin" serve --help 2>/dev/null | grep -q -- --test-endpoints; then
-    flags=(--secret-file "$d/secret" --test-endpoints)
-    "$bin" serve --help 2>/dev/null | grep -q -- --part-etag && flags+=(--part-etag crc)
-  fi
-  "$bin" serve --listen 127.0.0.1:0 --data "$d/data" "${flags[@]}" >"$d/server.log" 2>&1 &
-  echo $! >"$d/pids"
-  wait_until 20 grep -q 'listening on http' "$d/server.log"
-  url=$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$d/server.log" | head -n 1); url=${url%/}
-  lib=$(sed -n 's/^\(.*[[:space:]]\)\{0,1\}library: *\([^[:space:]]*\).*/\2/p' "$d/server.log" | head -n 1)
-  ( umask 077; printf 'library_secret=%s\n' "$(cat "$d/secret")" >"$d/creds" )
-  mkdir -p "$d/mnt" "$d/cache"
-  "$bin" mount "${lib:-smhlocal}:-" "$d/mnt" -o "endpoint=$url,credentials=$d/creds,cache_dir=$d/cache" -f \
-    >"$d/mount.log" 2>&1 &
-  echo $! >>"$d/pids"
-  wait_until 20 mountpoint -q "$d/mnt"
-}
-
-stop() {
-  fusermount3 -u "$1/mnt" 2>/dev/null || fusermount3 -uz "$1/mnt" 2>/dev/null || true
-  # shellcheck disable=SC2046
-  kill $(cat "$1/pids") 2>/dev/null || true
-  sleep 0.5
-  rm -rf "$1"
-}
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # copy DIR K: one timed cp -r of tree K into DIR's mount
 copy() {
@@ -84,15 +48,15 @@ ratios=""
 for r in $(seq 1 "$ROUNDS"); do
   sync
   da=$(mktemp -d /var/tmp/smhfs-ab-a.XXXX); db=$(mktemp -d /var/tmp/smhfs-ab-b.XXXX)
-  trap 'stop "$da"; stop "$db"' EXIT
-  start "$A" "$da"; start "$B" "$db"
+  trap 'smh_stop "$da"; smh_stop "$db"' EXIT
+  smh_start "$A" "$da"; smh_start "$B" "$db"
   cat "$TREES/$W"-r*/* >/dev/null
   ta=""; tb=""
   for k in $(seq 1 $RUNS); do
     if [ $(( (r + k) % 2 )) = 0 ]; then ta+=" $(copy "$da" "$k")"; tb+=" $(copy "$db" "$k")"
     else tb+=" $(copy "$db" "$k")"; ta+=" $(copy "$da" "$k")"; fi
   done
-  stop "$da"; stop "$db"; trap - EXIT
+  smh_stop "$da"; smh_stop "$db"; trap - EXIT
   ma=$(echo "$ta" | median); mb=$(echo "$tb" | median)
   ratio=$(echo "scale=3; $mb / $ma" | bc)
   echo "round $r: A $ma s, B $mb s, B/A $ratio  (A:$ta; B:$tb)"

@@ -24,43 +24,22 @@ mkdir -p "$OUT"
 SRC=$(mktemp -d /var/tmp/smhfs-instr-src.XXXX)
 for i in $(seq 1 "$N"); do head -c 4096 /dev/urandom >"$SRC/f$i.bin"; done
 
-wait_until() { # wait_until SECONDS CMD...: bounded poll
-  local deadline=$((SECONDS + $1)); shift
-  until "$@" >/dev/null 2>&1; do
-    [ $SECONDS -lt $deadline ] || { echo "bench-instr: timed out waiting for: $*" >&2; return 1; }
-    sleep 0.2
-  done
-}
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # count BIN SIDE TAG: Ir of SIDE (server|mount) for one copy of SRC, after
 # a warm-up copy (token, connections, first listing).
 count() {
-  local bin=$1 side=$2 tag=$3 d url lib sp mp
+  local bin=$1 side=$2 tag=$3 d vp
   d=$(mktemp -d /var/tmp/smhfs-instr-run.XXXX)
   local cg="$OUT/$tag.$side.cg"
   rm -f "$cg" "$cg".*
   local -a vg=(valgrind --tool=callgrind --callgrind-out-file="$cg" --trace-children=no)
-  local -a s=() m=()
-  if [ "$side" = server ]; then s=("${vg[@]}"); else m=("${vg[@]}"); fi
-  ( umask 077; head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$d/secret" )
-  # As in bench.sh: older builds take the secret on argv, some lack --part-etag.
-  local -a flags=(--secret "$(cat "$d/secret")")
-  if "$bin" serve --help 2>/dev/null | grep -q -- --test-endpoints; then
-    flags=(--secret-file "$d/secret" --test-endpoints)
-    "$bin" serve --help 2>/dev/null | grep -q -- --part-etag && flags+=(--part-etag crc)
-  fi
-  "${s[@]}" "$bin" serve --listen 127.0.0.1:0 --data "$d/data" "${flags[@]}" ${INSTR_SERVE_FLAGS:-} >"$d/server.log" 2>&1 & sp=$!
-  wait_until 60 grep -q 'listening on http' "$d/server.log"
-  url=$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$d/server.log" | head -n 1); url=${url%/}
-  lib=$(sed -n 's/^\(.*[[:space:]]\)\{0,1\}library: *\([^[:space:]]*\).*/\2/p' "$d/server.log" | head -n 1)
-  ( umask 077; printf 'library_secret=%s\n' "$(cat "$d/secret")" >"$d/creds" )
-  mkdir -p "$d/mnt" "$d/cache"
-  "${m[@]}" "$bin" mount "${lib:-smhlocal}:-" "$d/mnt" -o "endpoint=$url,credentials=$d/creds,cache_dir=$d/cache" -f \
-    >"$d/mount.log" 2>&1 & mp=$!
-  wait_until 60 mountpoint -q "$d/mnt"
+  SERVE_PREFIX=(); MOUNT_PREFIX=()
+  if [ "$side" = server ]; then SERVE_PREFIX=("${vg[@]}"); else MOUNT_PREFIX=("${vg[@]}"); fi
+  SERVE_EXTRA=${INSTR_SERVE_FLAGS:-} WAIT=60 smh_start "$bin" "$d"
   cp -r "$SRC" "$d/mnt/warm"
-  local vp=$sp
-  [ "$side" = server ] || vp=$mp
+  vp=$(cat "$d/$side.pid")
   callgrind_control -z "$vp" >/dev/null 2>&1
   sleep 1
   cp -r "$SRC" "$d/mnt/counted"
@@ -69,10 +48,7 @@ count() {
   # idle mount's feed polls (one every 2 s) and the server's answers.
   callgrind_control -d "$vp" >/dev/null 2>&1
   wait_until 30 ls "$cg".1
-  fusermount3 -u "$d/mnt" 2>/dev/null || fusermount3 -uz "$d/mnt" 2>/dev/null || true
-  kill "$mp" "$sp" 2>/dev/null || true
-  wait "$mp" "$sp" 2>/dev/null || true
-  rm -rf "$d"
+  smh_stop "$d"
   callgrind_annotate "$cg".1 2>/dev/null | sed -n 's/^ *\([0-9,]*\) .*PROGRAM TOTALS.*/\1/p' | tr -d ,
 }
 
