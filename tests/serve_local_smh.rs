@@ -96,6 +96,19 @@ async fn cors_preflights_and_cross_origin_api_upload_download() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_exposed(r.headers(), &["etag"]);
+    // The same listing without an Origin (not a browser): no CORS headers.
+    let r = client()
+        .get(api(&s, "directory", "", &tok, ""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let cors: Vec<_> = r
+        .headers()
+        .keys()
+        .filter(|k| k.as_str().starts_with("access-control-"))
+        .collect();
+    assert!(cors.is_empty(), "{:?}", r.headers());
     let r = client()
         .head(api(&s, "file", "pic.png", &tok, ""))
         .header("origin", ORIGIN)

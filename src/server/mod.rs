@@ -290,12 +290,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         batch_tasks: batch::BatchTasks::default(),
     });
     tokio::spawn(tasks::expire_tasks(app.clone()));
-    let router = axum::Router::new()
+    let api = axum::Router::new()
         .fallback(routes::dispatch)
         .with_state(app)
-        .layer(axum::middleware::from_fn(telemetry::observe))
-        .layer(cors)
-        .layer(axum::middleware::from_fn(cors::preflight_no_content));
+        .layer(axum::middleware::from_fn(telemetry::observe));
+    let router = cors::for_cross_origin(api, cors);
     // Small replies (begin, confirm) must not wait for Nagle.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
