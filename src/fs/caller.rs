@@ -4,7 +4,7 @@
 
 use std::ffi::{CString, OsStr};
 use std::os::fd::AsRawFd;
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// The thread-group id of `pid` (FUSE requests carry a thread's id).
@@ -68,7 +68,8 @@ pub fn holds_inode(pid: u32, mount: &MountRef, ino: u64) -> bool {
     };
     let mut target = [0u8; libc::PATH_MAX as usize];
     entries.filter_map(|e| e.ok()).any(|e| {
-        let Ok(name) = CString::new(e.file_name().into_vec()) else {
+        let fd = e.file_name();
+        let Ok(name) = CString::new(fd.as_bytes()) else {
             return false;
         };
         // SAFETY: `dirfd` is an open directory, `name` a NUL-terminated
@@ -85,7 +86,7 @@ pub fn holds_inode(pid: u32, mount: &MountRef, ino: u64) -> bool {
         let under = usize::try_from(n).map_or(true, |n| {
             n == target.len() || Path::new(OsStr::from_bytes(&target[..n])).starts_with(&mount.path)
         });
-        under && fdinfo_names(pid, &e.file_name(), mount.id, ino)
+        under && fdinfo_names(pid, &fd, mount.id, ino)
     })
 }
 

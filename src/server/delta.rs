@@ -25,17 +25,16 @@ use crate::smh::types::{DeltaCursor, DeltaEntry, DeltaPage, EntryType};
 const DEFAULT_LIMIT: u64 = 100;
 const MAX_LIMIT: u64 = 1000;
 
+/// The log. Its `delta_space` (space, seq) index is retired: a page is
+/// read along `seq` from a recent cursor, skipping other spaces' few
+/// entries, so one more B-tree written with every change did not pay.
 const TABLE: &str = "
 CREATE TABLE IF NOT EXISTS delta(seq INTEGER PRIMARY KEY AUTOINCREMENT, space TEXT NOT NULL, event TEXT NOT NULL,
   time TEXT NOT NULL, node INTEGER NOT NULL, parent INTEGER NOT NULL, name TEXT NOT NULL, is_dir INTEGER NOT NULL,
   location INTEGER NOT NULL, size INTEGER, blob TEXT, crc64 TEXT, ctype TEXT, ctime TEXT, mtime TEXT, lmtime TEXT,
   from_parent INTEGER, from_name TEXT, link INTEGER, lctime TEXT, rev INTEGER, user TEXT);
+DROP INDEX IF EXISTS delta_space;
 ";
-
-/// Retired: reading a page walks `seq` from the cursor (the primary key)
-/// and skips other spaces' entries, which a poll's recent cursor keeps
-/// few, so one more B-tree written with every change did not pay.
-const RETIRED: &str = "DROP INDEX IF EXISTS delta_space;";
 
 /// The columns every trigger writes; in the statements below `$.` stands
 /// for the row (NEW, or OLD for a delete).
@@ -96,7 +95,6 @@ const TRIGGERS: [&str; 4] = ["delta_insert", "delta_update", "delta_delete", "de
 /// kept, or no recording at all (`None`, `--no-delta`).
 pub fn install(c: &Connection, history: Option<u64>) -> rusqlite::Result<()> {
     c.execute_batch(TABLE)?;
-    c.execute_batch(RETIRED)?;
     // Columns added after the first logs were written.
     for (col, ty) in [
         ("link", "INTEGER"),
