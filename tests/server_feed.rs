@@ -527,3 +527,74 @@ async fn each_entry_names_the_user_who_made_the_change() {
         ]
     );
 }
+
+/// A deleted space's entries go, but not the sequence they had reached:
+/// a cursor of another space that saw past them must still see what
+/// comes next (entries are numbered after the newest one kept).
+#[tokio::test]
+async fn deleting_the_space_of_the_newest_entries_keeps_other_cursors() {
+    let s = TestServer::start_with(&["--multi-space"]);
+    let tok = s.token().await;
+    // `tail` with `{lib}` and `{space}` in it.
+    let url = |space: &str, tail: &str| {
+        let tail = tail.replace("{lib}", &s.library).replace("{space}", space);
+        format!("{}/api/v1/{tail}?access_token={tok}", s.url)
+    };
+    let mut spaces = Vec::new();
+    for _ in 0..2 {
+        let (st, v) = send(Method::POST, &url("", "space/{lib}"), None).await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        spaces.push(v["spaceId"].as_str().unwrap().to_string());
+    }
+    let (a, b) = (&spaces[0], &spaces[1]);
+    let mkdir_in =
+        |space: &str, name: &str| url(space, &format!("directory/{{lib}}/{{space}}/{name}"));
+    let feed_of =
+        |space: &str, what: &str| url(space, &format!("fs-delta/{{lib}}/{{space}}/{what}"));
+
+    let (_, v) = send(Method::GET, &feed_of(a, "cursor"), None).await;
+    let c0 = v["cursor"].as_str().unwrap().to_string();
+    assert_eq!(
+        send(Method::PUT, &mkdir_in(a, "a1"), None).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        send(Method::PUT, &mkdir_in(b, "b1"), None).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        send(Method::PUT, &mkdir_in(b, "b2"), None).await.0,
+        StatusCode::CREATED
+    );
+    // A's client reads its entry; its cursor is past B's two.
+    let page = |cur: String| {
+        let u = feed_of(a, "delta") + "&cursor=" + &cur;
+        async move {
+            let (st, v) = send(Method::GET, &u, None).await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+            v
+        }
+    };
+    let v = page(c0).await;
+    assert_eq!(summary(v["contents"].as_array().unwrap())[0].1, "a1");
+    assert_eq!(v["contents"].as_array().unwrap().len(), 1);
+    let c1 = v["cursor"].as_str().unwrap().to_string();
+
+    let (st, v) = send(
+        Method::DELETE,
+        &(url(b, "space/{lib}/{space}") + "&force=1"),
+        None,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    assert_eq!(
+        send(Method::PUT, &mkdir_in(a, "a2"), None).await.0,
+        StatusCode::CREATED
+    );
+    let v = page(c1).await;
+    assert_eq!(
+        summary(v["contents"].as_array().unwrap()),
+        [("DIR.CREATE".into(), "a2".into(), 0)],
+        "{v}"
+    );
+}

@@ -2,18 +2,14 @@
 //!
 //! The acting user is known at the HTTP edge (the token's `user_id`, or the
 //! `user_id` query of a library-secret or admin token without one, SMH's
-//! "act as"), and the feed's entries are written by SQLite triggers deep
-//! below it. The user travels with the request as a task-local, into the
-//! blocking pool with [`carry`], and reaches the triggers through the SQL
-//! function [`SQL_FUNCTION`] registered on the store's connection. Who the
-//! request acts as is decided in `http::actor_of` (this module is a leaf).
+//! "act as"), and the feed's entries are written by the store deep below
+//! it (`changes.rs`). The user travels with the request as a task-local,
+//! and into the blocking pool with [`carry`]. Who the request acts as is
+//! decided in `http::actor_of` (this module is a leaf).
 
 use std::cell::RefCell;
 use std::future::Future;
 use std::sync::Arc;
-
-/// The SQL function the feed's triggers call for the acting user.
-pub const SQL_FUNCTION: &str = "smh_actor";
 
 /// A user id, shared cheaply between the request and its transactions.
 pub type Actor = Option<Arc<str>>;

@@ -1,12 +1,24 @@
 //! The change feed (`fs-delta`, smh-api.md §4.15).
 //!
-//! Every change of the `nodes` table is recorded by SQLite triggers in the
-//! table `delta`, so an entry is written in the same transaction as the
-//! change itself, whichever route (or batch item) made it. Entries are
+//! Every change of a node is recorded in the table `delta` by the store
+//! function that makes it ([`changes`](super::changes)), in the same
+//! transaction, whichever route (or batch item) called it. Entries are
 //! numbered by one sequence for the whole server; the history keeps the
 //! last `--delta-history` of them. A cursor is `{epoch}-{seq}`: the epoch
 //! changes whenever the log may have missed changes (first start, a start
 //! after `--no-delta`), which makes every older cursor unknown.
+//!
+//! Why no triggers (as up to this log's second layout): a trigger makes
+//! every write of `nodes` a multi-row statement that may abort, so SQLite
+//! keeps a statement journal for it, copying each page it touches, and the
+//! trigger's calls (time, user) ran for every row; that was two thirds of
+//! what the feed cost an upload. An entry is now one single-row statement.
+//!
+//! `seq` is the table's rowid without AUTOINCREMENT (its sequence table is
+//! one more B-tree write per change), so a new entry is numbered after the
+//! newest one kept. That is why the newest entry is never deleted: the
+//! trimming keeps it, and a deleted space's newest entry stays as a
+//! [placeholder](PLACEHOLDER) of no space.
 
 use std::sync::Arc;
 
@@ -29,71 +41,49 @@ const MAX_LIMIT: u64 = 1000;
 /// read along `seq` from a recent cursor, skipping other spaces' few
 /// entries, so one more B-tree written with every change did not pay.
 const TABLE: &str = "
-CREATE TABLE IF NOT EXISTS delta(seq INTEGER PRIMARY KEY AUTOINCREMENT, space TEXT NOT NULL, event TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS delta(seq INTEGER PRIMARY KEY, space TEXT NOT NULL, event TEXT NOT NULL,
   time TEXT NOT NULL, node INTEGER NOT NULL, parent INTEGER NOT NULL, name TEXT NOT NULL, is_dir INTEGER NOT NULL,
   location INTEGER NOT NULL, size INTEGER, blob TEXT, crc64 TEXT, ctype TEXT, ctime TEXT, mtime TEXT, lmtime TEXT,
   from_parent INTEGER, from_name TEXT, link INTEGER, lctime TEXT, rev INTEGER, user TEXT);
 DROP INDEX IF EXISTS delta_space;
 ";
 
-/// The columns every trigger writes; in the statements below `$.` stands
-/// for the row (NEW, or OLD for a delete).
+/// The columns an entry is written with.
 const COLS: &str = "space,event,time,node,parent,name,is_dir,location,size,blob,crc64,ctype,ctime,mtime,lmtime,rev,from_parent,from_name,link,lctime,user";
-const KIND: &str = "CASE $.is_dir WHEN 1 THEN 'DIR.' ELSE 'FILE.' END";
-const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ','now')";
-/// The acting user (`actor.rs`).
-const USER: &str = "smh_actor()";
 
-fn triggers(history: u64) -> String {
-    let file_cols = "$.size,$.blob,$.crc64,$.ctype,$.ctime,$.mtime,$.lmtime,$.rev";
-    let insert = format!(
-        "CREATE TRIGGER delta_insert AFTER INSERT ON nodes BEGIN
-           INSERT INTO delta({COLS}) VALUES($.space, {KIND} || 'CREATE', {NOW}, $.id, $.parent, $.name, $.is_dir, 0,
-             {file_cols}, NULL, NULL, $.link, $.lctime, {USER});
-         END;"
-    )
-    .replace("$.", "NEW.");
-    // A move to the bin (negative parent) is a delete at the old place, the
-    // way back a restore; a changed parent or name a move, else a modify
-    // (content, local time, metadata or link target).
-    let update = format!(
-        "CREATE TRIGGER delta_update AFTER UPDATE OF parent,name,blob,size,crc64,lmtime,meta,link,lctime ON nodes
-         WHEN (OLD.parent IS NOT NEW.parent OR OLD.name IS NOT NEW.name OR OLD.blob IS NOT NEW.blob
-               OR OLD.size IS NOT NEW.size OR OLD.crc64 IS NOT NEW.crc64 OR OLD.lmtime IS NOT NEW.lmtime
-               OR OLD.meta IS NOT NEW.meta OR OLD.link IS NOT NEW.link OR OLD.lctime IS NOT NEW.lctime)
-           AND NOT (OLD.parent < 0 AND NEW.parent < 0)
-         BEGIN
-           INSERT INTO delta({COLS}) SELECT $.space, {KIND} || ev, {NOW}, $.id,
-             CASE ev WHEN 'DELETE' THEN OLD.parent ELSE $.parent END,
-             CASE ev WHEN 'DELETE' THEN OLD.name ELSE $.name END,
-             $.is_dir, CASE ev WHEN 'DELETE' THEN 1 ELSE 0 END, {file_cols},
-             CASE ev WHEN 'MOVE' THEN OLD.parent END, CASE ev WHEN 'MOVE' THEN OLD.name END, $.link, $.lctime, {USER}
-           FROM (SELECT CASE WHEN NEW.parent < 0 THEN 'DELETE' WHEN OLD.parent < 0 THEN 'RESTORE'
-                 WHEN OLD.parent = NEW.parent AND OLD.name = NEW.name THEN 'MODIFY' ELSE 'MOVE' END AS ev);
-         END;"
-    )
-    .replace("$.", "NEW.");
-    // Items in the bin were reported when they went there.
-    let delete = format!(
-        "CREATE TRIGGER delta_delete AFTER DELETE ON nodes WHEN OLD.parent >= 0 BEGIN
-           INSERT INTO delta({COLS}) VALUES($.space, {KIND} || 'DELETE', {NOW}, $.id, $.parent, $.name, $.is_dir, 3,
-             {file_cols}, NULL, NULL, $.link, $.lctime, {USER});
-         END;"
-    )
-    .replace("$.", "OLD.");
-    let trim = format!(
-        "CREATE TRIGGER delta_trim AFTER INSERT ON delta BEGIN
-           DELETE FROM delta WHERE seq <= NEW.seq - {history};
-         END;"
-    );
-    [insert, update, delete, trim].join("\n")
-}
-
+/// The triggers of the earlier layouts, dropped on start.
 const TRIGGERS: [&str; 4] = ["delta_insert", "delta_update", "delta_delete", "delta_trim"];
 
-/// Creates the log table and (re)creates its triggers: `history` entries
-/// kept, or no recording at all (`None`, `--no-delta`).
+/// The `meta` key present while the log records (a start with
+/// `--no-delta` removes it, and the next start with the feed begins a
+/// new epoch).
+const RECORDING_KEY: &str = "delta_recording";
+
+/// What a deleted space's newest entry becomes: it holds the sequence
+/// (see the module doc) and belongs to no space, so no page shows it.
+const PLACEHOLDER: &str =
+    "space='',event='',name='',node=0,parent=0,size=NULL,blob=NULL,crc64=NULL,ctype=NULL,
+  from_parent=NULL,from_name=NULL,link=NULL,user=NULL";
+
+/// Creates the log table, or upgrades an earlier one: `history` entries
+/// kept from now on, or no recording at all (`None`, `--no-delta`).
 pub fn install(c: &Connection, history: Option<u64>) -> rusqlite::Result<()> {
+    let trigger_on = c
+        .query_row(
+            "SELECT 1 FROM sqlite_master WHERE type='trigger' AND name='delta_insert'",
+            [],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some();
+    let recorded = c
+        .query_row("SELECT 1 FROM meta WHERE k=?1", [RECORDING_KEY], |_| Ok(()))
+        .optional()?
+        .is_some();
+    let was_on = trigger_on || recorded;
+    for t in TRIGGERS {
+        c.execute_batch(&format!("DROP TRIGGER IF EXISTS {t}"))?;
+    }
     c.execute_batch(TABLE)?;
     // Columns added after the first logs were written.
     for (col, ty) in [
@@ -109,21 +99,15 @@ pub fn install(c: &Connection, history: Option<u64>) -> rusqlite::Result<()> {
             c.execute_batch(&format!("ALTER TABLE delta ADD COLUMN {col} {ty}"))?;
         }
     }
-    let was_on = c
-        .query_row(
-            "SELECT 1 FROM sqlite_master WHERE type='trigger' AND name='delta_insert'",
-            [],
-            |_| Ok(()),
-        )
-        .optional()?
-        .is_some();
-    for t in TRIGGERS {
-        c.execute_batch(&format!("DROP TRIGGER IF EXISTS {t}"))?;
-    }
-    let Some(history) = history else {
+    drop_autoincrement(c)?;
+    if history.is_none() {
+        c.execute("DELETE FROM meta WHERE k=?1", [RECORDING_KEY])?;
         return Ok(());
-    };
-    c.execute_batch(&triggers(history.max(1)))?;
+    }
+    c.execute(
+        "INSERT OR REPLACE INTO meta(k,v) VALUES(?1,'1')",
+        [RECORDING_KEY],
+    )?;
     if !was_on {
         // Changes made while nothing recorded them: no old cursor may
         // claim to have seen everything.
@@ -135,9 +119,42 @@ pub fn install(c: &Connection, history: Option<u64>) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Forgets the log of a deleted space.
+/// Rewrites a log made with AUTOINCREMENT (before the module doc's rule)
+/// as a plain rowid table, keeping its entries, and its sequence as a
+/// placeholder where a deleted space had held the newest numbers, so
+/// every cursor stays valid.
+fn drop_autoincrement(c: &Connection) -> rusqlite::Result<()> {
+    let sql: String = c.query_row(
+        "SELECT sql FROM sqlite_master WHERE type='table' AND name='delta'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !sql.contains("AUTOINCREMENT") {
+        return Ok(());
+    }
+    let all = format!("seq,{COLS}");
+    c.execute_batch(&format!(
+        "ALTER TABLE delta RENAME TO delta_autoincrement;
+         {TABLE}
+         INSERT INTO delta({all}) SELECT {all} FROM delta_autoincrement;
+         INSERT INTO delta(seq,space,event,time,node,parent,name,is_dir,location)
+           SELECT seq,'','','',0,0,'',0,0 FROM sqlite_sequence
+           WHERE name='delta_autoincrement' AND seq > (SELECT COALESCE(max(seq),0) FROM delta);
+         DROP TABLE delta_autoincrement;"
+    ))
+}
+
+/// Forgets the log of a deleted space (its nodes' deletes are not
+/// recorded: nobody could read them).
 pub fn forget_space(c: &Connection, space: &str) -> SResult<()> {
-    c.execute("DELETE FROM delta WHERE space=?1", [space])?;
+    c.execute(
+        "DELETE FROM delta WHERE space=?1 AND seq < (SELECT max(seq) FROM delta)",
+        [space],
+    )?;
+    c.execute(
+        &format!("UPDATE delta SET {PLACEHOLDER} WHERE space=?1"),
+        [space],
+    )?;
     Ok(())
 }
 
@@ -147,14 +164,7 @@ fn position(c: &Connection) -> SResult<(String, i64)> {
         .query_row("SELECT v FROM meta WHERE k='delta_epoch'", [], |r| r.get(0))
         .optional()?
         .unwrap_or_default();
-    let seq: i64 = c
-        .query_row(
-            "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name='delta'),0)",
-            [],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(0);
+    let seq: i64 = c.query_row("SELECT COALESCE(max(seq),0) FROM delta", [], |r| r.get(0))?;
     Ok((epoch, seq))
 }
 
@@ -318,4 +328,84 @@ fn row_entry(r: &Row) -> rusqlite::Result<(i64, DeltaEntry)> {
         extra_info: extra,
     };
     Ok((r.get(0)?, entry))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::changes;
+
+    fn names(p: &DeltaPage) -> Vec<&str> {
+        p.contents.iter().map(|e| e.name.as_str()).collect()
+    }
+
+    /// The trigger layout's log (AUTOINCREMENT, without the later columns)
+    /// whose sequence a deleted space left above the newest entry: its
+    /// entries, epoch and sequence survive the rewrite, so cursors do.
+    #[test]
+    fn an_autoincrement_log_is_rewritten_keeping_its_cursors() {
+        let c = Connection::open_in_memory().unwrap();
+        crate::server::schema::create(&c).unwrap();
+        c.execute_batch(
+            "CREATE TABLE delta(seq INTEGER PRIMARY KEY AUTOINCREMENT, space TEXT NOT NULL, event TEXT NOT NULL,
+               time TEXT NOT NULL, node INTEGER NOT NULL, parent INTEGER NOT NULL, name TEXT NOT NULL,
+               is_dir INTEGER NOT NULL, location INTEGER NOT NULL, size INTEGER, blob TEXT, crc64 TEXT, ctype TEXT,
+               ctime TEXT, mtime TEXT, lmtime TEXT, from_parent INTEGER, from_name TEXT);
+             CREATE TRIGGER delta_insert AFTER INSERT ON nodes BEGIN SELECT 1; END;
+             INSERT INTO delta(space,event,time,node,parent,name,is_dir,location) VALUES
+               ('-','DIR.CREATE','t',1,0,'a',1,0), ('-','DIR.CREATE','t',2,0,'b',1,0), ('x','DIR.CREATE','t',3,0,'c',1,0);
+             DELETE FROM delta WHERE space='x';
+             INSERT INTO meta(k,v) VALUES('delta_epoch','e0');",
+        )
+        .unwrap();
+        install(&c, Some(100)).unwrap();
+        let sql: String = c
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name='delta'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(!sql.contains("AUTOINCREMENT"), "{sql}");
+        assert_eq!(position(&c).unwrap(), ("e0".to_string(), 3));
+        let page = read_page(&c, "-", "e0-0", 10, 100).unwrap();
+        assert_eq!(
+            (names(&page), page.cursor.as_str()),
+            (vec!["a", "b"], "e0-3")
+        );
+        // The next change is numbered after the sequence, not reusing 3.
+        changes::recording(Some(100), || {
+            store::ensure_space(&c, "-")?;
+            store::insert_dir(&c, "-", store::ROOT, "d")
+        })
+        .unwrap();
+        let page = read_page(&c, "-", "e0-3", 10, 100).unwrap();
+        assert_eq!((names(&page), page.cursor.as_str()), (vec!["d"], "e0-4"));
+    }
+
+    /// The log keeps its last `history` entries (and fewer than
+    /// `TRIM_EVERY` more), while the cursor's expiry counts exactly.
+    #[test]
+    fn the_log_is_trimmed_to_its_history() {
+        let c = Connection::open_in_memory().unwrap();
+        crate::server::schema::create(&c).unwrap();
+        install(&c, Some(10)).unwrap();
+        let (epoch, _) = position(&c).unwrap();
+        changes::recording(Some(10), || {
+            store::ensure_space(&c, "-")?;
+            for i in 0..300 {
+                store::insert_dir(&c, "-", store::ROOT, &format!("d{i}"))?;
+            }
+            Ok::<_, ServerError>(())
+        })
+        .unwrap();
+        let rows: i64 = c
+            .query_row("SELECT count(*) FROM delta", [], |r| r.get(0))
+            .unwrap();
+        assert!((10..10 + 64).contains(&rows), "{rows} rows");
+        let page = read_page(&c, "-", &format!("{epoch}-290"), 100, 10).unwrap();
+        assert_eq!(page.contents.len(), 10);
+        assert_eq!(page.contents[0].name, "d290");
+        assert!(read_page(&c, "-", &format!("{epoch}-289"), 100, 10).is_err());
+    }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::Response;
 
+use super::changes::{self, Change};
 use super::entries::{delete_node, entry_of, info_of, require_delete_grant};
 use super::error::{SResult, ServerError};
 use super::http::*;
@@ -365,6 +366,8 @@ pub async fn move_dir(
                     "UPDATE nodes SET parent=?2, name=?3 WHERE id=?1",
                     rusqlite::params![n.id, parent, final_name],
                 )?;
+                let from = (n.parent, n.name.as_str());
+                changes::record(c, n.id, Change::Move { from })?;
                 store::touch(c, &space, n.parent)?;
                 store::touch(c, &space, parent)?;
             }

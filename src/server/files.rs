@@ -7,6 +7,7 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::Response;
 
 use super::auth::Auth;
+use super::changes::{self, Change};
 use super::entries::{delete_node, require_delete_grant};
 use super::error::{SResult, ServerError};
 use super::http::{authenticate, empty, json_response, parse_body_path, Ctx};
@@ -303,6 +304,8 @@ pub async fn move_file(
                     "UPDATE nodes SET parent=?2, name=?3 WHERE id=?1",
                     rusqlite::params![n.id, parent.id, final_name],
                 )?;
+                let from = (n.parent, n.name.as_str());
+                changes::record(c, n.id, Change::Move { from })?;
                 store::touch(c, &space, n.parent)?;
                 if parent.id != n.parent {
                     store::touch(c, &space, parent.id)?;

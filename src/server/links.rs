@@ -17,6 +17,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::changes::{self, Change};
 use super::entries::info_of;
 use super::error::{SResult, ServerError};
 use super::http::{authenticate, json_response, not_found_route, parse_body_path, Ctx};
@@ -154,11 +155,14 @@ fn create(
     let (id, old_blob) = match replacing {
         // An overwrite keeps the node (and inode), as a file overwrite does.
         Some(e) => {
-            c.prepare_cached(
-                "UPDATE nodes SET size=0,blob=NULL,crc64=NULL,bhash=NULL,fhash=NULL,ctype=NULL,mtime=?2,
-                 lmtime=NULL,lctime=NULL,meta=NULL,link=?3 WHERE id=?1",
-            )?
-            .execute(params![e.id, now, to])?;
+            changes::modify(c, e.id, || {
+                c.prepare_cached(
+                    "UPDATE nodes SET size=0,blob=NULL,crc64=NULL,bhash=NULL,fhash=NULL,ctype=NULL,mtime=?2,
+                     lmtime=NULL,lctime=NULL,meta=NULL,link=?3 WHERE id=?1",
+                )?
+                .execute(params![e.id, now, to])?;
+                Ok(())
+            })?;
             super::tree::touch_linkers(c, space, e.id)?;
             (e.id, e.blob)
         }
@@ -167,7 +171,9 @@ fn create(
                 "INSERT INTO nodes(space,parent,name,is_dir,size,ctime,mtime,link) VALUES(?1,?2,?3,0,0,?4,?4,?5)",
             )?
             .execute(params![space, parent.id, final_name, now, to])?;
-            (c.last_insert_rowid(), None)
+            let id = c.last_insert_rowid();
+            changes::record(c, id, Change::Create)?;
+            (id, None)
         }
     };
     store::touch(c, space, parent.id)?;

@@ -13,6 +13,7 @@ pub mod admin;
 pub mod assemble;
 pub mod auth;
 pub mod batch;
+pub mod changes;
 pub mod cors;
 pub mod cos;
 pub mod delta;
@@ -232,11 +233,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             setup::SECRET_ENV
         );
     }
-    let store = Arc::new(Store::open(&args.data).context("opening the database")?);
+    let feed = (!args.no_delta).then_some(args.delta_history);
+    let store = Arc::new(Store::open(&args.data, feed).context("opening the database")?);
     let (sign_key, spaces) = store
         .tx(|c| {
             let key = store::meta_get_or_init(c, "sign_key", || store::random_hex(32))?;
-            delta::install(c, (!args.no_delta).then_some(args.delta_history))?;
+            delta::install(c, feed)?;
             if !args.multi_space {
                 store::ensure_space(c, "-")?;
             }

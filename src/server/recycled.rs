@@ -6,6 +6,7 @@ use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use rusqlite::OptionalExtension;
 
+use super::changes::{self, Change};
 use super::error::{SResult, ServerError};
 use super::http::*;
 use super::store::{self, ROOT};
@@ -139,6 +140,7 @@ async fn recycled_restore(app: &Arc<App>, ctx: &Ctx, space: String, id: i64) -> 
                 "UPDATE nodes SET parent=?2, name=?3 WHERE id=?1",
                 rusqlite::params![n.id, parent, name],
             )?;
+            changes::record(c, n.id, Change::Restore)?;
             c.execute("DELETE FROM recycled WHERE id=?1", [id])?;
             store::touch(c, &space, parent)?;
             let mut p = parent_path;

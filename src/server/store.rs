@@ -9,11 +9,11 @@
 //! in the recycle bin hang under the negative parent `-recycledItemId`.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
+use super::changes::{self, Change};
 use super::error::{SResult, ServerError};
 use super::meta;
 use crate::smh::codes;
@@ -132,14 +132,15 @@ fn row_node(r: &Row) -> rusqlite::Result<Node> {
 
 pub struct Store {
     conn: Mutex<Connection>,
-    /// The user the running transaction acts for, as the feed's triggers
-    /// read it (`actor.rs`); set and cleared under the connection's lock.
-    actor: Arc<Mutex<super::actor::Actor>>,
+    /// Entries the change feed keeps (None: `--no-delta`); the store's
+    /// writes record their changes while it is set.
+    feed: Option<u64>,
     pub dir: PathBuf,
 }
 
 impl Store {
-    pub fn open(dir: &Path) -> anyhow::Result<Store> {
+    /// The store in `dir`, recording changes in a feed of `feed` entries.
+    pub fn open(dir: &Path, feed: Option<u64>) -> anyhow::Result<Store> {
         std::fs::create_dir_all(dir.join("blobs"))?;
         std::fs::create_dir_all(dir.join("uploads"))?;
         let conn = Connection::open(dir.join("smh.db"))?;
@@ -154,26 +155,16 @@ impl Store {
         // 32 MiB of pages cached instead of 2.
         conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         conn.pragma_update(None, "cache_size", -32_768)?;
-        // Statement journals in memory: every write to `nodes` fires the
-        // feed's triggers, which makes SQLite keep an undo journal per
-        // statement, spilled to a temp file (about 11 page writes per
-        // upload) unless temp storage is memory. It lives only within a
-        // transaction, so durability is unchanged.
+        // Statement journals (of the few statements that write several
+        // rows) in memory, not spilled to a temp file; they live only
+        // within a transaction, so durability is unchanged.
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let actor: Arc<Mutex<super::actor::Actor>> = Arc::default();
-        let cell = actor.clone();
-        conn.create_scalar_function(
-            super::actor::SQL_FUNCTION,
-            0,
-            rusqlite::functions::FunctionFlags::SQLITE_UTF8,
-            move |_| Ok(cell.lock().as_deref().map(String::from)),
-        )?;
         super::schema::create(&conn)?;
         conn.set_prepared_statement_cache_capacity(128);
         Ok(Store {
             conn: Mutex::new(conn),
-            actor,
+            feed,
             dir: dir.to_path_buf(),
         })
     }
@@ -188,8 +179,7 @@ impl Store {
             c.prepare_cached("ROLLBACK")?.execute([])?;
         }
         c.prepare_cached("BEGIN")?.execute([])?;
-        *self.actor.lock() = super::actor::current();
-        let out = f(&c).and_then(|v| {
+        let out = super::changes::recording(self.feed, || f(&c)).and_then(|v| {
             c.prepare_cached("COMMIT")?.execute([])?;
             Ok(v)
         });
@@ -218,8 +208,7 @@ impl Store {
     /// Runs `f` on the connection without a transaction (single statements).
     pub fn with<T>(&self, f: impl FnOnce(&Connection) -> SResult<T>) -> SResult<T> {
         let c = self.conn.lock();
-        *self.actor.lock() = super::actor::current();
-        f(&c)
+        super::changes::recording(self.feed, || f(&c))
     }
 
     pub fn blob_path(&self, blob: &str) -> PathBuf {
@@ -456,6 +445,7 @@ pub fn insert_dir_with(
         a.lctime
     ])?;
     let id = c.last_insert_rowid();
+    changes::record(c, id, Change::Create)?;
     touch(c, space, parent)?;
     Ok(id)
 }
@@ -490,6 +480,7 @@ pub fn insert_file(
             f.lctime
         ])?;
     let id = c.last_insert_rowid();
+    changes::record(c, id, Change::Create)?;
     touch(c, space, parent)?;
     Ok(id)
 }
@@ -503,7 +494,8 @@ pub fn replace_content(
     parent: i64,
     f: &FileData,
 ) -> SResult<()> {
-    c.prepare_cached(
+    changes::modify(c, id, || {
+        c.prepare_cached(
         "UPDATE nodes SET size=?2,blob=?3,crc64=?4,bhash=?5,fhash=?6,ctype=?7,mtime=?8,lmtime=?9,meta=?10,link=NULL,lctime=?11,
          rev=rev+1 WHERE id=?1",
     )?
@@ -520,6 +512,8 @@ pub fn replace_content(
         meta::to_db(f.meta.as_ref()),
         f.lctime
     ])?;
+        Ok(())
+    })?;
     touch(c, space, parent)
 }
 
@@ -599,6 +593,7 @@ pub fn delete_tree(c: &Connection, id: i64) -> SResult<Vec<String>> {
     let nodes = subtree(c, id)?;
     let mut blobs = Vec::new();
     for n in nodes.iter().rev() {
+        changes::record(c, n.id, Change::Gone)?;
         c.prepare_cached("DELETE FROM nodes WHERE id=?1")?
             .execute([n.id])?;
         if let Some(b) = &n.blob {
@@ -745,7 +740,7 @@ mod tests {
     #[test]
     fn tree_operations() {
         let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(dir.path()).unwrap();
+        let s = Store::open(dir.path(), None).unwrap();
         s.tx(|c| {
             ensure_space(c, "-")?;
             let segs: Vec<String> = ["a", "b"].iter().map(|s| s.to_string()).collect();

@@ -3,6 +3,7 @@
 
 use rusqlite::{params, Connection};
 
+use super::changes::{self, Change};
 use super::error::SResult;
 use super::meta;
 use super::store::{path_of, subtree, touch, Node, ROOT};
@@ -45,6 +46,7 @@ pub fn copy_tree(c: &Connection, space: &str, src: i64, parent: i64, name: &str)
             ],
         )?;
         let id = c.last_insert_rowid();
+        changes::record(c, id, Change::Create)?;
         if n.id == src {
             new_root = id;
         }
@@ -77,6 +79,7 @@ pub fn recycle(c: &Connection, space: &str, n: &Node) -> SResult<i64> {
         ],
     )?;
     let rid = c.last_insert_rowid();
+    changes::record(c, n.id, Change::ToBin)?;
     c.execute(
         "UPDATE nodes SET parent=?2 WHERE id=?1",
         params![n.id, -rid],
