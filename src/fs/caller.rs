@@ -3,9 +3,10 @@
 //! descriptor from a `dup2`ed original or a forked child's copy.
 
 use std::ffi::{CString, OsStr};
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::{openat, readlinkat_raw, Dir, Mode, OFlags, CWD};
 
 /// The thread-group id of `pid` (FUSE requests carry a thread's id).
 fn tgid(pid: u32) -> Option<u32> {
@@ -55,38 +56,37 @@ impl MountRef {
 /// mount. Unknown (no `/proc` access) counts as "still held": the upload
 /// then happens at release, never twice.
 ///
-/// Runs at every close of a written file, so it is kept cheap: one
-/// `readlinkat` per descriptor, relative to the open `/proc/PID/fd` (no
-/// path walk through `/proc` per descriptor, and it never enters a
-/// filesystem), and the exact `fdinfo` check (mount id and inode) only for
-/// descriptors whose path lies under the mountpoint. A descriptor opened
-/// through a bind mount of this mount elsewhere is not seen.
+/// Runs at every close of a written file, so it is kept cheap: one open
+/// of `/proc/PID/fd`, read through the same descriptor, and one
+/// `readlinkat` per descriptor relative to it (no path walk through `/proc`
+/// per descriptor, and it never enters a filesystem); the exact `fdinfo`
+/// check (mount id and inode) only for descriptors whose path lies under
+/// the mountpoint. A descriptor opened through a bind mount of this mount
+/// elsewhere is not seen.
 pub fn holds_inode(pid: u32, mount: &MountRef, ino: u64) -> bool {
-    let dir = format!("/proc/{pid}/fd");
-    let (Ok(entries), Ok(dirfd)) = (std::fs::read_dir(&dir), std::fs::File::open(&dir)) else {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let Ok(mut dir) =
+        openat(CWD, format!("/proc/{pid}/fd"), flags, Mode::empty()).and_then(Dir::new)
+    else {
+        return true;
+    };
+    // The names first: the listing borrows the directory mutably.
+    let fds: Vec<CString> = dir
+        .by_ref()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_owned())
+        .filter(|n| n.as_bytes() != b"." && n.as_bytes() != b"..")
+        .collect();
+    let Ok(dirfd) = dir.fd() else {
         return true;
     };
     let mut target = [0u8; libc::PATH_MAX as usize];
-    entries.filter_map(|e| e.ok()).any(|e| {
-        let fd = e.file_name();
-        let Ok(name) = CString::new(fd.as_bytes()) else {
-            return false;
-        };
-        // SAFETY: `dirfd` is an open directory, `name` a NUL-terminated
-        // string, and `target` a writable buffer of the length passed.
-        let n = unsafe {
-            libc::readlinkat(
-                dirfd.as_raw_fd(),
-                name.as_ptr(),
-                target.as_mut_ptr().cast(),
-                target.len(),
-            )
-        };
+    fds.iter().any(|fd| {
         // Unreadable or truncated: let fdinfo decide.
-        let under = usize::try_from(n).map_or(true, |n| {
+        let under = readlinkat_raw(dirfd, fd.as_c_str(), &mut target[..]).map_or(true, |n| {
             n == target.len() || Path::new(OsStr::from_bytes(&target[..n])).starts_with(&mount.path)
         });
-        under && fdinfo_names(pid, &fd, mount.id, ino)
+        under && fdinfo_names(pid, OsStr::from_bytes(fd.as_bytes()), mount.id, ino)
     })
 }
 

@@ -1,7 +1,10 @@
 //! Recording the change feed's entries (the log and its pages are
 //! [`delta`](super::delta)): the store's writes call [`record`] or
 //! [`modify`] for each node they change, in their transaction, while a
-//! store that keeps a feed runs it ([`recording`]).
+//! store that keeps a feed runs it ([`recording`]). A new statement that
+//! writes `nodes` (its place, name, content, local times, metadata or link)
+//! must do the same; `server_feed::each_change_is_one_entry_with_a_stable_inode`
+//! lists every kind of change a route makes.
 
 use std::cell::Cell;
 
