@@ -3,6 +3,7 @@
 //! descriptor from a `dup2`ed original or a forked child's copy.
 
 use std::ffi::{CString, OsStr};
+use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -80,14 +81,23 @@ pub fn holds_inode(pid: u32, mount: &MountRef, ino: u64) -> bool {
     let Ok(dirfd) = dir.fd() else {
         return true;
     };
-    let mut target = [0u8; libc::PATH_MAX as usize];
+    // Not zeroed: readlinkat says how much it filled.
+    let mut target = [MaybeUninit::<u8>::uninit(); libc::PATH_MAX as usize];
+    let root = mount.path.as_os_str().as_bytes();
     fds.iter().any(|fd| {
         // Unreadable or truncated: let fdinfo decide.
-        let under = readlinkat_raw(dirfd, fd.as_c_str(), &mut target[..]).map_or(true, |n| {
-            n == target.len() || Path::new(OsStr::from_bytes(&target[..n])).starts_with(&mount.path)
-        });
+        let under = readlinkat_raw(dirfd, fd.as_c_str(), &mut target)
+            .map_or(true, |(link, rest)| {
+                rest.is_empty() || lies_under(link, root)
+            });
         under && fdinfo_names(pid, OsStr::from_bytes(fd.as_bytes()), mount.id, ino)
     })
+}
+
+/// Whether the kernel's (normalised, absolute) `path` is `root` or below
+/// it: `Path::starts_with` on bytes, without splitting into components.
+fn lies_under(path: &[u8], root: &[u8]) -> bool {
+    root == b"/" || (path.starts_with(root) && matches!(path.get(root.len()), None | Some(b'/')))
 }
 
 /// Whether `/proc/PID/fdinfo/FD` names inode `ino` on mount `mnt_id`.
@@ -143,5 +153,26 @@ mod tests {
         drop(f);
         assert!(!path.exists());
         assert!(same_process(me, me));
+    }
+
+    #[test]
+    fn paths_under_the_mountpoint() {
+        for (path, root, want) in [
+            ("/mnt/s/a.txt", "/mnt/s", true),
+            ("/mnt/s", "/mnt/s", true),
+            ("/mnt/s/d/a (deleted)", "/mnt/s", true),
+            ("/mnt/sx/a.txt", "/mnt/s", false),
+            ("/mnt", "/mnt/s", false),
+            ("pipe:[42]", "/mnt/s", false),
+            ("/anything", "/", true),
+        ] {
+            let by_components = Path::new(path).starts_with(root);
+            assert_eq!(
+                lies_under(path.as_bytes(), root.as_bytes()),
+                want,
+                "{path} under {root}"
+            );
+            assert_eq!(by_components, want, "{path} under {root} (Path)");
+        }
     }
 }
