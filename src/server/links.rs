@@ -156,12 +156,11 @@ fn create(
         // An overwrite keeps the node (and inode), as a file overwrite does.
         Some(e) => {
             changes::modify(c, e.id, || {
-                c.prepare_cached(
+                Ok(c.prepare_cached(
                     "UPDATE nodes SET size=0,blob=NULL,crc64=NULL,bhash=NULL,fhash=NULL,ctype=NULL,mtime=?2,
                      lmtime=NULL,lctime=NULL,meta=NULL,link=?3 WHERE id=?1",
                 )?
-                .execute(params![e.id, now, to])?;
-                Ok(())
+                .execute(params![e.id, now, to])?)
             })?;
             super::tree::touch_linkers(c, space, e.id)?;
             (e.id, e.blob)
