@@ -676,3 +676,80 @@ async fn the_mounts_own_changes_coming_back_cost_no_lookups() {
     assert_eq!(std::fs::read(d.join("other.txt")).unwrap(), b"theirs");
     assert_eq!(names(&d).len(), 41);
 }
+
+/// Waits until the mount has read the feed `polls` more times.
+async fn feed_read(s: &TestServer, polls: u64) {
+    let start = common::mount::op_count(&s.stats().await, "delta");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while common::mount::op_count(&s.stats().await, "delta") < start + polls {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the feed was not read"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The server commits an upload (and reports it in the feed) while its
+/// reply is held: the entry waits for the reply instead of dropping the
+/// directory's listing, so the next creations still cost no lookup.
+#[tokio::test]
+async fn the_feed_reporting_an_upload_before_its_reply_costs_no_lookups() {
+    let s = TestServer::start();
+    let m = MountGuard::new(&s, "poll_interval=0.2");
+    feed_read(&s, 2).await;
+    let d = m.path("new");
+    std::fs::create_dir(&d).unwrap();
+    s.admin("latency", "confirm_reply:800").await;
+    s.reset_stats().await;
+    std::fs::write(d.join("first"), b"one").unwrap();
+    let held = common::mount::op_count(&s.stats().await, "delta");
+    assert!(
+        held >= 2,
+        "the feed was read while the reply was held ({held})"
+    );
+    s.admin("faults/clear", "").await;
+    for i in 0..5 {
+        std::fs::write(d.join(format!("f{i}")), [i as u8; 8]).unwrap();
+    }
+    feed_read(&s, 1).await;
+    let st = s.stats().await;
+    assert_eq!(common::mount::op_count(&st, "upload_confirm"), 6, "{st}");
+    assert_eq!(lookups(&s).await, 0, "no lookup went to the server: {st}");
+}
+
+/// Another client overwrites the file after this mount's upload committed
+/// and before its reply arrived: the mount's version must not be cached
+/// over theirs once the reply lands.
+#[tokio::test]
+async fn an_overwrite_between_the_commit_and_the_reply_is_read_at_once() {
+    let s = TestServer::start();
+    let tok = s.token().await;
+    let m = MountGuard::new(&s, "poll_interval=0.2");
+    feed_read(&s, 2).await;
+    s.admin("latency", "confirm_reply:1000").await;
+    s.reset_stats().await;
+    let path = m.path("a.txt");
+    let writer = std::thread::spawn(move || std::fs::write(path, b"ours!"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while common::mount::op_count(&s.stats().await, "upload_confirm") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mount never confirmed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Committed; the reply is held. The API's overwrite is not.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    s.admin("faults/clear", "").await;
+    put(&s, &tok, "a.txt", b"theirs").await;
+    feed_read(&s, 1).await;
+    tokio::task::spawn_blocking(move || writer.join().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(common::http::download(&s, &tok, "a.txt").await, b"theirs");
+    // What `ls -l` shows, then what `cat` reads.
+    assert_eq!(std::fs::metadata(m.path("a.txt")).unwrap().len(), 6);
+    assert_eq!(std::fs::read(m.path("a.txt")).unwrap(), b"theirs");
+}

@@ -147,6 +147,27 @@ async fn conflict_overwrite_replaces() {
     assert_eq!(names.len(), 1, "{names:?}");
 }
 
+/// `echo two > a.txt` right after `echo one > a.txt` can open the file
+/// before the kernel has released the first handle (release comes after
+/// close() returned); here the first handle is simply kept open. The new
+/// writer still gets `rename`: nothing is replaced.
+#[tokio::test]
+async fn conflict_rename_holds_while_an_earlier_writer_is_open() {
+    let server = TestServer::start();
+    let m = MountGuard::new(&server, "conflict=rename");
+    let tok = server.token().await;
+    let mut first = fs::File::create(m.path("a.txt")).unwrap();
+    first.write_all(b"one").unwrap();
+    first.sync_all().unwrap();
+    fs::write(m.path("a.txt"), b"two").unwrap();
+    drop(first);
+    assert_eq!(common::http::download(&server, &tok, "a.txt").await, b"one");
+    assert_eq!(
+        common::http::download(&server, &tok, "a (1).txt").await,
+        b"two"
+    );
+}
+
 #[tokio::test]
 async fn conflict_rename_keeps_both() {
     let server = TestServer::start();

@@ -39,6 +39,8 @@ impl SmhFs {
         let parent = parent.0;
         self.writable()?;
         let path = self.child(parent, name)?;
+        // Its echo in the feed waits for the reply (`own.rs`).
+        let _own = self.own_change(&path);
         let made = if posix.is_empty() {
             self.client.create_dir(&path, ConflictStrategy::Ask).await?
         } else {
@@ -242,6 +244,7 @@ impl SmhFs {
         mtime: SystemTime,
     ) -> FsResult<()> {
         let _in_flight = self.in_flight.begin();
+        let _own = self.own_change(path);
         let started = std::time::Instant::now();
         let known = meta.etag.as_deref().and_then(|e| self.known.hashes(e));
         let known = known.filter(|h| h.size == meta.size);

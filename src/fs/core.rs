@@ -119,6 +119,8 @@ pub struct SmhFs {
     /// Server inodes → paths, learned from listings and `?info`, so the
     /// change feed's entries can be placed (`follow.rs`; files bounded).
     pub(crate) remote_inodes: Mutex<super::remoteino::RemoteInodes>,
+    /// Feed entries waiting for this mount's change in flight (`own.rs`).
+    pub(crate) own: super::own::OwnChanges<super::own::Change>,
     /// Cache lifetimes: longer while the feed is followed (`freshness.rs`).
     pub(crate) freshness: Arc<super::freshness::Freshness>,
     /// Symlink strings read or written here (`links.rs`).
@@ -168,6 +170,7 @@ impl SmhFs {
             in_flight: Default::default(),
             invalidate: Default::default(),
             remote_inodes: Default::default(),
+            own: Default::default(),
             links: Default::default(),
             mount: Default::default(),
             known: Default::default(),

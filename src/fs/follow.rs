@@ -17,6 +17,7 @@
 use std::sync::Arc;
 
 use super::core::SmhFs;
+use super::own::Change;
 use super::packmeta::{PackedMeta, PathKey};
 use crate::smh::delta::DELTA_PAGE;
 use crate::smh::types::{delta_location, DeltaEntry};
@@ -116,50 +117,95 @@ async fn learn_root(fs: &SmhFs) {
     }
 }
 
+/// A server change the mount is making (an upload, a mkdir): feed entries
+/// of changes in place of its path wait until this is dropped, after the
+/// reply is applied (`own.rs`).
+pub(crate) struct OwnChange<'a> {
+    fs: &'a SmhFs,
+    path: SmhPath,
+}
+
+impl Drop for OwnChange<'_> {
+    fn drop(&mut self) {
+        for c in self.fs.own.end(&self.path) {
+            self.fs.drop_changed(&c);
+        }
+    }
+}
+
 impl SmhFs {
-    /// Drops what is cached about the names one feed entry touched: where
-    /// the item was (as the mount knew it, and as a move says) and where it
-    /// is now.
+    /// Taken before a change to `path` is sent, dropped once its reply is
+    /// in the caches (or it failed).
+    pub(crate) fn own_change(&self, path: &SmhPath) -> OwnChange<'_> {
+        self.own.begin(path);
+        OwnChange {
+            fs: self,
+            path: path.clone(),
+        }
+    }
+
+    /// Places one feed entry (the inode map learns where the item is now)
+    /// and drops what is cached about the names it touched: at once, or,
+    /// for a change in place of a path this mount is changing, once the
+    /// reply is applied.
     pub(crate) fn apply_change(&self, e: &DeltaEntry) {
         let is_dir = e.kind.is_dir();
-        let (known, from, now) = {
-            let map = self.remote_inodes.lock();
+        let in_tree = e.location == delta_location::NORMAL;
+        let c = {
+            let mut map = self.remote_inodes.lock();
             let at = |parent: &str, name: &str| map.get(parent).and_then(|p| p.join(name).ok());
-            (
-                map.get(&e.inode),
-                e.moved_from().and_then(|(p, n)| at(p, n)),
-                at(&e.parent_inode, &e.name),
-            )
-        };
-        tracing::debug!(event = %e.event_type, name = %e.name, ?known, ?from, ?now, "change from the feed");
-        let mut touched: Vec<&SmhPath> = Vec::new();
-        for p in [&known, &from, &now].into_iter().flatten() {
-            if !touched.contains(&p) {
-                touched.push(p);
+            let c = Change {
+                is_dir,
+                in_tree,
+                create: e.action() == "CREATE",
+                e_tag: e.e_tag.clone(),
+                known: map.get(&e.inode),
+                from: e.moved_from().and_then(|(p, n)| at(p, n)),
+                now: at(&e.parent_inode, &e.name),
+            };
+            if is_dir {
+                for old in [&c.known, &c.from].into_iter().flatten() {
+                    if c.now.as_ref() != Some(old) {
+                        let old = PathKey::of(old);
+                        map.retain(|p| !p.within(&old));
+                    }
+                }
             }
-        }
-        // Changed where it is (created or modified, not moved or deleted).
-        let in_place = |p: &SmhPath| {
-            e.location == delta_location::NORMAL
-                && now.as_ref() == Some(p)
-                && [&known, &from]
-                    .iter()
-                    .all(|o| o.is_none() || o.as_ref() == Some(p))
+            match &c.now {
+                Some(p) if in_tree => map.insert(e.inode.clone(), p.clone(), is_dir),
+                _ => map.remove(&e.inode),
+            }
+            c
         };
+        tracing::debug!(event = %e.event_type, name = %e.name, known = ?c.known, from = ?c.from, now = ?c.now, "change from the feed");
+        // Only a change in place is told apart by what the caches show;
+        // a move or a delete drops its names whoever made it.
+        let c = match c.now.clone().filter(|p| c.in_place(p)) {
+            Some(p) => self.own.defer(&p, c),
+            None => Some(c),
+        };
+        if let Some(c) = c {
+            self.drop_changed(&c);
+        }
+    }
+
+    /// Drops what the caches and the kernel know about the names `c`
+    /// touched.
+    fn drop_changed(&self, c: &Change) {
         // A file version the caches already show where it now is (most
         // often the mount's own upload coming back) changes nothing here,
         // even where that cache entry has expired: it is still this version.
         let shown = |p: &SmhPath| {
-            !is_dir
-                && in_place(p)
-                && e.e_tag.is_some()
-                && self.cached_as(p, |m| m.etag() == e.e_tag.as_deref())
+            !c.is_dir
+                && c.in_place(p)
+                && c.e_tag.is_some()
+                && self.cached_as(p, |m| m.etag() == c.e_tag.as_deref())
         };
-        for p in &touched {
+        for p in c.touched() {
             if shown(p) {
                 continue;
             }
-            if is_dir && in_place(p) && self.inodes.lock().ino_of(p).is_some() {
+            if c.is_dir && c.in_place(p) && self.inodes.lock().ino_of(p).is_some() {
                 // A directory the kernel holds, changed in place: its name
                 // still means it, and invalidating the entry would unhash
                 // it under whoever has it as working directory (`getcwd`
@@ -171,7 +217,7 @@ impl SmhFs {
                 // later lookup inside would go to the server); any other
                 // change drops its attributes and the parent's listing
                 // (which keeps the child's times).
-                let own = e.action() == "CREATE" && self.cached_as(p, |m| m.kind().is_dir());
+                let own = c.create && self.cached_as(p, |m| m.kind().is_dir());
                 if !own {
                     self.attrs.remove(p);
                     if let Some(parent) = p.parent() {
@@ -181,24 +227,7 @@ impl SmhFs {
                 }
                 continue;
             }
-            self.drop_remote(p, is_dir);
-        }
-        let mut map = self.remote_inodes.lock();
-        if is_dir {
-            for old in [&known, &from].into_iter().flatten() {
-                if now.as_ref() != Some(old) {
-                    let old = PathKey::of(old);
-                    map.retain(|p| !p.within(&old));
-                }
-            }
-        }
-        match now {
-            Some(p) if e.location == delta_location::NORMAL => {
-                map.insert(e.inode.clone(), p, is_dir);
-            }
-            _ => {
-                map.remove(&e.inode);
-            }
+            self.drop_remote(p, c.is_dir);
         }
     }
 

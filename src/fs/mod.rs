@@ -76,6 +76,7 @@ pub(crate) mod metastate;
 pub mod mountsys;
 mod mtimens;
 pub(crate) mod openfile;
+mod own;
 mod packmeta;
 pub mod posix;
 pub mod progress;

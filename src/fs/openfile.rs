@@ -220,6 +220,14 @@ impl OpenFile {
     pub(crate) fn open_handle(&mut self, writer: bool) {
         self.handles += 1;
         self.writers += u32::from(writer);
+        if writer && self.origin == Origin::Ours {
+            // A new writer writes over a version already on the server,
+            // even one this open file uploaded (the kernel sends the last
+            // handle's release after close() returned, so `echo b > f`
+            // right after `echo a > f` can find this state): the mount's
+            // strategy applies again (`rename` keeps both).
+            self.origin = Origin::Server;
+        }
     }
 
     /// The content was written or truncated (unlinked content stays so).
@@ -388,6 +396,28 @@ mod tests {
         assert_eq!(of.on_flush(false), FlushStep::Nothing);
         assert_eq!(of.on_flush(true), FlushStep::Report(libc::ENOSPC));
         assert_eq!(of.release_handle(true), ReleaseStep::Discard(libc::ENOSPC));
+    }
+
+    #[test]
+    fn a_new_writer_over_its_own_upload_gets_the_mounts_strategy() {
+        let mut of = OpenFile::new(Origin::Local);
+        of.open_handle(true);
+        of.written();
+        of.upload_started();
+        of.upload_confirmed();
+        of.open_handle(false);
+        assert_eq!(
+            of.strategy(ConflictStrategy::Rename),
+            ConflictStrategy::Overwrite,
+            "a reader changes nothing"
+        );
+        of.open_handle(true);
+        assert_eq!(
+            of.strategy(ConflictStrategy::Rename),
+            ConflictStrategy::Rename,
+            "a new writer's upload is a new write to an existing name"
+        );
+        assert!(of.remote());
     }
 
     #[test]

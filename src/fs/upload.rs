@@ -38,6 +38,8 @@ impl SmhFs {
         // Unmount waits for this (`SmhFs::wait_idle`).
         let _in_flight = self.in_flight.begin();
         let path = self.path_of(ino)?;
+        // The feed's echo of this upload waits for its reply (`own.rs`).
+        let _own = self.own_change(&path);
         if let Some(st) = &of.staged {
             // In memory only for one simple upload whose outcome close() reports.
             if st.is_mem() && (self.write_back() || st.size() > self.cfg.part_size) {

@@ -9,9 +9,19 @@ use parking_lot::Mutex;
 use super::error::ServerError;
 use crate::smh::codes;
 
-/// Targets a fault or a latency can apply to.
+/// Targets a fault or a latency can apply to. `confirm_reply` is a
+/// confirm's reply after its commit: the change is made (and in the feed)
+/// while the client still waits, or never hears of it.
 pub const TARGETS: &[&str] = &[
-    "api", "token", "list", "begin", "confirm", "part", "download", "delta",
+    "api",
+    "token",
+    "list",
+    "begin",
+    "confirm",
+    "confirm_reply",
+    "part",
+    "download",
+    "delta",
 ];
 
 #[derive(Debug, Clone)]

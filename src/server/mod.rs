@@ -122,8 +122,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub delta_history: u64,
     /// Inject failures: TARGET:STATUS:COUNT, TARGET one of api, token, list,
-    /// begin, confirm, part, download; COUNT `N` (next N requests) or `N%`
-    /// (probability). Repeatable.
+    /// begin, confirm, confirm_reply (after the commit), part, download,
+    /// delta; COUNT `N` (next N requests) or `N%` (probability). Repeatable.
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<String>,
     /// Delay each request of TARGET by MS milliseconds (TARGET:MS). Repeatable.

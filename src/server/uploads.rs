@@ -380,6 +380,8 @@ pub async fn confirm(
         })
         .await??
     };
+    app.faults.check("confirm_reply", false)?;
+    app.faults.delay("confirm_reply").await;
     Ok(json_response(StatusCode::OK, &meta))
 }
 
