@@ -35,11 +35,27 @@ smh_start() {
   url=$(sed -n 's/.*listening on \(http:\/\/[^ ]*\).*/\1/p' "$d/server.log" | head -n 1); url=${url%/}
   lib=$(sed -n 's/^\(.*[[:space:]]\)\{0,1\}library: *\([^[:space:]]*\).*/\2/p' "$d/server.log" | head -n 1)
   ( umask 077; printf 'library_secret=%s\n' "$(cat "$d/secret")" >"$d/creds" )
+  echo "$url" >"$d/url"; echo "${lib:-smhlocal}" >"$d/library"
+  smh_mount "$bin" "$d"
+}
+
+# smh_mount BIN DIR: `BIN mount` of DIR's server on DIR/mnt (after
+# smh_start; again after smh_unmount, for a cold mount).
+smh_mount() {
+  local bin=$1 d=$2
   mkdir -p "$d/mnt" "$d/cache"
-  "${MOUNT_PREFIX[@]}" "$bin" mount "${lib:-smhlocal}:-" "$d/mnt" \
-    -o "endpoint=$url,credentials=$d/creds,cache_dir=$d/cache" -f >"$d/mount.log" 2>&1 &
+  "${MOUNT_PREFIX[@]}" "$bin" mount "$(cat "$d/library"):-" "$d/mnt" \
+    -o "endpoint=$(cat "$d/url"),credentials=$d/creds,cache_dir=$d/cache" -f >>"$d/mount.log" 2>&1 &
   echo $! >"$d/mount.pid"
   wait_until "${WAIT:-20}" mountpoint -q "$d/mnt"
+}
+
+# smh_unmount DIR: unmounts DIR/mnt and waits (bounded) for the daemon.
+smh_unmount() {
+  local d=$1 p
+  p=$(cat "$d/mount.pid")
+  fusermount3 -u "$d/mnt" 2>/dev/null || fusermount3 -uz "$d/mnt" 2>/dev/null || true
+  wait_until 20 bash -c "! kill -0 $p" || kill -9 "$p" 2>/dev/null || true
 }
 
 # smh_stop DIR: unmounts, stops both processes (bounded) and removes DIR.
