@@ -120,7 +120,7 @@ pub struct SmhFs {
     /// change feed's entries can be placed (`follow.rs`; files bounded).
     pub(crate) remote_inodes: Mutex<super::remoteino::RemoteInodes>,
     /// Feed entries waiting for this mount's change in flight (`own.rs`).
-    pub(crate) own: super::own::OwnChanges<super::own::Change>,
+    pub(crate) own: super::own::OwnChanges,
     /// Cache lifetimes: longer while the feed is followed (`freshness.rs`).
     pub(crate) freshness: Arc<super::freshness::Freshness>,
     /// Symlink strings read or written here (`links.rs`).

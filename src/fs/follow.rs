@@ -178,11 +178,10 @@ impl SmhFs {
             c
         };
         tracing::debug!(event = %e.event_type, name = %e.name, known = ?c.known, from = ?c.from, now = ?c.now, "change from the feed");
-        // Only a change in place is told apart by what the caches show;
-        // a move or a delete drops its names whoever made it.
-        let c = match c.now.clone().filter(|p| c.in_place(p)) {
-            Some(p) => self.own.defer(&p, c),
-            None => Some(c),
+        let c = if c.in_place_now() {
+            self.own.defer(c)
+        } else {
+            Some(c)
         };
         if let Some(c) = c {
             self.drop_changed(&c);

@@ -12,8 +12,8 @@
 //! nothing, another client's version drops what it must. Moves and deletes
 //! are applied at once.
 //!
-//! A leaf: the registry is generic over what waits; [`Change`] is a feed
-//! entry placed on the names the mount knows.
+//! A leaf: the registry, and [`Change`], a feed entry placed on the names
+//! the mount knows.
 
 use std::collections::HashMap;
 
@@ -22,25 +22,18 @@ use parking_lot::Mutex;
 use crate::smh::SmhPath;
 
 /// Paths with a change in flight, and the feed entries waiting on each.
-pub struct OwnChanges<C> {
-    pending: Mutex<HashMap<SmhPath, Pending<C>>>,
+#[derive(Default)]
+pub struct OwnChanges {
+    pending: Mutex<HashMap<SmhPath, Pending>>,
 }
 
-struct Pending<C> {
+struct Pending {
     /// Changes in flight on the path (two handles may upload one file).
     holders: usize,
-    deferred: Vec<C>,
+    deferred: Vec<Change>,
 }
 
-impl<C> Default for OwnChanges<C> {
-    fn default() -> Self {
-        Self {
-            pending: Mutex::new(HashMap::new()),
-        }
-    }
-}
-
-impl<C> OwnChanges<C> {
+impl OwnChanges {
     /// A change to `path` is about to be sent.
     pub fn begin(&self, path: &SmhPath) {
         self.pending
@@ -55,7 +48,7 @@ impl<C> OwnChanges<C> {
 
     /// The reply of a change to `path` has been applied (or it failed):
     /// the entries that waited for the last one, to apply now.
-    pub fn end(&self, path: &SmhPath) -> Vec<C> {
+    pub fn end(&self, path: &SmhPath) -> Vec<Change> {
         let mut map = self.pending.lock();
         let Some(p) = map.get_mut(path) else {
             return Vec::new();
@@ -67,10 +60,11 @@ impl<C> OwnChanges<C> {
         map.remove(path).map(|p| p.deferred).unwrap_or_default()
     }
 
-    /// Keeps `c` until the change in flight on `path` ends; gives it back
-    /// when there is none (apply it now).
-    pub fn defer(&self, path: &SmhPath, c: C) -> Option<C> {
-        match self.pending.lock().get_mut(path) {
+    /// Keeps `c` until the change in flight where it now is ends; gives
+    /// it back when there is none (apply it now).
+    pub fn defer(&self, c: Change) -> Option<Change> {
+        let mut map = self.pending.lock();
+        match c.now.as_ref().and_then(|p| map.get_mut(p)) {
             Some(pending) => {
                 pending.deferred.push(c);
                 None
@@ -107,6 +101,12 @@ impl Change {
         touched
     }
 
+    /// Changed where it now is: the only kind that waits (a move or a
+    /// delete drops its names whoever made it).
+    pub fn in_place_now(&self) -> bool {
+        self.now.as_ref().is_some_and(|p| self.in_place(p))
+    }
+
     /// Changed where it is (created or modified, not moved or deleted).
     pub fn in_place(&self, p: &SmhPath) -> bool {
         self.in_tree
@@ -125,18 +125,52 @@ mod tests {
         SmhPath::parse(s).unwrap()
     }
 
+    /// A creation of `path`, told apart by its eTag.
+    fn created(path: &str, tag: &str) -> Change {
+        Change {
+            is_dir: false,
+            in_tree: true,
+            create: true,
+            e_tag: Some(tag.into()),
+            known: None,
+            from: None,
+            now: Some(p(path)),
+        }
+    }
+
+    fn tags(v: Vec<Change>) -> Vec<String> {
+        v.into_iter().filter_map(|c| c.e_tag).collect()
+    }
+
     #[test]
     fn entries_wait_for_the_last_change_in_flight() {
         let own = OwnChanges::default();
-        assert_eq!(own.defer(&p("a"), 1), Some(1), "nothing in flight");
+        let tag = |c: Option<Change>| c.and_then(|c| c.e_tag);
+        assert_eq!(
+            tag(own.defer(created("a", "1"))).as_deref(),
+            Some("1"),
+            "nothing in flight"
+        );
         own.begin(&p("a"));
         own.begin(&p("a"));
-        assert_eq!(own.defer(&p("a"), 2), None);
-        assert_eq!(own.end(&p("a")), Vec::<i32>::new(), "one still in flight");
-        assert_eq!(own.defer(&p("a"), 3), None);
-        assert_eq!(own.defer(&p("b"), 4), Some(4), "another path");
-        assert_eq!(own.end(&p("a")), vec![2, 3]);
-        assert_eq!(own.defer(&p("a"), 5), Some(5), "ended");
+        assert!(own.defer(created("a", "2")).is_none());
+        assert_eq!(
+            tags(own.end(&p("a"))),
+            Vec::<String>::new(),
+            "one still in flight"
+        );
+        assert!(own.defer(created("a", "3")).is_none());
+        assert_eq!(
+            tag(own.defer(created("b", "4"))).as_deref(),
+            Some("4"),
+            "another path"
+        );
+        assert_eq!(tags(own.end(&p("a"))), vec!["2", "3"]);
+        assert_eq!(
+            tag(own.defer(created("a", "5"))).as_deref(),
+            Some("5"),
+            "ended"
+        );
         assert!(own.end(&p("a")).is_empty(), "an unmatched end is harmless");
     }
 
